@@ -1,0 +1,98 @@
+# Roost build. `make` builds build/roost; `make run` and `make test` are the two commands a
+# newcomer needs (both install missing Debian packages first). Objects go to build/ (normal)
+# or build-asan/ (AddressSanitizer + UBSan); sources are every .c under src/.
+
+CC      ?= cc
+PKGS    := libevent libevent_openssl libevent_pthreads openssl sqlite3 inih libcares zlib
+CSTD    := -std=c17 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt -lpthread
+OPT     ?= -O2 -g
+CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+SRC      := $(shell find src -name '*.c' | sort)
+LIB_SRC  := $(filter-out src/cli/main.c,$(SRC))
+PYTEST   := /usr/bin/python3 -m pytest
+
+BUILD ?= build
+OBJ   := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRC))
+LIBOBJ:= $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all deps run test unit integration asan asan-test clean check-layers fuzz fuzz-smoke bench
+
+all: $(BUILD)/roost
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/libroost.a: $(LIBOBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/roost: $(BUILD)/obj/cli/main.o $(BUILD)/libroost.a
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libroost.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(BUILD)/libroost.a $(PKG_LIBS) -lcmocka
+
+-include $(OBJ:.o=.d)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run-dev.sh
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: $(BUILD)/roost
+	ROOST_BIN=$(abspath $(BUILD)/roost) $(PYTEST) -q tests/integration $(PYTEST_ARGS)
+
+test: deps
+	@$(MAKE) --no-print-directory check-layers
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(ASAN_FLAGS)" all
+
+asan-test: asan
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(ASAN_FLAGS)" unit integration
+
+check-layers:
+	@scripts/check-layers.sh
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+# ---- fuzzing (libFuzzer, clang): every tests/fuzz/fuzz_NAME.c is a target whose seed corpus is
+# tests/fuzz/corpus/NAME/. `make fuzz` builds them; `make fuzz-smoke` runs each FUZZ_SECONDS. ----
+FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN  := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+FUZZ_SECONDS ?= 30
+
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang \
+		OPT="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" \
+		build-fuzz/libroost.a $(FUZZ_BIN)
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libroost.a
+	clang $(CSTD) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -Isrc \
+		-o $@ $< build-fuzz/libroost.a $(PKG_LIBS)
+
+fuzz-smoke: fuzz
+	@set -e; for t in $(FUZZ_BIN); do name=$${t#build-fuzz/fuzz_}; \
+		mkdir -p build-fuzz/corpus/$$name; \
+		echo "== fuzz $$name for $(FUZZ_SECONDS)s"; \
+		$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus/$$name \
+			tests/fuzz/corpus/$$name 2>&1 | grep -E 'stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY' ; \
+	done

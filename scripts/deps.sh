@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs the Debian packages Roost needs to build, run and test, when any is missing.
+# Idempotent: a machine that has them all gets only a quick dpkg check.
+set -eu
+
+PACKAGES="build-essential pkg-config clang libevent-dev libssl-dev libsqlite3-dev libinih-dev
+libc-ares-dev libcrypt-dev zlib1g-dev libcmocka-dev python3 python3-pytest openssl curl swaks
+libclang-rt-14-dev"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing$missing"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,21 @@
+/* The subcommands of the roost binary. Each takes the loaded configuration and the arguments
+ * after its name and returns the process exit status. */
+#ifndef ROOST_CLI_H
+#define ROOST_CLI_H
+
+#include "../config/config.h"
+
+struct cli_command {
+	const char *name;
+	const char *usage;
+	int (*run)(struct config *cfg, int argc, char **argv);
+};
+
+int cmd_serve(struct config *cfg, int argc, char **argv);
+int cmd_check(struct config *cfg, int argc, char **argv);
+
+/* Reads a password from standard input: one line, without its line end. Returns a heap string
+ * (caller wipes and frees) or NULL on EOF/empty/too long. */
+char *cli_read_password(void);
+
+#endif

@@ -1,0 +1,101 @@
+/* roost: one binary, git-style subcommands (see docs/ARCHITECTURE.md). main() finds the config
+ * file, loads it, and hands over to the subcommand. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/core.h"
+#include "cli.h"
+
+static const struct cli_command commands[] = {
+	{ "serve", "serve", cmd_serve },
+	{ "check", "check", cmd_check },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: roost [--config FILE] COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+		fprintf(out, "  roost %s\n", commands[i].usage);
+	fprintf(out, "  roost version\n");
+}
+
+/* DESIGN: ./roost.conf if present, else /etc/roost/roost.conf. */
+static const char *default_config_path(void)
+{
+	if (access("roost.conf", F_OK) == 0)
+		return "roost.conf";
+	if (access("/etc/roost/roost.conf", F_OK) == 0)
+		return "/etc/roost/roost.conf";
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	const char *config_path = NULL;
+	struct config cfg;
+	char err[1024];
+	int i = 1;
+	int status;
+
+	while (i < argc && argv[i][0] == '-') {
+		if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) &&
+		    i + 1 < argc) {
+			config_path = argv[i + 1];
+			i += 2;
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			config_path = argv[i] + 9;
+			i++;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "roost: unknown option %s\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[i], "version") == 0 || strcmp(argv[i], "--version") == 0) {
+		printf("roost %s\n", ROOST_VERSION);
+		return 0;
+	}
+
+	const struct cli_command *cmd = NULL;
+	for (size_t k = 0; k < ARRAY_LEN(commands); k++)
+		if (strcmp(commands[k].name, argv[i]) == 0)
+			cmd = &commands[k];
+	if (cmd == NULL) {
+		fprintf(stderr, "roost: unknown command '%s'\n", argv[i]);
+		usage(stderr);
+		return 2;
+	}
+
+	config_defaults(&cfg);
+	if (config_path == NULL)
+		config_path = default_config_path();
+	if (config_path != NULL && config_load(&cfg, config_path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "roost: %s\n", err);
+		config_free(&cfg);
+		return 1;
+	}
+	if (config_validate(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "roost: %s\n", err);
+		config_free(&cfg);
+		return 1;
+	}
+	if (strcmp(cfg.log_level, "debug") == 0)
+		log_set_level(LOG_DEBUG);
+	else if (strcmp(cfg.log_level, "warn") == 0)
+		log_set_level(LOG_WARN);
+	else if (strcmp(cfg.log_level, "error") == 0)
+		log_set_level(LOG_ERROR);
+
+	status = cmd->run(&cfg, argc - i - 1, argv + i + 1);
+	config_free(&cfg);
+	return status;
+}

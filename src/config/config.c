@@ -1,0 +1,536 @@
+/* The table of every setting and the INI reader built on it. A setting's default is a string
+ * parsed by the same code as the file, so defaults and file values can never disagree in form.
+ * The struct is filled once at start-up and is read-only for the life of the process. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <libgen.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/core.h"
+#include "config.h"
+
+enum setting_type { T_STR, T_FILE, T_INT, T_SIZE, T_SECONDS, T_BOOL, T_ENUM, T_LISTEN };
+
+struct setting {
+	const char *section;
+	const char *key;
+	enum setting_type type;
+	size_t offset;
+	const char *default_value;
+	int64_t min, max;
+	const char *const *enum_names; /* T_ENUM: names in enum order, NULL-terminated */
+	const char *help;
+};
+
+static const char *const plaintext_names[] = { "loopback", "never", "always", NULL };
+static const char *const delete_action_names[] = { "expunge", "trash", "keep", NULL };
+static const char *const pop3_lock_names[] = { "share", "refuse", NULL };
+static const char *const log_level_names[] = { "debug", "info", "warn", "error", NULL };
+
+static const char *const listen_names[LISTEN_KIND_COUNT] = {
+	"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "metrics",
+};
+
+#define OFF(field) offsetof(struct config, field)
+#define LISTEN_OFF(kind) (offsetof(struct config, listen) + (kind) * sizeof(struct listen_list))
+#define MiB (1024LL * 1024)
+#define DAY (86400LL)
+
+static const struct setting settings[] = {
+	{ "server", "hostname", T_STR, OFF(hostname), "localhost", 0, 0, NULL,
+	  "name in greetings and Received: headers" },
+	{ "server", "data_dir", T_STR, OFF(data_dir), "/var/lib/roost", 0, 0, NULL,
+	  "accounts, mail store and queue live here" },
+	{ "server", "run_as", T_STR, OFF(run_as), "", 0, 0, NULL,
+	  "user to switch to after binding when started as root" },
+	{ "server", "workers", T_INT, OFF(workers), "0", 0, 256, NULL,
+	  "event loop threads; 0 = one per core" },
+	{ "server", "log_level", T_ENUM, OFF(log_level), "info", 0, 0, log_level_names, NULL },
+
+	{ "tls", "cert", T_FILE, OFF(tls_cert), "", 0, 0, NULL, "PEM certificate chain" },
+	{ "tls", "key", T_FILE, OFF(tls_key), "", 0, 0, NULL, "PEM private key" },
+
+	{ "listen", "smtp", T_LISTEN, LISTEN_OFF(LISTEN_SMTP), "", 0, 0, NULL, "MX, port 25" },
+	{ "listen", "submission", T_LISTEN, LISTEN_OFF(LISTEN_SUBMISSION), "", 0, 0, NULL,
+	  "587, STARTTLS" },
+	{ "listen", "submissions", T_LISTEN, LISTEN_OFF(LISTEN_SUBMISSIONS), "", 0, 0, NULL,
+	  "465, implicit TLS" },
+	{ "listen", "imap", T_LISTEN, LISTEN_OFF(LISTEN_IMAP), "", 0, 0, NULL, "143, STARTTLS" },
+	{ "listen", "imaps", T_LISTEN, LISTEN_OFF(LISTEN_IMAPS), "", 0, 0, NULL,
+	  "993, implicit TLS" },
+	{ "listen", "pop3", T_LISTEN, LISTEN_OFF(LISTEN_POP3), "", 0, 0, NULL, "110, STLS" },
+	{ "listen", "pop3s", T_LISTEN, LISTEN_OFF(LISTEN_POP3S), "", 0, 0, NULL,
+	  "995, implicit TLS" },
+	{ "listen", "lmtp", T_LISTEN, LISTEN_OFF(LISTEN_LMTP), "", 0, 0, NULL,
+	  "LMTP from another MTA" },
+	{ "listen", "metrics", T_LISTEN, LISTEN_OFF(LISTEN_METRICS), "", 0, 0, NULL,
+	  "Prometheus counters over HTTP" },
+
+	{ "limits", "imap_line_preauth", T_SIZE, OFF(imap_line_preauth), "8K", 1024, 1 * MiB, NULL,
+	  NULL },
+	{ "limits", "imap_line", T_SIZE, OFF(imap_line), "64K", 8192, 1 * MiB, NULL, NULL },
+	{ "limits", "imap_literal", T_SIZE, OFF(imap_literal), "64K", 1024, 16 * MiB, NULL,
+	  "literal size outside APPEND" },
+	{ "limits", "smtp_line", T_SIZE, OFF(smtp_line), "2K", 512, 64 * 1024, NULL, NULL },
+	{ "limits", "message_size", T_SIZE, OFF(message_size), "50M", 1024, 2048 * MiB, NULL,
+	  NULL },
+	{ "limits", "recipients", T_INT, OFF(recipients), "1000", 100, 100000, NULL, NULL },
+	{ "limits", "mime_depth", T_INT, OFF(mime_depth), "100", 2, 1000, NULL, NULL },
+	{ "limits", "mime_parts", T_INT, OFF(mime_parts), "10000", 10, 1000000, NULL, NULL },
+	{ "limits", "header_block", T_SIZE, OFF(header_block), "1M", 64 * 1024, 64 * MiB, NULL,
+	  NULL },
+	{ "limits", "connections_per_ip", T_INT, OFF(connections_per_ip), "100", 1, 100000, NULL,
+	  NULL },
+	{ "limits", "bad_commands", T_INT, OFF(bad_commands), "20", 1, 1000, NULL,
+	  "protocol errors before the connection is closed" },
+
+	{ "auth", "plaintext", T_ENUM, OFF(plaintext), "loopback", 0, 0, plaintext_names,
+	  "where PLAIN/LOGIN/USER are allowed without TLS" },
+	{ "auth", "failure_delay", T_INT, OFF(failure_delay_ms), "2000", 0, 60000, NULL,
+	  "ms before answering a failed login" },
+	{ "auth", "failure_delay_max", T_INT, OFF(failure_delay_max_ms), "15000", 0, 600000, NULL,
+	  "ms, cap of the growing delay" },
+	{ "auth", "failure_refuse_after", T_INT, OFF(failure_refuse_after), "50", 1, 100000, NULL,
+	  "failures per IP within the window after which logins are refused" },
+	{ "auth", "failure_window", T_SECONDS, OFF(failure_window), "15m", 1, DAY, NULL, NULL },
+	{ "auth", "user_ip_connections", T_INT, OFF(user_ip_connections), "30", 1, 100000, NULL,
+	  NULL },
+
+	{ "smtp", "vrfy", T_BOOL, OFF(smtp_vrfy), "no", 0, 0, NULL, NULL },
+	{ "smtp", "timeout", T_SECONDS, OFF(smtp_timeout), "5m", 10, DAY, NULL, NULL },
+
+	{ "imap", "idle_keepalive", T_SECONDS, OFF(imap_idle_keepalive), "2m", 0, DAY, NULL,
+	  "interval of '* OK Still here' during IDLE; 0 = off" },
+	{ "imap", "timeout_preauth", T_SECONDS, OFF(imap_timeout_preauth), "60", 10, DAY, NULL,
+	  NULL },
+	{ "imap", "timeout", T_SECONDS, OFF(imap_timeout), "31m", 1800, 7 * DAY, NULL,
+	  "RFC 9051 §5.4: at least 30 minutes" },
+	{ "imap", "autoexpunge_days", T_INT, OFF(imap_autoexpunge_days), "0", 0, 36500, NULL,
+	  "expunge Trash/Junk mail older than this; 0 = off" },
+
+	{ "pop3", "delete_action", T_ENUM, OFF(pop3_delete_action), "expunge", 0, 0,
+	  delete_action_names, NULL },
+	{ "pop3", "include_junk", T_BOOL, OFF(pop3_include_junk), "no", 0, 0, NULL, NULL },
+	{ "pop3", "lock", T_ENUM, OFF(pop3_lock), "share", 0, 0, pop3_lock_names, NULL },
+	{ "pop3", "timeout", T_SECONDS, OFF(pop3_timeout), "10m", 10, DAY, NULL, NULL },
+
+	{ "relay", "smarthost", T_STR, OFF(relay_smarthost), "", 0, 0, NULL, "host:port" },
+	{ "relay", "user", T_STR, OFF(relay_user), "", 0, 0, NULL, NULL },
+	{ "relay", "password", T_STR, OFF(relay_password), "", 0, 0, NULL, NULL },
+
+	{ "dns", "resolvers", T_STR, OFF(dns_resolvers), "", 0, 0, NULL,
+	  "ADDR[:PORT] list; empty = /etc/resolv.conf" },
+
+	{ "queue", "retry_first", T_SECONDS, OFF(queue_retry_first), "5m", 1, DAY, NULL, NULL },
+	{ "queue", "retry_max", T_SECONDS, OFF(queue_retry_max), "4h", 1, 7 * DAY, NULL, NULL },
+	{ "queue", "give_up", T_SECONDS, OFF(queue_give_up), "5d", 60, 60 * DAY, NULL, NULL },
+	{ "queue", "warn_after", T_SECONDS, OFF(queue_warn_after), "4h", 0, 60 * DAY, NULL, NULL },
+	{ "queue", "time_scale", T_INT, OFF(queue_time_scale), "1", 1, 100000, NULL,
+	  "divide queue delays by this (tests only)" },
+};
+
+const char *config_listen_name(enum listen_kind kind)
+{
+	return kind < LISTEN_KIND_COUNT ? listen_names[kind] : "?";
+}
+
+static void *field_of(struct config *cfg, const struct setting *s)
+{
+	return (char *)cfg + s->offset;
+}
+
+static const void *const_field_of(const struct config *cfg, const struct setting *s)
+{
+	return (const char *)cfg + s->offset;
+}
+
+/* "2525", "127.0.0.1:2525", "[::1]:2525", "*:2525" -> addr; -1 with a reason. */
+static int parse_listen_addr(const char *text, struct listen_addr *addr, const char **why)
+{
+	const char *colon = strrchr(text, ':');
+	const char *host = text;
+	size_t host_len;
+	uint64_t port;
+
+	if (colon == NULL) {
+		*why = "expected ADDRESS:PORT";
+		return -1;
+	}
+	host_len = (size_t)(colon - text);
+	if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
+		host++;
+		host_len -= 2;
+	}
+	if (str_to_u64(colon + 1, strlen(colon + 1), 65535, &port) < 0 || port == 0) {
+		*why = "port must be a number from 1 to 65535";
+		return -1;
+	}
+	if (host_len == 0 || host_len >= sizeof(addr->host)) {
+		*why = "missing or overlong address";
+		return -1;
+	}
+	memcpy(addr->host, host, host_len);
+	addr->host[host_len] = '\0';
+	addr->port = (uint16_t)port;
+	if (strcmp(addr->host, "*") != 0) {
+		unsigned char tmp[sizeof(struct in6_addr)];
+		if (inet_pton(AF_INET, addr->host, tmp) != 1 &&
+		    inet_pton(AF_INET6, addr->host, tmp) != 1) {
+			*why = "address must be numeric IPv4, [IPv6] or *";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int parse_listen_list(const char *value, struct listen_list *list, const char **why)
+{
+	char *copy = xstrdup(value);
+	char *save = NULL;
+	struct listen_list parsed = { 0, NULL };
+	int ret = 0;
+
+	for (char *tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+		parsed.addrs = xrealloc(parsed.addrs, (parsed.count + 1) * sizeof(*parsed.addrs));
+		if (parse_listen_addr(tok, &parsed.addrs[parsed.count], why) < 0) {
+			ret = -1;
+			break;
+		}
+		parsed.count++;
+	}
+	free(copy);
+	if (ret < 0) {
+		free(parsed.addrs);
+		return -1;
+	}
+	free(list->addrs);
+	*list = parsed;
+	return 0;
+}
+
+/* Numbers with an optional unit: K/M/G for sizes, s/m/h/d for durations. */
+static int parse_number(const char *value, enum setting_type type, int64_t *out,
+			const char **why)
+{
+	size_t len = strlen(value);
+	uint64_t mult = 1;
+	uint64_t n;
+
+	if (len > 0 && (type == T_SIZE || type == T_SECONDS)) {
+		char unit = value[len - 1];
+		if (type == T_SIZE && (unit == 'K' || unit == 'k'))
+			mult = 1024;
+		else if (type == T_SIZE && (unit == 'M' || unit == 'm'))
+			mult = 1024 * 1024;
+		else if (type == T_SIZE && (unit == 'G' || unit == 'g'))
+			mult = 1024ULL * 1024 * 1024;
+		else if (type == T_SECONDS && unit == 's')
+			mult = 1;
+		else if (type == T_SECONDS && unit == 'm')
+			mult = 60;
+		else if (type == T_SECONDS && unit == 'h')
+			mult = 3600;
+		else if (type == T_SECONDS && unit == 'd')
+			mult = 86400;
+		if (mult != 1 || unit == 's')
+			len--;
+	}
+	if (str_to_u64(value, len, (uint64_t)INT64_MAX / mult, &n) < 0) {
+		*why = type == T_SIZE	 ? "expected a size such as 512, 64K, 50M"
+		       : type == T_SECONDS ? "expected a duration such as 30, 90s, 5m, 4h, 5d"
+					   : "expected a whole number";
+		return -1;
+	}
+	*out = (int64_t)(n * mult);
+	return 0;
+}
+
+static int parse_bool(const char *value, bool *out)
+{
+	if (str_ieq(value, "yes") || str_ieq(value, "true") || str_ieq(value, "on") ||
+	    strcmp(value, "1") == 0)
+		*out = true;
+	else if (str_ieq(value, "no") || str_ieq(value, "false") || str_ieq(value, "off") ||
+		 strcmp(value, "0") == 0)
+		*out = false;
+	else
+		return -1;
+	return 0;
+}
+
+static bool file_readable(const struct config *cfg, const char *path)
+{
+	char *full = config_resolve_path(cfg, path);
+	bool ok = access(full, R_OK) == 0;
+	free(full);
+	return ok;
+}
+
+/* Applies one value; on failure sets *why and returns -1 without changing cfg. */
+static int setting_apply(struct config *cfg, const struct setting *s, const char *value,
+			 const char **why, char *whybuf, size_t whylen)
+{
+	void *field = field_of(cfg, s);
+
+	switch (s->type) {
+	case T_STR:
+	case T_FILE:
+		if (s->type == T_FILE && value[0] != '\0' && !file_readable(cfg, value)) {
+			snprintf(whybuf, whylen, "cannot read file '%s': %s", value, strerror(errno));
+			*why = whybuf;
+			return -1;
+		}
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return 0;
+	case T_INT:
+	case T_SIZE:
+	case T_SECONDS: {
+		int64_t n;
+		if (parse_number(value, s->type, &n, why) < 0)
+			return -1;
+		if (n < s->min || n > s->max) {
+			snprintf(whybuf, whylen, "value %s out of range %lld..%lld", value,
+				 (long long)s->min, (long long)s->max);
+			*why = whybuf;
+			return -1;
+		}
+		*(int64_t *)field = n;
+		return 0;
+	}
+	case T_BOOL:
+		if (parse_bool(value, (bool *)field) < 0) {
+			*why = "expected yes or no";
+			return -1;
+		}
+		return 0;
+	case T_ENUM:
+		for (int i = 0; s->enum_names[i] != NULL; i++) {
+			if (str_ieq(value, s->enum_names[i])) {
+				if (s->offset == OFF(log_level)) {
+					free(cfg->log_level);
+					cfg->log_level = xstrdup(s->enum_names[i]);
+				} else {
+					*(int *)field = i;
+				}
+				return 0;
+			}
+		}
+		snprintf(whybuf, whylen, "expected one of:");
+		for (int i = 0; s->enum_names[i] != NULL; i++) {
+			size_t used = strlen(whybuf);
+			snprintf(whybuf + used, whylen - used, " %s", s->enum_names[i]);
+		}
+		*why = whybuf;
+		return -1;
+	case T_LISTEN:
+		return parse_listen_list(value, (struct listen_list *)field, why);
+	}
+	return -1;
+}
+
+void config_defaults(struct config *cfg)
+{
+	char whybuf[256];
+	const char *why;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->base_dir = xstrdup(".");
+	for (size_t i = 0; i < ARRAY_LEN(settings); i++) {
+		if (setting_apply(cfg, &settings[i], settings[i].default_value, &why, whybuf,
+				  sizeof(whybuf)) < 0)
+			abort(); /* a broken default is a programming error */
+	}
+}
+
+struct load_state {
+	struct config *cfg;
+	char reason[512];
+};
+
+static int config_ini_line(void *user, const char *section, const char *name, const char *value)
+{
+	struct load_state *st = user;
+	char whybuf[400];
+	const char *why = NULL;
+	bool section_known = false;
+
+	for (size_t i = 0; i < ARRAY_LEN(settings); i++) {
+		const struct setting *s = &settings[i];
+		if (strcmp(s->section, section) != 0)
+			continue;
+		section_known = true;
+		if (strcmp(s->key, name) != 0)
+			continue;
+		if (setting_apply(st->cfg, s, value, &why, whybuf, sizeof(whybuf)) < 0) {
+			snprintf(st->reason, sizeof(st->reason), "[%s] %s: %s", section, name, why);
+			return 0;
+		}
+		return 1;
+	}
+	if (!section_known)
+		snprintf(st->reason, sizeof(st->reason), "unknown section [%s]", section);
+	else
+		snprintf(st->reason, sizeof(st->reason), "unknown key '%s' in [%s]", name, section);
+	return 0;
+}
+
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct load_state st = { .cfg = cfg, .reason = "" };
+	char *dir_copy = xstrdup(path);
+	int line;
+
+	free(cfg->path);
+	cfg->path = xstrdup(path);
+	free(cfg->base_dir);
+	cfg->base_dir = xstrdup(dirname(dir_copy));
+	free(dir_copy);
+
+	line = ini_parse(path, config_ini_line, &st);
+	if (line == -1) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	if (line == -2) {
+		snprintf(err, errlen, "%s: out of memory while parsing", path);
+		return -1;
+	}
+	if (line > 0) {
+		snprintf(err, errlen, "%s:%d: %s", path, line,
+			 st.reason[0] ? st.reason : "syntax error (expected [section] or key = value)");
+		return -1;
+	}
+	return 0;
+}
+
+static bool any_listener(const struct config *cfg, const enum listen_kind *kinds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (cfg->listen[kinds[i]].count > 0)
+			return true;
+	return false;
+}
+
+int config_validate(const struct config *cfg, char *err, size_t errlen)
+{
+	static const enum listen_kind tls_kinds[] = { LISTEN_SUBMISSIONS, LISTEN_IMAPS,
+						      LISTEN_POP3S };
+	const char *where = cfg->path ? cfg->path : "(defaults)";
+
+	if (any_listener(cfg, tls_kinds, ARRAY_LEN(tls_kinds)) &&
+	    (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
+		snprintf(err, errlen,
+			 "%s: [tls] cert and key are required by the implicit-TLS listeners "
+			 "(submissions, imaps, pop3s)",
+			 where);
+		return -1;
+	}
+	if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
+		snprintf(err, errlen, "%s: [tls] cert and key must be set together", where);
+		return -1;
+	}
+	if (cfg->failure_delay_max_ms < cfg->failure_delay_ms) {
+		snprintf(err, errlen, "%s: [auth] failure_delay_max is below failure_delay", where);
+		return -1;
+	}
+	if (cfg->data_dir[0] == '\0') {
+		snprintf(err, errlen, "%s: [server] data_dir must not be empty", where);
+		return -1;
+	}
+	return 0;
+}
+
+static void print_value(const struct config *cfg, const struct setting *s, FILE *out)
+{
+	const void *field = const_field_of(cfg, s);
+
+	switch (s->type) {
+	case T_STR:
+	case T_FILE:
+		fprintf(out, "%s", *(char *const *)field);
+		break;
+	case T_INT:
+	case T_SIZE:
+	case T_SECONDS:
+		fprintf(out, "%lld", (long long)*(const int64_t *)field);
+		break;
+	case T_BOOL:
+		fprintf(out, "%s", *(const bool *)field ? "yes" : "no");
+		break;
+	case T_ENUM:
+		if (s->offset == OFF(log_level))
+			fprintf(out, "%s", cfg->log_level);
+		else
+			fprintf(out, "%s", s->enum_names[*(const int *)field]);
+		break;
+	case T_LISTEN: {
+		const struct listen_list *l = field;
+		for (size_t i = 0; i < l->count; i++) {
+			const char *h = l->addrs[i].host;
+			bool v6 = strchr(h, ':') != NULL;
+			fprintf(out, "%s%s%s%s:%u", i ? " " : "", v6 ? "[" : "", h, v6 ? "]" : "",
+				l->addrs[i].port);
+		}
+		break;
+	}
+	}
+}
+
+void config_print(const struct config *cfg, void *stream)
+{
+	FILE *out = stream;
+	const char *section = "";
+
+	fprintf(out, "# effective settings%s%s\n", cfg->path ? " from " : " (defaults only)",
+		cfg->path ? cfg->path : "");
+	for (size_t i = 0; i < ARRAY_LEN(settings); i++) {
+		const struct setting *s = &settings[i];
+		if (strcmp(s->section, section) != 0) {
+			fprintf(out, "%s[%s]\n", i ? "\n" : "", s->section);
+			section = s->section;
+		}
+		fprintf(out, "%s = ", s->key);
+		if (s->type == T_STR && strcmp(s->key, "password") == 0 &&
+		    (*(char *const *)const_field_of(cfg, s))[0] != '\0')
+			fprintf(out, "(set)");
+		else
+			print_value(cfg, s, out);
+		fprintf(out, "\n");
+	}
+}
+
+char *config_resolve_path(const struct config *cfg, const char *path)
+{
+	if (path[0] == '/' || cfg->base_dir == NULL || strcmp(cfg->base_dir, ".") == 0)
+		return xstrdup(path);
+	return xasprintf("%s/%s", cfg->base_dir, path);
+}
+
+void config_free(struct config *cfg)
+{
+	for (size_t i = 0; i < ARRAY_LEN(settings); i++) {
+		const struct setting *s = &settings[i];
+		void *field = field_of(cfg, s);
+		if (s->type == T_STR || s->type == T_FILE) {
+			free(*(char **)field);
+			*(char **)field = NULL;
+		} else if (s->type == T_LISTEN) {
+			struct listen_list *l = field;
+			free(l->addrs);
+			l->addrs = NULL;
+			l->count = 0;
+		}
+	}
+	free(cfg->log_level);
+	cfg->log_level = NULL;
+	free(cfg->path);
+	cfg->path = NULL;
+	free(cfg->base_dir);
+	cfg->base_dir = NULL;
+}

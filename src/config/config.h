@@ -1,0 +1,136 @@
+/* roost.conf: an INI file read with inih into one typed, validated, read-only struct config.
+ * Every setting is declared once in the table in config.c with its default and bounds;
+ * `roost check` prints the effective values from that same table. */
+#ifndef ROOST_CONFIG_H
+#define ROOST_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum listen_kind {
+	LISTEN_SMTP,
+	LISTEN_SUBMISSION,
+	LISTEN_SUBMISSIONS,
+	LISTEN_IMAP,
+	LISTEN_IMAPS,
+	LISTEN_POP3,
+	LISTEN_POP3S,
+	LISTEN_LMTP,
+	LISTEN_METRICS,
+	LISTEN_KIND_COUNT
+};
+
+/* One address to bind. host is a numeric IPv4/IPv6 address; "*" means every address. */
+struct listen_addr {
+	char host[64];
+	uint16_t port;
+};
+
+struct listen_list {
+	size_t count;
+	struct listen_addr *addrs;
+};
+
+enum plaintext_policy {
+	PLAINTEXT_LOOPBACK, /* plaintext AUTH without TLS only from loopback peers */
+	PLAINTEXT_NEVER,    /* never without TLS, not even from loopback */
+	PLAINTEXT_ALWAYS    /* anywhere (not advised) */
+};
+
+enum pop3_delete_action { POP3_DELETE_EXPUNGE, POP3_DELETE_TRASH, POP3_DELETE_KEEP };
+enum pop3_lock_policy { POP3_LOCK_SHARE, POP3_LOCK_REFUSE };
+
+struct config {
+	char *path;     /* the file read, or NULL when running on defaults */
+	char *base_dir; /* relative paths in the file are relative to this folder */
+
+	/* [server] */
+	char *hostname;
+	char *data_dir;
+	char *run_as;
+	int64_t workers; /* 0 = one per core */
+	char *log_level;
+
+	/* [tls] */
+	char *tls_cert;
+	char *tls_key;
+
+	/* [listen] */
+	struct listen_list listen[LISTEN_KIND_COUNT];
+
+	/* [limits] */
+	int64_t imap_line_preauth;
+	int64_t imap_line;
+	int64_t imap_literal;
+	int64_t smtp_line;
+	int64_t message_size;
+	int64_t recipients;
+	int64_t mime_depth;
+	int64_t mime_parts;
+	int64_t header_block;
+	int64_t connections_per_ip;
+	int64_t bad_commands;
+
+	/* [auth] */
+	enum plaintext_policy plaintext;
+	int64_t failure_delay_ms;
+	int64_t failure_delay_max_ms;
+	int64_t failure_refuse_after; /* failures per IP in the window before refusing outright */
+	int64_t failure_window;       /* seconds a failure is remembered */
+	int64_t user_ip_connections;
+
+	/* [smtp] */
+	bool smtp_vrfy;
+	int64_t smtp_timeout;
+
+	/* [imap] */
+	int64_t imap_idle_keepalive;
+	int64_t imap_timeout_preauth;
+	int64_t imap_timeout;
+	int64_t imap_autoexpunge_days;
+
+	/* [pop3] */
+	enum pop3_delete_action pop3_delete_action;
+	bool pop3_include_junk;
+	enum pop3_lock_policy pop3_lock;
+	int64_t pop3_timeout;
+
+	/* [relay] */
+	char *relay_smarthost;
+	char *relay_user;
+	char *relay_password;
+
+	/* [dns] */
+	char *dns_resolvers;
+
+	/* [queue] */
+	int64_t queue_retry_first;
+	int64_t queue_retry_max;
+	int64_t queue_give_up;
+	int64_t queue_warn_after;
+	int64_t queue_time_scale; /* divide every queue delay by this; tests use it */
+};
+
+/* Fills *cfg with the defaults of every setting. */
+void config_defaults(struct config *cfg);
+
+/* Reads path into cfg (after config_defaults). On error returns -1 and puts a message naming
+ * file, line and reason into err (size errlen). */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* Checks the cross-setting rules that no single line can (a TLS listener needs a cert, ...). */
+int config_validate(const struct config *cfg, char *err, size_t errlen);
+
+/* Prints every setting as INI, in table order, to the stream (FILE *). */
+void config_print(const struct config *cfg, void *stream);
+
+/* The [listen] key of a listener kind ("smtp", "imaps", ...). */
+const char *config_listen_name(enum listen_kind kind);
+
+/* Absolute form of a path from the config: relative ones are taken from base_dir. Caller frees. */
+char *config_resolve_path(const struct config *cfg, const char *path);
+
+void config_free(struct config *cfg);
+
+#endif

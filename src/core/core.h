@@ -1,0 +1,79 @@
+/* Core runtime shared by every layer: allocation that aborts on exhaustion, growable byte
+ * buffers, length-carrying strings, base64, logging and small text helpers. Nothing here
+ * knows about mail, sockets or files beyond stderr. */
+#ifndef ROOST_CORE_H
+#define ROOST_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "limits.h"
+
+#define ROOST_VERSION "0.1.0"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- allocation: out of memory is not recoverable for a mail server, so we abort ---- */
+void *xmalloc(size_t size);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *ptr, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t len);
+/* printf into a fresh heap string; caller frees. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- growable byte buffer; owner calls buf_free ---- */
+struct buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+void buf_init(struct buf *b);
+void buf_free(struct buf *b);
+void buf_reset(struct buf *b);
+void buf_reserve(struct buf *b, size_t extra);
+void buf_append(struct buf *b, const void *data, size_t len);
+void buf_append_str(struct buf *b, const char *s);
+void buf_append_byte(struct buf *b, uint8_t c);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* NUL-terminates without counting the NUL in len; returns data as text. */
+const char *buf_cstr(struct buf *b);
+/* Releases the memory when the buffer grew beyond keep bytes (idle sessions stay small). */
+void buf_shrink(struct buf *b, size_t keep);
+
+/* ---- base64 (RFC 4648, strict: no whitespace, correct padding) ---- */
+size_t b64_encoded_len(size_t raw_len);
+/* Appends the encoding of data to out. */
+void b64_encode(struct buf *out, const uint8_t *data, size_t len);
+/* Decodes text into out; -1 on any invalid character, bad padding or bad length. */
+int b64_decode(struct buf *out, const char *text, size_t len);
+
+/* ---- text helpers ---- */
+bool str_ieq(const char *a, const char *b);
+bool str_nieq(const char *a, const char *b, size_t n);
+bool str_has_prefix_ci(const char *s, const char *prefix);
+/* Parses a whole decimal number with no sign; -1 on junk or overflow past max. */
+int str_to_u64(const char *s, size_t len, uint64_t max, uint64_t *value_r);
+/* Constant-time comparison of two equal-length byte strings. */
+bool mem_equal_ct(const void *a, const void *b, size_t len);
+/* Overwrites memory the compiler may not optimise away (passwords). */
+void mem_wipe(void *p, size_t len);
+
+/* ---- logging: one line per event, key=value pairs, to stderr ---- */
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+/* ---- time ---- */
+uint64_t time_now_ms(void);      /* monotonic milliseconds */
+int64_t time_wall_seconds(void); /* seconds since the epoch */
+
+#endif

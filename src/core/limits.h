@@ -1,0 +1,54 @@
+/* Every protocol and parser limit in one place: its meaning, its default and its hard ceiling.
+ * The defaults are what [limits] in roost.conf starts from; the ceilings bound what an operator
+ * may configure, so that no setting can turn a parser into a memory bomb. Reasons for the
+ * numbers are in ../shared TESTPLAN §2.3 and the RFCs named beside them. */
+#ifndef ROOST_LIMITS_H
+#define ROOST_LIMITS_H
+
+/* IMAP command line excluding literals; RFC 2683 §3.2.1.5 asks for at least 8000 octets. */
+#define LIMIT_IMAP_LINE_PREAUTH_DEFAULT (8 * 1024)
+#define LIMIT_IMAP_LINE_DEFAULT (64 * 1024)
+#define LIMIT_IMAP_LINE_MAX (1024 * 1024)
+/* A literal outside APPEND, and the sum of literals of one command. */
+#define LIMIT_IMAP_LITERAL_DEFAULT (64 * 1024)
+#define LIMIT_IMAP_COMMAND_BYTES_DEFAULT (1024 * 1024)
+#define LIMIT_IMAP_LITERALS_PER_COMMAND 1000
+/* RFC 7888: a non-synchronising literal with LITERAL- is at most 4096 octets. */
+#define LIMIT_IMAP_LITERAL_MINUS 4096
+
+/* SMTP: RFC 5321 §4.5.3.1.4 requires 512; we allow 2 KiB, and RFC 4954's 12288 for AUTH. */
+#define LIMIT_SMTP_LINE_DEFAULT 2048
+#define LIMIT_SASL_RESPONSE 12288
+#define LIMIT_SMTP_RECIPIENTS_DEFAULT 1000
+#define LIMIT_SMTP_RECIPIENTS_MAX 100000
+
+/* POP3 command line: RFC 2449 allows 255 octets; we allow more for AUTH responses. */
+#define LIMIT_POP3_LINE_DEFAULT 512
+
+/* Message size: default 50 MiB, ceiling 2 GiB. */
+#define LIMIT_MESSAGE_SIZE_DEFAULT (50LL * 1024 * 1024)
+#define LIMIT_MESSAGE_SIZE_MAX (2048LL * 1024 * 1024)
+
+/* MIME parsing: beyond these the rest is treated as opaque body. */
+#define LIMIT_MIME_DEPTH_DEFAULT 100
+#define LIMIT_MIME_PARTS_DEFAULT 10000
+#define LIMIT_HEADER_BLOCK_DEFAULT (1024 * 1024)
+#define LIMIT_MIME_BOUNDARY 2048
+
+/* Keywords per mailbox and their length. */
+#define LIMIT_KEYWORD_LENGTH 64
+#define LIMIT_KEYWORDS_PER_MAILBOX 256
+
+/* Connections. */
+#define LIMIT_CONNECTIONS_PER_IP_DEFAULT 100
+#define LIMIT_USER_IP_CONNECTIONS_DEFAULT 30
+#define LIMIT_BAD_COMMANDS_PREAUTH 3
+#define LIMIT_BAD_COMMANDS_POSTAUTH 20
+
+/* Pending output above which a peer that does not read is dropped. */
+#define LIMIT_OUTPUT_PENDING (16 * 1024 * 1024)
+
+/* Usernames and passwords as they arrive in SASL (RFC 4616 needs at least 255 each). */
+#define LIMIT_AUTH_FIELD 1024
+
+#endif
