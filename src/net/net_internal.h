@@ -1,0 +1,119 @@
+/* Private structures of the net layer, shared by its files and nobody else. */
+#ifndef ROOST_NET_INTERNAL_H
+#define ROOST_NET_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "net.h"
+
+struct net_worker;
+
+/* A closure queued to a worker's loop from another thread. */
+struct net_task {
+	struct net_task *next;
+	struct net_conn *conn; /* holds a reference; NULL for worker-level tasks */
+	void (*fn)(struct net_conn *conn, void *arg);
+	void *arg;
+};
+
+struct net_listener_binding {
+	struct net_server *srv;
+	enum listen_kind kind;
+	struct evconnlistener *listener;
+};
+
+struct net_conn {
+	struct net_worker *worker;
+	struct net_conn *prev, *next; /* the worker's list of live connections */
+	atomic_int refs;
+	uint64_t id;
+	int fd;
+	struct bufferevent *bev;
+	void *ssl; /* SSL * while TLS is active or being negotiated */
+	enum listen_kind kind;
+	const struct net_protocol *proto;
+	void *proto_ctx;
+	void *session;
+
+	char peer_ip[64];
+	uint16_t peer_port;
+	uint16_t local_port;
+	bool loopback;
+	bool tls_active;
+	bool tls_switch_pending; /* STARTTLS accepted, waiting for output to drain */
+	bool implicit_tls_pending;
+	bool paused;
+	bool closing;
+	bool finalize_scheduled;
+	bool finalized; /* closed and session freed; only the memory remains */
+	bool discarding_line;
+	bool ip_counted;
+	int jobs_in_flight;
+	uint32_t timeout_seconds;
+	size_t drain_low;
+	bool drain_wanted;
+	struct event *delay_timer;
+	void (*delay_fn)(void *session);
+	struct buf line;
+};
+
+struct net_worker {
+	struct net_server *srv;
+	int index;
+	pthread_t thread;
+	struct event_base *base;
+	struct event *task_event;
+	pthread_mutex_t task_lock;
+	struct net_task *tasks_head, *tasks_tail;
+	struct net_conn *conns;
+	size_t conn_count;
+	bool stopping;
+};
+
+struct net_pool;
+
+struct net_iplimit;
+struct net_iplimit *net_iplimit_new(uint32_t max_per_ip);
+bool net_iplimit_acquire(struct net_iplimit *lim, const char *ip);
+void net_iplimit_release(struct net_iplimit *lim, const char *ip);
+void net_iplimit_free(struct net_iplimit **lim);
+
+struct net_server {
+	struct net_server_options opts;
+	struct event_base *main_base;
+	struct net_worker *workers;
+	int worker_count;
+	atomic_uint next_worker;
+	atomic_uint_fast64_t next_conn_id;
+	struct net_listener_binding *bindings;
+	size_t binding_count;
+	const struct net_protocol *protocols[LISTEN_KIND_COUNT];
+	void *protocol_ctx[LISTEN_KIND_COUNT];
+	struct net_pool *pool;
+	struct net_iplimit *iplimit;
+	struct event *signal_events[4];
+	atomic_bool stop_requested;
+};
+
+/* worker.c */
+void net_worker_post(struct net_worker *w, struct net_conn *conn,
+		     void (*fn)(struct net_conn *conn, void *arg), void *arg);
+
+/* conn.c */
+void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr *addr,
+		     socklen_t addrlen, enum listen_kind kind);
+void net_conn_shutdown_all(struct net_worker *w);
+
+/* pool.c */
+struct net_pool *net_pool_new(int threads);
+void net_pool_submit(struct net_pool *pool, void (*work)(void *arg),
+		     void (*complete)(void *arg), void *arg);
+void net_pool_free(struct net_pool **pool);
+
+#endif

@@ -1,0 +1,360 @@
+/* The server: binds the configured listeners on the main loop, accepts connections there and
+ * hands each one to a worker loop (round robin), each worker running on its own thread. The
+ * main loop also owns the signals: SIGTERM/SIGINT stop, SIGHUP reloads (certificates).
+ *
+ * Shutdown order: listeners closed -> each worker closes its connections (flushing what it
+ * can, at most a few seconds) and leaves its loop -> worker threads joined -> pool drained. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include "net_internal.h"
+
+#define NET_SHUTDOWN_GRACE_SECONDS 5
+
+/* ---------------- worker loops ---------------- */
+
+void net_worker_post(struct net_worker *w, struct net_conn *conn,
+		     void (*fn)(struct net_conn *conn, void *arg), void *arg)
+{
+	struct net_task *t = xmalloc(sizeof(*t));
+
+	t->next = NULL;
+	t->conn = conn;
+	t->fn = fn;
+	t->arg = arg;
+	if (conn)
+		net_conn_ref(conn);
+	pthread_mutex_lock(&w->task_lock);
+	if (w->tasks_tail)
+		w->tasks_tail->next = t;
+	else
+		w->tasks_head = t;
+	w->tasks_tail = t;
+	pthread_mutex_unlock(&w->task_lock);
+	event_active(w->task_event, EV_READ, 0);
+}
+
+static void worker_run_tasks(evutil_socket_t fd, short what, void *arg)
+{
+	struct net_worker *w = arg;
+	struct net_task *t;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&w->task_lock);
+	t = w->tasks_head;
+	w->tasks_head = w->tasks_tail = NULL;
+	pthread_mutex_unlock(&w->task_lock);
+	while (t != NULL) {
+		struct net_task *next = t->next;
+		t->fn(t->conn, t->arg);
+		if (t->conn)
+			net_conn_unref(t->conn);
+		free(t);
+		t = next;
+	}
+}
+
+struct accepted_socket {
+	int fd;
+	enum listen_kind kind;
+	socklen_t addrlen;
+	struct sockaddr_storage addr;
+};
+struct worker_accept_task {
+	struct net_worker *worker;
+	struct accepted_socket sock;
+};
+
+static void worker_accept(struct net_conn *unused, void *arg)
+{
+	struct worker_accept_task *t = arg;
+
+	(void)unused;
+	if (t->worker->stopping)
+		close(t->sock.fd);
+	else
+		net_conn_accept(t->worker, t->sock.fd, (struct sockaddr *)&t->sock.addr,
+				t->sock.addrlen, t->sock.kind);
+	free(t);
+}
+
+static void worker_begin_shutdown(struct net_conn *unused, void *arg)
+{
+	struct net_worker *w = arg;
+	struct timeval grace = { NET_SHUTDOWN_GRACE_SECONDS, 0 };
+
+	(void)unused;
+	w->stopping = true;
+	net_conn_shutdown_all(w);
+	if (w->conn_count == 0)
+		event_base_loopbreak(w->base);
+	else
+		event_base_loopexit(w->base, &grace);
+}
+
+static void *worker_main(void *arg)
+{
+	struct net_worker *w = arg;
+
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+/* ---------------- listeners ---------------- */
+
+static void listener_accept(struct evconnlistener *listener, evutil_socket_t fd,
+			    struct sockaddr *addr, int addrlen, void *arg)
+{
+	struct net_listener_binding *b = arg;
+	struct net_server *srv = b->srv;
+	unsigned idx = atomic_fetch_add(&srv->next_worker, 1) % (unsigned)srv->worker_count;
+	struct worker_accept_task *t = xcalloc(1, sizeof(*t));
+
+	(void)listener;
+	t->worker = &srv->workers[idx];
+	t->sock.fd = fd;
+	t->sock.kind = b->kind;
+	t->sock.addrlen = (socklen_t)addrlen;
+	if ((size_t)addrlen <= sizeof(t->sock.addr))
+		memcpy(&t->sock.addr, addr, (size_t)addrlen);
+	net_worker_post(t->worker, NULL, worker_accept, t);
+}
+
+static void listener_error(struct evconnlistener *listener, void *arg)
+{
+	struct net_listener_binding *b = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)listener;
+	/* EMFILE and friends: keep listening; the kernel queue holds the clients meanwhile. */
+	log_error("listener=%s msg=\"accept failed\" error=\"%s\"", config_listen_name(b->kind),
+		  evutil_socket_error_to_string(err));
+}
+
+static int bind_one(struct net_server *srv, enum listen_kind kind, const struct listen_addr *la,
+		    char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	int family;
+	int fd;
+	int one = 1;
+	int zero = 0;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strcmp(la->host, "*") == 0) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_addr = in6addr_any;
+		in6->sin6_port = htons(la->port);
+		sslen = sizeof(*in6);
+	} else if (strchr(la->host, ':') != NULL) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		in6->sin6_family = AF_INET6;
+		inet_pton(AF_INET6, la->host, &in6->sin6_addr);
+		in6->sin6_port = htons(la->port);
+		sslen = sizeof(*in6);
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		in->sin_family = AF_INET;
+		inet_pton(AF_INET, la->host, &in->sin_addr);
+		in->sin_port = htons(la->port);
+		sslen = sizeof(*in);
+	}
+	family = ss.ss_family;
+	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET6) /* "*" serves IPv4 too; an explicit IPv6 address only IPv6 */
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, strcmp(la->host, "*") == 0 ? &zero : &one,
+			   sizeof(int));
+	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, 1024) < 0)
+		goto fail;
+
+	/* The slot was reserved by net_server_bind; callbacks keep pointing at it. */
+	struct net_listener_binding *b = &srv->bindings[srv->binding_count];
+	b->srv = srv;
+	b->kind = kind;
+	b->listener = evconnlistener_new(srv->main_base, listener_accept, b,
+					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (b->listener == NULL)
+		goto fail;
+	evconnlistener_set_error_cb(b->listener, listener_error);
+	srv->binding_count++;
+	log_info("listener=%s addr=%s port=%u msg=listening", config_listen_name(kind), la->host,
+		 la->port);
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot listen for %s on %s port %u: %s", config_listen_name(kind),
+		 la->host, la->port, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+int net_server_bind(struct net_server *srv, char *err, size_t errlen)
+{
+	const struct config *cfg = srv->opts.cfg;
+	size_t total = 0;
+
+	for (int k = 0; k < LISTEN_KIND_COUNT; k++)
+		if (srv->protocols[k])
+			total += cfg->listen[k].count;
+	/* Reserve up front: listener callbacks point into this array. */
+	srv->bindings = xcalloc(total ? total : 1, sizeof(*srv->bindings));
+	for (int k = 0; k < LISTEN_KIND_COUNT; k++) {
+		if (srv->protocols[k] == NULL)
+			continue;
+		for (size_t i = 0; i < cfg->listen[k].count; i++)
+			if (bind_one(srv, (enum listen_kind)k, &cfg->listen[k].addrs[i], err,
+				     errlen) < 0)
+				return -1;
+	}
+	return 0;
+}
+
+/* ---------------- signals ---------------- */
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct net_server *srv = arg;
+
+	(void)what;
+	log_info("signal=%d msg=\"shutting down\"", (int)sig);
+	net_server_stop(srv);
+}
+
+static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct net_server *srv = arg;
+
+	(void)sig;
+	(void)what;
+	log_info("signal=HUP msg=reloading");
+	if (srv->opts.reload)
+		srv->opts.reload(srv->opts.reload_ctx);
+}
+
+/* ---------------- lifecycle ---------------- */
+
+struct net_server *net_server_new(const struct net_server_options *opts)
+{
+	struct net_server *srv;
+	static bool threads_enabled; /* process-wide libevent setting, made once before threads */
+
+	if (!threads_enabled) {
+		evthread_use_pthreads();
+		threads_enabled = true;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	srv = xcalloc(1, sizeof(*srv));
+	srv->opts = *opts;
+	srv->main_base = event_base_new();
+	if (srv->main_base == NULL)
+		abort();
+	srv->worker_count = opts->workers < 1 ? 1 : opts->workers;
+	srv->workers = xcalloc((size_t)srv->worker_count, sizeof(*srv->workers));
+	for (int i = 0; i < srv->worker_count; i++) {
+		struct net_worker *w = &srv->workers[i];
+		w->srv = srv;
+		w->index = i;
+		w->base = event_base_new();
+		if (w->base == NULL)
+			abort();
+		pthread_mutex_init(&w->task_lock, NULL);
+		w->task_event = event_new(w->base, -1, EV_PERSIST, worker_run_tasks, w);
+		/* A persistent event with no fd and no timeout would let the loop exit when it
+		 * has nothing else; add it so the loop keeps waiting for tasks. */
+		struct timeval forever = { 365 * 86400, 0 };
+		event_add(w->task_event, &forever);
+	}
+	srv->pool = net_pool_new(opts->pool_threads);
+	srv->iplimit = net_iplimit_new(opts->connections_per_ip);
+	return srv;
+}
+
+void net_server_set_protocol(struct net_server *srv, enum listen_kind kind,
+			     const struct net_protocol *proto, void *protocol_ctx)
+{
+	srv->protocols[kind] = proto;
+	srv->protocol_ctx[kind] = protocol_ctx;
+}
+
+int net_server_run(struct net_server *srv)
+{
+	srv->signal_events[0] = evsignal_new(srv->main_base, SIGTERM, on_stop_signal, srv);
+	srv->signal_events[1] = evsignal_new(srv->main_base, SIGINT, on_stop_signal, srv);
+	srv->signal_events[2] = evsignal_new(srv->main_base, SIGHUP, on_reload_signal, srv);
+	for (int i = 0; i < 3; i++)
+		evsignal_add(srv->signal_events[i], NULL);
+
+	for (int i = 0; i < srv->worker_count; i++)
+		if (pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]) != 0)
+			abort();
+	log_info("msg=\"server ready\" workers=%d", srv->worker_count);
+	event_base_dispatch(srv->main_base);
+
+	/* Stop accepting, then let each worker close its connections and leave its loop. */
+	for (size_t i = 0; i < srv->binding_count; i++) {
+		evconnlistener_free(srv->bindings[i].listener);
+		srv->bindings[i].listener = NULL;
+	}
+	for (int i = 0; i < srv->worker_count; i++)
+		net_worker_post(&srv->workers[i], NULL, worker_begin_shutdown, &srv->workers[i]);
+	for (int i = 0; i < srv->worker_count; i++)
+		pthread_join(srv->workers[i].thread, NULL);
+	log_info("msg=\"server stopped\"");
+	return 0;
+}
+
+void net_server_stop(struct net_server *srv)
+{
+	atomic_store(&srv->stop_requested, true);
+	event_base_loopbreak(srv->main_base);
+}
+
+void net_server_free(struct net_server **srv_p)
+{
+	struct net_server *srv = srv_p ? *srv_p : NULL;
+
+	if (srv == NULL)
+		return;
+	net_pool_free(&srv->pool);
+	for (int i = 0; i < srv->worker_count; i++) {
+		struct net_worker *w = &srv->workers[i];
+		/* Tasks posted after the loop ended (late job completions): run them so that their
+		 * memory and references are released. */
+		worker_run_tasks(-1, 0, w);
+		struct net_conn *c = w->conns;
+		while (c) { /* connections that outlived the grace period */
+			struct net_conn *next = c->next;
+			c->jobs_in_flight = 0;
+			net_conn_close(c);
+			c = next;
+		}
+		event_base_loop(w->base, EVLOOP_NONBLOCK);
+		event_free(w->task_event);
+		pthread_mutex_destroy(&w->task_lock);
+		event_base_free(w->base);
+	}
+	for (int i = 0; i < 3; i++)
+		if (srv->signal_events[i])
+			event_free(srv->signal_events[i]);
+	free(srv->bindings);
+	free(srv->workers);
+	net_iplimit_free(&srv->iplimit);
+	event_base_free(srv->main_base);
+	free(srv);
+	*srv_p = NULL;
+}

@@ -1,0 +1,25 @@
+/* TLS policy and certificates: the only place that configures OpenSSL. A tls_context holds the
+ * server SSL_CTX; tls_context_reload swaps in freshly read certificate files (SIGHUP) while
+ * connections that already hold an SSL keep the old context alive through its refcount. */
+#ifndef ROOST_TLS_H
+#define ROOST_TLS_H
+
+#include <stddef.h>
+
+typedef struct ssl_st SSL;
+struct tls_context;
+
+/* Loads cert (PEM chain) and key. Returns NULL with a reason in err on failure. */
+struct tls_context *tls_context_new(const char *cert_path, const char *key_path, char *err,
+				    size_t errlen);
+/* Re-reads the same files; on failure the old certificate stays in use and err says why. */
+int tls_context_reload(struct tls_context *ctx, char *err, size_t errlen);
+/* A new server-side SSL object using the current certificate; caller owns it (SSL_free). */
+SSL *tls_context_new_ssl(struct tls_context *ctx);
+void tls_context_free(struct tls_context **ctx);
+
+/* Protocol and cipher of an established connection, for logs and Received: headers. */
+const char *tls_ssl_version(const SSL *ssl);
+const char *tls_ssl_cipher(const SSL *ssl);
+
+#endif
