@@ -15,6 +15,11 @@
 #define AUTH_SCRAM_SALT_LEN 16
 #define AUTH_SCRAM_KEY_LEN 32 /* SHA-256 output */
 #define AUTH_ADDRESS_MAX (64 + 1 + 253)
+/* Alias expansion: nesting depth, targets read per alias, and distinct addresses one
+ * recipient may expand to (a list bigger than SMTP's recipient ceiling is a mistake). */
+#define AUTH_ALIAS_DEPTH_MAX 8
+#define AUTH_ALIAS_TARGETS_MAX 10000
+#define AUTH_RESOLVE_MAX 10000
 
 struct auth_directory {
 	sqlite3 *db;
@@ -77,6 +82,12 @@ int auth_dir_canonical_user(struct auth_directory *dir, const char *user, char *
  * the user has no SCRAM keys), 0 unknown, -1 storage error. */
 int auth_dir_user_lookup(struct auth_directory *dir, const char *address, char **hash_r,
 			 struct auth_scram_creds *creds_r);
+/* 1 / 0 / -1 (storage error) for a canonical address or domain. */
+int auth_dir_user_known(struct auth_directory *dir, const char *address);
+int auth_dir_domain_known(struct auth_directory *dir, const char *domain);
+/* The targets of an alias ("a@b" or "@b"), at most AUTH_ALIAS_TARGETS_MAX; -1 on error. */
+int auth_dir_alias_targets(struct auth_directory *dir, const char *alias, char ***targets_r,
+			   size_t *count_r);
 /* Stores SCRAM keys for an existing user. */
 int auth_dir_store_scram(struct auth_directory *dir, const char *address,
 			 const struct auth_scram_creds *creds);

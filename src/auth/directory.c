@@ -769,3 +769,61 @@ int auth_alias_list(struct auth_directory *dir,
 	return list_rows(dir, "SELECT alias, target FROM aliases ORDER BY alias, target", NULL, 2,
 			 NULL, cb, ctx);
 }
+
+/* ---------------- lookups for recipient resolution ---------------- */
+
+int auth_dir_user_known(struct auth_directory *dir, const char *address)
+{
+	int64_t n;
+
+	pthread_mutex_lock(&dir->lock);
+	n = count_locked(dir, "SELECT count(*) FROM users WHERE address = ?", address, NULL);
+	pthread_mutex_unlock(&dir->lock);
+	return n < 0 ? -1 : n > 0;
+}
+
+int auth_dir_domain_known(struct auth_directory *dir, const char *domain)
+{
+	int64_t n;
+
+	pthread_mutex_lock(&dir->lock);
+	n = count_locked(dir, "SELECT count(*) FROM domains WHERE name = ?", domain, NULL);
+	pthread_mutex_unlock(&dir->lock);
+	return n < 0 ? -1 : n > 0;
+}
+
+int auth_dir_alias_targets(struct auth_directory *dir, const char *alias, char ***targets_r,
+			   size_t *count_r)
+{
+	sqlite3_stmt *st;
+	char **t = NULL;
+	size_t n = 0;
+	int rc;
+
+	*targets_r = NULL;
+	*count_r = 0;
+	pthread_mutex_lock(&dir->lock);
+	st = prepare(dir, "SELECT target FROM aliases WHERE alias = ? ORDER BY target LIMIT ?");
+	if (st == NULL) {
+		pthread_mutex_unlock(&dir->lock);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, alias, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, AUTH_ALIAS_TARGETS_MAX);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		t = xrealloc(t, (n + 1) * sizeof(*t));
+		t[n++] = xstrdup((const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&dir->lock);
+	if (rc != SQLITE_DONE) {
+		log_error("event=accounts_db_error error=\"%s\"", sqlite3_errstr(rc));
+		for (size_t i = 0; i < n; i++)
+			free(t[i]);
+		free(t);
+		return -1;
+	}
+	*targets_r = t;
+	*count_r = n;
+	return 0;
+}
