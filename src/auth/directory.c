@@ -280,9 +280,9 @@ int auth_domain_del(struct auth_directory *dir, const char *domain_in, char *err
 		goto out;
 	}
 	if (users > 0 || aliases > 0) {
-		auth_dir_set_err(err, errlen, "domain %s still has %lld user(s) and %lld alias(es); "
-				 "delete them first", domain, (long long)users,
-				 (long long)aliases);
+		auth_dir_set_err(err, errlen,
+				 "domain %s still has %lld user(s) and %lld alias(es); delete them first",
+				 domain, (long long)users, (long long)aliases);
 		goto out;
 	}
 	if (run3(dir, "DELETE FROM domains WHERE name = ?", domain, NULL, NULL) != SQLITE_DONE) {

@@ -73,13 +73,15 @@ static int parse_line(char *line, const char *default_domain, struct import_entr
 			auth_dir_set_err(err, errlen, "unsupported password scheme");
 			return -1;
 		}
-		for (size_t i = 0; i <= n; i++)
-			upper[i] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32 : name[i]);
+		for (size_t i = 0; i <= n; i++) {
+			char c = name[i];
+			upper[i] = (char)(c >= 'a' && c <= 'z' ? c - 32 : c);
+		}
 		if (!(strcmp(upper, "SHA512-CRYPT") == 0 || strcmp(upper, "SHA256-CRYPT") == 0 ||
 		      strcmp(upper, "BLF-CRYPT") == 0 || strcmp(upper, "CRYPT") == 0)) {
-			auth_dir_set_err(err, errlen, "unsupported password scheme {%s} (supported: "
-					 "SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, CRYPT, PLAIN)",
-					 name);
+			auth_dir_set_err(err, errlen,
+					 "unsupported password scheme {%s} (supported: SHA512-CRYPT, "
+					 "SHA256-CRYPT, BLF-CRYPT, CRYPT, PLAIN)", name);
 			return -1;
 		}
 		if (!scheme_accepts(upper, pass) || !auth_password_hash_usable(pass)) {
