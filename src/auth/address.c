@@ -115,8 +115,8 @@ int auth_address_normalize(const char *in, char **addr_r, char *err, size_t errl
 	const char *at;
 
 	if (a == NULL) {
-		auth_dir_set_err(err, errlen,
-				 "invalid address (control, space or 8-bit characters, or too long)");
+		auth_dir_set_err(err, errlen, "invalid address (control, space or 8-bit "
+				 "characters, or too long)");
 		return -1;
 	}
 	at = strchr(a, '@');

@@ -281,7 +281,8 @@ int auth_domain_del(struct auth_directory *dir, const char *domain_in, char *err
 	}
 	if (users > 0 || aliases > 0) {
 		auth_dir_set_err(err, errlen,
-				 "domain %s still has %lld user(s) and %lld alias(es); delete them first",
+				 "domain %s still has %lld user(s) and %lld alias(es); "
+				 "delete them first",
 				 domain, (long long)users, (long long)aliases);
 		goto out;
 	}

@@ -80,8 +80,9 @@ static int parse_line(char *line, const char *default_domain, struct import_entr
 		if (!(strcmp(upper, "SHA512-CRYPT") == 0 || strcmp(upper, "SHA256-CRYPT") == 0 ||
 		      strcmp(upper, "BLF-CRYPT") == 0 || strcmp(upper, "CRYPT") == 0)) {
 			auth_dir_set_err(err, errlen,
-					 "unsupported password scheme {%s} (supported: SHA512-CRYPT, "
-					 "SHA256-CRYPT, BLF-CRYPT, CRYPT, PLAIN)", name);
+					 "unsupported password scheme {%s} (supported: "
+					 "SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, CRYPT, PLAIN)",
+					 name);
 			return -1;
 		}
 		if (!scheme_accepts(upper, pass) || !auth_password_hash_usable(pass)) {
