@@ -11,6 +11,11 @@
 static const struct cli_command commands[] = {
 	{ "serve", "serve", cmd_serve },
 	{ "check", "check", cmd_check },
+	{ "domain", "domain add|del|list [DOMAIN]", cmd_domain },
+	{ "user",
+	  "user add|del|passwd ADDRESS | user list [DOMAIN] | user import-passwd FILE DOMAIN",
+	  cmd_user },
+	{ "alias", "alias add|del ALIAS TARGET... | alias list", cmd_alias },
 };
 
 static void usage(FILE *out)

@@ -48,6 +48,10 @@
 /* Pending output above which a peer that does not read is dropped. */
 #define LIMIT_OUTPUT_PENDING (16 * 1024 * 1024)
 
+/* Login penalty records (per IP, per user) and user+IP session counts kept in memory, each
+ * table; beyond it the least recently touched entry is dropped. 65536 entries cost ~10 MiB. */
+#define LIMIT_AUTH_PENALTY_ENTRIES 65536
+
 /* Usernames and passwords as they arrive in SASL (RFC 4616 needs at least 255 each). */
 #define LIMIT_AUTH_FIELD 1024
 

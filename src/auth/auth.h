@@ -1,0 +1,140 @@
+/* Accounts directory (domains, users, aliases in SQLite under data_dir), password hashing and
+ * verification, SASL mechanisms shared by SMTP, IMAP and POP3, and login penalties. */
+#ifndef ROOST_AUTH_H
+#define ROOST_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/core.h"
+
+/* ---------------- accounts directory ---------------- */
+
+/* Thread-safe handle on data_dir/accounts.db (SQLite, WAL, synchronous=FULL). Several threads
+ * may call every function below at once. */
+struct auth_directory;
+
+int auth_directory_open(const char *data_dir, struct auth_directory **dir_r, char *err,
+			size_t errlen);
+void auth_directory_close(struct auth_directory **dir);
+
+/* Every mutating call returns 0 or -1 with a human-readable reason in err (e.g. "domain
+ * example.org does not exist", "user a@b exists"). Addresses and domains are stored
+ * lower-cased; domains are validated (LDH labels), local parts validated (dot-atom, <= 64). */
+int auth_domain_add(struct auth_directory *dir, const char *domain, char *err, size_t errlen);
+int auth_domain_del(struct auth_directory *dir, const char *domain, char *err, size_t errlen);
+bool auth_domain_exists(struct auth_directory *dir, const char *domain);
+/* Calls cb once per item, sorted; returns the count or -1. */
+int auth_domain_list(struct auth_directory *dir, void (*cb)(const char *domain, void *ctx),
+		     void *ctx);
+
+/* password: plain text; stored as a libxcrypt yescrypt hash plus SCRAM-SHA-256 keys
+ * (RFC 5802/7677: salt, iterations 4096, StoredKey, ServerKey). */
+int auth_user_add(struct auth_directory *dir, const char *address, const char *password,
+		  char *err, size_t errlen);
+int auth_user_del(struct auth_directory *dir, const char *address, char *err, size_t errlen);
+int auth_user_passwd(struct auth_directory *dir, const char *address, const char *password,
+		     char *err, size_t errlen);
+bool auth_user_exists(struct auth_directory *dir, const char *address);
+/* domain NULL = all users. */
+int auth_user_list(struct auth_directory *dir, const char *domain,
+		   void (*cb)(const char *address, void *ctx), void *ctx);
+/* Dovecot passwd-file lines `user:{SCHEME}hash[:...]` (or `user@dom:...`); users without a
+ * domain get default_domain. Keeps {SHA512-CRYPT}, {BLF-CRYPT}, {SHA256-CRYPT}, {CRYPT} hashes
+ * as they are (crypt(3) verifies them), converts {PLAIN} to our hash. Returns the number of
+ * users imported, or -1 (err names the file line). */
+int auth_import_passwd_file(struct auth_directory *dir, const char *path,
+			    const char *default_domain, char *err, size_t errlen);
+
+/* Aliases: alias is a full address or "@domain" (catch-all). Several targets allowed. */
+int auth_alias_add(struct auth_directory *dir, const char *alias, const char *target, char *err,
+		   size_t errlen);
+int auth_alias_del(struct auth_directory *dir, const char *alias, const char *target,
+		   char *err, size_t errlen);
+int auth_alias_list(struct auth_directory *dir,
+		    void (*cb)(const char *alias, const char *target, void *ctx), void *ctx);
+
+/* Recipient resolution for delivery: expands aliases (recursively, depth <= 8, loops cut),
+ * plus-addressing (user+tag@dom -> user@dom), catch-all (@dom). Calls cb for each distinct
+ * local mailbox address. Returns the count (0 = no such recipient), or -1 on a storage error
+ * (temporary failure). Remote targets of aliases are passed with is_local=false. */
+int auth_resolve_recipient(struct auth_directory *dir, const char *address,
+			   void (*cb)(const char *target, bool is_local, void *ctx), void *ctx);
+
+/* ---------------- verification ---------------- */
+
+enum auth_result { AUTH_OK, AUTH_FAILED, AUTH_TEMPFAIL };
+
+/* Verifies a password in constant time; an unknown user costs the same hash computation as a
+ * known one (a dummy hash), so timing reveals nothing. On AUTH_OK *canonical_r (may be NULL)
+ * gets the stored lower-case address (caller frees). Slow (tens of ms): call it off the event
+ * loop. Accepts "user@domain"; a bare "user" is tried in the only domain when there is just one. */
+enum auth_result auth_verify_password(struct auth_directory *dir, const char *user,
+				      const char *password, char **canonical_r);
+
+/* ---------------- SASL ---------------- */
+
+enum sasl_status {
+	SASL_CONTINUE,  /* send the challenge in *challenge_r (base64 text, may be empty) */
+	SASL_OK,        /* authenticated; sasl_username() is set; challenge may hold
+			   server-final data to send (SCRAM) per the protocol's rules */
+	SASL_FAILED,    /* wrong credentials (same for unknown user) */
+	SASL_CANCELLED, /* client sent "*" */
+	SASL_MALFORMED, /* bad base64, bad message syntax, forbidden authzid, over-long fields */
+	SASL_TEMPFAIL   /* storage error */
+};
+
+struct sasl_session;
+
+/* Mechanisms offered, space separated: "PLAIN LOGIN SCRAM-SHA-256" when plaintext
+ * mechanisms are allowed on this connection, else "SCRAM-SHA-256". */
+const char *sasl_mechanisms(bool plaintext_allowed);
+
+/* NULL if mech is unknown or (plaintext mech and !plaintext_allowed). Case-insensitive name. */
+struct sasl_session *sasl_new(struct auth_directory *dir, const char *mech,
+			      bool plaintext_allowed);
+/* Feeds one client response: base64 text exactly as received on the wire without CRLF ("" or
+ * "=" mean an empty response, "*" cancels). For the initial response (SASL-IR, AUTH PLAIN xyz)
+ * call it right after sasl_new; for mechanisms where the server speaks first (LOGIN), call
+ * sasl_step with line == NULL to obtain the first challenge. challenge_r receives base64 text.
+ * May be slow (password hashing): call off the event loop. */
+enum sasl_status sasl_step(struct sasl_session *s, const char *line, size_t len,
+			   struct buf *challenge_r);
+/* The authenticated canonical address after SASL_OK, else NULL. Owned by the session. */
+const char *sasl_username(const struct sasl_session *s);
+/* The user name the client claimed (for penalties/logging), or NULL if not yet known. */
+const char *sasl_claimed_user(const struct sasl_session *s);
+void sasl_free(struct sasl_session **s);
+
+/* ---------------- penalties and per-user connection limits ---------------- */
+
+struct auth_penalty_config {
+	uint32_t failure_delay_ms;     /* first delay after a failure (2000) */
+	uint32_t failure_delay_max_ms; /* cap (15000) */
+	uint32_t refuse_after;         /* failures per IP in window -> refuse (50) */
+	uint32_t window_seconds;       /* how long failures are remembered (900) */
+	uint32_t user_ip_connections;  /* max concurrent sessions per user+IP (30) */
+};
+
+/* Shared by all threads (internally locked, hash tables seeded per process, bounded size with
+ * eviction of the oldest entries so an attacker cannot grow it without limit). */
+struct auth_penalty;
+struct auth_penalty *auth_penalty_new(const struct auth_penalty_config *cfg);
+void auth_penalty_free(struct auth_penalty **p);
+
+/* ip: numeric text form. Returns the delay in ms to wait before answering a failure that just
+ * happened (it also records the failure against the IP and the claimed user, if any): grows
+ * 2 s, 4 s, 8 s, ... capped at failure_delay_max, both per IP and per user (the larger wins). */
+uint32_t auth_penalty_fail(struct auth_penalty *p, const char *ip, const char *user);
+/* true when this IP must be refused outright now (too many recent failures). */
+bool auth_penalty_refused(struct auth_penalty *p, const char *ip);
+/* A success clears the IP's and the user's failure record. */
+void auth_penalty_success(struct auth_penalty *p, const char *ip, const char *user);
+
+/* Counts a new session of user from ip; false (and nothing counted) when the limit is
+ * reached, in which case the protocol answers NO [LIMIT] / -ERR [IN-USE] / 421. */
+bool auth_userip_acquire(struct auth_penalty *p, const char *user, const char *ip);
+void auth_userip_release(struct auth_penalty *p, const char *user, const char *ip);
+
+#endif

@@ -1,0 +1,209 @@
+/* roost domain|user|alias: maintenance of the accounts directory (data_dir/accounts.db).
+ * Passwords come from standard input only, so they never show in argv or shell history. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../auth/auth.h"
+#include "../core/core.h"
+#include "cli.h"
+
+/* mkdir -p with mode 0700 for the folders we create; existing ones are left as they are. */
+static int make_dirs(const char *path)
+{
+	char *copy = xstrdup(path);
+	int ret = 0;
+
+	for (char *p = copy + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		if (mkdir(copy, 0700) < 0 && errno != EEXIST) {
+			fprintf(stderr, "roost: cannot create %s: %s\n", copy, strerror(errno));
+			ret = -1;
+			break;
+		}
+		*p = saved;
+		if (saved == '\0')
+			break;
+	}
+	free(copy);
+	return ret;
+}
+
+static struct auth_directory *open_directory(struct config *cfg)
+{
+	struct auth_directory *dir = NULL;
+	char err[512];
+	char *data_dir = config_resolve_path(cfg, cfg->data_dir);
+
+	if (make_dirs(data_dir) < 0) {
+		free(data_dir);
+		return NULL;
+	}
+	if (auth_directory_open(data_dir, &dir, err, sizeof(err)) < 0)
+		fprintf(stderr, "roost: %s\n", err);
+	free(data_dir);
+	return dir;
+}
+
+static void print_item(const char *item, void *ctx)
+{
+	(void)ctx;
+	printf("%s\n", item);
+}
+
+static void print_alias(const char *alias, const char *target, void *ctx)
+{
+	(void)ctx;
+	printf("%s %s\n", alias, target);
+}
+
+static int usage_error(const char *usage)
+{
+	fprintf(stderr, "usage: roost %s\n", usage);
+	return 2;
+}
+
+static int fail(const char *err)
+{
+	fprintf(stderr, "roost: %s\n", err);
+	return 1;
+}
+
+static const char domain_usage[] = "domain add DOMAIN | domain del DOMAIN | domain list";
+
+int cmd_domain(struct config *cfg, int argc, char **argv)
+{
+	struct auth_directory *dir;
+	char err[512];
+	int status = 0;
+
+	if (argc < 1)
+		return usage_error(domain_usage);
+	bool one = strcmp(argv[0], "add") == 0 || strcmp(argv[0], "del") == 0;
+	if (!(one && argc == 2) && !(strcmp(argv[0], "list") == 0 && argc == 1))
+		return usage_error(domain_usage);
+	dir = open_directory(cfg);
+	if (dir == NULL)
+		return 1;
+	if (strcmp(argv[0], "add") == 0) {
+		if (auth_domain_add(dir, argv[1], err, sizeof(err)) < 0)
+			status = fail(err);
+	} else if (strcmp(argv[0], "del") == 0) {
+		if (auth_domain_del(dir, argv[1], err, sizeof(err)) < 0)
+			status = fail(err);
+	} else if (auth_domain_list(dir, print_item, NULL) < 0) {
+		status = fail("cannot read the accounts database");
+	}
+	auth_directory_close(&dir);
+	return status;
+}
+
+static const char user_usage[] =
+	"user add ADDRESS | user del ADDRESS | user passwd ADDRESS | user list [DOMAIN] | "
+	"user import-passwd FILE DOMAIN\n(add and passwd read the password from standard input)";
+
+static char *read_password(void)
+{
+	char *pw;
+
+	if (isatty(STDIN_FILENO))
+		fprintf(stderr, "Password: ");
+	pw = cli_read_password();
+	if (pw == NULL)
+		fprintf(stderr,
+			"roost: no password on standard input (one line of 1 to %d octets)\n",
+			LIMIT_AUTH_FIELD);
+	return pw;
+}
+
+int cmd_user(struct config *cfg, int argc, char **argv)
+{
+	struct auth_directory *dir;
+	char err[512];
+	char *pw = NULL;
+	int status = 0;
+
+	if (argc < 1)
+		return usage_error(user_usage);
+	const char *sub = argv[0];
+	bool ok = ((strcmp(sub, "add") == 0 || strcmp(sub, "del") == 0 ||
+		    strcmp(sub, "passwd") == 0) && argc == 2) ||
+		  (strcmp(sub, "list") == 0 && argc <= 2) ||
+		  (strcmp(sub, "import-passwd") == 0 && argc == 3);
+	if (!ok)
+		return usage_error(user_usage);
+	dir = open_directory(cfg);
+	if (dir == NULL)
+		return 1;
+	if (strcmp(sub, "add") == 0 || strcmp(sub, "passwd") == 0) {
+		pw = read_password();
+		if (pw == NULL) {
+			status = 1;
+		} else {
+			int rc = strcmp(sub, "add") == 0
+					 ? auth_user_add(dir, argv[1], pw, err, sizeof(err))
+					 : auth_user_passwd(dir, argv[1], pw, err, sizeof(err));
+			if (rc < 0)
+				status = fail(err);
+			mem_wipe(pw, strlen(pw));
+			free(pw);
+		}
+	} else if (strcmp(sub, "del") == 0) {
+		if (auth_user_del(dir, argv[1], err, sizeof(err)) < 0)
+			status = fail(err);
+	} else if (strcmp(sub, "list") == 0) {
+		if (argc == 2 && !auth_domain_exists(dir, argv[1])) {
+			fprintf(stderr, "roost: domain %s does not exist\n", argv[1]);
+			status = 1;
+		} else if (auth_user_list(dir, argc == 2 ? argv[1] : NULL, print_item, NULL) < 0) {
+			status = fail("cannot read the accounts database");
+		}
+	} else {
+		int n = auth_import_passwd_file(dir, argv[1], argv[2], err, sizeof(err));
+		if (n < 0)
+			status = fail(err);
+		else
+			printf("imported %d user(s)\n", n);
+	}
+	auth_directory_close(&dir);
+	return status;
+}
+
+static const char alias_usage[] = "alias add ALIAS TARGET... | alias del ALIAS TARGET... | "
+				  "alias list\n(ALIAS is an address or @domain for a catch-all)";
+
+int cmd_alias(struct config *cfg, int argc, char **argv)
+{
+	struct auth_directory *dir;
+	char err[512];
+	int status = 0;
+
+	if (argc < 1)
+		return usage_error(alias_usage);
+	bool add = strcmp(argv[0], "add") == 0, del = strcmp(argv[0], "del") == 0;
+	if (!((add || del) && argc >= 3) && !(strcmp(argv[0], "list") == 0 && argc == 1))
+		return usage_error(alias_usage);
+	dir = open_directory(cfg);
+	if (dir == NULL)
+		return 1;
+	if (add || del) {
+		for (int i = 2; i < argc; i++) {
+			int rc = add ? auth_alias_add(dir, argv[1], argv[i], err, sizeof(err))
+				     : auth_alias_del(dir, argv[1], argv[i], err, sizeof(err));
+			if (rc < 0) {
+				status = fail(err);
+				break;
+			}
+		}
+	} else if (auth_alias_list(dir, print_alias, NULL) < 0) {
+		status = fail("cannot read the accounts database");
+	}
+	auth_directory_close(&dir);
+	return status;
+}
