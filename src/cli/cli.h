@@ -21,4 +21,7 @@ int cmd_alias(struct config *cfg, int argc, char **argv);
  * (caller wipes and frees) or NULL on EOF/empty/too long. */
 char *cli_read_password(void);
 
+/* Creates the data directory (mode 0700) when missing; -1 with a message on stderr. */
+int cli_ensure_data_dir(const char *path);
+
 #endif

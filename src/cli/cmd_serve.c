@@ -1,13 +1,184 @@
-/* roost serve: placeholder until the server wiring lands in this file. */
+/* roost serve: wires the layers together and runs the listeners in the foreground.
+ * Order matters for least privilege (OpenSMTPD's habit): open the data, load keys and bind
+ * while still root, then switch to run_as before the first byte from a client is read. */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "../auth/auth.h"
+#include "../core/core.h"
+#include "../imap/imap.h"
+#include "../net/net.h"
+#include "../pop3/pop3.h"
+#include "../smtp/smtp.h"
+#include "../tls/tls.h"
 #include "cli.h"
+
+struct serve_context {
+	struct tls_context *tls;
+};
+
+static void serve_reload(void *arg)
+{
+	struct serve_context *ctx = arg;
+	char err[512];
+
+	if (ctx->tls == NULL)
+		return;
+	if (tls_context_reload(ctx->tls, err, sizeof(err)) < 0)
+		log_error("msg=\"certificate reload failed; keeping the old one\" error=\"%s\"", err);
+	else
+		log_info("msg=\"certificate reloaded\"");
+}
+
+int cli_ensure_data_dir(const char *path)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "roost: cannot create data directory %s: %s\n", path,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Hands the data directory to run_as and switches to that user for good. */
+static int drop_privileges(const struct config *cfg, const char *data_dir)
+{
+	struct passwd *pw;
+
+	if (getuid() != 0)
+		return 0;
+	if (cfg->run_as[0] == '\0') {
+		log_warn("msg=\"running as root; set [server] run_as to drop privileges\"");
+		return 0;
+	}
+	pw = getpwnam(cfg->run_as);
+	if (pw == NULL) {
+		fprintf(stderr, "roost: [server] run_as: no such user '%s'\n", cfg->run_as);
+		return -1;
+	}
+	/* Only the top of the tree: a data directory prepared for run_as keeps its owners. */
+	const char *owned[] = { "", "/accounts.db", "/accounts.db-wal", "/accounts.db-shm" };
+	for (size_t i = 0; i < ARRAY_LEN(owned); i++) {
+		char *p = xasprintf("%s%s", data_dir, owned[i]);
+		struct stat st;
+		if (stat(p, &st) == 0 && st.st_uid == 0 && chown(p, pw->pw_uid, pw->pw_gid) < 0)
+			log_warn("path=%s msg=\"cannot hand over to run_as\" error=\"%s\"", p,
+				 strerror(errno));
+		free(p);
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		fprintf(stderr, "roost: cannot switch to user %s: %s\n", cfg->run_as,
+			strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		fprintf(stderr, "roost: privileges could not be dropped\n");
+		return -1;
+	}
+	log_info("msg=\"switched user\" user=%s uid=%u", pw->pw_name, (unsigned)pw->pw_uid);
+	return 0;
+}
+
+static int refuse_unserved_listeners(const struct config *cfg)
+{
+	/* LMTP and metrics have no server in this version; binding them would accept
+	 * connections that can only fail. Say so instead of pretending. */
+	static const enum listen_kind unserved[] = { LISTEN_LMTP, LISTEN_METRICS };
+
+	for (size_t i = 0; i < ARRAY_LEN(unserved); i++) {
+		if (cfg->listen[unserved[i]].count > 0) {
+			fprintf(stderr, "roost: [listen] %s is not supported by this version\n",
+				config_listen_name(unserved[i]));
+			return -1;
+		}
+	}
+	return 0;
+}
 
 int cmd_serve(struct config *cfg, int argc, char **argv)
 {
-	(void)cfg;
-	(void)argc;
+	struct serve_context ctx = { NULL };
+	struct auth_directory *dir = NULL;
+	struct auth_penalty *penalty = NULL;
+	struct net_server *srv = NULL;
+	char err[1024];
+	char *data_dir;
+	int status = 1;
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
 	(void)argv;
-	fprintf(stderr, "roost: serve is not built yet\n");
-	return 1;
+	if (argc > 0) {
+		fprintf(stderr, "usage: roost serve\n");
+		return 2;
+	}
+	if (refuse_unserved_listeners(cfg) < 0)
+		return 1;
+	data_dir = config_resolve_path(cfg, cfg->data_dir);
+	if (cli_ensure_data_dir(data_dir) < 0)
+		goto out;
+	if (auth_directory_open(data_dir, &dir, err, sizeof(err)) < 0) {
+		fprintf(stderr, "roost: %s\n", err);
+		goto out;
+	}
+	struct auth_penalty_config pcfg = {
+		.failure_delay_ms = (uint32_t)cfg->failure_delay_ms,
+		.failure_delay_max_ms = (uint32_t)cfg->failure_delay_max_ms,
+		.refuse_after = (uint32_t)cfg->failure_refuse_after,
+		.window_seconds = (uint32_t)cfg->failure_window,
+		.user_ip_connections = (uint32_t)cfg->user_ip_connections,
+	};
+	penalty = auth_penalty_new(&pcfg);
+	if (cfg->tls_cert[0] != '\0') {
+		char *cert = config_resolve_path(cfg, cfg->tls_cert);
+		char *key = config_resolve_path(cfg, cfg->tls_key);
+		ctx.tls = tls_context_new(cert, key, err, sizeof(err));
+		free(cert);
+		free(key);
+		if (ctx.tls == NULL) {
+			fprintf(stderr, "roost: %s\n", err);
+			goto out;
+		}
+	}
+
+	struct smtp_deps smtp = { cfg, dir, penalty };
+	struct imap_deps imap = { cfg, dir, penalty };
+	struct pop3_deps pop3 = { cfg, dir, penalty };
+	struct net_server_options opts = {
+		.cfg = cfg,
+		.tls = ctx.tls,
+		.workers = cfg->workers > 0 ? (int)cfg->workers : (int)(cores > 0 ? cores : 1),
+		.pool_threads = (int)(cores > 0 ? cores : 1) * 2,
+		.connections_per_ip = (uint32_t)cfg->connections_per_ip,
+		.reload = serve_reload,
+		.reload_ctx = &ctx,
+	};
+	srv = net_server_new(&opts);
+	net_server_set_protocol(srv, LISTEN_SMTP, &smtp_protocol, &smtp);
+	net_server_set_protocol(srv, LISTEN_SUBMISSION, &smtp_protocol, &smtp);
+	net_server_set_protocol(srv, LISTEN_SUBMISSIONS, &smtp_protocol, &smtp);
+	net_server_set_protocol(srv, LISTEN_IMAP, &imap_protocol, &imap);
+	net_server_set_protocol(srv, LISTEN_IMAPS, &imap_protocol, &imap);
+	net_server_set_protocol(srv, LISTEN_POP3, &pop3_protocol, &pop3);
+	net_server_set_protocol(srv, LISTEN_POP3S, &pop3_protocol, &pop3);
+	if (net_server_bind(srv, err, sizeof(err)) < 0) {
+		fprintf(stderr, "roost: %s\n", err);
+		goto out;
+	}
+	if (drop_privileges(cfg, data_dir) < 0)
+		goto out;
+	status = net_server_run(srv) < 0 ? 1 : 0;
+out:
+	net_server_free(&srv);
+	auth_penalty_free(&penalty);
+	auth_directory_close(&dir);
+	tls_context_free(&ctx.tls);
+	free(data_dir);
+	return status;
 }

@@ -378,7 +378,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 			if (ssl_err != 0) {
 				char text[256];
 				ERR_error_string_n(ssl_err, text, sizeof(text));
-				log_info("proto=%s conn=%llu ip=%s msg=\"TLS error\" detail=\"%s\"",
+				log_debug("proto=%s conn=%llu ip=%s msg=\"TLS error\" detail=\"%s\"",
 					 c->proto->name, (unsigned long long)c->id, c->peer_ip,
 					 text);
 			}

@@ -1,0 +1,345 @@
+/* LOGIN and AUTHENTICATE (RFC 9051 §6.2.2, §6.2.3; SASL-IR RFC 4959). Password checks run on
+ * the worker pool; failures are answered only after the penalty delay, identical for unknown
+ * users and wrong passwords. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/core.h"
+#include "session.h"
+
+struct imap_auth_job {
+	struct auth_directory *dir;
+	/* AUTHENTICATE step */
+	struct sasl_session *sasl; /* borrowed from the session, which outlives the job */
+	char *line;
+	size_t len;
+	enum sasl_status status;
+	struct buf challenge;
+	/* LOGIN */
+	char *user;
+	char *password;
+	size_t password_len;
+	enum auth_result result;
+	char *canonical;
+};
+
+static void auth_job_free(struct imap_auth_job *job)
+{
+	if (job->password) {
+		mem_wipe(job->password, job->password_len);
+		free(job->password);
+	}
+	if (job->line) {
+		mem_wipe(job->line, job->len);
+		free(job->line);
+	}
+	buf_free(&job->challenge);
+	free(job->user);
+	free(job->canonical);
+	free(job);
+}
+
+void imap_auth_session_end(struct imap_session *s)
+{
+	free(s->sasl_success_user);
+	s->sasl_success_user = NULL;
+	sasl_free(&s->sasl);
+	free(s->auth_tag);
+	s->auth_tag = NULL;
+	s->in_sasl_exchange = false;
+	free(s->pending_reply);
+	s->pending_reply = NULL;
+	if (s->userip_counted) {
+		auth_userip_release(s->deps->penalty, s->user, net_conn_peer_ip(s->conn));
+		s->userip_counted = false;
+	}
+	free(s->user);
+	s->user = NULL;
+}
+
+static void imap_send_pending_reply(void *session)
+{
+	struct imap_session *s = session;
+
+	if (s->pending_reply) {
+		imap_reply(s, "%s", s->pending_reply);
+		free(s->pending_reply);
+		s->pending_reply = NULL;
+	}
+}
+
+static void imap_login_succeeded(struct imap_session *s, const char *tag, const char *canonical)
+{
+	const char *ip = net_conn_peer_ip(s->conn);
+	struct buf caps;
+
+	if (!auth_userip_acquire(s->deps->penalty, canonical, ip)) {
+		log_warn("proto=imap ip=%s user=%s msg=\"too many connections for user and address\"",
+			 ip, canonical);
+		imap_reply(s, "%s NO [LIMIT] Too many connections for this user from your address",
+			   tag);
+		return;
+	}
+	auth_penalty_success(s->deps->penalty, ip, canonical);
+	s->user = xstrdup(canonical);
+	s->userip_counted = true;
+	s->state = IMAP_STATE_AUTHENTICATED;
+	s->bad_count = 0;
+	net_conn_set_timeout(s->conn, (uint32_t)s->deps->cfg->imap_timeout);
+	log_info("proto=imap conn=%llu ip=%s user=%s msg=\"logged in\"",
+		 (unsigned long long)net_conn_id(s->conn), ip, canonical);
+	buf_init(&caps);
+	imap_capabilities(s, &caps);
+	imap_reply(s, "%s OK [CAPABILITY %s] Logged in", tag, buf_cstr(&caps));
+	buf_free(&caps);
+}
+
+static void imap_login_failed(struct imap_session *s, const char *tag, const char *claimed)
+{
+	const char *ip = net_conn_peer_ip(s->conn);
+	uint32_t delay = auth_penalty_fail(s->deps->penalty, ip, claimed);
+
+	log_info("proto=imap conn=%llu ip=%s user=\"%s\" msg=\"authentication failed\" delay_ms=%u",
+		 (unsigned long long)net_conn_id(s->conn), ip, claimed ? claimed : "", delay);
+	free(s->pending_reply);
+	s->pending_reply = xasprintf("%s NO [AUTHENTICATIONFAILED] Authentication failed", tag);
+	if (delay == 0)
+		imap_send_pending_reply(s);
+	else
+		net_conn_delay(s->conn, delay, imap_send_pending_reply);
+}
+
+/* Refusals that come before any password is looked at. Returns true when it answered. */
+static bool imap_login_precheck(struct imap_session *s, const char *tag)
+{
+	if (auth_penalty_refused(s->deps->penalty, net_conn_peer_ip(s->conn))) {
+		imap_reply(s, "%s NO [UNAVAILABLE] Too many failed logins from your address; try later",
+			   tag);
+		return true;
+	}
+	return false;
+}
+
+/* ---------------- LOGIN ---------------- */
+
+static void login_work(void *arg)
+{
+	struct imap_auth_job *job = arg;
+
+	job->result = auth_verify_password(job->dir, job->user, job->password, &job->canonical);
+}
+
+static void login_done(void *session, void *arg)
+{
+	struct imap_session *s = session;
+	struct imap_auth_job *job = arg;
+	char *tag = s->auth_tag;
+
+	s->auth_tag = NULL;
+	switch (job->result) {
+	case AUTH_OK:
+		imap_login_succeeded(s, tag, job->canonical);
+		break;
+	case AUTH_FAILED:
+		imap_login_failed(s, tag, job->user);
+		break;
+	case AUTH_TEMPFAIL:
+		imap_reply(s, "%s NO [UNAVAILABLE] Temporary authentication failure", tag);
+		break;
+	}
+	free(tag);
+	auth_job_free(job);
+}
+
+void imap_cmd_login(struct imap_session *s, const char *tag, struct imap_parser *ps)
+{
+	struct imap_slice user, pass;
+	struct imap_auth_job *job;
+
+	if (!imap_parse_astring(ps, &user) || !imap_parse_sp(ps) ||
+	    !imap_parse_astring(ps, &pass) || !imap_parse_crlf(ps)) {
+		imap_bad(s, tag, ps->error ? ps->error : "Invalid LOGIN arguments");
+		return;
+	}
+	if (imap_slice_has_ctl(&user) || imap_slice_has_ctl(&pass) ||
+	    user.len > LIMIT_AUTH_FIELD || pass.len > LIMIT_AUTH_FIELD || user.len == 0) {
+		imap_bad(s, tag, "Invalid user name or password");
+		return;
+	}
+	if (!imap_plaintext_allowed(s)) {
+		imap_reply(s, "%s NO [PRIVACYREQUIRED] Plaintext login requires TLS", tag);
+		return;
+	}
+	if (imap_login_precheck(s, tag))
+		return;
+	job = xcalloc(1, sizeof(*job));
+	job->dir = s->deps->dir;
+	job->user = xstrndup((const char *)user.data, user.len);
+	job->password = xstrndup((const char *)pass.data, pass.len);
+	job->password_len = pass.len;
+	mem_wipe(pass.data, pass.len);
+	buf_init(&job->challenge);
+	s->auth_tag = xstrdup(tag);
+	net_conn_offload(s->conn, login_work, login_done, job);
+}
+
+/* ---------------- AUTHENTICATE ---------------- */
+
+static void sasl_work(void *arg)
+{
+	struct imap_auth_job *job = arg;
+
+	job->status = sasl_step(job->sasl, job->line, job->line ? job->len : 0, &job->challenge);
+}
+
+static void imap_sasl_finish(struct imap_session *s)
+{
+	free(s->sasl_success_user);
+	s->sasl_success_user = NULL;
+	sasl_free(&s->sasl);
+	s->in_sasl_exchange = false;
+	free(s->auth_tag);
+	s->auth_tag = NULL;
+}
+
+static void sasl_done(void *session, void *arg)
+{
+	struct imap_session *s = session;
+	struct imap_auth_job *job = arg;
+	char *tag = xstrdup(s->auth_tag ? s->auth_tag : "*");
+	char *claimed = sasl_claimed_user(s->sasl) ? xstrdup(sasl_claimed_user(s->sasl)) : NULL;
+
+	switch (job->status) {
+	case SASL_CONTINUE:
+		imap_reply(s, "+ %s", buf_cstr(&job->challenge));
+		s->in_sasl_exchange = true;
+		break;
+	case SASL_OK: {
+		char *user = xstrdup(sasl_username(s->sasl));
+		if (job->challenge.len > 0) {
+			/* RFC 4422 §5: the server's final data (SCRAM's v=) travels in a
+			 * continuation; the client answers with an empty response and only
+			 * then does the tagged OK follow. */
+			imap_reply(s, "+ %s", buf_cstr(&job->challenge));
+			s->sasl_success_user = user;
+			s->in_sasl_exchange = true;
+			break;
+		}
+		imap_sasl_finish(s);
+		imap_login_succeeded(s, tag, user);
+		free(user);
+		break;
+	}
+	case SASL_FAILED:
+		imap_sasl_finish(s);
+		imap_login_failed(s, tag, claimed);
+		break;
+	case SASL_CANCELLED:
+		imap_sasl_finish(s);
+		/* RFC 9051 §6.2.2: a cancelled exchange is answered with BAD. */
+		imap_bad(s, tag, "Authentication cancelled");
+		break;
+	case SASL_MALFORMED:
+		imap_sasl_finish(s);
+		imap_bad(s, tag, "Malformed authentication response");
+		break;
+	case SASL_TEMPFAIL:
+		imap_sasl_finish(s);
+		imap_reply(s, "%s NO [UNAVAILABLE] Temporary authentication failure", tag);
+		break;
+	}
+	free(tag);
+	free(claimed);
+	auth_job_free(job);
+}
+
+static void imap_sasl_submit(struct imap_session *s, const char *line, size_t len)
+{
+	struct imap_auth_job *job = xcalloc(1, sizeof(*job));
+
+	job->sasl = s->sasl;
+	if (line != NULL) {
+		job->line = xstrndup(line, len);
+		job->len = len;
+	}
+	buf_init(&job->challenge);
+	s->in_sasl_exchange = false;
+	net_conn_offload(s->conn, sasl_work, sasl_done, job);
+}
+
+void imap_sasl_continue(struct imap_session *s, const char *line, size_t len)
+{
+	if (line == NULL) { /* over LIMIT_SASL_RESPONSE */
+		char *tag = xstrdup(s->auth_tag ? s->auth_tag : "*");
+		imap_sasl_finish(s);
+		imap_bad(s, tag, "[TOOBIG] Authentication response too long");
+		free(tag);
+		return;
+	}
+	if (s->sasl_success_user != NULL) {
+		char *tag = xstrdup(s->auth_tag ? s->auth_tag : "*");
+		char *user = s->sasl_success_user;
+		s->sasl_success_user = NULL;
+		imap_sasl_finish(s);
+		if (len == 0 || (len == 1 && line[0] == '='))
+			imap_login_succeeded(s, tag, user);
+		else if (len == 1 && line[0] == '*')
+			imap_bad(s, tag, "Authentication cancelled");
+		else
+			imap_bad(s, tag, "Expected an empty response");
+		free(user);
+		free(tag);
+		return;
+	}
+	imap_sasl_submit(s, line, len);
+}
+
+void imap_cmd_authenticate(struct imap_session *s, const char *tag, struct imap_parser *ps)
+{
+	struct imap_slice mech, initial;
+	char mech_name[32];
+	bool has_initial = false;
+
+	if (!imap_parse_atom(ps, &mech) || mech.len >= sizeof(mech_name)) {
+		imap_bad(s, tag, "Expected a mechanism name");
+		return;
+	}
+	if (imap_peek(ps, ' ')) {
+		ps->p++;
+		/* SASL-IR: base64 or "=" for empty, as an atom. */
+		uint8_t *start = ps->p;
+		while (ps->p < ps->end && *ps->p != '\r' && *ps->p != '\n' && *ps->p != ' ')
+			ps->p++;
+		initial.data = start;
+		initial.len = (size_t)(ps->p - start);
+		has_initial = initial.len > 0;
+	}
+	if (!imap_parse_crlf(ps) || (has_initial && initial.len > LIMIT_SASL_RESPONSE)) {
+		imap_bad(s, tag, "Invalid AUTHENTICATE arguments");
+		return;
+	}
+	memcpy(mech_name, mech.data, mech.len);
+	mech_name[mech.len] = '\0';
+	s->sasl = sasl_new(s->deps->dir, mech_name, imap_plaintext_allowed(s));
+	if (s->sasl == NULL) {
+		bool plaintext_mech = str_ieq(mech_name, "PLAIN") || str_ieq(mech_name, "LOGIN");
+		if (plaintext_mech && !imap_plaintext_allowed(s))
+			imap_reply(s, "%s NO [PRIVACYREQUIRED] This mechanism requires TLS", tag);
+		else
+			imap_reply(s, "%s NO Unsupported authentication mechanism", tag);
+		return;
+	}
+	if (imap_login_precheck(s, tag)) {
+		sasl_free(&s->sasl);
+		return;
+	}
+	s->auth_tag = xstrdup(tag);
+	if (has_initial) {
+		imap_sasl_submit(s, (const char *)initial.data, initial.len);
+	} else if (str_ieq(mech_name, "LOGIN")) {
+		imap_sasl_submit(s, NULL, 0); /* the server speaks first */
+	} else {
+		imap_reply(s, "+ ");
+		s->in_sasl_exchange = true;
+	}
+}

@@ -1,0 +1,336 @@
+/* IMAP connection state machine: the greeting, command assembly (lines and literals with their
+ * limits), dispatch to the cmd_*.c handlers, and the farewell.
+ *
+ * A command is assembled completely — every line and every literal — before it is parsed, so
+ * a command that turns out to be bad is skipped as a whole: its literals are never read as
+ * commands (TESTPLAN §3.6). Sizes are checked when a literal is announced, before any of it
+ * is read or any buffer is sized for it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/core.h"
+#include "session.h"
+
+static const struct imap_command imap_commands[] = {
+	{ "CAPABILITY", IMAP_STATES_ANY, imap_cmd_capability },
+	{ "NOOP", IMAP_STATES_ANY, imap_cmd_noop },
+	{ "LOGOUT", IMAP_STATES_ANY, imap_cmd_logout },
+	{ "ID", IMAP_STATES_ANY, imap_cmd_id },
+	{ "STARTTLS", IMAP_STATE_NOT_AUTHENTICATED, imap_cmd_starttls },
+	{ "LOGIN", IMAP_STATE_NOT_AUTHENTICATED, imap_cmd_login },
+	{ "AUTHENTICATE", IMAP_STATE_NOT_AUTHENTICATED, imap_cmd_authenticate },
+};
+
+/* Pre-authentication literals stay small: nobody needs more than a user name and password. */
+#define IMAP_PREAUTH_LITERAL_MAX 8192
+
+void imap_reply(struct imap_session *s, const char *fmt, ...)
+{
+	struct buf b;
+	va_list ap;
+
+	buf_init(&b);
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	buf_append(&b, "\r\n", 2);
+	net_conn_write(s->conn, b.data, b.len);
+	buf_free(&b);
+}
+
+static void imap_count_bad(struct imap_session *s)
+{
+	unsigned limit = s->state == IMAP_STATE_NOT_AUTHENTICATED
+				 ? LIMIT_BAD_COMMANDS_PREAUTH
+				 : (unsigned)s->deps->cfg->bad_commands;
+
+	if (++s->bad_count >= limit) {
+		imap_reply(s, "* BYE Too many invalid commands");
+		s->state = IMAP_STATE_LOGOUT;
+		net_conn_close(s->conn);
+	}
+}
+
+void imap_bad(struct imap_session *s, const char *tag, const char *text)
+{
+	imap_reply(s, "%s BAD %s", tag ? tag : "*", text);
+	imap_count_bad(s);
+}
+
+bool imap_plaintext_allowed(const struct imap_session *s)
+{
+	switch (s->deps->cfg->plaintext) {
+	case PLAINTEXT_ALWAYS:
+		return true;
+	case PLAINTEXT_LOOPBACK:
+		return net_conn_is_tls(s->conn) || net_conn_is_loopback(s->conn);
+	case PLAINTEXT_NEVER:
+		return net_conn_is_tls(s->conn);
+	}
+	return false;
+}
+
+void imap_capabilities(struct imap_session *s, struct buf *out)
+{
+	buf_append_str(out, "IMAP4rev1 IMAP4rev2 SASL-IR ID LITERAL+");
+	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
+		const char *mechs = sasl_mechanisms(imap_plaintext_allowed(s));
+		if (net_conn_tls_available(s->conn))
+			buf_append_str(out, " STARTTLS");
+		/* RFC 9051 §6.2.3: advertise LOGINDISABLED where LOGIN would be refused. */
+		if (!imap_plaintext_allowed(s))
+			buf_append_str(out, " LOGINDISABLED");
+		for (const char *m = mechs; *m;) {
+			size_t n = strcspn(m, " ");
+			buf_printf(out, " AUTH=%.*s", (int)n, m);
+			m += n;
+			while (*m == ' ')
+				m++;
+		}
+	}
+}
+
+void imap_logout(struct imap_session *s)
+{
+	s->state = IMAP_STATE_LOGOUT;
+	net_conn_close(s->conn);
+}
+
+static void *imap_open(struct net_conn *conn, void *ctx)
+{
+	struct imap_session *s = xcalloc(1, sizeof(*s));
+	struct buf caps;
+
+	s->conn = conn;
+	s->deps = ctx;
+	s->state = IMAP_STATE_NOT_AUTHENTICATED;
+	buf_init(&s->cmd);
+	net_conn_set_timeout(conn, (uint32_t)s->deps->cfg->imap_timeout_preauth);
+	buf_init(&caps);
+	imap_capabilities(s, &caps);
+	/* Never PREAUTH (TESTPLAN §3.2): every session authenticates. */
+	imap_reply(s, "* OK [CAPABILITY %s] Roost IMAP ready", buf_cstr(&caps));
+	buf_free(&caps);
+	log_debug("proto=imap conn=%llu ip=%s msg=connected", (unsigned long long)net_conn_id(conn),
+		  net_conn_peer_ip(conn));
+	return s;
+}
+
+static void imap_reset_command(struct imap_session *s)
+{
+	buf_reset(&s->cmd);
+	buf_shrink(&s->cmd, 4096);
+	s->literal_remaining = 0;
+	s->literal_count = 0;
+	s->literal_bytes = 0;
+}
+
+/* The tag of the command being assembled, copied into out (for replies before it is parsed). */
+static void imap_peek_tag(const struct imap_session *s, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	while (n < s->cmd.len && n + 1 < outlen) {
+		uint8_t c = s->cmd.data[n];
+		if (c <= ' ' || c >= 0x7f || strchr("(){%*\"\\+", c))
+			break;
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	if (n == 0)
+		snprintf(out, outlen, "*");
+}
+
+/* True when the command being assembled is APPEND (its literals may be message-sized). */
+static bool imap_assembling_append(const struct imap_session *s)
+{
+	const char *sp = memchr(s->cmd.data, ' ', s->cmd.len);
+	size_t rest;
+
+	if (sp == NULL)
+		return false;
+	sp++;
+	rest = s->cmd.len - (size_t)(sp - (const char *)s->cmd.data);
+	if (rest >= 4 && str_nieq(sp, "UID ", 4)) {
+		sp += 4;
+		rest -= 4;
+	}
+	return rest >= 7 && str_nieq(sp, "APPEND ", 7);
+}
+
+static void imap_execute(struct imap_session *s)
+{
+	struct imap_parser ps;
+	struct imap_slice tag_slice, name;
+	char tag[256];
+	char name_text[32];
+	const struct imap_command *cmd = NULL;
+
+	imap_parser_init(&ps, s->cmd.data, s->cmd.len);
+	if (!imap_parse_tag(&ps, &tag_slice) || tag_slice.len >= sizeof(tag) ||
+	    !imap_parse_sp(&ps)) {
+		imap_bad(s, NULL, "Invalid tag");
+		return;
+	}
+	memcpy(tag, tag_slice.data, tag_slice.len);
+	tag[tag_slice.len] = '\0';
+	if (!imap_parse_atom(&ps, &name) || name.len >= sizeof(name_text)) {
+		imap_bad(s, tag, "Invalid command name");
+		return;
+	}
+	memcpy(name_text, name.data, name.len);
+	name_text[name.len] = '\0';
+	for (size_t i = 0; i < ARRAY_LEN(imap_commands); i++)
+		if (str_ieq(imap_commands[i].name, name_text))
+			cmd = &imap_commands[i];
+	if (cmd == NULL) {
+		imap_bad(s, tag, "Unknown command");
+		return;
+	}
+	if ((cmd->states & s->state) == 0) {
+		imap_bad(s, tag,
+			 s->state == IMAP_STATE_NOT_AUTHENTICATED
+				 ? "Log in first"
+				 : "Command not allowed in this state");
+		return;
+	}
+	if (imap_peek(&ps, ' '))
+		ps.p++;
+	log_debug("proto=imap conn=%llu cmd=%s", (unsigned long long)net_conn_id(s->conn),
+		  cmd->name);
+	cmd->run(s, tag, &ps);
+}
+
+/* A line of the command arrived. Returns false when the connection is being closed. */
+static bool imap_command_line(struct imap_session *s, const char *line, size_t len)
+{
+	uint64_t size;
+	bool nonsync;
+	int lit;
+	char tag[64];
+
+	buf_append(&s->cmd, line, len);
+	buf_append(&s->cmd, "\r\n", 2);
+	lit = imap_line_literal(line, len, &size, &nonsync);
+	if (lit == 0) {
+		imap_execute(s);
+		imap_reset_command(s);
+		return !net_conn_is_closing(s->conn);
+	}
+	imap_peek_tag(s, tag, sizeof(tag));
+	if (lit < 0) {
+		imap_bad(s, tag, "Invalid literal size");
+		imap_reset_command(s);
+		return !net_conn_is_closing(s->conn);
+	}
+	uint64_t limit = s->state == IMAP_STATE_NOT_AUTHENTICATED ? IMAP_PREAUTH_LITERAL_MAX
+			 : imap_assembling_append(s) ? (uint64_t)s->deps->cfg->message_size
+						     : (uint64_t)s->deps->cfg->imap_literal;
+	bool too_many = ++s->literal_count > LIMIT_IMAP_LITERALS_PER_COMMAND;
+	bool too_big = size > limit ||
+		       (!imap_assembling_append(s) &&
+			s->literal_bytes + size > LIMIT_IMAP_COMMAND_BYTES_DEFAULT);
+	if (too_many || too_big) {
+		if (nonsync) {
+			/* RFC 7888 §4: the client sends it anyway; we will not read it. */
+			imap_reply(s, "* BYE [TOOBIG] Literal too large");
+			imap_logout(s);
+			return false;
+		}
+		if (imap_assembling_append(s))
+			imap_reply(s, "%s NO [TOOBIG] Message too large", tag);
+		else
+			imap_bad(s, tag, too_many ? "[LIMIT] Too many literals" : "[TOOBIG] Literal too large");
+		imap_reset_command(s);
+		return !net_conn_is_closing(s->conn);
+	}
+	s->literal_bytes += size;
+	s->literal_remaining = size;
+	if (!nonsync)
+		net_conn_write_str(s->conn, "+ Ready for literal data\r\n");
+	return true;
+}
+
+static void imap_input(void *session)
+{
+	struct imap_session *s = session;
+
+	while (!net_conn_is_closing(s->conn)) {
+		char *line;
+		size_t len;
+		enum net_line_status st;
+
+		if (s->literal_remaining > 0) {
+			size_t want = s->literal_remaining > SIZE_MAX ? SIZE_MAX
+								      : (size_t)s->literal_remaining;
+			size_t got = net_conn_read_bytes(s->conn, want, &s->cmd);
+			if (got == 0)
+				return;
+			s->literal_remaining -= got;
+			continue;
+		}
+		if (s->in_sasl_exchange) {
+			st = net_conn_read_line(s->conn, LIMIT_SASL_RESPONSE, &line, &len, NULL);
+			if (st == NET_LINE_NONE)
+				return;
+			if (st == NET_LINE_TOO_LONG) {
+				line = NULL;
+				len = SIZE_MAX;
+			}
+			imap_sasl_continue(s, line, len);
+			continue;
+		}
+		size_t max = s->state == IMAP_STATE_NOT_AUTHENTICATED
+				     ? (size_t)s->deps->cfg->imap_line_preauth
+				     : (size_t)s->deps->cfg->imap_line;
+		st = net_conn_read_line(s->conn, max, &line, &len, NULL);
+		if (st == NET_LINE_NONE)
+			return;
+		if (st == NET_LINE_TOO_LONG) {
+			/* The discarded part may have announced literals; nothing after this point
+			 * can be trusted to be a command boundary. */
+			imap_reply(s, "* BYE [TOOBIG] Command line too long");
+			imap_logout(s);
+			return;
+		}
+		if (!imap_command_line(s, line, len))
+			return;
+	}
+}
+
+static void imap_tls_ready(void *session)
+{
+	struct imap_session *s = session;
+
+	/* Anything pipelined before the handshake was dropped by net; start clean. */
+	imap_reset_command(s);
+}
+
+static void imap_timeout(void *session)
+{
+	struct imap_session *s = session;
+
+	imap_reply(s, "* BYE Autologout; idle for too long");
+	imap_logout(s);
+}
+
+static void imap_close(void *session)
+{
+	struct imap_session *s = session;
+
+	imap_auth_session_end(s);
+	buf_free(&s->cmd);
+	free(s);
+}
+
+const struct net_protocol imap_protocol = {
+	.name = "imap",
+	.refuse_line = "* BYE [UNAVAILABLE] Too many connections from your address\r\n",
+	.open = imap_open,
+	.input = imap_input,
+	.tls_ready = imap_tls_ready,
+	.timeout = imap_timeout,
+	.drained = NULL,
+	.close = imap_close,
+};

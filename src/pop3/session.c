@@ -1,0 +1,496 @@
+/* POP3 connection state machine: AUTHORIZATION state (CAPA, USER/PASS, AUTH, STLS, QUIT) with
+ * the shared SASL mechanisms and login penalties. Password checks run on the worker pool. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/core.h"
+#include "pop3.h"
+
+/* RFC 2449 §4: command lines are at most 255 octets; AUTH responses may be longer. */
+#define POP3_COMMAND_MAX 255
+
+enum pop3_state { POP3_AUTHORIZATION, POP3_TRANSACTION };
+
+struct pop3_session {
+	struct net_conn *conn;
+	const struct pop3_deps *deps;
+	enum pop3_state state;
+	unsigned bad_count;
+	char *user_arg; /* USER given, waiting for PASS */
+	struct sasl_session *sasl;
+	bool in_sasl_exchange;
+	char *pending_reply;
+	char *user;
+	bool userip_counted;
+};
+
+struct pop3_job {
+	struct auth_directory *dir;
+	struct sasl_session *sasl; /* borrowed: the session outlives the job */
+	char *user;
+	char *secret; /* PASS argument or SASL response line */
+	size_t secret_len;
+	bool is_sasl;
+	enum auth_result result;
+	enum sasl_status status;
+	char *canonical;
+	struct buf challenge;
+};
+
+static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
+{
+	struct buf b;
+	va_list ap;
+
+	buf_init(&b);
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	buf_append(&b, "\r\n", 2);
+	net_conn_write(s->conn, b.data, b.len);
+	buf_free(&b);
+}
+
+static void pop3_error(struct pop3_session *s, const char *text)
+{
+	pop3_reply(s, "-ERR %s", text);
+	if (++s->bad_count >= (unsigned)s->deps->cfg->bad_commands) {
+		pop3_reply(s, "-ERR Too many errors; closing connection");
+		net_conn_close(s->conn);
+	}
+}
+
+static bool pop3_plaintext_allowed(const struct pop3_session *s)
+{
+	switch (s->deps->cfg->plaintext) {
+	case PLAINTEXT_ALWAYS:
+		return true;
+	case PLAINTEXT_LOOPBACK:
+		return net_conn_is_tls(s->conn) || net_conn_is_loopback(s->conn);
+	case PLAINTEXT_NEVER:
+		return net_conn_is_tls(s->conn);
+	}
+	return false;
+}
+
+static void *pop3_open(struct net_conn *conn, void *ctx)
+{
+	struct pop3_session *s = xcalloc(1, sizeof(*s));
+
+	s->conn = conn;
+	s->deps = ctx;
+	s->state = POP3_AUTHORIZATION;
+	net_conn_set_timeout(conn, (uint32_t)s->deps->cfg->pop3_timeout);
+	pop3_reply(s, "+OK Roost POP3 ready");
+	return s;
+}
+
+/* ---------------- login ---------------- */
+
+static void pop3_send_pending(void *session)
+{
+	struct pop3_session *s = session;
+
+	if (s->pending_reply) {
+		pop3_reply(s, "%s", s->pending_reply);
+		free(s->pending_reply);
+		s->pending_reply = NULL;
+	}
+}
+
+static void pop3_login_succeeded(struct pop3_session *s, const char *user)
+{
+	const char *ip = net_conn_peer_ip(s->conn);
+
+	if (!auth_userip_acquire(s->deps->penalty, user, ip)) {
+		pop3_reply(s, "-ERR [IN-USE] Too many connections for this user from your address");
+		return;
+	}
+	auth_penalty_success(s->deps->penalty, ip, user);
+	s->user = xstrdup(user);
+	s->userip_counted = true;
+	s->state = POP3_TRANSACTION;
+	log_info("proto=pop3 conn=%llu ip=%s user=%s msg=\"logged in\"",
+		 (unsigned long long)net_conn_id(s->conn), ip, user);
+	pop3_reply(s, "+OK Logged in");
+}
+
+static void pop3_login_failed(struct pop3_session *s, const char *claimed)
+{
+	const char *ip = net_conn_peer_ip(s->conn);
+	uint32_t delay = auth_penalty_fail(s->deps->penalty, ip, claimed);
+
+	log_info("proto=pop3 conn=%llu ip=%s user=\"%s\" msg=\"authentication failed\" delay_ms=%u",
+		 (unsigned long long)net_conn_id(s->conn), ip, claimed ? claimed : "", delay);
+	free(s->pending_reply);
+	s->pending_reply = xstrdup("-ERR [AUTH] Authentication failed");
+	if (delay == 0)
+		pop3_send_pending(s);
+	else
+		net_conn_delay(s->conn, delay, pop3_send_pending);
+}
+
+static void pop3_job_free(struct pop3_job *job)
+{
+	if (job->secret) {
+		mem_wipe(job->secret, job->secret_len);
+		free(job->secret);
+	}
+	free(job->user);
+	free(job->canonical);
+	buf_free(&job->challenge);
+	free(job);
+}
+
+static void pop3_job_work(void *arg)
+{
+	struct pop3_job *job = arg;
+
+	if (job->is_sasl)
+		job->status = sasl_step(job->sasl, job->secret, job->secret ? job->secret_len : 0,
+					&job->challenge);
+	else
+		job->result = auth_verify_password(job->dir, job->user, job->secret,
+						   &job->canonical);
+}
+
+static void pop3_sasl_done(struct pop3_session *s, struct pop3_job *job)
+{
+	char *claimed = sasl_claimed_user(s->sasl) ? xstrdup(sasl_claimed_user(s->sasl)) : NULL;
+
+	if (job->status == SASL_CONTINUE) {
+		pop3_reply(s, "+ %s", buf_cstr(&job->challenge));
+		s->in_sasl_exchange = true;
+		free(claimed);
+		return;
+	}
+	if (job->status == SASL_OK && job->challenge.len > 0) {
+		/* RFC 5034 §4: additional data with success is sent as a challenge, and the
+		 * exchange completes on the client's empty response. */
+		pop3_reply(s, "+ %s", buf_cstr(&job->challenge));
+		free(s->user_arg);
+		s->user_arg = xstrdup(sasl_username(s->sasl));
+		sasl_free(&s->sasl);
+		s->in_sasl_exchange = true;
+		free(claimed);
+		return;
+	}
+	switch (job->status) {
+	case SASL_OK:
+		pop3_login_succeeded(s, sasl_username(s->sasl));
+		break;
+	case SASL_FAILED:
+		pop3_login_failed(s, claimed);
+		break;
+	case SASL_CANCELLED:
+		pop3_error(s, "Authentication cancelled");
+		break;
+	case SASL_MALFORMED:
+		pop3_error(s, "Malformed authentication response");
+		break;
+	case SASL_TEMPFAIL:
+	case SASL_CONTINUE:
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
+		break;
+	}
+	sasl_free(&s->sasl);
+	free(claimed);
+}
+
+static void pop3_job_done(void *session, void *arg)
+{
+	struct pop3_session *s = session;
+	struct pop3_job *job = arg;
+
+	if (job->is_sasl) {
+		pop3_sasl_done(s, job);
+	} else if (job->result == AUTH_OK) {
+		pop3_login_succeeded(s, job->canonical);
+	} else if (job->result == AUTH_FAILED) {
+		pop3_login_failed(s, job->user);
+	} else {
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
+	}
+	pop3_job_free(job);
+}
+
+static void pop3_submit_sasl(struct pop3_session *s, const char *line, size_t len)
+{
+	struct pop3_job *job = xcalloc(1, sizeof(*job));
+
+	job->is_sasl = true;
+	job->sasl = s->sasl;
+	if (line) {
+		job->secret = xstrndup(line, len);
+		job->secret_len = len;
+	}
+	buf_init(&job->challenge);
+	s->in_sasl_exchange = false;
+	net_conn_offload(s->conn, pop3_job_work, pop3_job_done, job);
+}
+
+static bool pop3_login_precheck(struct pop3_session *s)
+{
+	if (!pop3_plaintext_allowed(s)) {
+		pop3_reply(s, "-ERR [AUTH] Plaintext authentication requires TLS (use STLS)");
+		return false;
+	}
+	if (auth_penalty_refused(s->deps->penalty, net_conn_peer_ip(s->conn))) {
+		pop3_reply(s, "-ERR [SYS/TEMP] Too many failed logins from your address; try later");
+		return false;
+	}
+	return true;
+}
+
+static void pop3_cmd_user(struct pop3_session *s, const char *arg)
+{
+	if (arg[0] == '\0' || strlen(arg) > LIMIT_AUTH_FIELD) {
+		pop3_error(s, "Syntax: USER name");
+		return;
+	}
+	if (!pop3_plaintext_allowed(s)) {
+		pop3_reply(s, "-ERR [AUTH] Plaintext authentication requires TLS (use STLS)");
+		return;
+	}
+	free(s->user_arg);
+	s->user_arg = xstrdup(arg);
+	pop3_reply(s, "+OK");
+}
+
+static void pop3_cmd_pass(struct pop3_session *s, char *arg)
+{
+	struct pop3_job *job;
+
+	if (s->user_arg == NULL) {
+		pop3_error(s, "USER first");
+		return;
+	}
+	if (!pop3_login_precheck(s))
+		return;
+	job = xcalloc(1, sizeof(*job));
+	job->dir = s->deps->dir;
+	job->user = s->user_arg;
+	s->user_arg = NULL;
+	job->secret = xstrdup(arg);
+	job->secret_len = strlen(arg);
+	mem_wipe(arg, job->secret_len);
+	buf_init(&job->challenge);
+	net_conn_offload(s->conn, pop3_job_work, pop3_job_done, job);
+}
+
+static void pop3_cmd_auth(struct pop3_session *s, const char *arg)
+{
+	char mech[32];
+	size_t mech_len = strcspn(arg, " ");
+	const char *initial = arg + mech_len;
+
+	if (mech_len == 0) {
+		/* Pre-RFC 5034 clients ask for the list this way. */
+		const char *m = sasl_mechanisms(pop3_plaintext_allowed(s));
+		pop3_reply(s, "+OK Mechanisms follow");
+		while (*m) {
+			size_t n = strcspn(m, " ");
+			pop3_reply(s, "%.*s", (int)n, m);
+			m += n;
+			while (*m == ' ')
+				m++;
+		}
+		pop3_reply(s, ".");
+		return;
+	}
+	if (mech_len >= sizeof(mech)) {
+		pop3_error(s, "Unknown mechanism");
+		return;
+	}
+	memcpy(mech, arg, mech_len);
+	mech[mech_len] = '\0';
+	while (*initial == ' ')
+		initial++;
+	if (auth_penalty_refused(s->deps->penalty, net_conn_peer_ip(s->conn))) {
+		pop3_reply(s, "-ERR [SYS/TEMP] Too many failed logins from your address; try later");
+		return;
+	}
+	s->sasl = sasl_new(s->deps->dir, mech, pop3_plaintext_allowed(s));
+	if (s->sasl == NULL) {
+		bool plaintext_mech = str_ieq(mech, "PLAIN") || str_ieq(mech, "LOGIN");
+		if (plaintext_mech && !pop3_plaintext_allowed(s))
+			pop3_reply(s, "-ERR [AUTH] This mechanism requires TLS (use STLS)");
+		else
+			pop3_error(s, "Unknown mechanism");
+		return;
+	}
+	if (*initial != '\0')
+		pop3_submit_sasl(s, initial, strlen(initial));
+	else if (str_ieq(mech, "LOGIN"))
+		pop3_submit_sasl(s, NULL, 0);
+	else {
+		pop3_reply(s, "+ ");
+		s->in_sasl_exchange = true;
+	}
+}
+
+static void pop3_sasl_line(struct pop3_session *s, const char *line, size_t len)
+{
+	if (line == NULL) {
+		sasl_free(&s->sasl);
+		s->in_sasl_exchange = false;
+		pop3_error(s, "Authentication response too long");
+		return;
+	}
+	if (s->sasl == NULL) { /* reply to the server-final challenge */
+		char *user = s->user_arg;
+		s->user_arg = NULL;
+		s->in_sasl_exchange = false;
+		if (user != NULL && (len == 0 || (len == 1 && line[0] == '=')))
+			pop3_login_succeeded(s, user);
+		else
+			pop3_error(s, "Authentication cancelled");
+		free(user);
+		return;
+	}
+	pop3_submit_sasl(s, line, len);
+}
+
+/* ---------------- other commands ---------------- */
+
+static void pop3_cmd_capa(struct pop3_session *s)
+{
+	pop3_reply(s, "+OK Capability list follows");
+	if (s->state == POP3_AUTHORIZATION) {
+		if (pop3_plaintext_allowed(s))
+			pop3_reply(s, "USER");
+		pop3_reply(s, "SASL %s", sasl_mechanisms(pop3_plaintext_allowed(s)));
+		if (net_conn_tls_available(s->conn))
+			pop3_reply(s, "STLS");
+	}
+	pop3_reply(s, "RESP-CODES");
+	pop3_reply(s, "AUTH-RESP-CODE");
+	pop3_reply(s, "PIPELINING");
+	pop3_reply(s, "IMPLEMENTATION Roost");
+	pop3_reply(s, ".");
+}
+
+static void pop3_cmd_stls(struct pop3_session *s)
+{
+	if (s->state != POP3_AUTHORIZATION || !net_conn_tls_available(s->conn)) {
+		pop3_error(s, net_conn_is_tls(s->conn) ? "TLS already active"
+						       : "STLS not available");
+		return;
+	}
+	pop3_reply(s, "+OK Begin TLS negotiation");
+	net_conn_starttls(s->conn);
+}
+
+static void pop3_command(struct pop3_session *s, char *line, size_t len)
+{
+	size_t verb_len = strcspn(line, " ");
+	char *arg = line + verb_len;
+
+	if (memchr(line, '\0', len) != NULL) {
+		pop3_error(s, "NUL character in command");
+		return;
+	}
+	if (*arg == ' ')
+		arg++;
+	if (verb_len == 4 && str_nieq(line, "QUIT", 4)) {
+		pop3_reply(s, "+OK Roost POP3 signing off");
+		net_conn_close(s->conn);
+		return;
+	}
+	if (verb_len == 4 && str_nieq(line, "CAPA", 4)) {
+		pop3_cmd_capa(s);
+		return;
+	}
+	if (verb_len == 4 && str_nieq(line, "AUTH", 4) && s->state == POP3_AUTHORIZATION) {
+		pop3_cmd_auth(s, arg);
+		return;
+	}
+	if (len > POP3_COMMAND_MAX) {
+		pop3_error(s, "Command line too long");
+		return;
+	}
+	if (s->state == POP3_AUTHORIZATION) {
+		if (verb_len == 4 && str_nieq(line, "USER", 4))
+			pop3_cmd_user(s, arg);
+		else if (verb_len == 4 && str_nieq(line, "PASS", 4))
+			pop3_cmd_pass(s, arg);
+		else if (verb_len == 4 && str_nieq(line, "STLS", 4))
+			pop3_cmd_stls(s);
+		else
+			pop3_error(s, "Unknown command or not allowed before login");
+		return;
+	}
+	if (verb_len == 4 && str_nieq(line, "NOOP", 4)) {
+		pop3_reply(s, "+OK");
+		return;
+	}
+	pop3_error(s, "Unknown command");
+}
+
+static void pop3_input(void *session)
+{
+	struct pop3_session *s = session;
+
+	while (!net_conn_is_closing(s->conn)) {
+		char *line;
+		size_t len;
+		enum net_line_status st =
+			net_conn_read_line(s->conn, LIMIT_SASL_RESPONSE, &line, &len, NULL);
+
+		if (st == NET_LINE_NONE)
+			return;
+		if (s->in_sasl_exchange) {
+			pop3_sasl_line(s, st == NET_LINE_TOO_LONG ? NULL : line, len);
+			continue;
+		}
+		if (st == NET_LINE_TOO_LONG) {
+			pop3_error(s, "Command line too long");
+			continue;
+		}
+		pop3_command(s, line, len);
+	}
+}
+
+static void pop3_tls_ready(void *session)
+{
+	struct pop3_session *s = session;
+
+	free(s->user_arg);
+	s->user_arg = NULL;
+}
+
+static void pop3_timeout(void *session)
+{
+	struct pop3_session *s = session;
+
+	pop3_reply(s, "-ERR Autologout; idle for too long");
+	net_conn_close(s->conn);
+}
+
+static void pop3_close(void *session)
+{
+	struct pop3_session *s = session;
+
+	sasl_free(&s->sasl);
+	if (s->userip_counted)
+		auth_userip_release(s->deps->penalty, s->user, net_conn_peer_ip(s->conn));
+	free(s->user);
+	free(s->user_arg);
+	free(s->pending_reply);
+	free(s);
+}
+
+const struct net_protocol pop3_protocol = {
+	.name = "pop3",
+	.refuse_line = "-ERR [SYS/TEMP] Too many connections from your address\r\n",
+	.open = pop3_open,
+	.input = pop3_input,
+	.tls_ready = pop3_tls_ready,
+	.timeout = pop3_timeout,
+	.drained = NULL,
+	.close = pop3_close,
+};

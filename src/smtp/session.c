@@ -1,0 +1,253 @@
+/* SMTP connection state machine (RFC 5321): greeting, command lines and their limits, the
+ * commands of the session itself (EHLO, HELO, STARTTLS, NOOP, RSET, HELP, VRFY, QUIT) and
+ * dispatch to the rest. Every reply carries an enhanced status code (RFC 2034). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/core.h"
+#include "session.h"
+
+void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	struct buf b;
+	va_list ap;
+
+	buf_init(&b);
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	buf_append(&b, "\r\n", 2);
+	net_conn_write(s->conn, b.data, b.len);
+	buf_free(&b);
+}
+
+void smtp_error(struct smtp_session *s, const char *fmt, ...)
+{
+	struct buf b;
+	va_list ap;
+
+	buf_init(&b);
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	smtp_reply(s, "%s", buf_cstr(&b));
+	buf_free(&b);
+	if (++s->bad_count >= (unsigned)s->deps->cfg->bad_commands) {
+		smtp_reply(s, "421 4.7.0 %s Too many errors; closing connection",
+			   s->deps->cfg->hostname);
+		net_conn_close(s->conn);
+	}
+}
+
+bool smtp_plaintext_allowed(const struct smtp_session *s)
+{
+	switch (s->deps->cfg->plaintext) {
+	case PLAINTEXT_ALWAYS:
+		return true;
+	case PLAINTEXT_LOOPBACK:
+		return net_conn_is_tls(s->conn) || net_conn_is_loopback(s->conn);
+	case PLAINTEXT_NEVER:
+		return net_conn_is_tls(s->conn);
+	}
+	return false;
+}
+
+static void *smtp_open(struct net_conn *conn, void *ctx)
+{
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	enum listen_kind kind = net_conn_kind(conn);
+
+	s->conn = conn;
+	s->deps = ctx;
+	s->submission = kind == LISTEN_SUBMISSION || kind == LISTEN_SUBMISSIONS;
+	net_conn_set_timeout(conn, (uint32_t)s->deps->cfg->smtp_timeout);
+	smtp_reply(s, "220 %s ESMTP Roost", s->deps->cfg->hostname);
+	return s;
+}
+
+/* RFC 5321 §4.1.4: EHLO resets the transaction and states the extensions. */
+static void smtp_cmd_ehlo(struct smtp_session *s, const char *args, bool extended)
+{
+	if (args[0] == '\0' || strchr(args, ' ') != NULL || strlen(args) > 255) {
+		smtp_error(s, "501 5.5.4 Syntax: %s hostname", extended ? "EHLO" : "HELO");
+		return;
+	}
+	free(s->helo);
+	s->helo = xstrdup(args);
+	s->esmtp = extended;
+	if (!extended) {
+		smtp_reply(s, "250 %s", s->deps->cfg->hostname);
+		return;
+	}
+	smtp_reply(s, "250-%s Hello %s", s->deps->cfg->hostname, args);
+	if (net_conn_tls_available(s->conn))
+		smtp_reply(s, "250-STARTTLS");
+	if (s->submission && s->user == NULL && smtp_plaintext_allowed(s))
+		smtp_reply(s, "250-AUTH %s", sasl_mechanisms(true));
+	smtp_reply(s, "250-PIPELINING");
+	smtp_reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+static void smtp_cmd_starttls(struct smtp_session *s, const char *args)
+{
+	if (args[0] != '\0') {
+		smtp_error(s, "501 5.5.4 STARTTLS takes no arguments");
+		return;
+	}
+	if (net_conn_is_tls(s->conn)) {
+		smtp_error(s, "503 5.5.1 TLS already active");
+		return;
+	}
+	if (!net_conn_tls_available(s->conn)) {
+		smtp_error(s, "454 4.7.0 TLS not available");
+		return;
+	}
+	smtp_reply(s, "220 2.0.0 Ready to start TLS");
+	net_conn_starttls(s->conn);
+}
+
+static void smtp_tls_ready(void *session)
+{
+	struct smtp_session *s = session;
+
+	/* RFC 3207 §4.2: forget everything learned before TLS; the client starts over. */
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = false;
+}
+
+struct smtp_command {
+	const char *verb;
+	void (*run)(struct smtp_session *s, const char *args);
+};
+
+static void cmd_ehlo(struct smtp_session *s, const char *args)
+{
+	smtp_cmd_ehlo(s, args, true);
+}
+
+static void cmd_helo(struct smtp_session *s, const char *args)
+{
+	smtp_cmd_ehlo(s, args, false);
+}
+
+static void cmd_noop(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	smtp_reply(s, "250 2.0.0 OK");
+}
+
+static void cmd_rset(struct smtp_session *s, const char *args)
+{
+	if (args[0] != '\0') {
+		smtp_error(s, "501 5.5.4 RSET takes no arguments");
+		return;
+	}
+	smtp_reply(s, "250 2.0.0 OK");
+}
+
+static void cmd_help(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	smtp_reply(s, "214 2.0.0 Roost ESMTP; see RFC 5321");
+}
+
+/* TESTPLAN §3.11: VRFY answers the same for every address, so it is no enumeration oracle. */
+static void cmd_vrfy(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	smtp_reply(s, "252 2.5.2 Cannot VRFY user; send some mail and we will try our best");
+}
+
+static void cmd_quit(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	smtp_reply(s, "221 2.0.0 %s closing connection", s->deps->cfg->hostname);
+	net_conn_close(s->conn);
+}
+
+static void cmd_auth(struct smtp_session *s, const char *args)
+{
+	smtp_cmd_auth(s, args);
+}
+
+static const struct smtp_command smtp_commands[] = {
+	{ "EHLO", cmd_ehlo }, { "HELO", cmd_helo }, { "STARTTLS", smtp_cmd_starttls },
+	{ "AUTH", cmd_auth }, { "NOOP", cmd_noop }, { "RSET", cmd_rset },
+	{ "HELP", cmd_help }, { "VRFY", cmd_vrfy }, { "QUIT", cmd_quit },
+};
+
+static void smtp_command(struct smtp_session *s, char *line, size_t len)
+{
+	size_t verb_len = strcspn(line, " ");
+	const char *args = line + verb_len;
+
+	if (memchr(line, '\0', len) != NULL) {
+		smtp_error(s, "500 5.5.2 NUL character in command");
+		return;
+	}
+	while (*args == ' ')
+		args++;
+	for (size_t i = 0; i < ARRAY_LEN(smtp_commands); i++) {
+		const struct smtp_command *c = &smtp_commands[i];
+		if (strlen(c->verb) == verb_len && str_nieq(line, c->verb, verb_len)) {
+			c->run(s, args);
+			return;
+		}
+	}
+	smtp_error(s, "500 5.5.2 Command unrecognized");
+}
+
+static void smtp_input(void *session)
+{
+	struct smtp_session *s = session;
+
+	while (!net_conn_is_closing(s->conn)) {
+		char *line;
+		size_t len;
+		size_t max = s->in_sasl_exchange ? LIMIT_SASL_RESPONSE
+						 : (size_t)s->deps->cfg->smtp_line;
+		enum net_line_status st = net_conn_read_line(s->conn, max, &line, &len, NULL);
+
+		if (st == NET_LINE_NONE)
+			return;
+		if (s->in_sasl_exchange) {
+			smtp_sasl_continue(s, st == NET_LINE_TOO_LONG ? NULL : line, len);
+			continue;
+		}
+		if (st == NET_LINE_TOO_LONG) {
+			smtp_error(s, "500 5.5.2 Line too long");
+			continue;
+		}
+		smtp_command(s, line, len);
+	}
+}
+
+static void smtp_timeout(void *session)
+{
+	struct smtp_session *s = session;
+
+	smtp_reply(s, "421 4.4.2 %s Timeout; closing connection", s->deps->cfg->hostname);
+	net_conn_close(s->conn);
+}
+
+static void smtp_close(void *session)
+{
+	struct smtp_session *s = session;
+
+	smtp_auth_end(s);
+	free(s->helo);
+	free(s);
+}
+
+const struct net_protocol smtp_protocol = {
+	.name = "smtp",
+	.refuse_line = "421 4.7.0 Too many connections from your address\r\n",
+	.open = smtp_open,
+	.input = smtp_input,
+	.tls_ready = smtp_tls_ready,
+	.timeout = smtp_timeout,
+	.drained = NULL,
+	.close = smtp_close,
+};
