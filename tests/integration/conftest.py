@@ -1,0 +1,257 @@
+"""Fixtures that run a real `roost serve` on free loopback ports with a temporary data dir.
+
+`roost_server` starts a server with the default test settings; tests that need other settings
+use the `make_roost` factory: make_roost(extra={"auth": {"plaintext": "never"}}). Every server
+is stopped with SIGTERM after the test, and the test fails if it did not exit cleanly or if a
+sanitizer reported anything in its log.
+"""
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOST_BIN = os.environ.get(
+    "ROOST_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "roost"))
+ROOST_BIN = os.path.abspath(ROOST_BIN)
+
+LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
+DEMO_USER = "demo@example.test"
+DEMO_PASSWORD = "correct horse battery staple"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=10.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("roost exited early with status %s" % proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError("port %d did not open" % port)
+
+
+def client_tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def make_certificate(directory, cn="localhost"):
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+         "-subj", "/CN=" + cn, "-keyout", key, "-out", cert],
+        check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory):
+    return make_certificate(str(tmp_path_factory.mktemp("cert")))
+
+
+class Roost:
+    """One server instance: its ports, files, and helpers to run the CLI against it."""
+
+    def __init__(self, workdir, cert, key, extra=None):
+        self.dir = workdir
+        self.conf = os.path.join(workdir, "roost.conf")
+        self.data_dir = os.path.join(workdir, "data")
+        self.ports = {name: free_port() for name in LISTENERS}
+        self.cert, self.key = cert, key
+        self.proc = None
+        self.log = None
+        self.log_path = os.path.join(workdir, "roost.log")
+        sections = {
+            "server": {"hostname": "mail.example.test", "data_dir": self.data_dir,
+                       "workers": "2", "log_level": "info"},
+            "tls": {"cert": cert, "key": key},
+            "listen": {name: "127.0.0.1:%d" % port for name, port in self.ports.items()},
+            # Short, constant penalties keep the suite fast; tests of the penalty
+            # schedule set their own values.
+            "auth": {"failure_delay": "50", "failure_delay_max": "50"},
+        }
+        for section, values in (extra or {}).items():
+            sections.setdefault(section, {}).update(values)
+        with open(self.conf, "w") as f:
+            for section, values in sections.items():
+                f.write("[%s]\n" % section)
+                for k, v in values.items():
+                    f.write("%s = %s\n" % (k, v))
+                f.write("\n")
+
+    def cli(self, *args, input=None, check=True):
+        r = subprocess.run([ROOST_BIN, "--config", self.conf] + list(args), input=input,
+                           capture_output=True, text=True, timeout=60)
+        if check and r.returncode != 0:
+            raise AssertionError("roost %s failed (%d): %s" % (" ".join(args), r.returncode,
+                                                               r.stderr))
+        return r
+
+    def add_user(self, address, password):
+        domain = address.split("@", 1)[1]
+        if domain not in self.cli("domain", "list").stdout.split():
+            self.cli("domain", "add", domain)
+        self.cli("user", "add", address, input=password + "\n")
+
+    def start(self):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([ROOST_BIN, "--config", self.conf, "serve"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        for port in self.ports.values():
+            wait_for_port(port, proc=self.proc)
+        return self
+
+    def stop(self):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("roost did not stop within 15 s of SIGTERM")
+        self.log.close()
+        status = self.proc.returncode
+        self.proc = None
+        return status
+
+    def log_text(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def connect(self, listener, tls=False, timeout=10):
+        s = socket.create_connection(("127.0.0.1", self.ports[listener]), timeout=timeout)
+        if tls:
+            s = client_tls_context().wrap_socket(s)
+        return s
+
+
+@pytest.fixture
+def make_roost(tmp_path, certificate):
+    servers = []
+
+    def factory(extra=None, users=((DEMO_USER, DEMO_PASSWORD),), start=True):
+        workdir = tempfile.mkdtemp(dir=str(tmp_path))
+        r = Roost(workdir, certificate[0], certificate[1], extra)
+        for address, password in users:
+            r.add_user(address, password)
+        servers.append(r)
+        return r.start() if start else r
+
+    yield factory
+    problems = []
+    for r in servers:
+        status = r.stop()
+        if not os.path.exists(r.log_path):
+            continue
+        log = r.log_text()
+        if status not in (None, 0):
+            problems.append("roost exited with status %s\n%s" % (status, log[-3000:]))
+        for marker in ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer"):
+            if marker in log:
+                problems.append("sanitizer report in roost's log:\n%s" % log[-6000:])
+                break
+    if problems:
+        pytest.fail("\n".join(problems))
+
+
+@pytest.fixture
+def roost_server(make_roost):
+    return make_roost()
+
+
+class LineClient:
+    """A raw socket client for line protocols: exact bytes out, lines in."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def line(self, timeout=10):
+        self.sock.settimeout(timeout)
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; pending %r" % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def until(self, prefix, timeout=10):
+        """Lines up to and including the first that starts with prefix."""
+        lines = []
+        while True:
+            l = self.line(timeout)
+            lines.append(l)
+            if l.startswith(prefix):
+                return lines
+
+    def silent(self, wait=0.5):
+        """True when nothing arrives within wait seconds."""
+        if self.buf:
+            return False
+        self.sock.settimeout(wait)
+        try:
+            data = self.sock.recv(65536)
+        except (socket.timeout, TimeoutError, ssl.SSLWantReadError):
+            return True
+        self.buf += data
+        return False
+
+    def closed(self, wait=5):
+        """True when the server closes the connection within wait seconds."""
+        self.sock.settimeout(wait)
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    return True
+                self.buf += data
+        except (socket.timeout, TimeoutError):
+            return False
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+            return True
+
+    def starttls(self):
+        self.sock = client_tls_context().wrap_socket(self.sock)
+        self.buf = b""
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def line_client():
+    clients = []
+
+    def factory(sock):
+        c = LineClient(sock)
+        clients.append(c)
+        return c
+
+    yield factory
+    for c in clients:
+        c.close()
