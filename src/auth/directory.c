@@ -8,10 +8,12 @@
  *    SQL is plain byte equality.
  * 4. WAL with synchronous=FULL: a command that returned 0 survives a power cut. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "auth_internal.h"
 
@@ -131,6 +133,14 @@ int auth_directory_open(const char *data_dir, struct auth_directory **dir_r, cha
 
 	*dir_r = NULL;
 	pthread_mutex_init(&dir->lock, NULL);
+	/* Password hashes live here: create the file owner-only before SQLite does (its -wal and
+	 * -shm files copy the database file's mode). */
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		auth_dir_set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	close(fd);
 	rc = sqlite3_open_v2(path, &dir->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
 			     NULL);

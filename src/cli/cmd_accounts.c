@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "../auth/auth.h"
@@ -110,11 +111,22 @@ static const char user_usage[] =
 
 static char *read_password(void)
 {
+	struct termios saved, quiet;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
 	char *pw;
 
-	if (isatty(STDIN_FILENO))
+	if (tty) {
+		/* typed passwords are not echoed */
 		fprintf(stderr, "Password: ");
+		quiet = saved;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
 	pw = cli_read_password();
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+		fprintf(stderr, "\n");
+	}
 	if (pw == NULL)
 		fprintf(stderr,
 			"roost: no password on standard input (one line of 1 to %d octets)\n",

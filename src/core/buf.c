@@ -65,6 +65,8 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	va_list copy;
 	int n;
 
+	if (fmt == NULL) /* also keeps gcc -fsanitize=undefined from a false -Wformat warning */
+		return;
 	va_copy(copy, ap);
 	n = vsnprintf(NULL, 0, fmt, copy);
 	va_end(copy);

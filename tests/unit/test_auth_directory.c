@@ -109,7 +109,8 @@ static void test_bad_names(void **state)
 		"a\n.org",
 	};
 	static const char *const bad_users[] = {
-		"a%u@example.org", "%u%d%{user}@example.org", "%{sql}@example.org", "a!b@example.org",
+		"a%u@example.org", "%u%d%{user}@example.org", "%{sql}@example.org",
+		"a!b@example.org",
 		"\"q\"@example.org", "a'b@example.org", "a/b@example.org", "a b@example.org",
 		"a\tb@example.org", "a\x01@example.org", ".a@example.org", "a.@example.org",
 		"a..b@example.org", "@example.org", "a@", "a", "a@b@example.org", "a`b@example.org",
@@ -184,7 +185,8 @@ static void test_users(void **state)
 			 AUTH_OK);
 	assert_string_equal(canon, "alice@example.org");
 	free(canon);
-	assert_int_equal(auth_verify_password(f->dir, "ALICE@EXAMPLE.ORG", "s3cret", NULL), AUTH_OK);
+	assert_int_equal(auth_verify_password(f->dir, "ALICE@EXAMPLE.ORG", "s3cret", NULL),
+			 AUTH_OK);
 	assert_int_equal(auth_verify_password(f->dir, "alice@example.org", "S3cret", &canon),
 			 AUTH_FAILED);
 	assert_null(canon);
