@@ -79,9 +79,10 @@ enum sasl_status {
 	SASL_CONTINUE,  /* send the challenge in *challenge_r (base64 text, may be empty) */
 	SASL_OK,        /* authenticated; sasl_username() is set; challenge may hold
 			   server-final data to send (SCRAM) per the protocol's rules */
-	SASL_FAILED,    /* wrong credentials (same for unknown user) */
+	SASL_FAILED,    /* wrong credentials (same for unknown user), or an authzid other than
+			   the user (we allow no proxy authorization) */
 	SASL_CANCELLED, /* client sent "*" */
-	SASL_MALFORMED, /* bad base64, bad message syntax, forbidden authzid, over-long fields */
+	SASL_MALFORMED, /* bad base64, bad message syntax, over-long fields */
 	SASL_TEMPFAIL   /* storage error */
 };
 
