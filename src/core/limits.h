@@ -51,4 +51,13 @@
 /* Usernames and passwords as they arrive in SASL (RFC 4616 needs at least 255 each). */
 #define LIMIT_AUTH_FIELD 1024
 
+/* Store: a mailbox name in UTF-8 bytes (our own ceiling; the Maildir++ folder name derived
+ * from it must also fit NAME_MAX, checked separately), mailboxes per account, and how many
+ * saves one group commit may take at once. */
+#define LIMIT_MAILBOX_NAME 1000
+#define LIMIT_MAILBOXES_PER_ACCOUNT 10000
+#define LIMIT_STORE_COMMIT_BATCH 256
+/* Unreferenced files in a Maildir tmp/ older than this many seconds are leftovers of a crash. */
+#define LIMIT_STORE_TMP_AGE 3600
+
 #endif
