@@ -34,6 +34,12 @@
 #define LIMIT_MIME_PARTS_DEFAULT 10000
 #define LIMIT_HEADER_BLOCK_DEFAULT (1024 * 1024)
 #define LIMIT_MIME_BOUNDARY 2048
+/* Ceiling for a configured nesting depth: the IMAP renderings recurse once per level. */
+#define LIMIT_MIME_DEPTH_MAX 1000
+/* Parameters kept per Content-Type/Content-Disposition field, and the highest RFC 2231
+ * continuation section number honoured (CVE-2026-27859: 100 k continuations stay cheap). */
+#define LIMIT_MIME_PARAMS 256
+#define LIMIT_MIME_PARAM_SECTIONS 100
 
 /* Keywords per mailbox and their length. */
 #define LIMIT_KEYWORD_LENGTH 64
