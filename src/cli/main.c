@@ -11,6 +11,7 @@
 static const struct cli_command commands[] = {
 	{ "serve", "serve", cmd_serve },
 	{ "check", "check", cmd_check },
+	{ "import", "import ADDRESS PATH", cmd_import },
 };
 
 static void usage(FILE *out)

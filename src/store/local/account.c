@@ -602,7 +602,8 @@ enum store_error store_account_open(struct store *store, const char *address,
 			synced = true;
 	if (rebuild || !synced) {
 		if (rebuild)
-			log_info("store=local op=index-rebuild account=%s", acct->address);
+			log_info("store=local op=index-build account=%s (new account or missing index)",
+				 acct->address);
 		e = local_sync_account(acct, err_r);
 	}
 	if (e == STORE_OK && rebuild)
