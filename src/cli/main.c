@@ -16,6 +16,7 @@ static const struct cli_command commands[] = {
 	  "user add|del|passwd ADDRESS | user list [DOMAIN] | user import-passwd FILE DOMAIN",
 	  cmd_user },
 	{ "alias", "alias add|del ALIAS TARGET... | alias list", cmd_alias },
+	{ "import", "import ADDRESS PATH", cmd_import },
 };
 
 static void usage(FILE *out)

@@ -34,6 +34,12 @@
 #define LIMIT_MIME_PARTS_DEFAULT 10000
 #define LIMIT_HEADER_BLOCK_DEFAULT (1024 * 1024)
 #define LIMIT_MIME_BOUNDARY 2048
+/* Ceiling for a configured nesting depth: the IMAP renderings recurse once per level. */
+#define LIMIT_MIME_DEPTH_MAX 1000
+/* Parameters kept per Content-Type/Content-Disposition field, and the highest RFC 2231
+ * continuation section number honoured (CVE-2026-27859: 100 k continuations stay cheap). */
+#define LIMIT_MIME_PARAMS 256
+#define LIMIT_MIME_PARAM_SECTIONS 100
 
 /* Keywords per mailbox and their length. */
 #define LIMIT_KEYWORD_LENGTH 64
@@ -54,5 +60,14 @@
 
 /* Usernames and passwords as they arrive in SASL (RFC 4616 needs at least 255 each). */
 #define LIMIT_AUTH_FIELD 1024
+
+/* Store: a mailbox name in UTF-8 bytes (our own ceiling; the Maildir++ folder name derived
+ * from it must also fit NAME_MAX, checked separately), mailboxes per account, and how many
+ * saves one group commit may take at once. */
+#define LIMIT_MAILBOX_NAME 1000
+#define LIMIT_MAILBOXES_PER_ACCOUNT 10000
+#define LIMIT_STORE_COMMIT_BATCH 256
+/* Unreferenced files in a Maildir tmp/ older than this many seconds are leftovers of a crash. */
+#define LIMIT_STORE_TMP_AGE 3600
 
 #endif

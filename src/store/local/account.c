@@ -1,0 +1,731 @@
+/* The local backend's store and account handles: opening (creating, checking and rebuilding
+ * the SQLite index), the shared per-account handle, mailbox operations, quota and the change
+ * feed's subscriber list. Messages are in messages.c, saving in save.c, recovery in sync.c. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "local.h"
+
+static const char *const schema_sql =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS mailboxes("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" name TEXT NOT NULL UNIQUE,"
+	" uidvalidity INTEGER NOT NULL,"
+	" uidnext INTEGER NOT NULL,"
+	" highestmodseq INTEGER NOT NULL,"
+	" first_recent INTEGER NOT NULL DEFAULT 1,"
+	" special_use INTEGER NOT NULL DEFAULT 0,"
+	" subscribed INTEGER NOT NULL DEFAULT 0,"
+	/* The uidnext floor last written to the folder's roost-uidvalidity file. */
+	" uid_floor INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS messages("
+	" mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL, file TEXT NOT NULL,"
+	" flags INTEGER NOT NULL, keywords TEXT, modseq INTEGER NOT NULL,"
+	" internal_date INTEGER NOT NULL, size INTEGER NOT NULL,"
+	" PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;"
+	/* ENVELOPE and BODYSTRUCTURE live apart from messages so that listing a mailbox (the
+	 * SELECT path) scans only the small rows. NULL = not computed (yet): the MIME layer could
+	 * not parse the message, or it was found on disk; store_message_cache computes it then. */
+	"CREATE TABLE IF NOT EXISTS message_cache("
+	" mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL, envelope TEXT, bodystructure TEXT,"
+	" PRIMARY KEY(mailbox_id, uid));";
+
+static const struct {
+	const char *name;
+	uint32_t special_use;
+} default_mailboxes[] = {
+	{ "INBOX", 0 },
+	{ "Sent", STORE_SPECIAL_SENT },
+	{ "Drafts", STORE_SPECIAL_DRAFTS },
+	{ "Trash", STORE_SPECIAL_TRASH },
+	{ "Junk", STORE_SPECIAL_JUNK },
+	{ "Archive", STORE_SPECIAL_ARCHIVE },
+};
+
+enum store_error local_db_fail(struct store_account *acct, struct store_err *err_r,
+			       const char *what)
+{
+	int code = sqlite3_extended_errcode(acct->db);
+
+	log_error("store=local op=%s account=%s sqlite=\"%s\" code=%d", what, acct->address,
+		  sqlite3_errmsg(acct->db), code);
+	if ((code & 0xff) == SQLITE_FULL)
+		return local_fail(err_r, STORE_ERR_NO_SPACE, "%s", store_error_str(STORE_ERR_NO_SPACE));
+	return local_fail(err_r, STORE_ERR_IO, "%s", store_error_str(STORE_ERR_IO));
+}
+
+int local_exec(struct store_account *acct, const char *sql)
+{
+	return sqlite3_exec(acct->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+void local_mbox_clear(struct local_mbox *m)
+{
+	free(m->name);
+	free(m->dir);
+	memset(m, 0, sizeof(*m));
+}
+
+void local_write_begin(struct store_account *acct)
+{
+	pthread_mutex_lock(&acct->lock);
+	while (flock(acct->lock_fd, LOCK_EX) < 0 && errno == EINTR)
+		;
+}
+
+void local_write_end(struct store_account *acct)
+{
+	flock(acct->lock_fd, LOCK_UN);
+	pthread_mutex_unlock(&acct->lock);
+}
+
+static bool event_matches(const struct store_subscription *s, const struct store_event *ev)
+{
+	return s->mailbox_id == 0 || s->mailbox_id == ev->mailbox_id;
+}
+
+void local_unlock_publish(struct store_account *acct, bool write, const struct store_event *events,
+			  size_t count)
+{
+	if (count == 0) {
+		if (write)
+			local_write_end(acct);
+		else
+			pthread_mutex_unlock(&acct->lock);
+		return;
+	}
+	/* Hand-off: the feed lock is taken before the index lock is released, so a later commit
+	 * cannot overtake our events, and callbacks never run under the index lock. */
+	pthread_mutex_lock(&acct->feed_lock);
+	if (write)
+		local_write_end(acct);
+	else
+		pthread_mutex_unlock(&acct->lock);
+	for (size_t i = 0; i < count; i++)
+		for (struct store_subscription *s = acct->subs; s != NULL; s = s->next)
+			if (event_matches(s, &events[i]))
+				s->cb(&events[i], s->ctx);
+	pthread_mutex_unlock(&acct->feed_lock);
+}
+
+struct store_subscription *store_subscribe(struct store_account *acct, uint64_t mailbox_id,
+					   store_event_cb *cb, void *ctx)
+{
+	struct store_subscription *s = xcalloc(1, sizeof(*s));
+
+	s->acct = acct;
+	s->mailbox_id = mailbox_id;
+	s->cb = cb;
+	s->ctx = ctx;
+	pthread_mutex_lock(&acct->feed_lock);
+	s->next = acct->subs;
+	acct->subs = s;
+	pthread_mutex_unlock(&acct->feed_lock);
+	return s;
+}
+
+void store_unsubscribe(struct store_subscription **subp)
+{
+	struct store_subscription *s = *subp;
+
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->acct->feed_lock);
+	for (struct store_subscription **pp = &s->acct->subs; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->acct->feed_lock);
+	free(s);
+	*subp = NULL;
+}
+
+/* ---- mailbox rows ---- */
+
+static void mbox_from_row(struct store_account *acct, sqlite3_stmt *st, struct local_mbox *m)
+{
+	m->id = (uint64_t)sqlite3_column_int64(st, 0);
+	m->name = xstrdup((const char *)sqlite3_column_text(st, 1));
+	m->uidvalidity = (uint32_t)sqlite3_column_int64(st, 2);
+	m->uidnext = (uint32_t)sqlite3_column_int64(st, 3);
+	m->highestmodseq = (uint64_t)sqlite3_column_int64(st, 4);
+	m->special_use = (uint32_t)sqlite3_column_int64(st, 5);
+	m->subscribed = sqlite3_column_int(st, 6) != 0;
+	m->dir = local_folder_path(acct, m->name);
+	if (m->dir == NULL) /* only names that passed local_folder_name are ever stored */
+		m->dir = xstrdup(acct->dir);
+}
+
+#define MBOX_COLS "id, name, uidvalidity, uidnext, highestmodseq, special_use, subscribed"
+
+static enum store_error mbox_query(struct store_account *acct, const char *sql, const char *name,
+				   uint64_t id, struct local_mbox *m_r, struct store_err *err_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(m_r, 0, sizeof(*m_r));
+	if (sqlite3_prepare_v2(acct->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return local_db_fail(acct, err_r, "mailbox-lookup");
+	if (name != NULL)
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		mbox_from_row(acct, st, m_r);
+		sqlite3_finalize(st);
+		return STORE_OK;
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return local_fail(err_r, STORE_ERR_NOT_FOUND, "Mailbox does not exist");
+	return local_db_fail(acct, err_r, "mailbox-lookup");
+}
+
+enum store_error local_mbox_by_name(struct store_account *acct, const char *canon,
+				    struct local_mbox *m_r, struct store_err *err_r)
+{
+	return mbox_query(acct, "SELECT " MBOX_COLS " FROM mailboxes WHERE name = ?", canon, 0, m_r,
+			  err_r);
+}
+
+enum store_error local_mbox_by_id(struct store_account *acct, uint64_t id, struct local_mbox *m_r,
+				  struct store_err *err_r)
+{
+	return mbox_query(acct, "SELECT " MBOX_COLS " FROM mailboxes WHERE id = ?", NULL, id, m_r,
+			  err_r);
+}
+
+static int64_t meta_get(struct store_account *acct, const char *key)
+{
+	sqlite3_stmt *st;
+	int64_t v = 0;
+
+	if (sqlite3_prepare_v2(acct->db, "SELECT value FROM meta WHERE key = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int meta_set(struct store_account *acct, const char *key, int64_t value)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(acct->db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", -1,
+			       &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, value);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* RFC 9051 §2.3.1.1: non-zero 32-bit, and a name created again must get a larger value; we
+ * hand out strictly increasing values per account (clock seconds, or last + 1). Must run in a
+ * transaction together with the use of the value. */
+uint32_t local_next_uidvalidity(struct store_account *acct)
+{
+	int64_t last = meta_get(acct, "last_uidvalidity");
+	int64_t v = time_wall_seconds();
+
+	if (v <= last)
+		v = last + 1;
+	if (v > UINT32_MAX || v <= 0)
+		v = UINT32_MAX;
+	meta_set(acct, "last_uidvalidity", v);
+	return (uint32_t)v;
+}
+
+/* Creates the folder on disk (dirs + uidvalidity file) and its row; inside a transaction. */
+enum store_error local_mbox_insert(struct store_account *acct, const char *canon,
+				   uint32_t special_use, uint32_t uidvalidity, uint32_t floor,
+				   struct local_mbox *m_r, struct store_err *err_r)
+{
+	char *dir = local_folder_path(acct, canon);
+	sqlite3_stmt *st;
+	int rc;
+
+	if (dir == NULL)
+		return local_fail(err_r, STORE_ERR_LIMIT, "Mailbox name too long");
+	if (uidvalidity == 0)
+		uidvalidity = local_next_uidvalidity(acct);
+	else if ((int64_t)uidvalidity > meta_get(acct, "last_uidvalidity"))
+		meta_set(acct, "last_uidvalidity", uidvalidity);
+	if (floor == 0)
+		floor = 1;
+	if (local_folder_create_dirs(dir) < 0 || local_uidv_write(dir, uidvalidity, floor) < 0) {
+		int e = errno;
+
+		log_error("store=local op=mailbox-create account=%s errno=%s", acct->address,
+			  strerror(e));
+		free(dir);
+		return local_fail(err_r, local_errno_code(e), "%s",
+				  store_error_str(local_errno_code(e)));
+	}
+	if (sqlite3_prepare_v2(acct->db,
+			       "INSERT INTO mailboxes(name, uidvalidity, uidnext, highestmodseq,"
+			       " special_use, uid_floor) VALUES(?, ?, ?, 1, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK) {
+		free(dir);
+		return local_db_fail(acct, err_r, "mailbox-create");
+	}
+	sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, uidvalidity);
+	sqlite3_bind_int64(st, 3, floor);
+	sqlite3_bind_int64(st, 4, special_use);
+	sqlite3_bind_int64(st, 5, floor);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(dir);
+		return local_db_fail(acct, err_r, "mailbox-create");
+	}
+	if (m_r != NULL) {
+		memset(m_r, 0, sizeof(*m_r));
+		m_r->id = (uint64_t)sqlite3_last_insert_rowid(acct->db);
+		m_r->name = xstrdup(canon);
+		m_r->dir = dir;
+		m_r->uidvalidity = uidvalidity;
+		m_r->uidnext = floor;
+		m_r->highestmodseq = 1;
+		m_r->special_use = special_use;
+	} else {
+		free(dir);
+	}
+	return STORE_OK;
+}
+
+enum store_error local_update_counters(struct store_account *acct, const struct local_mbox *m,
+				       struct store_err *err_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(acct->db,
+			       "UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?", -1,
+			       &st, NULL) != SQLITE_OK)
+		return local_db_fail(acct, err_r, "mailbox-update");
+	sqlite3_bind_int64(st, 1, m->uidnext);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)m->highestmodseq);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)m->id);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? STORE_OK : local_db_fail(acct, err_r, "mailbox-update");
+}
+
+/* ---- store ---- */
+
+struct store *store_open(const struct store_settings *settings, struct store_err *err_r)
+{
+	struct store *store;
+
+	if (settings->data_dir == NULL || settings->data_dir[0] == '\0') {
+		local_fail(err_r, STORE_ERR_INVALID, "No data directory");
+		return NULL;
+	}
+	store = xcalloc(1, sizeof(*store));
+	store->mail_dir = xasprintf("%s/mail", settings->data_dir);
+	store->max_message_size = settings->max_message_size != 0 ? settings->max_message_size
+								 : LIMIT_MESSAGE_SIZE_DEFAULT;
+	if (store->max_message_size > LIMIT_MESSAGE_SIZE_MAX)
+		store->max_message_size = LIMIT_MESSAGE_SIZE_MAX;
+	if (gethostname(store->host, sizeof(store->host) - 1) < 0 || store->host[0] == '\0')
+		snprintf(store->host, sizeof(store->host), "localhost");
+	/* ',' ':' '/' delimit Maildir name fields or paths. */
+	for (char *p = store->host; *p != '\0'; p++)
+		if (*p == '/' || *p == ':' || *p == ',' || (unsigned char)*p < 0x21)
+			*p = '_';
+	atomic_init(&store->counter, 0);
+	pthread_mutex_init(&store->lock, NULL);
+	if (local_mkdir_p(store->mail_dir) < 0) {
+		log_error("store=local op=open dir=%s errno=%s", store->mail_dir, strerror(errno));
+		local_fail(err_r, local_errno_code(errno), "Cannot create the mail directory");
+		store_close(&store);
+		return NULL;
+	}
+	return store;
+}
+
+void store_close(struct store **storep)
+{
+	struct store *store = *storep;
+
+	if (store == NULL)
+		return;
+	if (store->accounts != NULL)
+		log_error("store=local op=close open_accounts=yes");
+	while (store->synced != NULL) {
+		struct local_synced *n = store->synced->next;
+
+		free(store->synced);
+		store->synced = n;
+	}
+	pthread_mutex_destroy(&store->lock);
+	free(store->mail_dir);
+	free(store);
+	*storep = NULL;
+}
+
+/* Splits and validates local@domain into path components that cannot escape mail_dir:
+ * lower-cased, no '/', no control characters, not starting with '.'. */
+static int address_split(const char *address, char **local_r, char **domain_r)
+{
+	const char *at = strrchr(address, '@');
+	size_t llen, dlen;
+
+	if (at == NULL)
+		return -1;
+	llen = (size_t)(at - address);
+	dlen = strlen(at + 1);
+	if (llen == 0 || dlen == 0 || llen > 128 || dlen > 253)
+		return -1;
+	for (const char *p = address; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x21 || *p == 0x7f || *p == '/' || *p == '\\')
+			return -1;
+	if (address[0] == '.' || at[1] == '.')
+		return -1;
+	*local_r = xstrndup(address, llen);
+	*domain_r = xstrdup(at + 1);
+	for (char *p = *local_r; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	for (char *p = *domain_r; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return 0;
+}
+
+static bool db_healthy(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	bool ok = false;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK)
+		return false;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *r = (const char *)sqlite3_column_text(st, 0);
+
+		ok = r != NULL && strcmp(r, "ok") == 0;
+	}
+	sqlite3_finalize(st);
+	return ok;
+}
+
+static int db_configure(sqlite3 *db)
+{
+	sqlite3_busy_timeout(db, 30000);
+	if (sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
+		return -1;
+	return sqlite3_exec(db, schema_sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+static void unlink_index(const char *path)
+{
+	char *p;
+
+	unlink(path);
+	p = xasprintf("%s-wal", path);
+	unlink(p);
+	free(p);
+	p = xasprintf("%s-shm", path);
+	unlink(p);
+	free(p);
+}
+
+/* Opens the index; a missing or damaged index is replaced by an empty one (the damaged file
+ * is kept aside for the operator) and *rebuild_r tells the caller to repopulate it. */
+static int account_open_db(struct store_account *acct, bool *rebuild_r)
+{
+	char *path = xasprintf("%s/%s", acct->dir, LOCAL_INDEX_FILE);
+	bool existed = access(path, F_OK) == 0;
+	int attempt;
+
+	*rebuild_r = !existed;
+	if (!existed)
+		unlink_index(path); /* a stale -wal must never be replayed into a new index */
+	for (attempt = 0; attempt < 2; attempt++) {
+		int rc = sqlite3_open_v2(path, &acct->db,
+					 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+						 SQLITE_OPEN_NOMUTEX,
+					 NULL);
+
+		if (rc == SQLITE_OK && db_configure(acct->db) == 0 &&
+		    (!existed || attempt > 0 || db_healthy(acct->db)))
+			break;
+		log_error("store=local op=index-open account=%s sqlite=\"%s\" action=rebuild",
+			  acct->address, acct->db != NULL ? sqlite3_errmsg(acct->db) : "open failed");
+		sqlite3_close(acct->db);
+		acct->db = NULL;
+		if (attempt > 0)
+			break;
+		char *aside = xasprintf("%s.corrupt-%lld", path, (long long)time_wall_seconds());
+
+		if (rename(path, aside) < 0)
+			log_error("store=local op=index-aside errno=%s", strerror(errno));
+		free(aside);
+		unlink_index(path);
+		*rebuild_r = true;
+	}
+	free(path);
+	return acct->db != NULL ? 0 : -1;
+}
+
+static void account_free(struct store_account *acct)
+{
+	if (acct->db != NULL)
+		sqlite3_close(acct->db);
+	if (acct->lock_fd >= 0)
+		close(acct->lock_fd);
+	pthread_mutex_destroy(&acct->lock);
+	pthread_mutex_destroy(&acct->q_lock);
+	pthread_cond_destroy(&acct->q_cond);
+	pthread_mutex_destroy(&acct->feed_lock);
+	free(acct->address);
+	free(acct->dir);
+	free(acct);
+}
+
+static enum store_error ensure_defaults(struct store_account *acct, struct store_err *err_r)
+{
+	enum store_error e = STORE_OK;
+
+	if (local_exec(acct, "BEGIN IMMEDIATE") < 0)
+		return local_db_fail(acct, err_r, "defaults");
+	for (size_t i = 0; i < ARRAY_LEN(default_mailboxes) && e == STORE_OK; i++) {
+		struct local_mbox m;
+
+		e = local_mbox_by_name(acct, default_mailboxes[i].name, &m, err_r);
+		if (e == STORE_OK) {
+			if (m.special_use == 0 && default_mailboxes[i].special_use != 0) {
+				char *sql = xasprintf("UPDATE mailboxes SET special_use = %u, "
+						      "subscribed = 1 WHERE id = %llu",
+						      default_mailboxes[i].special_use,
+						      (unsigned long long)m.id);
+				if (local_exec(acct, sql) < 0)
+					e = local_db_fail(acct, err_r, "defaults");
+				free(sql);
+			}
+			local_mbox_clear(&m);
+		} else if (e == STORE_ERR_NOT_FOUND) {
+			e = local_mbox_insert(acct, default_mailboxes[i].name,
+					      default_mailboxes[i].special_use, 0, 0, NULL, err_r);
+			if (e == STORE_OK &&
+			    local_exec(acct, "UPDATE mailboxes SET subscribed = 1 "
+					     "WHERE id = last_insert_rowid()") < 0)
+				e = local_db_fail(acct, err_r, "defaults");
+		}
+	}
+	if (e != STORE_OK) {
+		local_exec(acct, "ROLLBACK");
+		return e;
+	}
+	if (local_exec(acct, "COMMIT") < 0) {
+		e = local_db_fail(acct, err_r, "defaults");
+		local_exec(acct, "ROLLBACK");
+	}
+	return e;
+}
+
+enum store_error store_account_open(struct store *store, const char *address,
+				    struct store_account **acct_r, struct store_err *err_r)
+{
+	struct store_account *acct;
+	char *local, *domain, *norm;
+	enum store_error e = STORE_OK;
+	bool rebuild, synced = false;
+
+	*acct_r = NULL;
+	if (address_split(address, &local, &domain) < 0)
+		return local_fail(err_r, STORE_ERR_INVALID, "Invalid account address");
+	norm = xasprintf("%s@%s", local, domain);
+	pthread_mutex_lock(&store->lock);
+	for (acct = store->accounts; acct != NULL; acct = acct->next) {
+		if (strcmp(acct->address, norm) == 0) {
+			acct->refs++;
+			pthread_mutex_unlock(&store->lock);
+			free(norm);
+			free(local);
+			free(domain);
+			*acct_r = acct;
+			return STORE_OK;
+		}
+	}
+	acct = xcalloc(1, sizeof(*acct));
+	acct->store = store;
+	acct->address = norm;
+	acct->dir = xasprintf("%s/%s/%s", store->mail_dir, domain, local);
+	acct->refs = 1;
+	acct->lock_fd = -1;
+	free(local);
+	free(domain);
+	pthread_mutex_init(&acct->lock, NULL);
+	pthread_mutex_init(&acct->feed_lock, NULL);
+	local_commit_queue_init(acct);
+
+	char *lock_path = xasprintf("%s/%s", acct->dir, LOCAL_LOCK_FILE);
+
+	if (local_mkdir_p(acct->dir) == 0)
+		acct->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	free(lock_path);
+	if (acct->lock_fd < 0) {
+		e = local_fail(err_r, local_errno_code(errno), "%s",
+			       store_error_str(local_errno_code(errno)));
+		log_error("store=local op=account-open account=%s errno=%s", acct->address,
+			  strerror(errno));
+		goto fail;
+	}
+	local_write_begin(acct);
+	if (account_open_db(acct, &rebuild) < 0) {
+		local_write_end(acct);
+		e = local_fail(err_r, STORE_ERR_IO, "%s", store_error_str(STORE_ERR_IO));
+		goto fail;
+	}
+	for (struct local_synced *s = store->synced; s != NULL; s = s->next)
+		if (strcmp(s->address, acct->address) == 0)
+			synced = true;
+	if (rebuild || !synced) {
+		if (rebuild)
+			log_info("store=local op=index-build account=%s (new account or missing index)",
+				 acct->address);
+		e = local_sync_account(acct, err_r);
+	}
+	if (e == STORE_OK && rebuild)
+		e = ensure_defaults(acct, err_r);
+	local_write_end(acct);
+	if (e != STORE_OK)
+		goto fail;
+	if (!synced) {
+		size_t n = strlen(acct->address) + 1;
+		struct local_synced *s = xmalloc(sizeof(*s) + n);
+
+		memcpy(s->address, acct->address, n);
+		s->next = store->synced;
+		store->synced = s;
+	}
+	acct->next = store->accounts;
+	store->accounts = acct;
+	pthread_mutex_unlock(&store->lock);
+	*acct_r = acct;
+	return STORE_OK;
+fail:
+	pthread_mutex_unlock(&store->lock);
+	account_free(acct);
+	return e;
+}
+
+void store_account_close(struct store_account **acctp)
+{
+	struct store_account *acct = *acctp;
+	struct store *store;
+
+	if (acct == NULL)
+		return;
+	*acctp = NULL;
+	store = acct->store;
+	pthread_mutex_lock(&store->lock);
+	if (--acct->refs > 0) {
+		pthread_mutex_unlock(&store->lock);
+		return;
+	}
+	for (struct store_account **pp = &store->accounts; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == acct) {
+			*pp = acct->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&store->lock);
+	if (acct->subs != NULL)
+		log_error("store=local op=account-close account=%s subscribers=left",
+			  acct->address);
+	while (acct->subs != NULL) {
+		struct store_subscription *s = acct->subs;
+
+		acct->subs = s->next;
+		free(s);
+	}
+	account_free(acct);
+}
+
+void store_account_set_quota(struct store_account *acct, uint64_t max_bytes, uint64_t max_messages)
+{
+	atomic_store(&acct->quota_bytes, max_bytes);
+	atomic_store(&acct->quota_messages, max_messages);
+}
+
+enum store_error store_account_usage(struct store_account *acct, uint64_t *bytes_r,
+				     uint64_t *messages_r, struct store_err *err_r)
+{
+	sqlite3_stmt *st;
+	enum store_error e = STORE_OK;
+
+	*bytes_r = 0;
+	*messages_r = 0;
+	pthread_mutex_lock(&acct->lock);
+	if (sqlite3_prepare_v2(acct->db, "SELECT COUNT(*), TOTAL(size) FROM messages", -1, &st,
+			       NULL) != SQLITE_OK) {
+		e = local_db_fail(acct, err_r, "usage");
+	} else {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			*messages_r = (uint64_t)sqlite3_column_int64(st, 0);
+			*bytes_r = (uint64_t)sqlite3_column_double(st, 1);
+		} else {
+			e = local_db_fail(acct, err_r, "usage");
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&acct->lock);
+	return e;
+}
+
+void local_events_add(struct local_events *evs, enum store_event_kind kind,
+		      const struct local_mbox *m, const char *old_name, struct store_msg *msgs,
+		      size_t count)
+{
+	struct store_event *ev;
+
+	if (evs->count == evs->cap) {
+		evs->cap = evs->cap ? evs->cap * 2 : 4;
+		evs->ev = xrealloc(evs->ev, evs->cap * sizeof(*evs->ev));
+	}
+	ev = &evs->ev[evs->count++];
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = kind;
+	ev->mailbox_id = m->id;
+	ev->mailbox = xstrdup(m->name);
+	ev->old_name = old_name != NULL ? xstrdup(old_name) : NULL;
+	ev->uidvalidity = m->uidvalidity;
+	ev->uidnext = m->uidnext;
+	ev->highestmodseq = m->highestmodseq;
+	ev->count = count;
+	ev->msgs = msgs;
+}
+
+void local_events_clear(struct local_events *evs)
+{
+	for (size_t i = 0; i < evs->count; i++) {
+		struct store_msg *msgs = (struct store_msg *)evs->ev[i].msgs;
+
+		free((char *)evs->ev[i].mailbox);
+		free((char *)evs->ev[i].old_name);
+		store_msg_list_free(&msgs, evs->ev[i].count);
+	}
+	free(evs->ev);
+	memset(evs, 0, sizeof(*evs));
+}

@@ -1,0 +1,224 @@
+/* Private to store/local: the structures behind store.h's opaque handles and the helpers the
+ * backend's files share. Nothing outside src/store/local includes this.
+ *
+ * Design notes (invariants of the local backend)
+ *  1. Layout: DATA/mail/DOMAIN/USER/ is a Maildir++ root. INBOX is the root's cur/new/tmp;
+ *     mailbox "A/B" is the folder ".A.B" (components percent-encoded, see names.c). Each folder
+ *     holds roost-uidvalidity ("V uidvalidity" and "N uidnext floor"), written durably.
+ *     The index is roost-index.sqlite (WAL, synchronous=FULL), roost-lock serialises writers
+ *     of different processes (flock).
+ *  2. A message file is named BASE,U=uid,S=size:2,FLAGS in cur/. UID and system flags can
+ *     thus always be recovered from the directory; keywords live only in the index.
+ *  3. Write order for a save: tmp/ file written and fsync'd -> renamed into cur/ with its UID ->
+ *     cur/ fsync'd -> index transaction committed -> the caller is told OK. A crash before the
+ *     commit leaves a whole file with a UID >= the index's uidnext, which the open-time sync
+ *     adopts; failures before the commit unlink the file again.
+ *  4. Removal order: uidnext floor written to roost-uidvalidity -> files unlinked -> index
+ *     commit. A crash in between leaves index rows without files, which the sync drops. The
+ *     floor guarantees that a rebuilt index never hands out an expunged UID again.
+ *  5. Locks: acct->lock (mutex) guards the SQLite connection and every index transaction;
+ *     writers also hold the flock on roost-lock. acct->feed_lock guards the subscriber list and
+ *     is taken before acct->lock is released (hand-off), so events go out in commit order and
+ *     no callback ever runs under acct->lock. Lock order: store->lock -> acct->q_lock;
+ *     acct->lock -> acct->feed_lock. q_lock is never held while taking acct->lock.
+ *  6. Group commit: savers fsync their own tmp file in parallel, then queue a commit item. The
+ *     first queued thread with no leader active becomes leader, takes every queued item (up
+ *     to LIMIT_STORE_COMMIT_BATCH), and performs renames, one fsync per touched directory and
+ *     one SQLite transaction for all of them; followers sleep on q_cond until their item is
+ *     marked done. */
+#ifndef ROOST_STORE_LOCAL_H
+#define ROOST_STORE_LOCAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+
+#include "../../core/core.h"
+#include "../store.h"
+
+#define LOCAL_INDEX_FILE "roost-index.sqlite"
+#define LOCAL_LOCK_FILE "roost-lock"
+#define LOCAL_UIDV_FILE "roost-uidvalidity"
+
+struct local_synced {
+	struct local_synced *next;
+	char address[];
+};
+
+struct store {
+	char *mail_dir;
+	uint64_t max_message_size;
+	char host[64];
+	atomic_uint_fast64_t counter;
+	pthread_mutex_t lock; /* accounts and synced */
+	struct store_account *accounts;
+	struct local_synced *synced; /* accounts already fully synced by this process */
+};
+
+struct commit_item {
+	struct commit_item *next;
+	/* input */
+	char *mailbox;     /* canonical name */
+	char *tmp_path;    /* file in the account's tmp/, already fsync'd */
+	char *base;        /* unique part of the file name */
+	uint64_t size;
+	uint32_t flags;
+	char *keywords;    /* normalised, may be NULL */
+	int64_t internal_date;
+	const char *envelope;
+	const char *bodystructure;
+	/* output */
+	bool done;
+	enum store_error error;
+	uint32_t uid;
+	uint32_t uidvalidity;
+};
+
+struct store_subscription {
+	struct store_subscription *next;
+	struct store_account *acct;
+	uint64_t mailbox_id;
+	store_event_cb *cb;
+	void *ctx;
+};
+
+struct store_account {
+	struct store_account *next;
+	struct store *store;
+	char *address;
+	char *dir; /* account Maildir++ root, no trailing '/' */
+	int refs;  /* under store->lock */
+
+	pthread_mutex_t lock;
+	sqlite3 *db;
+	int lock_fd;
+
+	pthread_mutex_t q_lock;
+	pthread_cond_t q_cond;
+	bool q_leader;
+	struct commit_item *q_head;
+	struct commit_item **q_tail;
+
+	pthread_mutex_t feed_lock;
+	struct store_subscription *subs;
+
+	_Atomic uint64_t quota_bytes;
+	_Atomic uint64_t quota_messages;
+};
+
+/* A mailbox row. */
+struct local_mbox {
+	uint64_t id;
+	char *name;
+	char *dir; /* absolute folder path */
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint32_t special_use;
+	bool subscribed;
+};
+void local_mbox_clear(struct local_mbox *m);
+
+/* Events collected under the index lock and published after it (owned copies). */
+struct local_events {
+	struct store_event *ev;
+	size_t count;
+	size_t cap;
+};
+/* Adds an event; takes ownership of msgs (with their keywords). */
+void local_events_add(struct local_events *evs, enum store_event_kind kind,
+		      const struct local_mbox *m, const char *old_name, struct store_msg *msgs,
+		      size_t count);
+void local_events_clear(struct local_events *evs);
+
+/* ---- errors ---- */
+enum store_error local_fail(struct store_err *err_r, enum store_error code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+enum store_error local_errno_code(int err);
+/* Logs an SQLite failure with context and fills err_r with STORE_ERR_IO (or NO_SPACE). */
+enum store_error local_db_fail(struct store_account *acct, struct store_err *err_r,
+			       const char *what);
+
+/* ---- names.c ---- */
+/* Folder directory name for a canonical mailbox name ("" for INBOX); -1 when too long. */
+int local_folder_name(const char *mailbox, char *out, size_t outlen);
+/* Reverse of local_folder_name for a directory entry; -1 when it is not one of ours. */
+int local_folder_decode(const char *dirent, char *out, size_t outlen);
+char *local_folder_path(struct store_account *acct, const char *mailbox);
+/* Flag letters for a Maildir ":2," suffix, in ASCII order (D F R S T). */
+void local_flags_suffix(uint32_t flags, char out[8]);
+uint32_t local_flags_from_suffix(const char *s);
+/* Parses BASE,U=uid,S=size:2,FLAGS; fields not present are 0. base_len_r: length of BASE. */
+void local_parse_filename(const char *name, uint32_t *uid_r, uint64_t *size_r, uint32_t *flags_r,
+			  size_t *base_len_r);
+char *local_make_filename(const char *base, uint32_t uid, uint64_t size, uint32_t flags);
+/* Normalises keywords: validated atoms, duplicates removed (case-insensitive), sorted, joined
+ * by ' '. *out_r NULL when empty. */
+enum store_error local_keywords_join(const char *const *kw, size_t n, char **out_r,
+				     struct store_err *err_r);
+
+/* ---- fsutil.c ---- */
+int local_fsync_dir(const char *path);
+int local_mkdir_p(const char *path);
+int local_folder_create_dirs(const char *folder);
+/* Writes the uidvalidity file of a folder durably. */
+int local_uidv_write(const char *folder, uint32_t uidvalidity, uint32_t uidnext_floor);
+/* 0 on success; missing file: -1 with errno ENOENT. */
+int local_uidv_read(const char *folder, uint32_t *uidvalidity_r, uint32_t *floor_r);
+int local_rm_rf(const char *path);
+void local_new_base(struct store *store, char *out, size_t outlen);
+
+/* ---- account.c ---- */
+void local_write_begin(struct store_account *acct);
+void local_write_end(struct store_account *acct);
+/* Releases acct->lock (and the flock when write is set) and delivers events in commit order. */
+void local_unlock_publish(struct store_account *acct, bool write, const struct store_event *events,
+			  size_t count);
+enum store_error local_mbox_by_name(struct store_account *acct, const char *canon,
+				    struct local_mbox *m_r, struct store_err *err_r);
+enum store_error local_mbox_by_id(struct store_account *acct, uint64_t id, struct local_mbox *m_r,
+				  struct store_err *err_r);
+enum store_error local_mbox_insert(struct store_account *acct, const char *canon,
+				   uint32_t special_use, uint32_t uidvalidity, uint32_t floor,
+				   struct local_mbox *m_r, struct store_err *err_r);
+uint32_t local_next_uidvalidity(struct store_account *acct);
+int local_exec(struct store_account *acct, const char *sql);
+enum store_error local_update_counters(struct store_account *acct, const struct local_mbox *m,
+				       struct store_err *err_r);
+
+/* ---- sync.c ---- */
+/* Reconciles a folder with the index (acct->lock and flock held, inside no transaction).
+ * full: scan cur/ too (files not in the index are adopted with their UID when it is at least
+ * uidnext, or always when adopt_any, i.e. the row was just rebuilt; else they get a fresh UID;
+ * rows without a file are dropped). Otherwise only new/ is read. Messages added are returned
+ * for the change feed. */
+enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbox *m, bool full,
+				    bool adopt_any, struct store_msg **added_r,
+				    size_t *added_count_r, struct store_err *err_r);
+/* Reconciles the set of folders with the mailboxes table, then syncs each fully. */
+enum store_error local_sync_account(struct store_account *acct, struct store_err *err_r);
+
+/* ---- save.c ---- */
+void local_commit_queue_init(struct store_account *acct);
+
+/* ---- messages.c ---- */
+/* Copies or moves every message of RANGES (NULL = all) from src to dst under the write lock,
+ * committing its own transaction. */
+enum store_error local_copy_locked(struct store_account *acct, struct local_mbox *src,
+				   const struct store_uid_range *ranges, size_t range_count,
+				   struct local_mbox *dst, bool move, struct store_uid_map *map_r,
+				   struct local_events *evs, struct store_err *err_r);
+/* Writes the uidnext floor of a folder before files of it disappear (design note 4). */
+enum store_error local_floor_update(struct store_account *acct, struct local_mbox *m,
+				    struct store_err *err_r);
+/* Appends " AND (uid BETWEEN a AND b OR ...)" for RANGES to sql. */
+void local_ranges_sql(struct buf *sql, const struct store_uid_range *ranges, size_t count);
+
+/* Hard link, or a durable copy when the file system refuses links. */
+int local_link_or_copy(const char *from, const char *to);
+
+/* ---- mimecache.c ---- */
+/* IMAP ENVELOPE and BODYSTRUCTURE of a message, from the MIME layer; NULL when unavailable. */
+void local_mime_cache(const uint8_t *data, size_t len, char **envelope_r, char **bodystructure_r);
+
+#endif

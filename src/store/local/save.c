@@ -1,0 +1,541 @@
+/* Saving messages: the streamed save context (tmp/ file), and the per-account group commit
+ * queue that turns many concurrent saves into one directory fsync and one SQLite transaction
+ * (local.h design notes 3 and 6). APPEND, SMTP delivery, COPY fallbacks and import all end
+ * here. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "local.h"
+
+struct save_target {
+	struct store_account *acct;
+	char *mailbox;
+	char *tmp_path;
+	char base[200];
+	struct commit_item item;
+};
+
+struct store_save {
+	struct save_target *targets;
+	size_t count;
+	uint64_t max_size;
+	int fd;
+	uint64_t size;
+	enum store_error failed; /* sticky write error */
+};
+
+void local_commit_queue_init(struct store_account *acct)
+{
+	pthread_mutex_init(&acct->q_lock, NULL);
+	pthread_cond_init(&acct->q_cond, NULL);
+	acct->q_head = NULL;
+	acct->q_tail = &acct->q_head;
+	acct->q_leader = false;
+}
+
+/* ---- the commit of one batch, performed by the leader ---- */
+
+struct batch_mbox {
+	struct local_mbox m;
+	enum store_error lookup;
+	struct store_msg *added;
+	size_t added_count;
+	bool touched;
+};
+
+static struct batch_mbox *batch_mbox_get(struct store_account *acct, struct batch_mbox **boxes,
+					 size_t *count, const char *name)
+{
+	for (size_t i = 0; i < *count; i++)
+		if (strcmp((*boxes)[i].m.name, name) == 0)
+			return &(*boxes)[i];
+	*boxes = xrealloc(*boxes, (*count + 1) * sizeof(**boxes));
+	struct batch_mbox *b = &(*boxes)[(*count)++];
+
+	memset(b, 0, sizeof(*b));
+	b->lookup = local_mbox_by_name(acct, name, &b->m, NULL);
+	if (b->lookup != STORE_OK)
+		b->m.name = xstrdup(name); /* remember the miss */
+	return b;
+}
+
+static enum store_error usage_now(struct store_account *acct, uint64_t *bytes, uint64_t *msgs)
+{
+	sqlite3_stmt *st;
+	enum store_error e = STORE_ERR_IO;
+
+	if (sqlite3_prepare_v2(acct->db, "SELECT COUNT(*), TOTAL(size) FROM messages", -1, &st,
+			       NULL) != SQLITE_OK)
+		return e;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*msgs = (uint64_t)sqlite3_column_int64(st, 0);
+		*bytes = (uint64_t)sqlite3_column_double(st, 1);
+		e = STORE_OK;
+	}
+	sqlite3_finalize(st);
+	return e;
+}
+
+static void commit_batch(struct store_account *acct, struct commit_item *batch)
+{
+	struct batch_mbox *boxes = NULL;
+	size_t box_count = 0;
+	char **renamed = NULL;
+	size_t renamed_count = 0;
+	struct local_events evs = { 0 };
+	sqlite3_stmt *ins = NULL, *cache = NULL;
+	enum store_error batch_err = STORE_OK;
+	uint64_t quota_bytes = atomic_load(&acct->quota_bytes);
+	uint64_t quota_msgs = atomic_load(&acct->quota_messages);
+	uint64_t used_bytes = 0, used_msgs = 0;
+
+	local_write_begin(acct);
+	if (local_exec(acct, "BEGIN IMMEDIATE") < 0 ||
+	    sqlite3_prepare_v2(acct->db,
+			       "INSERT INTO messages(mailbox_id, uid, file, flags, keywords, modseq,"
+			       " internal_date, size) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+			       -1, &ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(acct->db,
+			       "INSERT OR REPLACE INTO message_cache(mailbox_id, uid, envelope,"
+			       " bodystructure) VALUES(?, ?, ?, ?)",
+			       -1, &cache, NULL) != SQLITE_OK) {
+		batch_err = local_db_fail(acct, NULL, "save-begin");
+		goto fail;
+	}
+	if ((quota_bytes != 0 || quota_msgs != 0) &&
+	    usage_now(acct, &used_bytes, &used_msgs) != STORE_OK) {
+		batch_err = local_db_fail(acct, NULL, "save-quota");
+		goto fail;
+	}
+	for (struct commit_item *it = batch; it != NULL; it = it->next) {
+		struct batch_mbox *b = batch_mbox_get(acct, &boxes, &box_count, it->mailbox);
+
+		if (b->lookup != STORE_OK) {
+			it->error = b->lookup;
+			continue;
+		}
+		if ((quota_bytes != 0 && used_bytes + it->size > quota_bytes) ||
+		    (quota_msgs != 0 && used_msgs + 1 > quota_msgs)) {
+			it->error = STORE_ERR_OVER_QUOTA;
+			continue;
+		}
+		if (b->m.uidnext == UINT32_MAX) {
+			it->error = STORE_ERR_LIMIT;
+			continue;
+		}
+		uint32_t uid = b->m.uidnext;
+		char *fname = local_make_filename(it->base, uid, it->size, it->flags);
+		char *dest = xasprintf("%s/cur/%s", b->m.dir, fname);
+
+		if (rename(it->tmp_path, dest) < 0) {
+			int err = errno;
+
+			log_error("store=local op=save-rename account=%s errno=%s", acct->address,
+				  strerror(err));
+			it->error = local_errno_code(err);
+			free(fname);
+			free(dest);
+			continue;
+		}
+		renamed = xrealloc(renamed, (renamed_count + 1) * sizeof(*renamed));
+		renamed[renamed_count++] = dest;
+		b->m.uidnext++;
+		b->m.highestmodseq++;
+		b->touched = true;
+		used_bytes += it->size;
+		used_msgs++;
+		it->uid = uid;
+		it->uidvalidity = b->m.uidvalidity;
+
+		sqlite3_reset(ins);
+		sqlite3_bind_int64(ins, 1, (sqlite3_int64)b->m.id);
+		sqlite3_bind_int64(ins, 2, uid);
+		sqlite3_bind_text(ins, 3, fname, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(ins, 4, it->flags);
+		if (it->keywords != NULL)
+			sqlite3_bind_text(ins, 5, it->keywords, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(ins, 5);
+		sqlite3_bind_int64(ins, 6, (sqlite3_int64)b->m.highestmodseq);
+		sqlite3_bind_int64(ins, 7, it->internal_date);
+		sqlite3_bind_int64(ins, 8, (sqlite3_int64)it->size);
+		free(fname);
+		if (sqlite3_step(ins) != SQLITE_DONE) {
+			batch_err = local_db_fail(acct, NULL, "save-insert");
+			goto fail;
+		}
+		if (it->envelope != NULL || it->bodystructure != NULL) {
+			sqlite3_reset(cache);
+			sqlite3_bind_int64(cache, 1, (sqlite3_int64)b->m.id);
+			sqlite3_bind_int64(cache, 2, uid);
+			sqlite3_bind_text(cache, 3, it->envelope, -1, SQLITE_STATIC);
+			sqlite3_bind_text(cache, 4, it->bodystructure, -1, SQLITE_STATIC);
+			if (sqlite3_step(cache) != SQLITE_DONE) {
+				batch_err = local_db_fail(acct, NULL, "save-cache");
+				goto fail;
+			}
+		}
+		b->added = xrealloc(b->added, (b->added_count + 1) * sizeof(*b->added));
+		struct store_msg *msg = &b->added[b->added_count++];
+
+		msg->uid = uid;
+		msg->flags = it->flags;
+		msg->modseq = b->m.highestmodseq;
+		msg->internal_date = it->internal_date;
+		msg->size = it->size;
+		msg->keywords = it->keywords != NULL ? xstrdup(it->keywords) : NULL;
+	}
+	/* One fsync per touched cur/ for the whole batch: the renames are durable. */
+	for (size_t i = 0; i < box_count; i++) {
+		if (!boxes[i].touched)
+			continue;
+		char *cur = xasprintf("%s/cur", boxes[i].m.dir);
+		int r = local_fsync_dir(cur);
+		int err = errno;
+
+		free(cur);
+		if (r < 0) {
+			log_error("store=local op=save-fsync-dir account=%s errno=%s", acct->address,
+				  strerror(err));
+			batch_err = local_errno_code(err);
+			goto fail;
+		}
+		if (local_update_counters(acct, &boxes[i].m, NULL) != STORE_OK) {
+			batch_err = STORE_ERR_IO;
+			goto fail;
+		}
+	}
+	sqlite3_finalize(ins);
+	sqlite3_finalize(cache);
+	ins = cache = NULL;
+	if (local_exec(acct, "COMMIT") < 0) {
+		batch_err = local_db_fail(acct, NULL, "save-commit");
+		goto fail;
+	}
+	for (size_t i = 0; i < renamed_count; i++)
+		free(renamed[i]);
+	free(renamed);
+	for (size_t i = 0; i < box_count; i++) {
+		if (boxes[i].added_count > 0)
+			local_events_add(&evs, STORE_EVENT_APPEND, &boxes[i].m, NULL, boxes[i].added,
+					 boxes[i].added_count);
+		local_mbox_clear(&boxes[i].m);
+	}
+	free(boxes);
+	local_unlock_publish(acct, true, evs.ev, evs.count);
+	local_events_clear(&evs);
+	return;
+
+fail:
+	sqlite3_finalize(ins);
+	sqlite3_finalize(cache);
+	local_exec(acct, "ROLLBACK");
+	/* Nothing of this batch may stay visible: take the renamed files out again. */
+	for (size_t i = 0; i < renamed_count; i++) {
+		if (unlink(renamed[i]) < 0)
+			log_error("store=local op=save-undo account=%s errno=%s", acct->address,
+				  strerror(errno));
+		free(renamed[i]);
+	}
+	free(renamed);
+	for (size_t i = 0; i < box_count; i++) {
+		if (boxes[i].touched) {
+			char *cur = xasprintf("%s/cur", boxes[i].m.dir);
+
+			local_fsync_dir(cur);
+			free(cur);
+		}
+		store_msg_list_free(&boxes[i].added, boxes[i].added_count);
+		local_mbox_clear(&boxes[i].m);
+	}
+	free(boxes);
+	for (struct commit_item *it = batch; it != NULL; it = it->next) {
+		if (it->error == STORE_OK)
+			it->error = batch_err;
+		it->uid = 0;
+	}
+	local_write_end(acct);
+}
+
+static void queue_push(struct store_account *acct, struct commit_item *item)
+{
+	item->next = NULL;
+	item->done = false;
+	pthread_mutex_lock(&acct->q_lock);
+	*acct->q_tail = item;
+	acct->q_tail = &item->next;
+	pthread_mutex_unlock(&acct->q_lock);
+}
+
+/* Waits until item is committed, leading batches whenever no other thread does. */
+static void queue_wait(struct store_account *acct, struct commit_item *item)
+{
+	pthread_mutex_lock(&acct->q_lock);
+	while (!item->done) {
+		if (acct->q_leader || acct->q_head == NULL) {
+			pthread_cond_wait(&acct->q_cond, &acct->q_lock);
+			continue;
+		}
+		struct commit_item *batch = acct->q_head, *last = batch;
+		size_t n = 1;
+
+		while (last->next != NULL && n < LIMIT_STORE_COMMIT_BATCH) {
+			last = last->next;
+			n++;
+		}
+		acct->q_head = last->next;
+		if (acct->q_head == NULL)
+			acct->q_tail = &acct->q_head;
+		last->next = NULL;
+		acct->q_leader = true;
+		pthread_mutex_unlock(&acct->q_lock);
+
+		commit_batch(acct, batch);
+
+		pthread_mutex_lock(&acct->q_lock);
+		for (struct commit_item *it = batch, *nx; it != NULL; it = nx) {
+			nx = it->next;
+			it->done = true;
+		}
+		acct->q_leader = false;
+		pthread_cond_broadcast(&acct->q_cond);
+	}
+	pthread_mutex_unlock(&acct->q_lock);
+}
+
+/* ---- the save context ---- */
+
+static void save_free(struct store_save *save)
+{
+	for (size_t i = 0; i < save->count; i++) {
+		struct save_target *t = &save->targets[i];
+
+		if (t->tmp_path != NULL) {
+			unlink(t->tmp_path);
+			free(t->tmp_path);
+		}
+		free(t->mailbox);
+		free(t->item.keywords);
+	}
+	if (save->fd >= 0)
+		close(save->fd);
+	free(save->targets);
+	free(save);
+}
+
+enum store_error store_save_begin_multi(const struct store_save_target *targets, size_t count,
+					struct store_save **save_r, struct store_err *err_r)
+{
+	struct store_save *save;
+	enum store_error e;
+
+	*save_r = NULL;
+	if (count == 0)
+		return local_fail(err_r, STORE_ERR_INVALID, "No target mailbox");
+	if (count > LIMIT_SMTP_RECIPIENTS_MAX)
+		return local_fail(err_r, STORE_ERR_LIMIT, "Too many target mailboxes");
+	save = xcalloc(1, sizeof(*save));
+	save->fd = -1;
+	save->targets = xcalloc(count, sizeof(*save->targets));
+	save->count = count;
+	save->max_size = targets[0].acct->store->max_message_size;
+	for (size_t i = 0; i < count; i++) {
+		char canon[LIMIT_MAILBOX_NAME + 1];
+		struct save_target *t = &save->targets[i];
+		struct local_mbox m;
+
+		t->acct = targets[i].acct;
+		e = store_mailbox_name_check(targets[i].mailbox != NULL ? targets[i].mailbox : "INBOX",
+					     canon, err_r);
+		if (e != STORE_OK)
+			goto fail;
+		t->mailbox = xstrdup(canon);
+		/* Fail early (before the client sends the bytes); checked again at commit. */
+		pthread_mutex_lock(&t->acct->lock);
+		e = local_mbox_by_name(t->acct, canon, &m, err_r);
+		pthread_mutex_unlock(&t->acct->lock);
+		local_mbox_clear(&m);
+		if (e != STORE_OK)
+			goto fail;
+	}
+	struct save_target *t0 = &save->targets[0];
+
+	local_new_base(t0->acct->store, t0->base, sizeof(t0->base));
+	t0->tmp_path = xasprintf("%s/tmp/%s", t0->acct->dir, t0->base);
+	save->fd = open(t0->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (save->fd < 0) {
+		int err = errno;
+
+		log_error("store=local op=save-open account=%s errno=%s", t0->acct->address,
+			  strerror(err));
+		free(t0->tmp_path);
+		t0->tmp_path = NULL;
+		e = local_fail(err_r, local_errno_code(err), "%s",
+			       store_error_str(local_errno_code(err)));
+		goto fail;
+	}
+	*save_r = save;
+	return STORE_OK;
+fail:
+	save_free(save);
+	return e;
+}
+
+enum store_error store_save_begin(struct store_account *acct, const char *mailbox,
+				  struct store_save **save_r, struct store_err *err_r)
+{
+	struct store_save_target t = { acct, mailbox };
+
+	return store_save_begin_multi(&t, 1, save_r, err_r);
+}
+
+enum store_error store_save_write(struct store_save *save, const void *data, size_t len,
+				  struct store_err *err_r)
+{
+	const uint8_t *p = data;
+
+	if (save->failed != STORE_OK)
+		return local_fail(err_r, save->failed, "%s", store_error_str(save->failed));
+	if (len > save->max_size || save->size + len > save->max_size) {
+		save->failed = STORE_ERR_LIMIT;
+		return local_fail(err_r, STORE_ERR_LIMIT, "Message too large");
+	}
+	while (len > 0) {
+		ssize_t w = write(save->fd, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			int err = w < 0 ? errno : ENOSPC;
+
+			log_error("store=local op=save-write account=%s errno=%s",
+				  save->targets[0].acct->address, strerror(err));
+			save->failed = local_errno_code(err);
+			return local_fail(err_r, save->failed, "%s", store_error_str(save->failed));
+		}
+		p += w;
+		len -= (size_t)w;
+		save->size += (uint64_t)w;
+	}
+	return STORE_OK;
+}
+
+void store_save_abort(struct store_save **savep)
+{
+	if (*savep == NULL)
+		return;
+	save_free(*savep);
+	*savep = NULL;
+}
+
+enum store_error store_save_finish(struct store_save **savep, const struct store_save_meta *meta,
+				   struct store_save_result *results_r, struct store_err *err_r)
+{
+	struct store_save *save = *savep;
+	struct save_target *t0 = &save->targets[0];
+	char *envelope = NULL, *bodystructure = NULL, *keywords = NULL;
+	enum store_error e = save->failed, first_err = STORE_OK;
+	int64_t idate = meta != NULL && meta->internal_date != 0 ? meta->internal_date
+								 : time_wall_seconds();
+
+	*savep = NULL;
+	if (results_r != NULL)
+		memset(results_r, 0, save->count * sizeof(*results_r));
+	if (e != STORE_OK) {
+		local_fail(err_r, e, "%s", store_error_str(e));
+		goto out;
+	}
+	if (meta != NULL &&
+	    (e = local_keywords_join(meta->keywords, meta->keyword_count, &keywords, err_r)) !=
+		    STORE_OK)
+		goto out;
+	if (fsync(save->fd) < 0) {
+		int err = errno;
+
+		log_error("store=local op=save-fsync account=%s errno=%s", t0->acct->address,
+			  strerror(err));
+		e = local_fail(err_r, local_errno_code(err), "%s",
+			       store_error_str(local_errno_code(err)));
+		goto out;
+	}
+	close(save->fd);
+	save->fd = -1;
+	/* ENVELOPE/BODYSTRUCTURE are computed once here, outside every lock. */
+	if (save->size > 0) {
+		int fd = open(t0->tmp_path, O_RDONLY | O_CLOEXEC);
+		void *map = fd >= 0 ? mmap(NULL, save->size, PROT_READ, MAP_SHARED, fd, 0)
+				    : MAP_FAILED;
+
+		if (map != MAP_FAILED) {
+			local_mime_cache(map, save->size, &envelope, &bodystructure);
+			munmap(map, save->size);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	for (size_t i = 0; i < save->count; i++) {
+		struct save_target *t = &save->targets[i];
+
+		if (i > 0) {
+			local_new_base(t->acct->store, t->base, sizeof(t->base));
+			t->tmp_path = xasprintf("%s/tmp/%s", t->acct->dir, t->base);
+			if (local_link_or_copy(t0->tmp_path, t->tmp_path) < 0) {
+				int err = errno;
+
+				log_error("store=local op=save-link account=%s errno=%s",
+					  t->acct->address, strerror(err));
+				free(t->tmp_path);
+				t->tmp_path = NULL;
+				t->item.error = local_errno_code(err);
+				t->item.done = true;
+				continue;
+			}
+		}
+		t->item.mailbox = t->mailbox;
+		t->item.tmp_path = t->tmp_path;
+		t->item.base = t->base;
+		t->item.size = save->size;
+		t->item.flags = meta != NULL ? (meta->flags & STORE_FLAGS_ALL) : 0;
+		t->item.keywords = keywords != NULL ? xstrdup(keywords) : NULL;
+		t->item.internal_date = idate;
+		t->item.envelope = envelope;
+		t->item.bodystructure = bodystructure;
+		queue_push(t->acct, &t->item);
+	}
+	for (size_t i = 0; i < save->count; i++) {
+		struct save_target *t = &save->targets[i];
+
+		if (!t->item.done)
+			queue_wait(t->acct, &t->item);
+		if (t->item.error == STORE_OK) {
+			free(t->tmp_path); /* renamed into cur/: nothing to unlink */
+			t->tmp_path = NULL;
+		} else if (first_err == STORE_OK) {
+			first_err = t->item.error;
+		}
+		if (results_r != NULL) {
+			results_r[i].error = t->item.error;
+			results_r[i].uid = t->item.uid;
+			results_r[i].uidvalidity = t->item.uidvalidity;
+		}
+	}
+	e = first_err;
+	if (e != STORE_OK)
+		local_fail(err_r, e, "%s", store_error_str(e));
+out:
+	if (e != STORE_OK && results_r != NULL)
+		for (size_t i = 0; i < save->count; i++)
+			if (results_r[i].error == STORE_OK && results_r[i].uid == 0)
+				results_r[i].error = e;
+	free(envelope);
+	free(bodystructure);
+	free(keywords);
+	save_free(save);
+	return e;
+}

@@ -1,0 +1,336 @@
+/* The mail store API: accounts, mailboxes, messages, flags with MODSEQ, quota and the change
+ * feed, in protocol-neutral terms. SMTP delivery, IMAP, POP3 and `roost import` all go through
+ * this header; the only backend today is store/local (Maildir++ plus one SQLite index per
+ * account), and nothing here names a file or a path so that a database backend fits behind it.
+ *
+ * Threading contract
+ *  1. Every function is synchronous and may block on disk (fsync): call it from a worker
+ *     thread, never from an event loop.
+ *  2. Every function is thread-safe. Several threads may use the same struct store_account at
+ *     once; an account handle is shared and reference counted (store_account_open on an
+ *     address already open returns the same handle with one more reference).
+ *  3. A struct store_save or struct store_message belongs to the thread that made it until it
+ *     is finished/closed; it is not shared.
+ *  4. Change-feed callbacks run on the thread that committed the change, after the commit,
+ *     never under the index lock, and in commit order per account. They run while the account's
+ *     subscriber list is locked: a callback must be quick (copy the event, wake its own loop),
+ *     must not block, and must not call store_subscribe/store_unsubscribe. It may call read
+ *     functions of the store, but the event carries enough (uids, flags, modseq, sizes) that a
+ *     session normally never needs to.
+ *
+ * Error model: every fallible function returns enum store_error (STORE_OK on success) and
+ * fills an optional struct store_err with a one-line text fit for a client ("Mailbox exists").
+ * Internal details (paths, errno, SQLite messages) go to the log only.
+ *
+ * Mailbox names are UTF-8, hierarchy separator '/'. "INBOX" is case-insensitive (RFC 9051
+ * §5.1) and is reported as "INBOX". Names are validated by store_mailbox_name_check. */
+#ifndef ROOST_STORE_H
+#define ROOST_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum store_error {
+	STORE_OK = 0,
+	STORE_ERR_NOT_FOUND,     /* no such mailbox / message / account */
+	STORE_ERR_EXISTS,        /* mailbox name already in use */
+	STORE_ERR_NO_SPACE,      /* ENOSPC / EDQUOT on the disk: temporary failure */
+	STORE_ERR_OVER_QUOTA,    /* the account's quota would be exceeded */
+	STORE_ERR_IO,            /* EIO, fsync failure, SQLite failure: temporary failure */
+	STORE_ERR_INVALID,       /* bad name, bad argument */
+	STORE_ERR_LIMIT,         /* a limit of limits.h (message size, name length, keywords) */
+	STORE_ERR_NO_PERMISSION, /* the operation is not allowed (DELETE INBOX) */
+	STORE_ERR_HAS_CHILDREN,  /* DELETE of a mailbox with inferiors (RFC 5530 HASCHILDREN) */
+};
+
+struct store_err {
+	enum store_error code;
+	char text[160];
+};
+
+/* Human text for a code, used when no struct store_err was filled. */
+const char *store_error_str(enum store_error code);
+
+/* System flags (bitmask). Keywords are separate strings. */
+enum {
+	STORE_FLAG_SEEN = 1u << 0,
+	STORE_FLAG_ANSWERED = 1u << 1,
+	STORE_FLAG_FLAGGED = 1u << 2,
+	STORE_FLAG_DELETED = 1u << 3,
+	STORE_FLAG_DRAFT = 1u << 4,
+	STORE_FLAGS_ALL = 0x1f,
+};
+
+/* RFC 6154 special-use attributes (bitmask). */
+enum {
+	STORE_SPECIAL_SENT = 1u << 0,
+	STORE_SPECIAL_DRAFTS = 1u << 1,
+	STORE_SPECIAL_TRASH = 1u << 2,
+	STORE_SPECIAL_JUNK = 1u << 3,
+	STORE_SPECIAL_ARCHIVE = 1u << 4,
+};
+
+/* ---- the store and its accounts ---- */
+
+struct store;
+struct store_account;
+
+struct store_settings {
+	const char *data_dir;      /* mail lives under DATA_DIR/mail/ */
+	uint64_t max_message_size; /* 0 = LIMIT_MESSAGE_SIZE_DEFAULT */
+};
+
+/* Opens the store. Returns NULL (and logs) when data_dir is unusable. */
+struct store *store_open(const struct store_settings *settings, struct store_err *err_r);
+/* Closes the store; every account handle must have been closed. */
+void store_close(struct store **store);
+
+/* Opens (creating on first use, with INBOX, Sent, Drafts, Trash, Junk and Archive) the
+ * account ADDRESS (local@domain, case-insensitive). Repairs or rebuilds the index if needed. */
+enum store_error store_account_open(struct store *store, const char *address,
+				    struct store_account **acct_r, struct store_err *err_r);
+/* Drops one reference; the last one closes the index. */
+void store_account_close(struct store_account **acct);
+/* Quota: 0 = unlimited. Saves beyond it fail with STORE_ERR_OVER_QUOTA. */
+void store_account_set_quota(struct store_account *acct, uint64_t max_bytes, uint64_t max_messages);
+enum store_error store_account_usage(struct store_account *acct, uint64_t *bytes_r,
+				     uint64_t *messages_r, struct store_err *err_r);
+
+/* ---- mailboxes ---- */
+
+/* Validates a mailbox name (UTF-8, '/' separated): rejects empty names and components,
+ * leading/trailing '/', "." and "..", control characters, invalid UTF-8 and names longer than
+ * LIMIT_MAILBOX_NAME. Writes the canonical form (INBOX upper-cased) to canon_r if not NULL.
+ * canon_r must hold LIMIT_MAILBOX_NAME + 1 bytes. */
+enum store_error store_mailbox_name_check(const char *name, char *canon_r, struct store_err *err_r);
+
+struct store_mailbox_info {
+	uint64_t id;          /* stable across RENAME, never reused in the account */
+	char *name;           /* canonical UTF-8 name */
+	uint32_t uidvalidity;
+	uint32_t special_use; /* STORE_SPECIAL_* */
+	bool subscribed;
+	bool has_children;
+};
+
+enum store_error store_mailbox_list(struct store_account *acct, struct store_mailbox_info **list_r,
+				    size_t *count_r, struct store_err *err_r);
+void store_mailbox_list_free(struct store_mailbox_info **list, size_t count);
+
+/* Looks a mailbox up by name; info_r->name is heap (store_mailbox_info_clear). */
+enum store_error store_mailbox_get(struct store_account *acct, const char *name,
+				   struct store_mailbox_info *info_r, struct store_err *err_r);
+void store_mailbox_info_clear(struct store_mailbox_info *info);
+
+/* Creates NAME and any missing parents (as real, selectable mailboxes). */
+enum store_error store_mailbox_create(struct store_account *acct, const char *name,
+				      uint32_t special_use, struct store_err *err_r);
+/* Deletes a mailbox and its messages. INBOX: NO_PERMISSION; with children: HAS_CHILDREN. */
+enum store_error store_mailbox_delete(struct store_account *acct, const char *name,
+				      struct store_err *err_r);
+/* Renames OLD and its inferiors to NEW (parents of NEW auto-created). RENAME INBOX creates NEW,
+ * moves INBOX's messages into it and leaves INBOX empty; INBOX's inferiors stay
+ * (RFC 9051 §6.3.6). */
+enum store_error store_mailbox_rename(struct store_account *acct, const char *old_name,
+				      const char *new_name, struct store_err *err_r);
+enum store_error store_mailbox_subscribe(struct store_account *acct, const char *name,
+					 bool subscribed, struct store_err *err_r);
+
+struct store_mailbox_status {
+	uint64_t id;
+	uint32_t messages;
+	uint32_t recent;
+	uint32_t unseen;
+	uint32_t uidnext;
+	uint32_t uidvalidity;
+	uint32_t first_unseen_uid; /* 0 when every message is seen */
+	uint64_t size;             /* sum of message sizes (RFC 8438 STATUS SIZE) */
+	uint64_t highestmodseq;
+};
+enum store_error store_mailbox_status(struct store_account *acct, const char *name,
+				      struct store_mailbox_status *status_r,
+				      struct store_err *err_r);
+/* Ends the "recent" window of a mailbox for the caller (a read-write SELECT): returns the
+ * first UID that was recent (uidnext when none) and marks everything up to uidnext-1 old. */
+enum store_error store_mailbox_take_recent(struct store_account *acct, uint64_t mailbox_id,
+					   uint32_t *first_recent_uid_r, struct store_err *err_r);
+/* Picks up messages that another program dropped into the mailbox's Maildir new/ (they get
+ * fresh UIDs, in name order). Also done when the account is first opened. */
+enum store_error store_mailbox_refresh(struct store_account *acct, uint64_t mailbox_id,
+				       struct store_err *err_r);
+
+/* ---- message metadata ---- */
+
+struct store_uid_range {
+	uint32_t first;
+	uint32_t last; /* inclusive; UINT32_MAX for "*" */
+};
+
+struct store_msg {
+	uint32_t uid;
+	uint32_t flags;     /* STORE_FLAG_* */
+	uint64_t modseq;
+	int64_t internal_date; /* seconds since the epoch */
+	uint64_t size;      /* exact octets of the stored message (CRLF line ends) */
+	char *keywords;     /* NULL or space-separated keywords, sorted */
+};
+
+struct store_list_query {
+	uint32_t uid_min;        /* 0 = from the first */
+	uint32_t uid_max;        /* 0 = to the last */
+	uint64_t changedsince;   /* only messages with modseq > this (0 = all), RFC 7162 */
+};
+
+/* Metadata of a mailbox's messages in UID order (one SQL range scan, no file access). */
+enum store_error store_msg_list(struct store_account *acct, uint64_t mailbox_id,
+				const struct store_list_query *query, struct store_msg **msgs_r,
+				size_t *count_r, struct store_err *err_r);
+void store_msg_list_free(struct store_msg **msgs, size_t count);
+
+/* ---- saving: APPEND, SMTP delivery and import share this path ---- */
+
+struct store_save;
+
+struct store_save_target {
+	struct store_account *acct;
+	const char *mailbox; /* name; NULL = INBOX */
+};
+
+struct store_save_meta {
+	uint32_t flags;                /* STORE_FLAG_* */
+	const char *const *keywords;   /* may be NULL */
+	size_t keyword_count;
+	int64_t internal_date;         /* 0 = now */
+};
+
+struct store_save_result {
+	enum store_error error;
+	uint32_t uid;
+	uint32_t uidvalidity;
+};
+
+/* Starts a message for one mailbox. The bytes are spooled to disk as they arrive. */
+enum store_error store_save_begin(struct store_account *acct, const char *mailbox,
+				  struct store_save **save_r, struct store_err *err_r);
+/* Starts one message for several mailboxes, possibly of different accounts (SMTP delivery
+ * to many local recipients): written once, linked into each, committed with shared fsyncs. */
+enum store_error store_save_begin_multi(const struct store_save_target *targets, size_t count,
+					struct store_save **save_r, struct store_err *err_r);
+/* Appends bytes. STORE_ERR_LIMIT past the maximum message size, NO_SPACE/IO on disk errors;
+ * after an error the save must be aborted. */
+enum store_error store_save_write(struct store_save *save, const void *data, size_t len,
+				  struct store_err *err_r);
+/* Makes the message durable in every target (file fsync, rename, directory fsync, index
+ * commit) and frees the save. results_r (one per target, may be NULL) gets each target's
+ * outcome; the return value is STORE_OK only if every target succeeded. When this returns,
+ * acknowledged messages survive a crash and failed ones are invisible. */
+enum store_error store_save_finish(struct store_save **save, const struct store_save_meta *meta,
+				   struct store_save_result *results_r, struct store_err *err_r);
+/* Discards the message; accepts NULL. */
+void store_save_abort(struct store_save **save);
+
+/* ---- changing messages ---- */
+
+enum store_flag_op { STORE_FLAGS_SET, STORE_FLAGS_ADD, STORE_FLAGS_REMOVE };
+
+struct store_flag_change {
+	uint32_t uid;
+	uint32_t flags;
+	uint64_t modseq;
+	char *keywords;
+};
+
+struct store_flag_result {
+	struct store_flag_change *changed; /* messages whose flags changed, UID order */
+	size_t changed_count;
+	uint32_t *failed_uids;             /* UNCHANGEDSINCE failures (RFC 7162 MODIFIED) */
+	size_t failed_count;
+};
+void store_flag_result_clear(struct store_flag_result *result);
+
+/* Changes flags and keywords of the messages in RANGES. unchangedsince = 0 means no
+ * condition; otherwise messages with modseq > unchangedsince are left alone and listed in
+ * failed_uids. Each changed message gets a new MODSEQ. */
+enum store_error store_flags_update(struct store_account *acct, uint64_t mailbox_id,
+				    const struct store_uid_range *ranges, size_t range_count,
+				    enum store_flag_op op, uint32_t flags,
+				    const char *const *keywords, size_t keyword_count,
+				    uint64_t unchangedsince, struct store_flag_result *result_r,
+				    struct store_err *err_r);
+
+/* Removes messages in RANGES (all messages when ranges is NULL); with only_deleted, only those
+ * with \Deleted. The expunged UIDs are returned (heap, caller frees) in UID order. */
+enum store_error store_expunge(struct store_account *acct, uint64_t mailbox_id,
+			       const struct store_uid_range *ranges, size_t range_count,
+			       bool only_deleted, uint32_t **uids_r, size_t *count_r,
+			       struct store_err *err_r);
+
+/* UIDPLUS COPYUID data (RFC 4315): src_uids[i] became dst_uids[i]. */
+struct store_uid_map {
+	uint32_t dst_uidvalidity;
+	uint32_t *src_uids;
+	uint32_t *dst_uids;
+	size_t count;
+};
+void store_uid_map_clear(struct store_uid_map *map);
+
+/* Copies (or moves) the messages in RANGES to DST_ID of the same account in UID order,
+ * keeping flags and keywords. A move removes them from the source in the same commit. */
+enum store_error store_copy(struct store_account *acct, uint64_t src_id,
+			    const struct store_uid_range *ranges, size_t range_count,
+			    uint64_t dst_id, bool move, struct store_uid_map *map_r,
+			    struct store_err *err_r);
+
+/* ---- reading ---- */
+
+struct store_message;
+
+/* Maps the message read-only. Callers stream ranges out of data without copying it. */
+enum store_error store_message_open(struct store_account *acct, uint64_t mailbox_id, uint32_t uid,
+				    struct store_message **msg_r, struct store_err *err_r);
+const uint8_t *store_message_data(const struct store_message *msg, size_t *len_r);
+void store_message_close(struct store_message **msg);
+
+/* The cached IMAP ENVELOPE and BODYSTRUCTURE strings of a message (heap, caller frees),
+ * computed at save time by the MIME parser (or on first request for messages found on disk).
+ * Either may come back NULL when the MIME layer could not produce it. */
+enum store_error store_message_cache(struct store_account *acct, uint64_t mailbox_id,
+				     uint32_t uid, char **envelope_r, char **bodystructure_r,
+				     struct store_err *err_r);
+
+/* ---- change feed ---- */
+
+enum store_event_kind {
+	STORE_EVENT_APPEND,          /* new messages (append, copy, move in, new/ pick-up) */
+	STORE_EVENT_FLAGS,           /* flags/keywords changed */
+	STORE_EVENT_EXPUNGE,         /* messages removed (expunge, move out) */
+	STORE_EVENT_MAILBOX_CREATE,
+	STORE_EVENT_MAILBOX_RENAME,
+	STORE_EVENT_MAILBOX_DELETE,
+};
+
+struct store_event {
+	enum store_event_kind kind;
+	uint64_t mailbox_id;
+	const char *mailbox;          /* current name (the new one for RENAME) */
+	const char *old_name;         /* RENAME only */
+	uint32_t uidvalidity;
+	uint32_t uidnext;             /* after the change */
+	uint64_t highestmodseq;       /* after the change */
+	size_t count;
+	const struct store_msg *msgs; /* APPEND/FLAGS: full metadata; EXPUNGE: uid only */
+};
+
+/* The event and everything it points to are valid only during the call. */
+typedef void store_event_cb(const struct store_event *event, void *ctx);
+
+struct store_subscription;
+
+/* Subscribes to changes of one mailbox (mailbox_id) or of the whole account (mailbox_id 0). */
+struct store_subscription *store_subscribe(struct store_account *acct, uint64_t mailbox_id,
+					   store_event_cb *cb, void *ctx);
+/* After it returns the callback is not running and will not run again. Accepts NULL. */
+void store_unsubscribe(struct store_subscription **sub);
+
+#endif
