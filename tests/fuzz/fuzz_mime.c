@@ -14,6 +14,11 @@ static void check_part(const struct mime_message *msg, const struct mime_part *p
 	if (p->header_offset + p->header_size != p->body_offset || p->body_offset > len ||
 	    p->body_size > len - p->body_offset)
 		abort();
+	/* Every part lies inside its parent's body. */
+	if (p->parent != NULL &&
+	    (p->header_offset < p->parent->body_offset ||
+	     p->body_offset + p->body_size > p->parent->body_offset + p->parent->body_size))
+		abort();
 }
 
 static void exercise_part(const struct mime_message *msg, const struct mime_part *p)
