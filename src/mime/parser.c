@@ -454,6 +454,13 @@ static bool handle_delimiter(struct parse_state *st, long k, bool close, size_t 
 		if (end > 0 && msg->data[end - 1] == '\r')
 			end--;
 	}
+	/* Except where that line end also ends the current part's header (a part with no body,
+	 * or a delimiter right after another): taking it back would leave the part's header
+	 * sticking out of its parent. */
+	if (end < st->cur->body_offset) {
+		end = st->cur->body_offset;
+		lf_end = st->cur->body_first_line;
+	}
 	close_parts(st, f->part, end, lf_end);
 	st->depth = (size_t)k + 1;
 	st->cur = f->part;

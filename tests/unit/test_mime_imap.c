@@ -432,6 +432,76 @@ static void test_header_filter(void **state)
 	buf_free(&b);
 }
 
+/* One header field whose value repeats unit to about 1 MiB. */
+static char *bomb(const char *field, const char *prefix, const char *unit)
+{
+	struct buf b;
+
+	buf_init(&b);
+	buf_printf(&b, "%s: %s", field, prefix);
+	while (b.len < 1000000)
+		buf_append_str(&b, unit);
+	buf_append_str(&b, "\r\n\r\nbody\r\n");
+	buf_cstr(&b);
+	return (char *)b.data;
+}
+
+static void test_pathological_headers(void **state)
+{
+	/* Every rendering and decoder stays linear on 1 MiB single-field values built to hit
+	 * rescans: unterminated encoded-words, nested comments, commas, quotes, parameters. */
+	static const struct {
+		const char *field, *prefix, *unit;
+	} cases[] = {
+		{ "Subject", "", "=?utf-8?q?a" },
+		{ "Subject", "", "=?utf-8?q?=C3=A9?= " },
+		{ "Subject", "", "=?" },
+		{ "To", "", "a@b," },
+		{ "To", "", "(" },
+		{ "To", "", "\"" },
+		{ "To", "g:", "<@a,@b:c@d>;" },
+		{ "Content-Language", "", "en," },
+		{ "Content-Language", "", "(" },
+		{ "Content-Type", "text/plain", ";a=b" },
+		{ "Content-Type", "text/plain; name=\"", "=?x?q?" },
+		{ "Content-Type", "multipart/mixed; boundary=", "x" },
+		{ "Content-Disposition", "attachment", "; filename*1*=%41" },
+		{ "Date", "", "1 Jan 2001 (" },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char *m = bomb(cases[i].field, cases[i].prefix, cases[i].unit);
+		uint64_t t0 = time_now_ms();
+		struct mime_message *msg = parse_str(m);
+		const struct mime_part *root = mime_root(msg);
+		struct buf b, d;
+		int64_t t;
+		int tz;
+
+		buf_init(&b);
+		buf_init(&d);
+		mime_envelope(msg, root, &b);
+		assert_true(mime_test_wellformed(b.data, b.len));
+		buf_reset(&b);
+		mime_bodystructure(msg, root, true, &b);
+		assert_true(mime_test_wellformed(b.data, b.len));
+		buf_reset(&b);
+		mime_header_get(msg, root, cases[i].field, 0, &b);
+		mime_decode_words((const char *)b.data, b.len, &d);
+		mime_parse_date((const char *)b.data, b.len, &t, &tz);
+		mime_param_decode(root->params, root->param_count, "name", &d);
+		mime_param_decode(root->disp_params, root->disp_param_count, "filename", &d);
+		uint64_t ms = time_now_ms() - t0;
+		if (ms >= 2000)
+			fail_msg("case %zu (%s) took %llu ms", i, cases[i].field,
+				 (unsigned long long)ms);
+		buf_free(&b);
+		buf_free(&d);
+		mime_message_free(&msg);
+		free(m);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -446,6 +516,7 @@ int main(void)
 		cmocka_unit_test(test_bodystructure_fields),
 		cmocka_unit_test(test_sections),
 		cmocka_unit_test(test_header_filter),
+		cmocka_unit_test(test_pathological_headers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
