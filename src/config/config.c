@@ -350,8 +350,66 @@ void config_defaults(struct config *cfg)
 
 struct load_state {
 	struct config *cfg;
-	char reason[512];
+	char reason[512]; /* the first error only: inih goes on and reports the first line */
+	bool listen_seen[LISTEN_KIND_COUNT];
 };
+
+/* A listen key may be given again, or continued on indented lines (inih hands those over as
+ * repeats of the key): the first occurrence replaces the default, later ones add addresses. */
+static int listen_line(struct load_state *st, const struct setting *s, const char *value)
+{
+	enum listen_kind kind = (enum listen_kind)((s->offset - LISTEN_OFF(0)) /
+						   sizeof(struct listen_list));
+	struct listen_list *list = field_of(st->cfg, s);
+	struct listen_list more = { 0, NULL };
+	const char *why = NULL;
+
+	if (parse_listen_list(value, &more, &why) < 0) {
+		snprintf(st->reason, sizeof(st->reason), "[listen] %s: %s", s->key, why);
+		return 0;
+	}
+	if (!st->listen_seen[kind]) {
+		st->listen_seen[kind] = true;
+		free(list->addrs);
+		*list = more;
+		return 1;
+	}
+	list->addrs = xrealloc(list->addrs, (list->count + more.count + 1) * sizeof(*list->addrs));
+	memcpy(list->addrs + list->count, more.addrs, more.count * sizeof(*more.addrs));
+	list->count += more.count;
+	free(more.addrs);
+	return 1;
+}
+
+/* inih reads at most INI_MAX_LINE - 1 characters a line and silently splits longer ones; a
+ * split line would be parsed as something else, so such a file is refused up front. */
+static int check_line_lengths(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	int line = 1;
+	size_t len = 0;
+	int c;
+
+	if (f == NULL)
+		return 0; /* ini_parse reports it */
+	while ((c = fgetc(f)) != EOF) {
+		if (c == '\n') {
+			line++;
+			len = 0;
+			continue;
+		}
+		if (++len >= INI_MAX_LINE - 1) {
+			snprintf(err, errlen,
+				 "%s:%d: line too long (at most %d characters); continue a value on "
+				 "indented lines",
+				 path, line, INI_MAX_LINE - 2);
+			fclose(f);
+			return -1;
+		}
+	}
+	fclose(f);
+	return 0;
+}
 
 static int config_ini_line(void *user, const char *section, const char *name, const char *value)
 {
@@ -360,6 +418,8 @@ static int config_ini_line(void *user, const char *section, const char *name, co
 	const char *why = NULL;
 	bool section_known = false;
 
+	if (st->reason[0] != '\0')
+		return 0;
 	for (size_t i = 0; i < ARRAY_LEN(settings); i++) {
 		const struct setting *s = &settings[i];
 		if (strcmp(s->section, section) != 0)
@@ -367,6 +427,8 @@ static int config_ini_line(void *user, const char *section, const char *name, co
 		section_known = true;
 		if (strcmp(s->key, name) != 0)
 			continue;
+		if (s->type == T_LISTEN)
+			return listen_line(st, s, value);
 		if (setting_apply(st->cfg, s, value, &why, whybuf, sizeof(whybuf)) < 0) {
 			snprintf(st->reason, sizeof(st->reason), "[%s] %s: %s", section, name, why);
 			return 0;
@@ -392,6 +454,8 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	cfg->base_dir = xstrdup(dirname(dir_copy));
 	free(dir_copy);
 
+	if (check_line_lengths(path, err, errlen) < 0)
+		return -1;
 	line = ini_parse(path, config_ini_line, &st);
 	if (line == -1) {
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));

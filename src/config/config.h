@@ -27,6 +27,8 @@ struct listen_addr {
 	uint16_t port;
 };
 
+/* In the file a listen key may be repeated or continued on indented lines: the first
+ * occurrence replaces the default, later ones add addresses; an empty value means off. */
 struct listen_list {
 	size_t count;
 	struct listen_addr *addrs;

@@ -29,7 +29,7 @@ int str_to_u64(const char *s, size_t len, uint64_t max, uint64_t *value_r)
 		if (s[i] < '0' || s[i] > '9')
 			return -1;
 		uint64_t digit = (uint64_t)(s[i] - '0');
-		if (v > (max - digit) / 10)
+		if (digit > max || v > (max - digit) / 10)
 			return -1;
 		v = v * 10 + digit;
 	}

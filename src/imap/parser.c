@@ -246,23 +246,27 @@ int imap_line_literal(const char *line, size_t len, uint64_t *size_r, bool *nons
 	if (len < 3 || line[len - 1] != '}')
 		return 0;
 	i = len - 1;
-	*nonsync_r = false;
-	if (line[i - 1] == '+' || line[i - 1] == '-') {
-		/* RFC 7888 uses "+"; "-" is no literal syntax at all. */
-		if (line[i - 1] == '-')
-			return -1;
-		*nonsync_r = true;
+	bool nonsync = false;
+	bool minus = false;
+	if (line[i - 1] == '+') { /* RFC 7888 */
+		nonsync = true;
+		i--;
+	} else if (line[i - 1] == '-') { /* "{5-}" looks like a literal but is none */
+		minus = true;
 		i--;
 	}
 	digits_end = i;
 	while (i > 0 && line[i - 1] >= '0' && line[i - 1] <= '9')
 		i--;
+	if (i > 0 && line[i - 1] == '-' && i >= 2 && line[i - 2] == '{')
+		return -1; /* "{-1}" */
 	if (i == 0 || line[i - 1] != '{')
-		return strchr(line, '{') != NULL && i > 0 && line[i - 1] == '-' ? -1 : 0;
-	if (i == digits_end)
+		return 0;
+	if (i == digits_end || minus)
 		return -1;
 	if (str_to_u64(line + i, digits_end - i, UINT64_MAX >> 1, &size) < 0)
 		return -1;
 	*size_r = size;
+	*nonsync_r = nonsync;
 	return 1;
 }

@@ -329,12 +329,18 @@ static void test_listen_lists(void **state)
 	assert_int_equal(cfg.listen[LISTEN_LMTP].count, 0);
 	config_free(&cfg);
 
-	/* a later line replaces the list; an empty value clears it */
+	/* a repeated key, or an indented continuation line, adds addresses to the list */
 	conf_ok(&cfg, "[listen]\nsmtp = 127.0.0.1:25 127.0.0.2:25\nsmtp = [::1]:25\n"
-		      "lmtp = 127.0.0.1:24\nlmtp =\n");
-	assert_int_equal(cfg.listen[LISTEN_SMTP].count, 1);
-	assert_string_equal(cfg.listen[LISTEN_SMTP].addrs[0].host, "::1");
-	assert_int_equal(cfg.listen[LISTEN_LMTP].count, 0);
+		      "lmtp = 127.0.0.1:24\n  127.0.0.3:24\n");
+	assert_int_equal(cfg.listen[LISTEN_SMTP].count, 3);
+	assert_string_equal(cfg.listen[LISTEN_SMTP].addrs[2].host, "::1");
+	assert_int_equal(cfg.listen[LISTEN_LMTP].count, 2);
+	assert_string_equal(cfg.listen[LISTEN_LMTP].addrs[1].host, "127.0.0.3");
+	config_free(&cfg);
+
+	/* an empty value in the file turns a listener off */
+	conf_ok(&cfg, "[listen]\nsmtp =\n");
+	assert_int_equal(cfg.listen[LISTEN_SMTP].count, 0);
 	config_free(&cfg);
 }
 
