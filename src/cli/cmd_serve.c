@@ -16,6 +16,7 @@
 #include "../net/net.h"
 #include "../pop3/pop3.h"
 #include "../smtp/smtp.h"
+#include "../store/store.h"
 #include "../tls/tls.h"
 #include "cli.h"
 
@@ -108,6 +109,8 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	struct auth_directory *dir = NULL;
 	struct auth_penalty *penalty = NULL;
 	struct net_server *srv = NULL;
+	struct store *store = NULL;
+	struct store_err serr = { STORE_OK, "" };
 	char err[1024];
 	char *data_dir;
 	int status = 1;
@@ -135,6 +138,15 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		.user_ip_connections = (uint32_t)cfg->user_ip_connections,
 	};
 	penalty = auth_penalty_new(&pcfg);
+	struct store_settings ssettings = {
+		.data_dir = data_dir,
+		.max_message_size = (uint64_t)cfg->message_size,
+	};
+	store = store_open(&ssettings, &serr);
+	if (store == NULL) {
+		fprintf(stderr, "roost: cannot open the mail store in %s: %s\n", data_dir, serr.text);
+		goto out;
+	}
 	if (cfg->tls_cert[0] != '\0') {
 		char *cert = config_resolve_path(cfg, cfg->tls_cert);
 		char *key = config_resolve_path(cfg, cfg->tls_key);
@@ -148,8 +160,8 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	}
 
 	struct smtp_deps smtp = { cfg, dir, penalty };
-	struct imap_deps imap = { cfg, dir, penalty };
-	struct pop3_deps pop3 = { cfg, dir, penalty };
+	struct imap_deps imap = { cfg, dir, penalty, store };
+	struct pop3_deps pop3 = { cfg, dir, penalty, store };
 	struct net_server_options opts = {
 		.cfg = cfg,
 		.tls = ctx.tls,
@@ -176,6 +188,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	status = net_server_run(srv) < 0 ? 1 : 0;
 out:
 	net_server_free(&srv);
+	store_close(&store);
 	auth_penalty_free(&penalty);
 	auth_directory_close(&dir);
 	tls_context_free(&ctx.tls);

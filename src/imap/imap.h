@@ -6,11 +6,13 @@
 #include "../auth/auth.h"
 #include "../config/config.h"
 #include "../net/net.h"
+#include "../store/store.h"
 
 struct imap_deps {
 	const struct config *cfg;
 	struct auth_directory *dir;
 	struct auth_penalty *penalty;
+	struct store *store;
 };
 
 extern const struct net_protocol imap_protocol;
