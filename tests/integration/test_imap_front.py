@@ -2,6 +2,7 @@
 BAD, pipelining, byte-at-a-time input, ID, the pre-auth bad-command limit and the pre-auth idle
 timeout (TESTPLAN §2.3, §3.2, §3.5, §3.6)."""
 import socket
+import ssl
 import time
 
 import pytest
@@ -372,3 +373,24 @@ def test_preauth_idle_timeout_is_configurable(make_roost, line_client):
     assert line.startswith(b"* BYE"), line
     assert 9.0 <= elapsed <= 12.0, elapsed
     assert c.closed(3)
+
+
+# ---------------- STARTTLS (TESTPLAN §3.2) ----------------
+
+def test_starttls_injection_discarded_and_capabilities_recomputed(server, line_client):
+    c = connect(server, line_client)
+    c.send(b"a STARTTLS\r\nb CAPABILITY\r\nc LOGOUT\r\n")
+    assert c.line().startswith(b"a OK"), "STARTTLS refused"
+    try:
+        c.starttls()
+    except (ssl.SSLError, ConnectionResetError, OSError):
+        return  # a failed handshake is an acceptable answer to injected bytes
+    assert c.silent(0.5), "injected command answered: %r" % c.buf
+    lines = command(c, b"d CAPABILITY\r\n", b"d")
+    caps = lines[0].split()[2:]
+    assert b"STARTTLS" not in caps and b"AUTH=PLAIN" in caps, lines
+    assert command(c, b"e STARTTLS\r\n", b"e")[-1].startswith(b"e BAD")
+    lines = command(c, b'f LOGIN "%s" "%s"\r\n' % (DEMO_USER.encode(), DEMO_PASSWORD.encode()),
+                    b"f")
+    assert lines[-1].startswith(b"f OK"), lines
+    assert command(c, b"g STARTTLS\r\n", b"g")[-1].startswith(b"g BAD")
