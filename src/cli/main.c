@@ -53,6 +53,9 @@ int main(int argc, char **argv)
 		} else if (strncmp(argv[i], "--config=", 9) == 0) {
 			config_path = argv[i] + 9;
 			i++;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("roost %s\n", ROOST_VERSION);
+			return 0;
 		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return 0;
@@ -66,7 +69,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (strcmp(argv[i], "version") == 0 || strcmp(argv[i], "--version") == 0) {
+	if (strcmp(argv[i], "version") == 0) {
 		printf("roost %s\n", ROOST_VERSION);
 		return 0;
 	}

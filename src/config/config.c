@@ -473,37 +473,92 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-static bool any_listener(const struct config *cfg, const enum listen_kind *kinds, size_t n)
+/* The line of the file where [section] key is set (the first time), or 0. Errors about a
+ * combination of settings point at the line an operator should look at. */
+static int config_line_of(const struct config *cfg, const char *section, const char *key)
+{
+	FILE *f = cfg->path ? fopen(cfg->path, "r") : NULL;
+	char line[INI_MAX_LINE + 2];
+	char current[64] = "";
+	int n = 0;
+	size_t key_len = strlen(key);
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p = line;
+		n++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '[') {
+			size_t len = strcspn(p + 1, "]");
+			snprintf(current, sizeof(current), "%.*s", (int)len, p + 1);
+			continue;
+		}
+		if (strcmp(current, section) == 0 && strncmp(p, key, key_len) == 0) {
+			char *q = p + key_len;
+			while (*q == ' ' || *q == '\t')
+				q++;
+			if (*q == '=' || *q == ':') {
+				fclose(f);
+				return n;
+			}
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+/* "FILE:LINE: " for a setting, "FILE: " when it is not in the file. */
+static void config_where(const struct config *cfg, const char *section, const char *key,
+			 char *out, size_t outlen)
+{
+	int line = config_line_of(cfg, section, key);
+
+	if (cfg->path == NULL)
+		snprintf(out, outlen, "(defaults)");
+	else if (line > 0)
+		snprintf(out, outlen, "%s:%d", cfg->path, line);
+	else
+		snprintf(out, outlen, "%s", cfg->path);
+}
+
+/* The first implicit-TLS listener that is configured, or -1. */
+static int first_listener(const struct config *cfg, const enum listen_kind *kinds, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (cfg->listen[kinds[i]].count > 0)
-			return true;
-	return false;
+			return (int)kinds[i];
+	return -1;
 }
 
 int config_validate(const struct config *cfg, char *err, size_t errlen)
 {
 	static const enum listen_kind tls_kinds[] = { LISTEN_SUBMISSIONS, LISTEN_IMAPS,
 						      LISTEN_POP3S };
-	const char *where = cfg->path ? cfg->path : "(defaults)";
+	char where[512];
+	int tls_listener = first_listener(cfg, tls_kinds, ARRAY_LEN(tls_kinds));
 
-	if (any_listener(cfg, tls_kinds, ARRAY_LEN(tls_kinds)) &&
-	    (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
+	if (tls_listener >= 0 && (cfg->tls_cert[0] == '\0' || cfg->tls_key[0] == '\0')) {
+		config_where(cfg, "listen", listen_names[tls_listener], where, sizeof(where));
 		snprintf(err, errlen,
-			 "%s: [tls] cert and key are required by the implicit-TLS listeners "
-			 "(submissions, imaps, pop3s)",
-			 where);
+			 "%s: [listen] %s: [tls] cert and key are required by the implicit-TLS "
+			 "listeners (submissions, imaps, pop3s)",
+			 where, listen_names[tls_listener]);
 		return -1;
 	}
 	if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0')) {
+		config_where(cfg, "tls", cfg->tls_cert[0] ? "cert" : "key", where, sizeof(where));
 		snprintf(err, errlen, "%s: [tls] cert and key must be set together", where);
 		return -1;
 	}
 	if (cfg->failure_delay_max_ms < cfg->failure_delay_ms) {
+		config_where(cfg, "auth", "failure_delay_max", where, sizeof(where));
 		snprintf(err, errlen, "%s: [auth] failure_delay_max is below failure_delay", where);
 		return -1;
 	}
 	if (cfg->data_dir[0] == '\0') {
+		config_where(cfg, "server", "data_dir", where, sizeof(where));
 		snprintf(err, errlen, "%s: [server] data_dir must not be empty", where);
 		return -1;
 	}

@@ -1,0 +1,406 @@
+/* Recipient resolution and the delivery transaction; see delivery.h.
+ *
+ * A transaction writes the message once into one store save whose targets are the INBOXes of
+ * every distinct local mailbox (store_save_begin_multi: shared file, shared fsyncs), and once
+ * into a queue entry holding every remote recipient. The local copy starts with Return-Path:
+ * (RFC 5321 §4.4: added by the final delivery) and Received:; the queued copy with Received:
+ * only. Nothing is acknowledged before delivery_txn_finish has returned. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "../core/core.h"
+#include "delivery.h"
+
+struct delivery {
+	const struct config *cfg;
+	struct auth_directory *dir;
+	struct store *store;
+	struct queue *queue;
+	char *data_dir;
+};
+
+struct delivery *delivery_new(const struct config *cfg, struct auth_directory *dir,
+			      struct store *store, struct queue *queue)
+{
+	struct delivery *d = xcalloc(1, sizeof(*d));
+
+	d->cfg = cfg;
+	d->dir = dir;
+	d->store = store;
+	d->queue = queue;
+	d->data_dir = config_resolve_path(cfg, cfg->data_dir);
+	return d;
+}
+
+void delivery_free(struct delivery **dp)
+{
+	if (dp == NULL || *dp == NULL)
+		return;
+	free((*dp)->data_dir);
+	free(*dp);
+	*dp = NULL;
+}
+
+void delivery_rcpt_clear(struct delivery_rcpt *r)
+{
+	free(r->address);
+	free(r->notify);
+	free(r->orcpt);
+	for (size_t i = 0; i < r->local_count; i++)
+		free(r->local[i]);
+	free(r->local);
+	for (size_t i = 0; i < r->remote_count; i++)
+		free(r->remote[i]);
+	free(r->remote);
+	memset(r, 0, sizeof(*r));
+}
+
+static char *domain_key(const char *domain)
+{
+	size_t n = strlen(domain);
+	char *k;
+
+	if (n > 0 && domain[n - 1] == '.') /* "example.org." is example.org */
+		n--;
+	k = xstrndup(domain, n);
+	for (char *p = k; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return k;
+}
+
+bool delivery_domain_is_local(struct delivery *d, const char *domain)
+{
+	char *k = domain_key(domain);
+	bool local = k[0] != '[' && auth_domain_exists(d->dir, k);
+
+	free(k);
+	return local;
+}
+
+struct resolve_ctx {
+	struct delivery_rcpt *out;
+};
+
+static void add_unique(char ***list, size_t *count, const char *item)
+{
+	for (size_t i = 0; i < *count; i++)
+		if (str_ieq((*list)[i], item))
+			return;
+	*list = xrealloc(*list, (*count + 1) * sizeof(char *));
+	(*list)[(*count)++] = xstrdup(item);
+}
+
+static void collect_target(const char *target, bool is_local, void *arg)
+{
+	struct resolve_ctx *ctx = arg;
+
+	if (is_local)
+		add_unique(&ctx->out->local, &ctx->out->local_count, target);
+	else
+		add_unique(&ctx->out->remote, &ctx->out->remote_count, target);
+}
+
+enum delivery_rcpt_status delivery_resolve(struct delivery *d, const char *address,
+					   bool relay_allowed, struct delivery_rcpt *out)
+{
+	const char *at = strrchr(address, '@');
+	char *normalized;
+	struct resolve_ctx ctx = { out };
+	int n;
+
+	if (at == NULL || at == address)
+		return DELIVERY_RCPT_UNKNOWN;
+	out->address = xstrdup(address);
+	if (!delivery_domain_is_local(d, at + 1)) {
+		if (!relay_allowed)
+			return DELIVERY_RCPT_RELAY_DENIED;
+		add_unique(&out->remote, &out->remote_count, address);
+		return DELIVERY_RCPT_OK;
+	}
+	/* Relay tricks through a local domain (TESTPLAN §3.10): a local part that itself holds
+	 * a routing character never names a local mailbox, and is never routed onwards. */
+	if (strpbrk(address, "%!") != NULL || memchr(address, '@', (size_t)(at - address)) != NULL)
+		return relay_allowed ? DELIVERY_RCPT_UNKNOWN : DELIVERY_RCPT_RELAY_DENIED;
+	{
+		char *dom = domain_key(at + 1);
+		normalized = xasprintf("%.*s@%s", (int)(at - address), address, dom);
+		free(dom);
+	}
+	n = auth_resolve_recipient(d->dir, normalized, collect_target, &ctx);
+	free(normalized);
+	if (n < 0)
+		return DELIVERY_RCPT_TEMPFAIL;
+	if (n == 0 || (out->local_count == 0 && out->remote_count == 0))
+		return DELIVERY_RCPT_UNKNOWN;
+	return DELIVERY_RCPT_OK;
+}
+
+struct owned_ctx {
+	struct delivery *d;
+	const char *alias; /* the address asked about, without its +tag */
+	const char *user;
+	bool owned;
+};
+
+static void check_alias_owner(const char *target, bool is_local, void *arg)
+{
+	struct owned_ctx *ctx = arg;
+
+	if (is_local && str_ieq(target, ctx->user))
+		ctx->owned = true;
+}
+
+static void check_alias(const char *alias, const char *target, void *arg)
+{
+	struct owned_ctx *ctx = arg;
+
+	(void)target;
+	if (ctx->owned || !str_ieq(alias, ctx->alias))
+		return;
+	/* An explicit alias of this address: does it lead to the user? */
+	auth_resolve_recipient(ctx->d->dir, alias, check_alias_owner, ctx);
+}
+
+bool delivery_address_owned_by(struct delivery *d, const char *address, const char *user)
+{
+	const char *at = strrchr(address, '@');
+	const char *plus;
+	char *base;
+	struct owned_ctx ctx = { d, NULL, user, false };
+
+	if (at == NULL)
+		return false;
+	if (str_ieq(address, user))
+		return true;
+	/* user+tag@domain is the user's */
+	plus = memchr(address, '+', (size_t)(at - address));
+	base = plus ? xasprintf("%.*s%s", (int)(plus - address), address, at) : xstrdup(address);
+	if (str_ieq(base, user)) {
+		free(base);
+		return true;
+	}
+	/* Someone else's address, or an alias of the user's (never a catch-all: owning "@domain"
+	 * does not make every address of the domain one's own). */
+	if (!auth_user_exists(d->dir, base)) {
+		ctx.alias = base;
+		auth_alias_list(d->dir, check_alias, &ctx);
+	}
+	free(base);
+	return ctx.owned;
+}
+
+bool delivery_disk_ok(struct delivery *d)
+{
+	struct statvfs st;
+
+	if (statvfs(d->data_dir, &st) < 0)
+		return true; /* cannot tell: let the write itself report */
+	return (double)st.f_bavail * (double)st.f_frsize >= 1.5 * (double)d->cfg->message_size;
+}
+
+/* ---------------- the transaction ---------------- */
+
+struct delivery_txn {
+	struct delivery *d;
+	const struct delivery_envelope *env;
+	char **mailboxes; /* distinct local mailboxes */
+	size_t mailbox_count;
+	struct store_account **accounts;
+	struct store_save *save;
+	struct queue_entry_writer *queued;
+	bool write_failed;
+};
+
+static void txn_free(struct delivery_txn *t)
+{
+	store_save_abort(&t->save);
+	queue_entry_abort(&t->queued);
+	for (size_t i = 0; i < t->mailbox_count; i++) {
+		if (t->accounts && t->accounts[i])
+			store_account_close(&t->accounts[i]);
+		free(t->mailboxes[i]);
+	}
+	free(t->accounts);
+	free(t->mailboxes);
+	free(t);
+}
+
+struct delivery_txn *delivery_txn_begin(struct delivery *d, const struct delivery_envelope *env,
+					char *err, size_t errlen)
+{
+	struct delivery_txn *t = xcalloc(1, sizeof(*t));
+	struct queue_recipient *qr = NULL;
+	size_t qr_count = 0;
+	struct store_err serr = { STORE_OK, "" };
+
+	t->d = d;
+	t->env = env;
+	for (size_t i = 0; i < env->rcpt_count; i++)
+		for (size_t k = 0; k < env->rcpts[i].local_count; k++)
+			add_unique(&t->mailboxes, &t->mailbox_count, env->rcpts[i].local[k]);
+
+	if (t->mailbox_count > 0) {
+		struct store_save_target *targets = xcalloc(t->mailbox_count, sizeof(*targets));
+		t->accounts = xcalloc(t->mailbox_count, sizeof(*t->accounts));
+		for (size_t i = 0; i < t->mailbox_count; i++) {
+			if (store_account_open(d->store, t->mailboxes[i], &t->accounts[i], &serr) !=
+			    STORE_OK) {
+				snprintf(err, errlen, "mailbox unavailable: %s", serr.text);
+				free(targets);
+				txn_free(t);
+				return NULL;
+			}
+			targets[i].acct = t->accounts[i];
+			targets[i].mailbox = NULL; /* INBOX */
+		}
+		enum store_error e = store_save_begin_multi(targets, t->mailbox_count, &t->save, &serr);
+		free(targets);
+		if (e != STORE_OK) {
+			snprintf(err, errlen, "cannot store the message: %s", serr.text);
+			txn_free(t);
+			return NULL;
+		}
+		char *return_path = xasprintf("Return-Path: <%s>\r\n", env->sender);
+		e = store_save_write(t->save, return_path, strlen(return_path), &serr);
+		free(return_path);
+		if (e == STORE_OK)
+			e = store_save_write(t->save, env->received, strlen(env->received), &serr);
+		if (e != STORE_OK) {
+			snprintf(err, errlen, "cannot store the message: %s", serr.text);
+			txn_free(t);
+			return NULL;
+		}
+	}
+
+	for (size_t i = 0; i < env->rcpt_count; i++) {
+		for (size_t k = 0; k < env->rcpts[i].remote_count; k++) {
+			qr = xrealloc(qr, (qr_count + 1) * sizeof(*qr));
+			qr[qr_count].address = env->rcpts[i].remote[k];
+			qr[qr_count].notify = env->rcpts[i].notify;
+			qr[qr_count].orcpt = env->rcpts[i].orcpt;
+			qr_count++;
+		}
+	}
+	if (qr_count > 0) {
+		struct queue_envelope qenv = {
+			.sender = env->sender,
+			.envid = env->envid,
+			.ret = env->ret,
+			.auth_user = env->auth_user,
+			.rcpts = qr,
+			.rcpt_count = qr_count,
+		};
+		if (d->queue == NULL) {
+			snprintf(err, errlen, "outbound queue unavailable");
+		} else {
+			t->queued = queue_entry_begin(d->queue, &qenv, err, errlen);
+			if (t->queued != NULL &&
+			    queue_entry_write(t->queued, env->received, strlen(env->received), err,
+					      errlen) < 0)
+				queue_entry_abort(&t->queued);
+		}
+		free(qr);
+		if (t->queued == NULL) {
+			txn_free(t);
+			return NULL;
+		}
+	}
+	return t;
+}
+
+int delivery_txn_write(struct delivery_txn *t, const void *data, size_t len)
+{
+	struct store_err serr;
+	char err[256];
+
+	if (t->write_failed)
+		return -1;
+	if (t->save && store_save_write(t->save, data, len, &serr) != STORE_OK) {
+		log_error("msg=\"delivery write failed\" error=\"%s\"", serr.text);
+		t->write_failed = true;
+		return -1;
+	}
+	if (t->queued && queue_entry_write(t->queued, data, len, err, sizeof(err)) < 0) {
+		log_error("msg=\"queue write failed\" error=\"%s\"", err);
+		t->write_failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+static bool rcpt_uses_mailbox(const struct delivery_rcpt *r, const char *mailbox)
+{
+	for (size_t k = 0; k < r->local_count; k++)
+		if (str_ieq(r->local[k], mailbox))
+			return true;
+	return false;
+}
+
+int delivery_txn_finish(struct delivery_txn **tp, struct delivery_outcome *outcomes)
+{
+	struct delivery_txn *t = *tp;
+	const struct delivery_envelope *env = t->env;
+	struct store_save_result *results = NULL;
+	bool queue_ok = true;
+	int failures = 0;
+
+	for (size_t i = 0; i < env->rcpt_count; i++)
+		outcomes[i] = (struct delivery_outcome){ true, false, "delivered" };
+
+	if (t->save) {
+		struct store_err serr = { STORE_OK, "" };
+		struct store_save_meta meta = { 0, NULL, 0, 0 };
+		results = xcalloc(t->mailbox_count, sizeof(*results));
+		store_save_finish(&t->save, &meta, results, &serr);
+		for (size_t m = 0; m < t->mailbox_count; m++) {
+			if (results[m].error == STORE_OK)
+				continue;
+			log_error("msg=\"local delivery failed\" mailbox=%s error=\"%s\"",
+				  t->mailboxes[m], store_error_str(results[m].error));
+			for (size_t i = 0; i < env->rcpt_count; i++) {
+				if (!rcpt_uses_mailbox(&env->rcpts[i], t->mailboxes[m]))
+					continue;
+				outcomes[i].ok = false;
+				outcomes[i].temporary = true;
+				outcomes[i].text = results[m].error == STORE_ERR_OVER_QUOTA
+							   ? "mailbox full"
+						   : results[m].error == STORE_ERR_NO_SPACE
+							   ? "insufficient system storage"
+							   : "local delivery failed";
+			}
+		}
+	}
+	if (t->queued) {
+		char id[32], err[256];
+		if (queue_entry_commit(&t->queued, id, err, sizeof(err)) < 0) {
+			log_error("msg=\"queueing failed\" error=\"%s\"", err);
+			queue_ok = false;
+		} else {
+			log_info("msg=queued queue_id=%s sender=<%s>", id, env->sender);
+		}
+	}
+	for (size_t i = 0; i < env->rcpt_count; i++) {
+		if (env->rcpts[i].remote_count > 0 && !queue_ok) {
+			outcomes[i].ok = false;
+			outcomes[i].temporary = true;
+			outcomes[i].text = "cannot queue the message";
+		}
+		if (!outcomes[i].ok)
+			failures++;
+	}
+	free(results);
+	txn_free(t);
+	*tp = NULL;
+	return failures == 0 ? 0 : -1;
+}
+
+void delivery_txn_abort(struct delivery_txn **tp)
+{
+	if (tp == NULL || *tp == NULL)
+		return;
+	txn_free(*tp);
+	*tp = NULL;
+}

@@ -1,0 +1,93 @@
+/* Where a received message goes: recipient resolution (local users, aliases, plus-addressing,
+ * catch-alls; relay policy for remote domains) and the delivery transaction that writes one
+ * message to every local mailbox through the store (one save shared by all, so its fsyncs are
+ * shared too) and to the outbound queue for remote recipients.
+ *
+ * Threading: delivery_resolve, delivery_txn_begin and delivery_txn_finish block (SQLite,
+ * fsync): call them off the event loop. delivery_txn_write does plain buffered writes. */
+#ifndef ROOST_DELIVERY_H
+#define ROOST_DELIVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../auth/auth.h"
+#include "../config/config.h"
+#include "../queue/queue.h"
+#include "../store/store.h"
+
+struct delivery;
+
+struct delivery *delivery_new(const struct config *cfg, struct auth_directory *dir,
+			      struct store *store, struct queue *queue);
+void delivery_free(struct delivery **d);
+
+enum delivery_rcpt_status {
+	DELIVERY_RCPT_OK,
+	DELIVERY_RCPT_UNKNOWN,	    /* a local domain, but no such user or alias */
+	DELIVERY_RCPT_RELAY_DENIED, /* a remote domain and relaying is not allowed */
+	DELIVERY_RCPT_TEMPFAIL,	    /* the directory could not be read */
+};
+
+/* One accepted envelope recipient and what it resolved to. */
+struct delivery_rcpt {
+	char *address; /* as the client gave it (after source-route removal) */
+	char *notify;  /* DSN parameters, NULL when absent */
+	char *orcpt;
+	char **local; /* canonical local mailbox addresses */
+	size_t local_count;
+	char **remote; /* remote addresses (the recipient itself, or remote alias targets) */
+	size_t remote_count;
+};
+void delivery_rcpt_clear(struct delivery_rcpt *r);
+
+/* Is the domain (case-insensitive, trailing dot allowed) one of ours? */
+bool delivery_domain_is_local(struct delivery *d, const char *domain);
+
+/* Resolves address into out (which the caller clears). relay_allowed: may remote domains be
+ * accepted (authenticated submission)? */
+enum delivery_rcpt_status delivery_resolve(struct delivery *d, const char *address,
+					   bool relay_allowed, struct delivery_rcpt *out);
+
+/* Does the authenticated user own this address (itself, a plus-address of it, or an alias
+ * that resolves to it)? Used for the submission sender policy. Blocking. */
+bool delivery_address_owned_by(struct delivery *d, const char *address, const char *user);
+
+/* ---- the transaction ---- */
+
+struct delivery_envelope {
+	const char *sender;	/* "" for the null sender */
+	const char *auth_user;	/* NULL when not authenticated */
+	const char *envid;	/* DSN */
+	const char *ret;	/* DSN */
+	const char *received;	/* the Received: header field to prepend, CRLF-terminated */
+	const struct delivery_rcpt *rcpts;
+	size_t rcpt_count;
+};
+
+struct delivery_txn;
+
+/* Per recipient outcome of a finished transaction, in rcpts order. */
+struct delivery_outcome {
+	bool ok;
+	bool temporary; /* when !ok: a temporary failure (disk, quota, I/O) */
+	const char *text;
+};
+
+/* Opens the local saves and the queue entry. NULL with a reason in err on failure. */
+struct delivery_txn *delivery_txn_begin(struct delivery *d, const struct delivery_envelope *env,
+					char *err, size_t errlen);
+/* Appends message bytes (CRLF line ends, already un-dot-stuffed). -1 on a write error; the
+ * transaction must then be aborted. */
+int delivery_txn_write(struct delivery_txn *t, const void *data, size_t len);
+/* Makes the message durable everywhere (blocking). outcomes (rcpt_count entries) tell each
+ * recipient's fate. Returns 0 when every recipient succeeded. Frees the transaction. */
+int delivery_txn_finish(struct delivery_txn **t, struct delivery_outcome *outcomes);
+void delivery_txn_abort(struct delivery_txn **t);
+
+/* Free space check before a transaction: false when the data directory's file system has less
+ * than 1.5 x the message size limit free (RFC 5321 452 4.3.1 at MAIL FROM). */
+bool delivery_disk_ok(struct delivery *d);
+
+#endif

@@ -1,0 +1,71 @@
+/* The outbound queue's durable spool: a message and its envelope (sender, recipients with
+ * their DSN parameters and per-recipient state) are written to DATA_DIR/queue/ and fsync'd
+ * before the SMTP server may answer 250. The delivery side (scheduler, MX lookup, SMTP client,
+ * bounces) reads the same spool.
+ *
+ * On disk, one file per message in queue/active/ (written in queue/tmp/, fsync'd, renamed,
+ * directory fsync'd — so a file in active/ is always complete):
+ *     ROOSTQ 1\n
+ *     id <id>\n  arrived <unix seconds>\n  sender <address or empty>\n
+ *     [envid <xtext>]\n [ret FULL|HDRS]\n [auth <user>]\n
+ *     rcpt <state> <address> notify=<..> orcpt=<..>\n   (one per recipient)
+ *     data <octets>\n
+ *     <the message, CRLF line ends>
+ * Recipient states: "pending", "sent", "failed". Only the header part is rewritten when states
+ * change (new file, same tmp -> rename discipline). */
+#ifndef ROOST_QUEUE_H
+#define ROOST_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct queue;
+struct queue_entry_writer;
+
+struct queue_recipient {
+	const char *address;
+	const char *notify; /* DSN NOTIFY value as given, or NULL */
+	const char *orcpt;  /* DSN ORCPT value as given, or NULL */
+};
+
+struct queue_envelope {
+	const char *sender; /* "" for the null sender */
+	const char *envid;  /* DSN ENVID, or NULL */
+	const char *ret;    /* DSN RET (FULL/HDRS), or NULL */
+	const char *auth_user; /* authenticated submitter, or NULL */
+	const struct queue_recipient *rcpts;
+	size_t rcpt_count;
+};
+
+/* Opens (creating) DATA_DIR/queue; removes leftovers of interrupted writes in tmp/. */
+struct queue *queue_open(const char *data_dir, char *err, size_t errlen);
+void queue_close(struct queue **q);
+
+/* Starts spooling one message. The writer is owned by one thread at a time. */
+struct queue_entry_writer *queue_entry_begin(struct queue *q, const struct queue_envelope *env,
+					     char *err, size_t errlen);
+int queue_entry_write(struct queue_entry_writer *w, const void *data, size_t len, char *err,
+		      size_t errlen);
+/* fsync, rename into active/, fsync the directory. On success id_r (>= 32 bytes) gets the
+ * queue id and the writer is freed; on failure nothing is left behind. Blocking. */
+int queue_entry_commit(struct queue_entry_writer **w, char *id_r, char *err, size_t errlen);
+void queue_entry_abort(struct queue_entry_writer **w);
+
+struct queue_entry_info {
+	const char *id;
+	int64_t arrived;
+	const char *sender;
+	size_t rcpt_total;
+	size_t rcpt_pending;
+	const char *const *pending; /* addresses still pending */
+	uint64_t size;
+};
+
+/* Calls cb for every message in the queue, oldest first; returns the count or -1. */
+int queue_list(struct queue *q, void (*cb)(const struct queue_entry_info *info, void *ctx),
+	       void *ctx, char *err, size_t errlen);
+/* Removes one message from the queue; -1 when there is no such id. */
+int queue_delete(struct queue *q, const char *id, char *err, size_t errlen);
+
+#endif
