@@ -12,9 +12,11 @@
 
 #include "../auth/auth.h"
 #include "../core/core.h"
+#include "../delivery/delivery.h"
 #include "../imap/imap.h"
 #include "../net/net.h"
 #include "../pop3/pop3.h"
+#include "../queue/queue.h"
 #include "../smtp/smtp.h"
 #include "../store/store.h"
 #include "../tls/tls.h"
@@ -89,9 +91,9 @@ static int drop_privileges(const struct config *cfg, const char *data_dir)
 
 static int refuse_unserved_listeners(const struct config *cfg)
 {
-	/* LMTP and metrics have no server in this version; binding them would accept
+	/* The metrics endpoint has no server in this version; binding it would accept
 	 * connections that can only fail. Say so instead of pretending. */
-	static const enum listen_kind unserved[] = { LISTEN_LMTP, LISTEN_METRICS };
+	static const enum listen_kind unserved[] = { LISTEN_METRICS };
 
 	for (size_t i = 0; i < ARRAY_LEN(unserved); i++) {
 		if (cfg->listen[unserved[i]].count > 0) {
@@ -110,6 +112,8 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	struct auth_penalty *penalty = NULL;
 	struct net_server *srv = NULL;
 	struct store *store = NULL;
+	struct queue *queue = NULL;
+	struct delivery *delivery = NULL;
 	struct store_err serr = { STORE_OK, "" };
 	char err[1024];
 	char *data_dir;
@@ -147,6 +151,12 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		fprintf(stderr, "roost: cannot open the mail store in %s: %s\n", data_dir, serr.text);
 		goto out;
 	}
+	queue = queue_open(data_dir, err, sizeof(err));
+	if (queue == NULL) {
+		fprintf(stderr, "roost: cannot open the queue: %s\n", err);
+		goto out;
+	}
+	delivery = delivery_new(cfg, dir, store, queue);
 	if (cfg->tls_cert[0] != '\0') {
 		char *cert = config_resolve_path(cfg, cfg->tls_cert);
 		char *key = config_resolve_path(cfg, cfg->tls_key);
@@ -159,7 +169,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		}
 	}
 
-	struct smtp_deps smtp = { cfg, dir, penalty };
+	struct smtp_deps smtp = { cfg, dir, penalty, delivery };
 	struct imap_deps imap = { cfg, dir, penalty, store };
 	struct pop3_deps pop3 = { cfg, dir, penalty, store };
 	struct net_server_options opts = {
@@ -175,6 +185,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	net_server_set_protocol(srv, LISTEN_SMTP, &smtp_protocol, &smtp);
 	net_server_set_protocol(srv, LISTEN_SUBMISSION, &smtp_protocol, &smtp);
 	net_server_set_protocol(srv, LISTEN_SUBMISSIONS, &smtp_protocol, &smtp);
+	net_server_set_protocol(srv, LISTEN_LMTP, &smtp_protocol, &smtp);
 	net_server_set_protocol(srv, LISTEN_IMAP, &imap_protocol, &imap);
 	net_server_set_protocol(srv, LISTEN_IMAPS, &imap_protocol, &imap);
 	net_server_set_protocol(srv, LISTEN_POP3, &pop3_protocol, &pop3);
@@ -188,6 +199,8 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	status = net_server_run(srv) < 0 ? 1 : 0;
 out:
 	net_server_free(&srv);
+	delivery_free(&delivery);
+	queue_close(&queue);
 	store_close(&store);
 	auth_penalty_free(&penalty);
 	auth_directory_close(&dir);

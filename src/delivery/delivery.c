@@ -205,7 +205,7 @@ bool delivery_disk_ok(struct delivery *d)
 
 struct delivery_txn {
 	struct delivery *d;
-	const struct delivery_envelope *env;
+	struct delivery_envelope env; /* a copy; what it points to outlives the transaction */
 	char **mailboxes; /* distinct local mailboxes */
 	size_t mailbox_count;
 	struct store_account **accounts;
@@ -237,7 +237,8 @@ struct delivery_txn *delivery_txn_begin(struct delivery *d, const struct deliver
 	struct store_err serr = { STORE_OK, "" };
 
 	t->d = d;
-	t->env = env;
+	t->env = *env;
+	t->env.received = NULL; /* used only here, in begin */
 	for (size_t i = 0; i < env->rcpt_count; i++)
 		for (size_t k = 0; k < env->rcpts[i].local_count; k++)
 			add_unique(&t->mailboxes, &t->mailbox_count, env->rcpts[i].local[k]);
@@ -342,7 +343,7 @@ static bool rcpt_uses_mailbox(const struct delivery_rcpt *r, const char *mailbox
 int delivery_txn_finish(struct delivery_txn **tp, struct delivery_outcome *outcomes)
 {
 	struct delivery_txn *t = *tp;
-	const struct delivery_envelope *env = t->env;
+	const struct delivery_envelope *env = &t->env;
 	struct store_save_result *results = NULL;
 	bool queue_ok = true;
 	int failures = 0;

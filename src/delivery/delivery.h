@@ -75,7 +75,9 @@ struct delivery_outcome {
 	const char *text;
 };
 
-/* Opens the local saves and the queue entry. NULL with a reason in err on failure. */
+/* Opens the local saves and the queue entry. NULL with a reason in err on failure. The
+ * envelope is copied; the strings and recipients it points to must stay valid until the
+ * transaction is finished or aborted (received only during this call). */
 struct delivery_txn *delivery_txn_begin(struct delivery *d, const struct delivery_envelope *env,
 					char *err, size_t errlen);
 /* Appends message bytes (CRLF line ends, already un-dot-stuffed). -1 on a write error; the

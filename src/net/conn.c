@@ -516,6 +516,24 @@ size_t net_conn_read_bytes(struct net_conn *c, size_t max, struct buf *out)
 	return n;
 }
 
+const uint8_t *net_conn_peek(struct net_conn *c, size_t max, size_t *len_r)
+{
+	struct evbuffer *in;
+	size_t n;
+
+	*len_r = 0;
+	if (conn_input_blocked(c))
+		return NULL;
+	in = bufferevent_get_input(c->bev);
+	n = evbuffer_get_length(in);
+	if (n > max)
+		n = max;
+	if (n == 0)
+		return NULL;
+	*len_r = n;
+	return evbuffer_pullup(in, (ssize_t)n);
+}
+
 size_t net_conn_skip_bytes(struct net_conn *c, size_t max)
 {
 	struct evbuffer *in;

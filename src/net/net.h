@@ -90,6 +90,9 @@ enum net_line_status net_conn_read_line(struct net_conn *c, size_t max, char **l
 					size_t *len_r, bool *crlf_r);
 /* Moves up to max buffered bytes into out; returns how many. */
 size_t net_conn_read_bytes(struct net_conn *c, size_t max, struct buf *out);
+/* Up to max buffered bytes, contiguous, without consuming them (valid until the next read
+ * call); *len_r = 0 when nothing is buffered or input is blocked. Pair with skip_bytes. */
+const uint8_t *net_conn_peek(struct net_conn *c, size_t max, size_t *len_r);
 /* Discards up to max buffered bytes; returns how many. */
 size_t net_conn_skip_bytes(struct net_conn *c, size_t max);
 size_t net_conn_input_length(const struct net_conn *c);

@@ -61,32 +61,56 @@ static void *smtp_open(struct net_conn *conn, void *ctx)
 	s->conn = conn;
 	s->deps = ctx;
 	s->submission = kind == LISTEN_SUBMISSION || kind == LISTEN_SUBMISSIONS;
+	s->lmtp = kind == LISTEN_LMTP;
+	buf_init(&s->out);
 	net_conn_set_timeout(conn, (uint32_t)s->deps->cfg->smtp_timeout);
-	smtp_reply(s, "220 %s ESMTP Roost", s->deps->cfg->hostname);
+	smtp_reply(s, "220 %s %s Roost", s->deps->cfg->hostname, s->lmtp ? "LMTP" : "ESMTP");
 	return s;
 }
 
-/* RFC 5321 §4.1.4: EHLO resets the transaction and states the extensions. */
-static void smtp_cmd_ehlo(struct smtp_session *s, const char *args, bool extended)
+static bool smtp_helo_name_ok(const char *name)
 {
-	if (args[0] == '\0' || strchr(args, ' ') != NULL || strlen(args) > 255) {
-		smtp_error(s, "501 5.5.4 Syntax: %s hostname", extended ? "EHLO" : "HELO");
+	if (name[0] == '\0' || strlen(name) > 255)
+		return false;
+	for (const char *p = name; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+			return false;
+	return true;
+}
+
+/* RFC 5321 §4.1.4: EHLO resets the transaction and states the extensions. */
+static void smtp_cmd_ehlo(struct smtp_session *s, const char *args, bool extended,
+			  const char *verb)
+{
+	if (!smtp_helo_name_ok(args)) {
+		smtp_error(s, "501 5.5.4 Syntax: %s hostname", verb);
 		return;
 	}
+	smtp_txn_reset(s);
 	free(s->helo);
 	s->helo = xstrdup(args);
 	s->esmtp = extended;
 	if (!extended) {
 		smtp_reply(s, "250 %s", s->deps->cfg->hostname);
-		return;
+	} else {
+		smtp_reply(s, "250-%s Hello %s", s->deps->cfg->hostname, args);
+		if (net_conn_tls_available(s->conn) && !s->lmtp)
+			smtp_reply(s, "250-STARTTLS");
+		if (s->submission && s->user == NULL && smtp_plaintext_allowed(s))
+			smtp_reply(s, "250-AUTH %s", sasl_mechanisms(true));
+		smtp_reply(s, "250-SIZE %lld", (long long)s->deps->cfg->message_size);
+		smtp_reply(s, "250-8BITMIME");
+		smtp_reply(s, "250-SMTPUTF8");
+		smtp_reply(s, "250-CHUNKING");
+		smtp_reply(s, "250-DSN");
+		smtp_reply(s, "250-PIPELINING");
+		smtp_reply(s, "250 ENHANCEDSTATUSCODES");
 	}
-	smtp_reply(s, "250-%s Hello %s", s->deps->cfg->hostname, args);
-	if (net_conn_tls_available(s->conn))
-		smtp_reply(s, "250-STARTTLS");
-	if (s->submission && s->user == NULL && smtp_plaintext_allowed(s))
-		smtp_reply(s, "250-AUTH %s", sasl_mechanisms(true));
-	smtp_reply(s, "250-PIPELINING");
-	smtp_reply(s, "250 ENHANCEDSTATUSCODES");
+	/* RFC 2920 §3.1: the client waits for the EHLO reply before sending more. */
+	if (net_conn_input_length(s->conn) > 0) {
+		smtp_reply(s, "554 5.5.0 Improper use of SMTP command pipelining");
+		net_conn_close(s->conn);
+	}
 }
 
 static void smtp_cmd_starttls(struct smtp_session *s, const char *args)
@@ -112,6 +136,7 @@ static void smtp_tls_ready(void *session)
 	struct smtp_session *s = session;
 
 	/* RFC 3207 §4.2: forget everything learned before TLS; the client starts over. */
+	smtp_txn_reset(s);
 	free(s->helo);
 	s->helo = NULL;
 	s->esmtp = false;
@@ -124,12 +149,63 @@ struct smtp_command {
 
 static void cmd_ehlo(struct smtp_session *s, const char *args)
 {
-	smtp_cmd_ehlo(s, args, true);
+	if (s->lmtp) {
+		smtp_error(s, "500 5.5.1 This is LMTP: use LHLO");
+		return;
+	}
+	smtp_cmd_ehlo(s, args, true, "EHLO");
 }
 
 static void cmd_helo(struct smtp_session *s, const char *args)
 {
-	smtp_cmd_ehlo(s, args, false);
+	if (s->lmtp) {
+		smtp_error(s, "500 5.5.1 This is LMTP: use LHLO");
+		return;
+	}
+	smtp_cmd_ehlo(s, args, false, "HELO");
+}
+
+static void cmd_lhlo(struct smtp_session *s, const char *args)
+{
+	if (!s->lmtp) {
+		smtp_error(s, "500 5.5.2 Command unrecognized");
+		return;
+	}
+	smtp_cmd_ehlo(s, args, true, "LHLO");
+}
+
+/* ETRN (RFC 1985) asks for a queue run; outbound delivery has no runner yet, so say so. */
+static void cmd_etrn(struct smtp_session *s, const char *args)
+{
+	if (s->submission || s->lmtp) {
+		smtp_error(s, "502 5.5.1 ETRN is offered on the MX port only");
+		return;
+	}
+	if (args[0] == '\0') {
+		smtp_error(s, "501 5.5.4 Syntax: ETRN domain");
+		return;
+	}
+	smtp_reply(s, "458 4.3.0 Unable to start a queue run: outbound delivery is not running");
+}
+
+static void cmd_mail(struct smtp_session *s, const char *args)
+{
+	smtp_cmd_mail(s, args);
+}
+
+static void cmd_rcpt(struct smtp_session *s, const char *args)
+{
+	smtp_cmd_rcpt(s, args);
+}
+
+static void cmd_data(struct smtp_session *s, const char *args)
+{
+	smtp_cmd_data(s, args);
+}
+
+static void cmd_bdat(struct smtp_session *s, const char *args)
+{
+	smtp_cmd_bdat(s, args);
 }
 
 static void cmd_noop(struct smtp_session *s, const char *args)
@@ -144,6 +220,7 @@ static void cmd_rset(struct smtp_session *s, const char *args)
 		smtp_error(s, "501 5.5.4 RSET takes no arguments");
 		return;
 	}
+	smtp_txn_reset(s);
 	smtp_reply(s, "250 2.0.0 OK");
 }
 
@@ -173,9 +250,11 @@ static void cmd_auth(struct smtp_session *s, const char *args)
 }
 
 static const struct smtp_command smtp_commands[] = {
-	{ "EHLO", cmd_ehlo }, { "HELO", cmd_helo }, { "STARTTLS", smtp_cmd_starttls },
-	{ "AUTH", cmd_auth }, { "NOOP", cmd_noop }, { "RSET", cmd_rset },
-	{ "HELP", cmd_help }, { "VRFY", cmd_vrfy }, { "QUIT", cmd_quit },
+	{ "EHLO", cmd_ehlo }, { "HELO", cmd_helo }, { "LHLO", cmd_lhlo },
+	{ "STARTTLS", smtp_cmd_starttls }, { "AUTH", cmd_auth }, { "MAIL", cmd_mail },
+	{ "RCPT", cmd_rcpt }, { "DATA", cmd_data }, { "BDAT", cmd_bdat },
+	{ "NOOP", cmd_noop }, { "RSET", cmd_rset }, { "HELP", cmd_help },
+	{ "VRFY", cmd_vrfy }, { "ETRN", cmd_etrn }, { "QUIT", cmd_quit },
 };
 
 static void smtp_command(struct smtp_session *s, char *line, size_t len)
@@ -206,6 +285,11 @@ static void smtp_input(void *session)
 	while (!net_conn_is_closing(s->conn)) {
 		char *line;
 		size_t len;
+		if (s->rx != SMTP_RX_COMMANDS) {
+			if (!smtp_receive(s))
+				return;
+			continue;
+		}
 		size_t max = s->in_sasl_exchange ? LIMIT_SASL_RESPONSE
 						 : (size_t)s->deps->cfg->smtp_line;
 		enum net_line_status st = net_conn_read_line(s->conn, max, &line, &len, NULL);
@@ -236,6 +320,7 @@ static void smtp_close(void *session)
 {
 	struct smtp_session *s = session;
 
+	smtp_txn_reset(s);
 	smtp_auth_end(s);
 	free(s->helo);
 	free(s);

@@ -2,12 +2,38 @@
 #ifndef ROOST_SMTP_SESSION_H
 #define ROOST_SMTP_SESSION_H
 
+#include "data.h"
 #include "smtp.h"
+
+enum smtp_rx { SMTP_RX_COMMANDS, SMTP_RX_DATA, SMTP_RX_BDAT };
+
+/* The mail transaction (RFC 5321 §3.3): from MAIL to the end of data, RSET, or a new EHLO. */
+struct smtp_txn {
+	char *sender; /* "" for the null reverse-path */
+	bool smtputf8;
+	bool body_8bit;
+	char *envid;
+	char *ret;
+	struct delivery_rcpt *rcpts;
+	size_t rcpt_count;
+	struct delivery_txn *delivery; /* open from DATA/first BDAT to the end of data */
+	bool delivery_failed;	       /* begin failed: consume the data, then answer 4xx */
+	char *delivery_error;
+	uint64_t size;		       /* octets received so far */
+	bool too_big;
+	bool write_failed;
+	struct smtp_data_decoder decoder;
+	uint64_t bdat_remaining;
+	bool bdat_last;
+	bool bdat_started;
+	struct buf header;	       /* the first octets, for the From: check on submission */
+};
 
 struct smtp_session {
 	struct net_conn *conn;
 	const struct smtp_deps *deps;
 	bool submission; /* submission/submissions listener: AUTH offered and required */
+	bool lmtp;	 /* LMTP listener: LHLO, one reply per recipient after DATA */
 	char *helo;	 /* client's EHLO/HELO name once given */
 	bool esmtp;
 	unsigned bad_count;
@@ -19,12 +45,30 @@ struct smtp_session {
 	char *sasl_success_user; /* authenticated, awaiting the client's final empty response */
 	char *user; /* authenticated address */
 	bool userip_counted;
+
+	struct smtp_txn txn;
+	bool has_txn; /* MAIL was accepted */
+	enum smtp_rx rx;
+	struct buf out; /* decoded message bytes waiting to be written */
 };
 
 void smtp_reply(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A protocol error: reply, count it, and close after too many. */
 void smtp_error(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool smtp_plaintext_allowed(const struct smtp_session *s);
+
+/* txn.c */
+void smtp_cmd_mail(struct smtp_session *s, const char *args);
+void smtp_cmd_rcpt(struct smtp_session *s, const char *args);
+void smtp_cmd_data(struct smtp_session *s, const char *args);
+void smtp_cmd_bdat(struct smtp_session *s, const char *args);
+void smtp_txn_reset(struct smtp_session *s);
+/* Consumes message data in SMTP_RX_DATA / SMTP_RX_BDAT; false when it needs more input. */
+bool smtp_receive(struct smtp_session *s);
+
+/* header_from.c: calls cb for each address of the first From: field; returns the count. */
+int smtp_header_from_addresses(const uint8_t *msg, size_t len,
+			       void (*cb)(const char *address, void *ctx), void *ctx);
 
 /* auth.c */
 void smtp_cmd_auth(struct smtp_session *s, const char *args);

@@ -1,0 +1,107 @@
+/* The addresses in a message's From: header field (RFC 5322 §3.6.2, §3.4), for the submission
+ * rule that a user may only send as an address of their own. Reads only the header block. */
+#include <string.h>
+
+#include "../core/core.h"
+#include "session.h"
+
+/* Finds the unfolded value of the first From: field in the header block. */
+static bool find_from(const uint8_t *msg, size_t len, struct buf *value)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t eol = i;
+		while (eol < len && msg[eol] != '\n')
+			eol++;
+		size_t line_len = eol - i;
+		if (line_len > 0 && msg[i + line_len - 1] == '\r')
+			line_len--;
+		if (line_len == 0)
+			return false; /* end of the header block */
+		if (line_len >= 5 && str_nieq((const char *)msg + i, "From:", 5)) {
+			buf_append(value, msg + i + 5, line_len - 5);
+			i = eol + 1;
+			/* continuation lines start with white space */
+			while (i < len && (msg[i] == ' ' || msg[i] == '\t')) {
+				size_t e = i;
+				while (e < len && msg[e] != '\n')
+					e++;
+				size_t l = e - i;
+				if (l > 0 && msg[i + l - 1] == '\r')
+					l--;
+				buf_append(value, msg + i, l);
+				i = e + 1;
+			}
+			return true;
+		}
+		i = eol + 1;
+	}
+	return false;
+}
+
+int smtp_header_from_addresses(const uint8_t *msg, size_t len,
+			       void (*cb)(const char *address, void *ctx), void *ctx)
+{
+	struct buf value, addr;
+	int count = 0;
+	bool in_quote = false, in_angle = false, saw_angle = false, word_ended = false;
+	int comment = 0;
+
+	buf_init(&value);
+	buf_init(&addr);
+	if (!find_from(msg, len, &value)) {
+		buf_free(&value);
+		return 0;
+	}
+	buf_append_byte(&value, ','); /* flush the last mailbox */
+	for (size_t i = 0; i < value.len; i++) {
+		char c = (char)value.data[i];
+		if (in_quote) {
+			if (c == '\\' && i + 1 < value.len)
+				i++;
+			else if (c == '"')
+				in_quote = false;
+			if (!saw_angle && !in_angle)
+				buf_reset(&addr); /* a quoted display name is no address */
+			continue;
+		}
+		if (comment > 0) {
+			if (c == '(')
+				comment++;
+			else if (c == ')')
+				comment--;
+			continue;
+		}
+		if (c == '(') {
+			comment = 1;
+		} else if (c == '"') {
+			in_quote = true;
+		} else if (c == '<') {
+			in_angle = true;
+			saw_angle = true;
+			buf_reset(&addr);
+		} else if (c == '>') {
+			in_angle = false;
+		} else if (c == ',' && !in_angle) {
+			buf_cstr(&addr);
+			if (addr.len > 0 && memchr(addr.data, '@', addr.len) != NULL) {
+				cb((const char *)addr.data, ctx);
+				count++;
+			}
+			buf_reset(&addr);
+			saw_angle = false;
+			word_ended = false;
+		} else if (c == ' ' || c == '\t') {
+			word_ended = !in_angle && !saw_angle;
+		} else if (in_angle || !saw_angle) {
+			if (word_ended) /* a new word: the earlier ones were a display name */
+				buf_reset(&addr);
+			word_ended = false;
+			buf_append_byte(&addr, (uint8_t)c);
+		}
+	}
+	buf_free(&value);
+	buf_free(&addr);
+	return count;
+}

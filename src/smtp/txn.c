@@ -1,0 +1,697 @@
+/* The mail transaction: MAIL, RCPT, DATA and BDAT (RFC 5321 §3.3, §4.1.1; RFC 3030 CHUNKING;
+ * RFC 1870 SIZE; RFC 6152 8BITMIME; RFC 6531 SMTPUTF8; RFC 3461 DSN parameters; RFC 2033
+ * LMTP replies). Every check that reads the accounts directory or the store runs on the worker
+ * pool; replies go out in command order because the connection is paused meanwhile.
+ *
+ * Durability: the 250 after the data (or one 250 per LMTP recipient) is sent only after
+ * delivery_txn_finish returned, that is after the message is fsync'd in every local mailbox
+ * and in the queue. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/core.h"
+#include "path.h"
+#include "session.h"
+
+#define SMTP_DATA_CHUNK (64 * 1024)
+#define SMTP_HEADER_KEEP (64 * 1024)
+
+static const char *smtp_enhanced_ok = "250 2.0.0";
+
+void smtp_txn_reset(struct smtp_session *s)
+{
+	struct smtp_txn *t = &s->txn;
+
+	delivery_txn_abort(&t->delivery);
+	free(t->sender);
+	free(t->envid);
+	free(t->ret);
+	free(t->delivery_error);
+	for (size_t i = 0; i < t->rcpt_count; i++)
+		delivery_rcpt_clear(&t->rcpts[i]);
+	free(t->rcpts);
+	buf_free(&t->header);
+	memset(t, 0, sizeof(*t));
+	s->has_txn = false;
+	s->rx = SMTP_RX_COMMANDS;
+	buf_free(&s->out);
+}
+
+/* Pipelining rule (RFC 2920 §3.1, CVE-2023-51765): after a command that ends a batch (EHLO,
+ * DATA's 354) the client must wait for the reply. Bytes already waiting prove it did not. */
+static bool smtp_pipelining_violation(struct smtp_session *s)
+{
+	if (net_conn_input_length(s->conn) == 0)
+		return false;
+	log_warn("proto=smtp conn=%llu ip=%s msg=\"client did not wait for the reply\"",
+		 (unsigned long long)net_conn_id(s->conn), net_conn_peer_ip(s->conn));
+	smtp_reply(s, "554 5.5.0 Improper use of SMTP command pipelining");
+	net_conn_close(s->conn);
+	return true;
+}
+
+/* ---------------- MAIL ---------------- */
+
+struct mail_job {
+	struct delivery *delivery;
+	struct smtp_path path;
+	char *user;
+	bool owned;
+};
+
+static void mail_job_work(void *arg)
+{
+	struct mail_job *job = arg;
+
+	job->owned = delivery_address_owned_by(job->delivery, job->path.mailbox, job->user);
+}
+
+static void smtp_mail_accept(struct smtp_session *s, struct smtp_path *path)
+{
+	struct smtp_txn *t = &s->txn;
+	const char *body = smtp_path_param(path, "BODY", NULL);
+
+	memset(t, 0, sizeof(*t));
+	t->sender = xstrdup(path->mailbox);
+	smtp_path_param(path, "SMTPUTF8", &t->smtputf8);
+	t->body_8bit = body != NULL && str_ieq(body, "8BITMIME");
+	if (smtp_path_param(path, "ENVID", NULL))
+		t->envid = xstrdup(smtp_path_param(path, "ENVID", NULL));
+	if (smtp_path_param(path, "RET", NULL))
+		t->ret = xstrdup(smtp_path_param(path, "RET", NULL));
+	buf_init(&t->header);
+	s->has_txn = true;
+	smtp_reply(s, "250 2.1.0 Sender <%s> OK", t->sender);
+}
+
+static void mail_job_done(void *session, void *arg)
+{
+	struct smtp_session *s = session;
+	struct mail_job *job = arg;
+
+	if (!job->owned)
+		smtp_reply(s, "553 5.7.1 Sender address <%s> not owned by user %s",
+			   job->path.mailbox, s->user);
+	else
+		smtp_mail_accept(s, &job->path);
+	smtp_path_clear(&job->path);
+	free(job->user);
+	free(job);
+}
+
+/* Checks the MAIL parameters we support; returns the error reply or NULL. */
+static const char *smtp_check_mail_params(struct smtp_session *s, const struct smtp_path *p)
+{
+	for (size_t i = 0; i < p->param_count; i++) {
+		const char *k = p->params[i].keyword, *v = p->params[i].value;
+		if (strcmp(k, "SIZE") == 0) {
+			uint64_t size;
+			if (v == NULL || str_to_u64(v, strlen(v), UINT64_MAX >> 1, &size) < 0)
+				return "501 5.5.4 Bad SIZE parameter";
+			if (size > (uint64_t)s->deps->cfg->message_size)
+				return "552 5.3.4 Message size exceeds fixed maximum message size";
+		} else if (strcmp(k, "BODY") == 0) {
+			if (v == NULL || !(str_ieq(v, "7BIT") || str_ieq(v, "8BITMIME")))
+				return "501 5.5.4 BODY must be 7BIT or 8BITMIME";
+		} else if (strcmp(k, "SMTPUTF8") == 0) {
+			if (v != NULL)
+				return "501 5.5.4 SMTPUTF8 takes no value";
+		} else if (strcmp(k, "RET") == 0) {
+			if (v == NULL || !(str_ieq(v, "FULL") || str_ieq(v, "HDRS")))
+				return "501 5.5.4 RET must be FULL or HDRS";
+		} else if (strcmp(k, "ENVID") == 0) {
+			if (v == NULL || strlen(v) > 100 || !smtp_xtext_valid(v))
+				return "501 5.5.4 Bad ENVID parameter";
+		} else if (strcmp(k, "AUTH") == 0) {
+			/* RFC 4954 §5: accepted; we do not trust other servers' claims. */
+			if (v == NULL || (strcmp(v, "<>") != 0 && !smtp_xtext_valid(v)))
+				return "501 5.5.4 Bad AUTH parameter";
+		} else {
+			return "555 5.5.4 Unsupported MAIL parameter";
+		}
+	}
+	return NULL;
+}
+
+void smtp_cmd_mail(struct smtp_session *s, const char *args)
+{
+	struct smtp_path path;
+	const char *why = NULL;
+
+	if (s->helo == NULL) {
+		smtp_error(s, "503 5.5.1 Send %s first", s->lmtp ? "LHLO" : "EHLO/HELO");
+		return;
+	}
+	if (s->has_txn) {
+		smtp_error(s, "503 5.5.1 Sender already specified");
+		return;
+	}
+	if (s->submission && s->user == NULL) {
+		smtp_reply(s, "530 5.7.0 Authentication required");
+		return;
+	}
+	if (smtp_path_parse(args, "FROM:", s->submission, true, true, &path, &why) < 0) {
+		smtp_error(s, "%s", why);
+		return;
+	}
+	why = smtp_check_mail_params(s, &path);
+	if (why != NULL) {
+		smtp_error(s, "%s", why);
+		smtp_path_clear(&path);
+		return;
+	}
+	if (!delivery_disk_ok(s->deps->delivery)) {
+		smtp_reply(s, "452 4.3.1 Insufficient system storage");
+		smtp_path_clear(&path);
+		return;
+	}
+	if (s->submission) {
+		struct mail_job *job = xcalloc(1, sizeof(*job));
+		if (path.mailbox[0] == '\0') {
+			smtp_reply(s, "553 5.7.1 The null sender is not allowed for submission");
+			smtp_path_clear(&path);
+			free(job);
+			return;
+		}
+		job->delivery = s->deps->delivery;
+		job->path = path;
+		job->user = xstrdup(s->user);
+		net_conn_offload(s->conn, mail_job_work, mail_job_done, job);
+		return;
+	}
+	smtp_mail_accept(s, &path);
+	smtp_path_clear(&path);
+}
+
+/* ---------------- RCPT ---------------- */
+
+struct rcpt_job {
+	struct delivery *delivery;
+	bool relay_allowed;
+	enum delivery_rcpt_status status;
+	struct delivery_rcpt rcpt;
+	char *address;
+};
+
+static void rcpt_job_work(void *arg)
+{
+	struct rcpt_job *job = arg;
+
+	job->status = delivery_resolve(job->delivery, job->address, job->relay_allowed,
+				       &job->rcpt);
+}
+
+static void smtp_send_delayed(void *session)
+{
+	struct smtp_session *s = session;
+
+	if (s->pending_reply) {
+		smtp_reply(s, "%s", s->pending_reply);
+		free(s->pending_reply);
+		s->pending_reply = NULL;
+	}
+}
+
+static void rcpt_job_done(void *session, void *arg)
+{
+	struct smtp_session *s = session;
+	struct rcpt_job *job = arg;
+	struct smtp_txn *t = &s->txn;
+
+	switch (job->status) {
+	case DELIVERY_RCPT_OK:
+		t->rcpts = xrealloc(t->rcpts, (t->rcpt_count + 1) * sizeof(*t->rcpts));
+		t->rcpts[t->rcpt_count++] = job->rcpt;
+		memset(&job->rcpt, 0, sizeof(job->rcpt));
+		smtp_reply(s, "250 2.1.5 Recipient <%s> OK", job->address);
+		break;
+	case DELIVERY_RCPT_UNKNOWN: {
+		/* TESTPLAN §3.11: unknown recipients cost the sender the same growing delay as
+		 * failed logins, so RCPT is no faster an account oracle than AUTH. A trusted
+		 * LMTP client is not slowed down. */
+		uint32_t delay = s->lmtp ? 0
+					 : auth_penalty_fail(s->deps->penalty,
+							     net_conn_peer_ip(s->conn), NULL);
+		free(s->pending_reply);
+		s->pending_reply = xasprintf("550 5.1.1 <%s>: Recipient address rejected: "
+					     "no such user here",
+					     job->address);
+		if (delay == 0)
+			smtp_send_delayed(s);
+		else
+			net_conn_delay(s->conn, delay, smtp_send_delayed);
+		break;
+	}
+	case DELIVERY_RCPT_RELAY_DENIED:
+		smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", job->address);
+		break;
+	case DELIVERY_RCPT_TEMPFAIL:
+		smtp_reply(s, "451 4.3.0 <%s>: Temporary lookup failure", job->address);
+		break;
+	}
+	delivery_rcpt_clear(&job->rcpt);
+	free(job->address);
+	free(job);
+}
+
+/* Checks the RCPT parameters; returns the error reply or NULL. */
+static const char *smtp_check_rcpt_params(const struct smtp_path *p)
+{
+	for (size_t i = 0; i < p->param_count; i++) {
+		const char *k = p->params[i].keyword, *v = p->params[i].value;
+		if (strcmp(k, "NOTIFY") == 0) {
+			if (v == NULL)
+				return "501 5.5.4 Bad NOTIFY parameter";
+			bool never = false, other = false;
+			char *copy = xstrdup(v), *save = NULL;
+			for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+				if (str_ieq(w, "NEVER"))
+					never = true;
+				else if (str_ieq(w, "SUCCESS") || str_ieq(w, "FAILURE") ||
+					 str_ieq(w, "DELAY"))
+					other = true;
+				else
+					never = other = true; /* unknown word: invalid */
+			}
+			free(copy);
+			if (never && other)
+				return "501 5.5.4 Bad NOTIFY parameter";
+		} else if (strcmp(k, "ORCPT") == 0) {
+			const char *semi = v ? strchr(v, ';') : NULL;
+			if (semi == NULL || semi == v || strlen(v) > 500 || !smtp_xtext_valid(semi + 1))
+				return "501 5.5.4 Bad ORCPT parameter";
+		} else {
+			return "555 5.5.4 Unsupported RCPT parameter";
+		}
+	}
+	return NULL;
+}
+
+void smtp_cmd_rcpt(struct smtp_session *s, const char *args)
+{
+	struct smtp_path path;
+	const char *why = NULL;
+	struct rcpt_job *job;
+
+	if (!s->has_txn) {
+		smtp_error(s, "503 5.5.1 Need MAIL before RCPT");
+		return;
+	}
+	if (s->txn.rcpt_count >= (size_t)s->deps->cfg->recipients) {
+		smtp_reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	if (smtp_path_parse(args, "TO:", s->submission, s->txn.smtputf8, false, &path, &why) < 0) {
+		smtp_error(s, "%s", why);
+		return;
+	}
+	why = smtp_check_rcpt_params(&path);
+	if (why != NULL) {
+		smtp_error(s, "%s", why);
+		smtp_path_clear(&path);
+		return;
+	}
+	job = xcalloc(1, sizeof(*job));
+	job->delivery = s->deps->delivery;
+	job->relay_allowed = s->user != NULL && !s->lmtp;
+	if (strchr(path.mailbox, '@') == NULL) /* <Postmaster>, RFC 5321 §4.5.1 */
+		job->address = xasprintf("postmaster@%s", s->deps->cfg->hostname);
+	else
+		job->address = xstrdup(path.mailbox);
+	if (smtp_path_param(&path, "NOTIFY", NULL))
+		job->rcpt.notify = xstrdup(smtp_path_param(&path, "NOTIFY", NULL));
+	if (smtp_path_param(&path, "ORCPT", NULL))
+		job->rcpt.orcpt = xstrdup(smtp_path_param(&path, "ORCPT", NULL));
+	smtp_path_clear(&path);
+	net_conn_offload(s->conn, rcpt_job_work, rcpt_job_done, job);
+}
+
+/* ---------------- the data ---------------- */
+
+static void smtp_received_header(struct smtp_session *s, struct buf *out)
+{
+	char date[64], tls[128];
+	time_t now = time(NULL);
+	struct tm tm;
+	const char *with;
+	bool tls_on = net_conn_tls_description(s->conn, tls, sizeof(tls)) != NULL;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	/* RFC 3848 protocol types */
+	if (s->lmtp)
+		with = "LMTP";
+	else if (!s->esmtp)
+		with = "SMTP";
+	else if (tls_on && s->user)
+		with = "ESMTPSA";
+	else if (tls_on)
+		with = "ESMTPS";
+	else if (s->user)
+		with = "ESMTPA";
+	else
+		with = "ESMTP";
+	buf_printf(out, "Received: from %s ([%s])\r\n\tby %s (Roost) with %s", s->helo,
+		   net_conn_peer_ip(s->conn), s->deps->cfg->hostname, with);
+	if (tls_on)
+		buf_printf(out, "\r\n\t(%s)", tls);
+	if (s->txn.rcpt_count == 1)
+		buf_printf(out, "\r\n\tfor <%s>", s->txn.rcpts[0].address);
+	buf_printf(out, "; %s\r\n", date);
+}
+
+struct begin_job {
+	struct delivery *delivery;
+	struct delivery_envelope env;
+	struct buf received;
+	struct delivery_txn *txn;
+	char err[256];
+};
+
+static void begin_job_work(void *arg)
+{
+	struct begin_job *job = arg;
+
+	job->txn = delivery_txn_begin(job->delivery, &job->env, job->err, sizeof(job->err));
+}
+
+static void smtp_begin_done_common(struct smtp_session *s, struct begin_job *job)
+{
+	struct smtp_txn *t = &s->txn;
+
+	t->delivery = job->txn;
+	if (t->delivery == NULL) {
+		t->delivery_failed = true;
+		t->delivery_error = xstrdup(job->err);
+		log_error("proto=smtp conn=%llu msg=\"cannot start delivery\" error=\"%s\"",
+			  (unsigned long long)net_conn_id(s->conn), job->err);
+	}
+	buf_free(&job->received);
+	free(job);
+}
+
+static struct begin_job *smtp_begin_job(struct smtp_session *s)
+{
+	struct begin_job *job = xcalloc(1, sizeof(*job));
+	struct smtp_txn *t = &s->txn;
+
+	job->delivery = s->deps->delivery;
+	buf_init(&job->received);
+	smtp_received_header(s, &job->received);
+	buf_cstr(&job->received);
+	/* The envelope points into the session's transaction, which outlives the job: the
+	 * connection is paused until the job is done. */
+	job->env.sender = t->sender;
+	job->env.auth_user = s->user;
+	job->env.envid = t->envid;
+	job->env.ret = t->ret;
+	job->env.received = (const char *)job->received.data;
+	job->env.rcpts = t->rcpts;
+	job->env.rcpt_count = t->rcpt_count;
+	return job;
+}
+
+static void data_begin_done(void *session, void *arg)
+{
+	struct smtp_session *s = session;
+
+	smtp_begin_done_common(s, arg);
+	if (s->txn.delivery_failed) {
+		smtp_reply(s, "451 4.3.0 Cannot accept the message now; try again later");
+		smtp_txn_reset(s);
+		return;
+	}
+	smtp_data_init(&s->txn.decoder);
+	s->rx = SMTP_RX_DATA;
+	smtp_reply(s, "354 Start mail input; end with <CRLF>.<CRLF>");
+	smtp_pipelining_violation(s);
+}
+
+void smtp_cmd_data(struct smtp_session *s, const char *args)
+{
+	if (args[0] != '\0') {
+		smtp_error(s, "501 5.5.4 DATA takes no arguments");
+		return;
+	}
+	if (!s->has_txn) {
+		smtp_error(s, "503 5.5.1 Need MAIL command");
+		return;
+	}
+	if (s->txn.rcpt_count == 0) {
+		smtp_error(s, "554 5.5.1 No valid recipients");
+		return;
+	}
+	if (s->txn.bdat_started) {
+		smtp_error(s, "503 5.5.1 DATA cannot follow BDAT");
+		return;
+	}
+	net_conn_offload(s->conn, begin_job_work, data_begin_done, smtp_begin_job(s));
+}
+
+static void bdat_begin_done(void *session, void *arg)
+{
+	smtp_begin_done_common(session, arg);
+}
+
+void smtp_cmd_bdat(struct smtp_session *s, const char *args)
+{
+	struct smtp_txn *t = &s->txn;
+	size_t digits = strspn(args, "0123456789");
+	uint64_t size;
+	bool last = false;
+
+	if (digits == 0 || digits > 19 || str_to_u64(args, digits, UINT64_MAX >> 1, &size) < 0 ||
+	    (args[digits] != '\0' && !str_ieq(args + digits, " LAST"))) {
+		/* The chunk's size is unknown: nothing after this can be trusted to be a
+		 * command, so the session cannot go on (RFC 3030 §4.2 leaves it to us). */
+		smtp_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]; closing connection");
+		net_conn_close(s->conn);
+		return;
+	}
+	last = args[digits] != '\0';
+	t->bdat_remaining = size;
+	t->bdat_last = last;
+	s->rx = SMTP_RX_BDAT;
+	if (!s->has_txn || t->rcpt_count == 0) {
+		/* Read and drop the chunk, then refuse it. */
+		t->delivery_failed = true;
+		free(t->delivery_error);
+		t->delivery_error = xstrdup(!s->has_txn ? "503 5.5.1 Need MAIL command"
+							: "554 5.5.1 No valid recipients");
+		return;
+	}
+	if (!t->bdat_started) {
+		t->bdat_started = true;
+		net_conn_offload(s->conn, begin_job_work, bdat_begin_done, smtp_begin_job(s));
+	}
+}
+
+/* ---------------- end of data ---------------- */
+
+struct finish_job {
+	struct smtp_session *s; /* read-only use of the transaction while paused */
+	struct delivery *delivery;
+	struct delivery_txn *txn;
+	struct delivery_outcome *outcomes;
+	size_t count;
+	int result;
+	bool from_refused;
+	char *from_bad;
+	const char *user;
+	struct buf *header;
+};
+
+struct from_check {
+	struct delivery *delivery;
+	const char *user;
+	char *bad;
+};
+
+static void check_from_address(const char *address, void *arg)
+{
+	struct from_check *fc = arg;
+
+	if (fc->bad == NULL && !delivery_address_owned_by(fc->delivery, address, fc->user))
+		fc->bad = xstrdup(address);
+}
+
+static void finish_job_work(void *arg)
+{
+	struct finish_job *job = arg;
+
+	if (job->user != NULL) {
+		/* Submission: the From: header must name the user too (issue policy 553). */
+		struct from_check fc = { job->delivery, job->user, NULL };
+		int n = smtp_header_from_addresses(job->header->data, job->header->len,
+						   check_from_address, &fc);
+		if (n == 0 || fc.bad != NULL) {
+			job->from_refused = true;
+			job->from_bad = fc.bad ? fc.bad : xstrdup("(no From: address)");
+			delivery_txn_abort(&job->txn);
+			return;
+		}
+	}
+	job->result = delivery_txn_finish(&job->txn, job->outcomes);
+}
+
+static void finish_job_done(void *session, void *arg)
+{
+	struct smtp_session *s = session;
+	struct finish_job *job = arg;
+
+	if (job->from_refused) {
+		smtp_reply(s, "553 5.7.1 From: address %s not owned by user %s", job->from_bad,
+			   s->user);
+	} else if (s->lmtp) {
+		/* RFC 2033 §4.2: one reply per accepted recipient, in order. */
+		for (size_t i = 0; i < job->count; i++) {
+			if (job->outcomes[i].ok)
+				smtp_reply(s, "250 2.0.0 <%s> delivered", s->txn.rcpts[i].address);
+			else
+				smtp_reply(s, "452 4.3.0 <%s> %s", s->txn.rcpts[i].address,
+					   job->outcomes[i].text);
+		}
+	} else if (job->result == 0) {
+		smtp_reply(s, "%s Message accepted for delivery", smtp_enhanced_ok);
+		log_info("proto=smtp conn=%llu ip=%s from=<%s> rcpts=%zu size=%llu msg=accepted",
+			 (unsigned long long)net_conn_id(s->conn), net_conn_peer_ip(s->conn),
+			 s->txn.sender, job->count, (unsigned long long)s->txn.size);
+	} else {
+		/* Some recipient could not be stored. The client will retry the whole message;
+		 * a recipient that did get it may see it twice, but none loses it. */
+		const char *text = "local delivery failed";
+		for (size_t i = 0; i < job->count; i++)
+			if (!job->outcomes[i].ok)
+				text = job->outcomes[i].text;
+		smtp_reply(s, "451 4.3.0 Message not accepted: %s; try again later", text);
+	}
+	free(job->from_bad);
+	free(job->outcomes);
+	free(job);
+	smtp_txn_reset(s);
+}
+
+static void smtp_flush_out(struct smtp_session *s)
+{
+	struct smtp_txn *t = &s->txn;
+
+	if (s->out.len == 0)
+		return;
+	if (s->submission && t->header.len < SMTP_HEADER_KEEP) {
+		size_t keep = SMTP_HEADER_KEEP - t->header.len;
+		buf_append(&t->header, s->out.data, s->out.len < keep ? s->out.len : keep);
+	}
+	if (t->delivery && !t->too_big && !t->write_failed &&
+	    delivery_txn_write(t->delivery, s->out.data, s->out.len) < 0)
+		t->write_failed = true;
+	buf_reset(&s->out);
+}
+
+static void smtp_data_complete(struct smtp_session *s, bool bare_line_ends)
+{
+	struct smtp_txn *t = &s->txn;
+	struct finish_job *job;
+
+	smtp_flush_out(s);
+	s->rx = SMTP_RX_COMMANDS;
+	if (t->delivery_failed) {
+		if (t->delivery_error && t->delivery_error[0] >= '2' && t->delivery_error[0] <= '5' &&
+		    t->delivery_error[3] == ' ')
+			smtp_reply(s, "%s", t->delivery_error);
+		else
+			smtp_reply(s, "451 4.3.0 Cannot accept the message now; try again later");
+		smtp_txn_reset(s);
+		return;
+	}
+	if (t->too_big) {
+		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		smtp_txn_reset(s);
+		return;
+	}
+	if (bare_line_ends && !s->submission) {
+		/* RFC 5321 §2.3.8: CR and LF only as CRLF. Refusing them on the MX leaves no
+		 * room for an end-of-data ambiguity with a relaying server (SMTP smuggling). */
+		smtp_reply(s, "554 5.6.0 Message contains bare CR or LF characters");
+		smtp_txn_reset(s);
+		return;
+	}
+	if (t->write_failed) {
+		smtp_reply(s, "451 4.3.0 Cannot store the message now; try again later");
+		smtp_txn_reset(s);
+		return;
+	}
+	job = xcalloc(1, sizeof(*job));
+	job->s = s;
+	job->delivery = s->deps->delivery;
+	job->txn = t->delivery;
+	t->delivery = NULL;
+	job->count = t->rcpt_count;
+	job->outcomes = xcalloc(t->rcpt_count ? t->rcpt_count : 1, sizeof(*job->outcomes));
+	job->user = s->submission ? s->user : NULL;
+	job->header = &t->header;
+	net_conn_offload(s->conn, finish_job_work, finish_job_done, job);
+}
+
+static void smtp_count(struct smtp_session *s, size_t n)
+{
+	struct smtp_txn *t = &s->txn;
+
+	t->size += n;
+	if (t->size > (uint64_t)s->deps->cfg->message_size)
+		t->too_big = true; /* keep reading to the end, store nothing more */
+}
+
+bool smtp_receive(struct smtp_session *s)
+{
+	struct smtp_txn *t = &s->txn;
+
+	while (!net_conn_is_closing(s->conn)) {
+		size_t avail;
+		if (s->rx == SMTP_RX_DATA) {
+			const uint8_t *in = net_conn_peek(s->conn, SMTP_DATA_CHUNK, &avail);
+			if (avail == 0)
+				return false;
+			size_t before = s->out.len;
+			size_t used = smtp_data_feed(&t->decoder, in, avail, &s->out);
+			net_conn_skip_bytes(s->conn, used);
+			smtp_count(s, s->out.len - before);
+			if (t->too_big)
+				buf_reset(&s->out);
+			if (s->out.len >= SMTP_DATA_CHUNK)
+				smtp_flush_out(s);
+			if (t->decoder.done) {
+				smtp_data_complete(s, t->decoder.bare_line_ends);
+				return true;
+			}
+			continue;
+		}
+		/* BDAT: exactly bdat_remaining octets, taken as they are (RFC 3030 §2). */
+		if (t->bdat_remaining > 0) {
+			size_t want = t->bdat_remaining > SMTP_DATA_CHUNK ? SMTP_DATA_CHUNK
+									  : (size_t)t->bdat_remaining;
+			const uint8_t *in = net_conn_peek(s->conn, want, &avail);
+			if (avail == 0)
+				return false;
+			smtp_count(s, avail);
+			if (!t->too_big && !t->delivery_failed)
+				buf_append(&s->out, in, avail);
+			net_conn_skip_bytes(s->conn, avail);
+			t->bdat_remaining -= avail;
+			if (s->out.len >= SMTP_DATA_CHUNK)
+				smtp_flush_out(s);
+			continue;
+		}
+		/* A whole chunk arrived. */
+		if (t->bdat_last || t->delivery_failed || t->too_big) {
+			smtp_data_complete(s, false);
+			return true;
+		}
+		smtp_flush_out(s);
+		s->rx = SMTP_RX_COMMANDS;
+		smtp_reply(s, "250 2.0.0 %llu octets received", (unsigned long long)t->size);
+		return true;
+	}
+	return false;
+}
