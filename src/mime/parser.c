@@ -522,7 +522,10 @@ struct mime_message *mime_parse(const uint8_t *data, size_t len, const struct mi
 	struct parse_state st = { .msg = msg };
 	bool in_header = true;
 
-	msg->data = data;
+	static const uint8_t empty[1];
+
+	/* A NULL input is the empty message; a real pointer keeps offset arithmetic defined. */
+	msg->data = data ? data : empty;
 	msg->len = data ? len : 0;
 	if (lim != NULL)
 		msg->lim = *lim;

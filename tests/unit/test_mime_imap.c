@@ -384,6 +384,22 @@ static void test_empty_input(void **state)
 	assert_string_equal(buf_cstr(&b), "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL "
 					  "\"7BIT\" 0 0 NIL NIL NIL NIL)");
 	assert_non_null(mime_find_section(msg, "1", 1));
+
+	/* Regression (fuzzing, UBSan): empty values may come with a NULL pointer. */
+	int64_t t;
+	int tz;
+	buf_reset(&b);
+	assert_int_equal(mime_decode_body(msg, mime_root(msg), &b), 0);
+	assert_int_equal(mime_part_text_utf8(msg, mime_root(msg), &b), 0);
+	mime_decode_words(NULL, 0, &b);
+	mime_decode_qp(NULL, 0, &b);
+	mime_decode_base64(NULL, 0, &b);
+	mime_fold_utf8(NULL, 0, &b);
+	mime_header_unfold(NULL, 0, &b);
+	assert_int_equal(mime_charset_to_utf8("koi8-r", NULL, 0, &b), 0);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(mime_parse_date(NULL, 0, &t, &tz), -1);
+	assert_false(mime_text_contains(NULL, 0, "x"));
 	buf_free(&b);
 	mime_message_free(&msg);
 	mime_message_free(&msg); /* NULL is accepted */
