@@ -118,9 +118,10 @@ void mime_decode_words(const char *text, size_t len, struct buf *out);
  * Returns -1 (out untouched) when iconv does not know the charset. */
 int mime_charset_to_utf8(const char *charset, const uint8_t *in, size_t len, struct buf *out);
 
-/* Parameter parsing for Content-Type-like values ("type/sub; a=b; c="d e" (comment)"):
- * appends the parsed list as name/value pairs; the caller frees with mime_params_free(). At
- * most LIMIT_MIME_PARAMS parameters are kept. value points after the type token. */
+/* Parameter parsing for Content-Type-like values ("; a=b; c="d e" (comment)", starting after
+ * the type token): appends name/value pairs to *params_r / *count_r, which start as NULL / 0
+ * or hold an earlier list; the caller frees with mime_params_free(). At most
+ * LIMIT_MIME_PARAMS parameters are kept in all. */
 void mime_params_parse(const char *value, size_t len, struct mime_param **params_r,
 		       size_t *count_r);
 void mime_params_free(struct mime_param **params, size_t *count);

@@ -329,6 +329,82 @@ static void test_bodystructure_fields(void **state)
 	mime_message_free(&msg);
 }
 
+static void test_bodystructure_related(void **state)
+{
+	/* Sizes by hand: the HTML body is the 21 bytes <img src="cid:img@x">, the GIF body the
+	 * 20 base64 characters; the CRLF before each delimiter belongs to the delimiter. */
+	const char *m = "From: a@b\r\n"
+			"Content-Type: multipart/related; type=\"text/html\"; start=\"<root@x>\";\r\n"
+			"\tboundary=\"R\"\r\n"
+			"\r\n"
+			"--R\r\n"
+			"Content-Type: text/html; charset=utf-8\r\n"
+			"Content-ID: <root@x>\r\n"
+			"\r\n"
+			"<img src=\"cid:img@x\">\r\n"
+			"--R\r\n"
+			"Content-Type: image/gif; name=\"a.gif\"\r\n"
+			"Content-ID: <img@x>\r\n"
+			"Content-Transfer-Encoding: base64\r\n"
+			"Content-Disposition: inline; filename=\"a.gif\"\r\n"
+			"\r\n"
+			"R0lGODlhAQABAAAAACw=\r\n"
+			"--R--\r\n";
+	struct mime_message *msg = parse_str(m);
+	struct buf b;
+
+	buf_init(&b);
+	mime_bodystructure(msg, mime_root(msg), true, &b);
+	assert_string_equal(buf_cstr(&b),
+			    "((\"TEXT\" \"HTML\" (\"CHARSET\" \"utf-8\") \"<root@x>\" NIL \"7BIT\" 21 1 "
+			    "NIL NIL NIL NIL)(\"IMAGE\" \"GIF\" (\"NAME\" \"a.gif\") \"<img@x>\" NIL "
+			    "\"BASE64\" 20 NIL (\"INLINE\" (\"FILENAME\" \"a.gif\")) NIL NIL) \"RELATED\" "
+			    "(\"TYPE\" \"text/html\" \"START\" \"<root@x>\" \"BOUNDARY\" \"R\") NIL NIL "
+			    "NIL)");
+	buf_reset(&b);
+	mime_bodystructure(msg, mime_root(msg), false, &b);
+	assert_string_equal(buf_cstr(&b),
+			    "((\"TEXT\" \"HTML\" (\"CHARSET\" \"utf-8\") \"<root@x>\" NIL \"7BIT\" 21 1)"
+			    "(\"IMAGE\" \"GIF\" (\"NAME\" \"a.gif\") \"<img@x>\" NIL \"BASE64\" 20) "
+			    "\"RELATED\")");
+	buf_free(&b);
+	mime_message_free(&msg);
+}
+
+static void test_empty_input(void **state)
+{
+	struct mime_message *msg = mime_parse(NULL, 0, NULL);
+	struct buf b;
+
+	buf_init(&b);
+	mime_envelope(msg, mime_root(msg), &b);
+	assert_string_equal(buf_cstr(&b), "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)");
+	buf_reset(&b);
+	mime_bodystructure(msg, mime_root(msg), true, &b);
+	assert_string_equal(buf_cstr(&b), "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL "
+					  "\"7BIT\" 0 0 NIL NIL NIL NIL)");
+	assert_non_null(mime_find_section(msg, "1", 1));
+
+	/* Regression (fuzzing, UBSan): empty values may come with a NULL pointer. */
+	int64_t t;
+	int tz;
+	buf_reset(&b);
+	assert_int_equal(mime_decode_body(msg, mime_root(msg), &b), 0);
+	assert_int_equal(mime_part_text_utf8(msg, mime_root(msg), &b), 0);
+	mime_decode_words(NULL, 0, &b);
+	mime_decode_qp(NULL, 0, &b);
+	mime_decode_base64(NULL, 0, &b);
+	mime_fold_utf8(NULL, 0, &b);
+	mime_header_unfold(NULL, 0, &b);
+	assert_int_equal(mime_charset_to_utf8("koi8-r", NULL, 0, &b), 0);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(mime_parse_date(NULL, 0, &t, &tz), -1);
+	assert_false(mime_text_contains(NULL, 0, "x"));
+	buf_free(&b);
+	mime_message_free(&msg);
+	mime_message_free(&msg); /* NULL is accepted */
+}
+
 static void section_text(const struct mime_message *msg, const char *sec,
 			 enum mime_section_kind kind, char **out_r)
 {
@@ -514,6 +590,8 @@ int main(void)
 		cmocka_unit_test(test_bodystructure_embedded),
 		cmocka_unit_test(test_bodystructure_malformed),
 		cmocka_unit_test(test_bodystructure_fields),
+		cmocka_unit_test(test_bodystructure_related),
+		cmocka_unit_test(test_empty_input),
 		cmocka_unit_test(test_sections),
 		cmocka_unit_test(test_header_filter),
 		cmocka_unit_test(test_pathological_headers),
