@@ -71,7 +71,11 @@ enum store_error store_mailbox_list(struct store_account *acct, struct store_mai
 
 	*list_r = NULL;
 	*count_r = 0;
-	pthread_mutex_lock(&acct->lock);
+	local_read_begin(acct);
+	if (!local_db_ready(acct, err_r)) {
+		pthread_mutex_unlock(&acct->lock);
+		return STORE_ERR_IO;
+	}
 	if (sqlite3_prepare_v2(acct->db,
 			       "SELECT id, name, uidvalidity, special_use, subscribed FROM mailboxes"
 			       " ORDER BY name",
@@ -131,7 +135,7 @@ enum store_error store_mailbox_get(struct store_account *acct, const char *name,
 	memset(info_r, 0, sizeof(*info_r));
 	if ((e = store_mailbox_name_check(name, canon, err_r)) != STORE_OK)
 		return e;
-	pthread_mutex_lock(&acct->lock);
+	local_read_begin(acct);
 	e = local_mbox_by_name(acct, canon, &m, err_r);
 	if (e == STORE_OK) {
 		info_from_mbox(&m, info_r);
@@ -531,7 +535,7 @@ enum store_error store_mailbox_status(struct store_account *acct, const char *na
 	memset(status_r, 0, sizeof(*status_r));
 	if ((e = store_mailbox_name_check(name, canon, err_r)) != STORE_OK)
 		return e;
-	pthread_mutex_lock(&acct->lock);
+	local_read_begin(acct);
 	if ((e = local_mbox_by_name(acct, canon, &m, err_r)) != STORE_OK) {
 		pthread_mutex_unlock(&acct->lock);
 		return e;
