@@ -256,7 +256,8 @@ enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbo
 		free(sql);
 	}
 	/* Files that kept their UID (a save whose commit did not happen, or a rebuild). */
-	qsort(adopt.v, adopt.count, sizeof(*adopt.v), cmp_uid);
+	if (adopt.count > 1)
+		qsort(adopt.v, adopt.count, sizeof(*adopt.v), cmp_uid);
 	for (size_t i = 0; i < adopt.count; i++) {
 		uint32_t uid, flags;
 		uint64_t size;
@@ -283,7 +284,8 @@ enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbo
 	}
 	/* Everything else gets the next UIDs, in name order (Maildir names start with the
 	 * delivery time). */
-	qsort(fresh.v, fresh.count, sizeof(*fresh.v), cmp_name);
+	if (fresh.count > 1)
+		qsort(fresh.v, fresh.count, sizeof(*fresh.v), cmp_name);
 	for (size_t i = 0; i < fresh.count; i++) {
 		uint32_t uid, flags;
 		uint64_t size;
