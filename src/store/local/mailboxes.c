@@ -146,6 +146,22 @@ enum store_error store_mailbox_get(struct store_account *acct, const char *name,
 	return e;
 }
 
+static enum store_error mailbox_count_ok(struct store_account *acct, struct store_err *err_r)
+{
+	sqlite3_stmt *st;
+	int64_t n = 0;
+
+	if (sqlite3_prepare_v2(acct->db, "SELECT COUNT(*) FROM mailboxes", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return local_db_fail(acct, err_r, "create");
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (n >= LIMIT_MAILBOXES_PER_ACCOUNT)
+		return local_fail(err_r, STORE_ERR_LIMIT, "Too many mailboxes");
+	return STORE_OK;
+}
+
 /* Creates name's missing parents and (when create_self) name itself, in the open transaction.
  * Created mailboxes are recorded as events. */
 static enum store_error create_path(struct store_account *acct, const char *canon,
@@ -171,8 +187,10 @@ static enum store_error create_path(struct store_account *acct, const char *cano
 			if (i == len)
 				e = local_fail(err_r, STORE_ERR_EXISTS, "Mailbox already exists");
 		} else if (e == STORE_ERR_NOT_FOUND) {
-			e = local_mbox_insert(acct, work, i == len ? special_use : 0, 0, 0, &m,
-					      err_r);
+			e = mailbox_count_ok(acct, err_r);
+			if (e == STORE_OK)
+				e = local_mbox_insert(acct, work, i == len ? special_use : 0, 0, 0,
+						      &m, err_r);
 			if (e == STORE_OK) {
 				local_events_add(evs, STORE_EVENT_MAILBOX_CREATE, &m, NULL, NULL, 0);
 				local_mbox_clear(&m);

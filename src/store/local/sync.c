@@ -174,6 +174,8 @@ enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbo
 		sqlite3_finalize(st);
 		st = NULL;
 		d = opendir(cur);
+		if (d == NULL && errno == ENOENT && local_folder_create_dirs(m->dir) == 0)
+			d = opendir(cur); /* cur/ removed by hand: an empty folder again */
 		if (d == NULL) {
 			e = local_fail(err_r, STORE_ERR_IO, "%s", store_error_str(STORE_ERR_IO));
 			log_error("store=local op=sync account=%s errno=%s", acct->address,
