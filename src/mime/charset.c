@@ -67,8 +67,13 @@ int mime_charset_to_utf8(const char *charset, const uint8_t *in, size_t len, str
 	char name[64];
 	size_t n = 0;
 	iconv_t cd;
-	char *inp = (char *)in;
+	char *inp;
 	size_t inleft = len;
+	static const uint8_t empty[1];
+
+	if (in == NULL)
+		in = empty; /* len is 0: keep pointer arithmetic defined */
+	inp = (char *)in;
 
 	/* RFC 2231 §5 allows "charset*language" in encoded-words. */
 	while (charset[n] != '\0' && charset[n] != '*' && n < sizeof(name) - 1) {
@@ -238,6 +243,8 @@ void mime_decode_words(const char *s, size_t len, struct buf *out)
 	size_t plain_start = 0;
 	size_t no_end = 0;
 
+	if (len == 0)
+		return; /* s may be NULL (an empty buffer) */
 	buf_init(&run.bytes);
 	while (i < len) {
 		struct ew w;

@@ -91,6 +91,8 @@ int mime_parse_date(const char *s, size_t len, int64_t *unix_r, int *tz_minutes_
 	int day, mon = -1, year, hour, min, sec = 0, nd;
 	int tz = 0;
 
+	if (len == 0)
+		return -1; /* s may be NULL (an empty buffer) */
 	skip_sep(&c);
 	/* Optional day-of-week (any word, checked loosely). */
 	wl = read_word(&c, &w);

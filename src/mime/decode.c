@@ -10,6 +10,8 @@ void mime_decode_qp(const uint8_t *in, size_t len, struct buf *out)
 {
 	size_t i = 0;
 
+	if (len == 0)
+		return;
 	while (i < len) {
 		const uint8_t *nl = memchr(in + i, '\n', len - i);
 		size_t lend = nl ? (size_t)(nl - in) : len; /* index of LF or len */
@@ -159,6 +161,8 @@ void mime_fold_utf8(const char *s, size_t len, struct buf *out)
 	const uint8_t *u = (const uint8_t *)s;
 	size_t i = 0;
 
+	if (len == 0)
+		return;
 	buf_reserve(out, len);
 	while (i < len) {
 		uint8_t c = u[i];
@@ -184,6 +188,8 @@ bool mime_text_contains(const char *haystack, size_t len, const char *needle)
 
 	if (needle[0] == '\0')
 		return true;
+	if (len == 0)
+		return false;
 	buf_init(&h);
 	buf_init(&n);
 	mime_fold_utf8(haystack, len, &h);

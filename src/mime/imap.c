@@ -429,34 +429,31 @@ static void params_list(struct buf *out, const struct mime_param *params, size_t
 /* body-fld-lang: a single string, or a list when the field names several languages. */
 static void language_field(struct buf *out, const char *lang)
 {
-	const char *p = lang;
-	size_t n = 0;
+	size_t len, i = 0, n = 0;
 	struct buf list;
 
 	if (lang == NULL) {
 		buf_append_str(out, "NIL");
 		return;
 	}
+	len = strlen(lang);
 	buf_init(&list);
-	while (*p != '\0') {
-		size_t i = mime_skip_cfws(p, strlen(p), 0);
-		const char *t = p + i;
-		size_t tl = 0;
-		while (t[tl] != '\0' && t[tl] != ',' && !mime_is_space((unsigned char)t[tl]) &&
-		       t[tl] != '(')
-			tl++;
-		if (tl > 0) {
+	while (i < len) {
+		size_t start;
+
+		i = mime_skip_cfws(lang, len, i);
+		start = i;
+		while (i < len && lang[i] != ',' && lang[i] != '(' &&
+		       !mime_is_space((unsigned char)lang[i]))
+			i++;
+		if (i > start) {
 			if (n++ > 0)
 				buf_append_byte(&list, ' ');
-			mime_imap_string(&list, t, tl);
+			mime_imap_string(&list, lang + start, i - start);
 		}
-		p = t + tl;
-		i = mime_skip_cfws(p, strlen(p), 0);
-		p += i;
-		if (*p == ',')
-			p++;
-		else if (tl == 0 && *p != '\0')
-			p++;
+		i = mime_skip_cfws(lang, len, i);
+		if (i < len && (lang[i] == ',' || i == start))
+			i++;
 	}
 	if (n == 0)
 		buf_append_str(out, "NIL");

@@ -1,4 +1,4 @@
-/* Internals shared by the files of src/mime/: the message object and small text helpers. */
+/* Internals shared by the files of src/mime/: the message object and small text functions. */
 #ifndef ROOST_MIME_PRIVATE_H
 #define ROOST_MIME_PRIVATE_H
 

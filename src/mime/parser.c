@@ -117,29 +117,38 @@ static bool boundary_matches(const uint8_t *line, size_t len, const struct mp_fr
 	return i == len || line[i] == '\n';
 }
 
-/* Returns the stack index of the multipart whose delimiter the line at pos is, or -1. A new
- * part past the part limit switches delimiter recognition off for the rest of the input. */
+/* Returns the stack index of the multipart whose delimiter the line at pos is, or -1. An exact
+ * delimiter line wins anywhere on the stack; otherwise the innermost lenient match is taken.
+ * A new part past the part limit switches delimiter recognition off for the rest of the
+ * input. */
 static long match_delimiter(struct parse_state *st, size_t llen, bool *close_r)
 {
 	const uint8_t *line = st->msg->data + st->pos;
+	long found = -1;
+	bool found_close = false;
 
 	if (st->depth == 0 || st->overflow || llen < 2 || line[0] != '-' || line[1] != '-')
 		return -1;
-	for (int exact = 1; exact >= 0; exact--) {
-		for (size_t i = st->depth; i-- > 0;) {
-			if (!exact && st->stack[i].boundary_len == 0)
-				continue;
-			if (!boundary_matches(line, llen, &st->stack[i], exact, close_r))
-				continue;
-			if (!*close_r && st->msg->part_count >= st->msg->lim.max_parts) {
-				st->overflow = true;
-				st->msg->limit_hit = true;
-				return -1;
-			}
-			return (long)i;
+	for (size_t i = st->depth; i-- > 0;) {
+		bool close;
+		if (boundary_matches(line, llen, &st->stack[i], true, &close)) {
+			found = (long)i;
+			found_close = close;
+			break;
+		}
+		if (found < 0 && st->stack[i].boundary_len > 0 &&
+		    boundary_matches(line, llen, &st->stack[i], false, &close)) {
+			found = (long)i;
+			found_close = close;
 		}
 	}
-	return -1;
+	if (found >= 0 && !found_close && st->msg->part_count >= st->msg->lim.max_parts) {
+		st->overflow = true;
+		st->msg->limit_hit = true;
+		return -1;
+	}
+	*close_r = found_close;
+	return found;
 }
 
 /* Ends part p's body at end (clamped to its start); lf_before_end is the LF count of
@@ -454,6 +463,13 @@ static bool handle_delimiter(struct parse_state *st, long k, bool close, size_t 
 		if (end > 0 && msg->data[end - 1] == '\r')
 			end--;
 	}
+	/* Except where that line end also ends the current part's header (a part with no body,
+	 * or a delimiter right after another): taking it back would leave the part's header
+	 * sticking out of its parent. */
+	if (end < st->cur->body_offset) {
+		end = st->cur->body_offset;
+		lf_end = st->cur->body_first_line;
+	}
 	close_parts(st, f->part, end, lf_end);
 	st->depth = (size_t)k + 1;
 	st->cur = f->part;
@@ -515,7 +531,10 @@ struct mime_message *mime_parse(const uint8_t *data, size_t len, const struct mi
 	struct parse_state st = { .msg = msg };
 	bool in_header = true;
 
-	msg->data = data;
+	static const uint8_t empty[1];
+
+	/* A NULL input is the empty message; a real pointer keeps offset arithmetic defined. */
+	msg->data = data ? data : empty;
 	msg->len = data ? len : 0;
 	if (lim != NULL)
 		msg->lim = *lim;

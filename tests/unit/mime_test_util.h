@@ -1,4 +1,4 @@
-/* Shared helpers for the MIME unit tests: loading test messages from tests/data/mime/. */
+/* Code shared by the MIME unit tests: loading test messages from tests/data/mime/. */
 #ifndef ROOST_MIME_TEST_UTIL_H
 #define ROOST_MIME_TEST_UTIL_H
 

@@ -329,6 +329,82 @@ static void test_bodystructure_fields(void **state)
 	mime_message_free(&msg);
 }
 
+static void test_bodystructure_related(void **state)
+{
+	/* Sizes by hand: the HTML body is the 21 bytes <img src="cid:img@x">, the GIF body the
+	 * 20 base64 characters; the CRLF before each delimiter belongs to the delimiter. */
+	const char *m = "From: a@b\r\n"
+			"Content-Type: multipart/related; type=\"text/html\"; start=\"<root@x>\";\r\n"
+			"\tboundary=\"R\"\r\n"
+			"\r\n"
+			"--R\r\n"
+			"Content-Type: text/html; charset=utf-8\r\n"
+			"Content-ID: <root@x>\r\n"
+			"\r\n"
+			"<img src=\"cid:img@x\">\r\n"
+			"--R\r\n"
+			"Content-Type: image/gif; name=\"a.gif\"\r\n"
+			"Content-ID: <img@x>\r\n"
+			"Content-Transfer-Encoding: base64\r\n"
+			"Content-Disposition: inline; filename=\"a.gif\"\r\n"
+			"\r\n"
+			"R0lGODlhAQABAAAAACw=\r\n"
+			"--R--\r\n";
+	struct mime_message *msg = parse_str(m);
+	struct buf b;
+
+	buf_init(&b);
+	mime_bodystructure(msg, mime_root(msg), true, &b);
+	assert_string_equal(buf_cstr(&b),
+			    "((\"TEXT\" \"HTML\" (\"CHARSET\" \"utf-8\") \"<root@x>\" NIL \"7BIT\" 21 1 "
+			    "NIL NIL NIL NIL)(\"IMAGE\" \"GIF\" (\"NAME\" \"a.gif\") \"<img@x>\" NIL "
+			    "\"BASE64\" 20 NIL (\"INLINE\" (\"FILENAME\" \"a.gif\")) NIL NIL) \"RELATED\" "
+			    "(\"TYPE\" \"text/html\" \"START\" \"<root@x>\" \"BOUNDARY\" \"R\") NIL NIL "
+			    "NIL)");
+	buf_reset(&b);
+	mime_bodystructure(msg, mime_root(msg), false, &b);
+	assert_string_equal(buf_cstr(&b),
+			    "((\"TEXT\" \"HTML\" (\"CHARSET\" \"utf-8\") \"<root@x>\" NIL \"7BIT\" 21 1)"
+			    "(\"IMAGE\" \"GIF\" (\"NAME\" \"a.gif\") \"<img@x>\" NIL \"BASE64\" 20) "
+			    "\"RELATED\")");
+	buf_free(&b);
+	mime_message_free(&msg);
+}
+
+static void test_empty_input(void **state)
+{
+	struct mime_message *msg = mime_parse(NULL, 0, NULL);
+	struct buf b;
+
+	buf_init(&b);
+	mime_envelope(msg, mime_root(msg), &b);
+	assert_string_equal(buf_cstr(&b), "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)");
+	buf_reset(&b);
+	mime_bodystructure(msg, mime_root(msg), true, &b);
+	assert_string_equal(buf_cstr(&b), "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL "
+					  "\"7BIT\" 0 0 NIL NIL NIL NIL)");
+	assert_non_null(mime_find_section(msg, "1", 1));
+
+	/* Regression (fuzzing, UBSan): empty values may come with a NULL pointer. */
+	int64_t t;
+	int tz;
+	buf_reset(&b);
+	assert_int_equal(mime_decode_body(msg, mime_root(msg), &b), 0);
+	assert_int_equal(mime_part_text_utf8(msg, mime_root(msg), &b), 0);
+	mime_decode_words(NULL, 0, &b);
+	mime_decode_qp(NULL, 0, &b);
+	mime_decode_base64(NULL, 0, &b);
+	mime_fold_utf8(NULL, 0, &b);
+	mime_header_unfold(NULL, 0, &b);
+	assert_int_equal(mime_charset_to_utf8("koi8-r", NULL, 0, &b), 0);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(mime_parse_date(NULL, 0, &t, &tz), -1);
+	assert_false(mime_text_contains(NULL, 0, "x"));
+	buf_free(&b);
+	mime_message_free(&msg);
+	mime_message_free(&msg); /* NULL is accepted */
+}
+
 static void section_text(const struct mime_message *msg, const char *sec,
 			 enum mime_section_kind kind, char **out_r)
 {
@@ -432,6 +508,76 @@ static void test_header_filter(void **state)
 	buf_free(&b);
 }
 
+/* One header field whose value repeats unit to about 1 MiB. */
+static char *bomb(const char *field, const char *prefix, const char *unit)
+{
+	struct buf b;
+
+	buf_init(&b);
+	buf_printf(&b, "%s: %s", field, prefix);
+	while (b.len < 1000000)
+		buf_append_str(&b, unit);
+	buf_append_str(&b, "\r\n\r\nbody\r\n");
+	buf_cstr(&b);
+	return (char *)b.data;
+}
+
+static void test_pathological_headers(void **state)
+{
+	/* Every rendering and decoder stays linear on 1 MiB single-field values built to hit
+	 * rescans: unterminated encoded-words, nested comments, commas, quotes, parameters. */
+	static const struct {
+		const char *field, *prefix, *unit;
+	} cases[] = {
+		{ "Subject", "", "=?utf-8?q?a" },
+		{ "Subject", "", "=?utf-8?q?=C3=A9?= " },
+		{ "Subject", "", "=?" },
+		{ "To", "", "a@b," },
+		{ "To", "", "(" },
+		{ "To", "", "\"" },
+		{ "To", "g:", "<@a,@b:c@d>;" },
+		{ "Content-Language", "", "en," },
+		{ "Content-Language", "", "(" },
+		{ "Content-Type", "text/plain", ";a=b" },
+		{ "Content-Type", "text/plain; name=\"", "=?x?q?" },
+		{ "Content-Type", "multipart/mixed; boundary=", "x" },
+		{ "Content-Disposition", "attachment", "; filename*1*=%41" },
+		{ "Date", "", "1 Jan 2001 (" },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char *m = bomb(cases[i].field, cases[i].prefix, cases[i].unit);
+		uint64_t t0 = time_now_ms();
+		struct mime_message *msg = parse_str(m);
+		const struct mime_part *root = mime_root(msg);
+		struct buf b, d;
+		int64_t t;
+		int tz;
+
+		buf_init(&b);
+		buf_init(&d);
+		mime_envelope(msg, root, &b);
+		assert_true(mime_test_wellformed(b.data, b.len));
+		buf_reset(&b);
+		mime_bodystructure(msg, root, true, &b);
+		assert_true(mime_test_wellformed(b.data, b.len));
+		buf_reset(&b);
+		mime_header_get(msg, root, cases[i].field, 0, &b);
+		mime_decode_words((const char *)b.data, b.len, &d);
+		mime_parse_date((const char *)b.data, b.len, &t, &tz);
+		mime_param_decode(root->params, root->param_count, "name", &d);
+		mime_param_decode(root->disp_params, root->disp_param_count, "filename", &d);
+		uint64_t ms = time_now_ms() - t0;
+		if (ms >= 2000)
+			fail_msg("case %zu (%s) took %llu ms", i, cases[i].field,
+				 (unsigned long long)ms);
+		buf_free(&b);
+		buf_free(&d);
+		mime_message_free(&msg);
+		free(m);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -444,8 +590,11 @@ int main(void)
 		cmocka_unit_test(test_bodystructure_embedded),
 		cmocka_unit_test(test_bodystructure_malformed),
 		cmocka_unit_test(test_bodystructure_fields),
+		cmocka_unit_test(test_bodystructure_related),
+		cmocka_unit_test(test_empty_input),
 		cmocka_unit_test(test_sections),
 		cmocka_unit_test(test_header_filter),
+		cmocka_unit_test(test_pathological_headers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
