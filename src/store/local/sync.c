@@ -282,7 +282,7 @@ enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbo
 		if (e != STORE_OK)
 			goto rollback;
 		if (uid >= m->uidnext)
-			m->uidnext = uid + 1;
+			m->uidnext = uid == UINT32_MAX ? UINT32_MAX : uid + 1;
 	}
 	/* Everything else gets the next UIDs, in name order (Maildir names start with the
 	 * delivery time). */
