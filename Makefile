@@ -96,3 +96,32 @@ fuzz-smoke: fuzz
 		$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus/$$name \
 			tests/fuzz/corpus/$$name 2>&1 | grep -E 'stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY' ; \
 	done
+
+# ---- store durability tests and store benchmark (tests/durability/, bench/store/) ----
+# `make durability` builds the append driver and the fsync-failure shim, then runs the kill -9
+# loop (bounded by KILL9_SECONDS), the fsync-failure injection and the ENOSPC test (root only,
+# skipped with a message otherwise). `make bench-store` runs the store micro-benchmark.
+KILL9_SECONDS ?= 120
+DUR_DIR := $(BUILD)/durability
+
+$(DUR_DIR)/append_child: tests/durability/append_child.c $(BUILD)/libroost.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(BUILD)/libroost.a $(PKG_LIBS)
+
+$(DUR_DIR)/fsync_fail.so: tests/durability/fsync_fail.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -O2 -fPIC -shared -o $@ $< -ldl
+
+durability: $(DUR_DIR)/append_child $(DUR_DIR)/fsync_fail.so
+	/usr/bin/python3 tests/durability/kill9.py $(DUR_DIR)/append_child $(KILL9_SECONDS)
+	/usr/bin/python3 tests/durability/fsync_fail.py $(DUR_DIR)/append_child $(DUR_DIR)/fsync_fail.so
+	/usr/bin/python3 tests/durability/enospc.py $(DUR_DIR)/append_child
+
+$(BUILD)/bench/store_bench: bench/store/store_bench.c $(BUILD)/libroost.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Isrc -o $@ $< $(BUILD)/libroost.a $(PKG_LIBS)
+
+bench-store: $(BUILD)/bench/store_bench
+	$(BUILD)/bench/store_bench $(BENCH_ARGS)
+
+.PHONY: durability bench-store

@@ -403,7 +403,8 @@ static void import_folder(struct import_ctx *ctx, const char *folder, const char
 			names[count++] = xstrdup(de->d_name);
 		}
 		closedir(d);
-		qsort(names, count, sizeof(*names), cmp_str);
+		if (count > 1)
+			qsort(names, count, sizeof(*names), cmp_str);
 		for (size_t i = 0; i < count; i++) {
 			char *p = xasprintf("%s/%s", dir, names[i]);
 
@@ -442,7 +443,8 @@ static int import_maildir(struct import_ctx *ctx, const char *root)
 		}
 	closedir(d);
 	/* Sorted, so a parent folder is imported before its children. */
-	qsort(folders, count, sizeof(*folders), cmp_str);
+	if (count > 1)
+		qsort(folders, count, sizeof(*folders), cmp_str);
 	for (size_t i = 0; i < count; i++) {
 		char *path = xasprintf("%s/%s", root, folders[i]);
 		char *fcur = xasprintf("%s/cur", path);

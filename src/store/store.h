@@ -13,10 +13,11 @@
  *     is finished/closed; it is not shared.
  *  4. Change-feed callbacks run on the thread that committed the change, after the commit,
  *     never under the index lock, and in commit order per account. They run while the account's
- *     subscriber list is locked: a callback must be quick (copy the event, wake its own loop),
- *     must not block, and must not call store_subscribe/store_unsubscribe. It may call read
- *     functions of the store, but the event carries enough (uids, flags, modseq, sizes) that a
- *     session normally never needs to.
+ *     subscriber list is locked (that lock is what keeps the order), so a callback must be
+ *     quick (copy what it needs, wake its own loop), must not block, and must not call any
+ *     store function on the same account (that would deadlock against the next committer).
+ *     The event carries what a session needs (uids, flags, keywords, modseq, sizes, uidnext,
+ *     highestmodseq), so 100 watchers of a mailbox never touch the disk because of it.
  *
  * Error model: every fallible function returns enum store_error (STORE_OK on success) and
  * fills an optional struct store_err with a one-line text fit for a client ("Mailbox exists").

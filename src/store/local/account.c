@@ -57,6 +57,8 @@ enum store_error local_db_fail(struct store_account *acct, struct store_err *err
 
 	log_error("store=local op=%s account=%s sqlite=\"%s\" code=%d", what, acct->address,
 		  sqlite3_errmsg(acct->db), code);
+	if ((code & 0xff) == SQLITE_IOERR || (code & 0xff) == SQLITE_CORRUPT)
+		acct->index_suspect = true;
 	if ((code & 0xff) == SQLITE_FULL)
 		return local_fail(err_r, STORE_ERR_NO_SPACE, "%s", store_error_str(STORE_ERR_NO_SPACE));
 	return local_fail(err_r, STORE_ERR_IO, "%s", store_error_str(STORE_ERR_IO));
@@ -64,7 +66,15 @@ enum store_error local_db_fail(struct store_account *acct, struct store_err *err
 
 int local_exec(struct store_account *acct, const char *sql)
 {
-	return sqlite3_exec(acct->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+	if (acct->db == NULL)
+		return -1;
+	if (sqlite3_exec(acct->db, sql, NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+	int code = sqlite3_extended_errcode(acct->db);
+
+	if ((code & 0xff) == SQLITE_IOERR || (code & 0xff) == SQLITE_CORRUPT)
+		acct->index_suspect = true;
+	return -1;
 }
 
 void local_mbox_clear(struct local_mbox *m)
@@ -74,15 +84,59 @@ void local_mbox_clear(struct local_mbox *m)
 	memset(m, 0, sizeof(*m));
 }
 
+static void index_recover(struct store_account *acct);
+
 void local_write_begin(struct store_account *acct)
 {
 	pthread_mutex_lock(&acct->lock);
 	while (flock(acct->lock_fd, LOCK_EX) < 0 && errno == EINTR)
 		;
+	if (acct->index_broken)
+		index_recover(acct);
+}
+
+void local_read_begin(struct store_account *acct)
+{
+	pthread_mutex_lock(&acct->lock);
+	if (acct->index_broken) {
+		while (flock(acct->lock_fd, LOCK_EX) < 0 && errno == EINTR)
+			;
+		index_recover(acct);
+		flock(acct->lock_fd, LOCK_UN);
+	}
+}
+
+bool local_db_ready(struct store_account *acct, struct store_err *err_r)
+{
+	if (acct->db != NULL && !acct->index_broken)
+		return true;
+	local_fail(err_r, STORE_ERR_IO, "%s", store_error_str(STORE_ERR_IO));
+	return false;
+}
+
+static int account_open_db(struct store_account *acct, bool *rebuild_r);
+
+/* Design note 7: throw the connection away and reconcile a fresh one with the Maildir. */
+static void index_recover(struct store_account *acct)
+{
+	bool rebuild;
+
+	acct->index_suspect = false;
+	acct->index_broken = false;
+	log_warn("store=local op=index-recover account=%s", acct->address);
+	if (acct->db != NULL)
+		sqlite3_close(acct->db);
+	acct->db = NULL;
+	/* Until the sync succeeds, rows may name files that were taken back: refuse reads. */
+	acct->index_broken = !(account_open_db(acct, &rebuild) == 0 &&
+			       local_sync_account(acct, NULL) == STORE_OK && !acct->index_suspect);
+	acct->index_suspect = false;
 }
 
 void local_write_end(struct store_account *acct)
 {
+	if (acct->index_suspect)
+		index_recover(acct);
 	flock(acct->lock_fd, LOCK_UN);
 	pthread_mutex_unlock(&acct->lock);
 }
@@ -175,6 +229,8 @@ static enum store_error mbox_query(struct store_account *acct, const char *sql, 
 	int rc;
 
 	memset(m_r, 0, sizeof(*m_r));
+	if (!local_db_ready(acct, err_r))
+		return STORE_ERR_IO;
 	if (sqlite3_prepare_v2(acct->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return local_db_fail(acct, err_r, "mailbox-lookup");
 	if (name != NULL)
@@ -543,6 +599,19 @@ static enum store_error ensure_defaults(struct store_account *acct, struct store
 	return e;
 }
 
+static void synced_forget(struct store *store, const char *address)
+{
+	for (struct local_synced **pp = &store->synced; *pp != NULL; pp = &(*pp)->next) {
+		if (strcmp((*pp)->address, address) == 0) {
+			struct local_synced *s = *pp;
+
+			*pp = s->next;
+			free(s);
+			return;
+		}
+	}
+}
+
 enum store_error store_account_open(struct store *store, const char *address,
 				    struct store_account **acct_r, struct store_err *err_r)
 {
@@ -625,6 +694,7 @@ enum store_error store_account_open(struct store *store, const char *address,
 	*acct_r = acct;
 	return STORE_OK;
 fail:
+	synced_forget(store, acct->address);
 	pthread_mutex_unlock(&store->lock);
 	account_free(acct);
 	return e;
@@ -650,6 +720,9 @@ void store_account_close(struct store_account **acctp)
 			break;
 		}
 	}
+	/* An index that could not be repaired gets the full sync again at the next open. */
+	if (acct->index_broken || acct->index_suspect)
+		synced_forget(store, acct->address);
 	pthread_mutex_unlock(&store->lock);
 	if (acct->subs != NULL)
 		log_error("store=local op=account-close account=%s subscribers=left",
@@ -677,9 +750,11 @@ enum store_error store_account_usage(struct store_account *acct, uint64_t *bytes
 
 	*bytes_r = 0;
 	*messages_r = 0;
-	pthread_mutex_lock(&acct->lock);
-	if (sqlite3_prepare_v2(acct->db, "SELECT COUNT(*), TOTAL(size) FROM messages", -1, &st,
-			       NULL) != SQLITE_OK) {
+	local_read_begin(acct);
+	if (!local_db_ready(acct, err_r)) {
+		e = STORE_ERR_IO;
+	} else if (sqlite3_prepare_v2(acct->db, "SELECT COUNT(*), TOTAL(size) FROM messages", -1,
+				      &st, NULL) != SQLITE_OK) {
 		e = local_db_fail(acct, err_r, "usage");
 	} else {
 		if (sqlite3_step(st) == SQLITE_ROW) {

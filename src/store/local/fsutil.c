@@ -95,12 +95,33 @@ int local_folder_create_dirs(const char *folder)
 	return r;
 }
 
+/* Fallback for a full disk: rewrite the existing file in place. The fixed-width format keeps
+ * the size, so no block has to be allocated and expunge can still free space. */
+static int uidv_overwrite(const char *path, const char *text, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	struct stat sb;
+	int ret = -1, saved;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &sb) == 0 && (size_t)sb.st_size == len &&
+	    pwrite(fd, text, len, 0) == (ssize_t)len && fsync(fd) == 0)
+		ret = 0;
+	else if (errno == 0)
+		errno = ENOSPC;
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return ret;
+}
+
 int local_uidv_write(const char *folder, uint32_t uidvalidity, uint32_t uidnext_floor)
 {
 	char *tmp = xasprintf("%s/%s.tmp", folder, LOCAL_UIDV_FILE);
 	char *dst = xasprintf("%s/%s", folder, LOCAL_UIDV_FILE);
 	char text[64];
-	int len = snprintf(text, sizeof(text), "V %u\nN %u\n", uidvalidity, uidnext_floor);
+	int len = snprintf(text, sizeof(text), "V %010u\nN %010u\n", uidvalidity, uidnext_floor);
 	int fd, ret = -1, saved = 0;
 
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -131,6 +152,9 @@ int local_uidv_write(const char *folder, uint32_t uidvalidity, uint32_t uidnext_
 	}
 	ret = local_fsync_dir(folder);
 out:
+	if (ret < 0 && (errno == ENOSPC || errno == EDQUOT) &&
+	    uidv_overwrite(dst, text, (size_t)len) == 0)
+		ret = 0;
 	free(tmp);
 	free(dst);
 	return ret;

@@ -25,7 +25,9 @@
  *     first queued thread with no leader active becomes leader, takes every queued item (up
  *     to LIMIT_STORE_COMMIT_BATCH), and performs renames, one fsync per touched directory and
  *     one SQLite transaction for all of them; followers sleep on q_cond until their item is
- *     marked done. */
+ *     marked done.
+ *  7. After an SQLite I/O error the connection is not trusted: local_write_end closes it,
+ *     reopens the index and runs the full sync before the write lock is released. */
 #ifndef ROOST_STORE_LOCAL_H
 #define ROOST_STORE_LOCAL_H
 
@@ -102,6 +104,14 @@ struct store_account {
 	pthread_mutex_t feed_lock;
 	struct store_subscription *subs;
 
+	/* Set when SQLite reported an I/O error (a failed WAL fsync may still have left a commit
+	 * record behind that becomes visible later): the next local_write_end reopens the index
+	 * and re-syncs it with the Maildir, which drops rows whose files were taken back. */
+	bool index_suspect;
+	/* Set while a recovery did not succeed: reads and writes fail with STORE_ERR_IO, and
+	 * every local_read_begin/local_write_begin tries the recovery again. */
+	bool index_broken;
+
 	_Atomic uint64_t quota_bytes;
 	_Atomic uint64_t quota_messages;
 };
@@ -170,7 +180,11 @@ void local_new_base(struct store *store, char *out, size_t outlen);
 
 /* ---- account.c ---- */
 void local_write_begin(struct store_account *acct);
+/* Takes acct->lock for reading (retrying a pending index recovery first). */
+void local_read_begin(struct store_account *acct);
 void local_write_end(struct store_account *acct);
+/* False (and err_r filled) while the index could not be reopened after an I/O error. */
+bool local_db_ready(struct store_account *acct, struct store_err *err_r);
 /* Releases acct->lock (and the flock when write is set) and delivers events in commit order. */
 void local_unlock_publish(struct store_account *acct, bool write, const struct store_event *events,
 			  size_t count);

@@ -71,7 +71,11 @@ enum store_error store_mailbox_list(struct store_account *acct, struct store_mai
 
 	*list_r = NULL;
 	*count_r = 0;
-	pthread_mutex_lock(&acct->lock);
+	local_read_begin(acct);
+	if (!local_db_ready(acct, err_r)) {
+		pthread_mutex_unlock(&acct->lock);
+		return STORE_ERR_IO;
+	}
 	if (sqlite3_prepare_v2(acct->db,
 			       "SELECT id, name, uidvalidity, special_use, subscribed FROM mailboxes"
 			       " ORDER BY name",
@@ -131,7 +135,7 @@ enum store_error store_mailbox_get(struct store_account *acct, const char *name,
 	memset(info_r, 0, sizeof(*info_r));
 	if ((e = store_mailbox_name_check(name, canon, err_r)) != STORE_OK)
 		return e;
-	pthread_mutex_lock(&acct->lock);
+	local_read_begin(acct);
 	e = local_mbox_by_name(acct, canon, &m, err_r);
 	if (e == STORE_OK) {
 		info_from_mbox(&m, info_r);
@@ -140,6 +144,22 @@ enum store_error store_mailbox_get(struct store_account *acct, const char *name,
 	pthread_mutex_unlock(&acct->lock);
 	local_mbox_clear(&m);
 	return e;
+}
+
+static enum store_error mailbox_count_ok(struct store_account *acct, struct store_err *err_r)
+{
+	sqlite3_stmt *st;
+	int64_t n = 0;
+
+	if (sqlite3_prepare_v2(acct->db, "SELECT COUNT(*) FROM mailboxes", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return local_db_fail(acct, err_r, "create");
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (n >= LIMIT_MAILBOXES_PER_ACCOUNT)
+		return local_fail(err_r, STORE_ERR_LIMIT, "Too many mailboxes");
+	return STORE_OK;
 }
 
 /* Creates name's missing parents and (when create_self) name itself, in the open transaction.
@@ -167,8 +187,10 @@ static enum store_error create_path(struct store_account *acct, const char *cano
 			if (i == len)
 				e = local_fail(err_r, STORE_ERR_EXISTS, "Mailbox already exists");
 		} else if (e == STORE_ERR_NOT_FOUND) {
-			e = local_mbox_insert(acct, work, i == len ? special_use : 0, 0, 0, &m,
-					      err_r);
+			e = mailbox_count_ok(acct, err_r);
+			if (e == STORE_OK)
+				e = local_mbox_insert(acct, work, i == len ? special_use : 0, 0, 0,
+						      &m, err_r);
 			if (e == STORE_OK) {
 				local_events_add(evs, STORE_EVENT_MAILBOX_CREATE, &m, NULL, NULL, 0);
 				local_mbox_clear(&m);
@@ -531,7 +553,7 @@ enum store_error store_mailbox_status(struct store_account *acct, const char *na
 	memset(status_r, 0, sizeof(*status_r));
 	if ((e = store_mailbox_name_check(name, canon, err_r)) != STORE_OK)
 		return e;
-	pthread_mutex_lock(&acct->lock);
+	local_read_begin(acct);
 	if ((e = local_mbox_by_name(acct, canon, &m, err_r)) != STORE_OK) {
 		pthread_mutex_unlock(&acct->lock);
 		return e;

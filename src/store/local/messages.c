@@ -73,7 +73,7 @@ enum store_error store_msg_list(struct store_account *acct, uint64_t mailbox_id,
 
 	*msgs_r = NULL;
 	*count_r = 0;
-	pthread_mutex_lock(&acct->lock);
+	local_read_begin(acct);
 	e = local_mbox_by_id(acct, mailbox_id, &m, err_r);
 	if (e != STORE_OK) {
 		pthread_mutex_unlock(&acct->lock);
@@ -865,7 +865,7 @@ enum store_error store_message_open(struct store_account *acct, uint64_t mailbox
 	struct stat sb;
 
 	*msg_r = NULL;
-	pthread_mutex_lock(&acct->lock);
+	local_read_begin(acct);
 	e = local_mbox_by_id(acct, mailbox_id, &m, err_r);
 	if (e != STORE_OK) {
 		pthread_mutex_unlock(&acct->lock);
@@ -965,7 +965,11 @@ enum store_error store_message_cache(struct store_account *acct, uint64_t mailbo
 
 	*envelope_r = NULL;
 	*bodystructure_r = NULL;
-	pthread_mutex_lock(&acct->lock);
+	local_read_begin(acct);
+	if (!local_db_ready(acct, err_r)) {
+		pthread_mutex_unlock(&acct->lock);
+		return STORE_ERR_IO;
+	}
 	if (sqlite3_prepare_v2(acct->db,
 			       "SELECT envelope, bodystructure FROM message_cache"
 			       " WHERE mailbox_id = ? AND uid = ?",
@@ -1004,8 +1008,9 @@ enum store_error store_message_cache(struct store_account *acct, uint64_t mailbo
 	store_message_close(&msg);
 	if (*envelope_r == NULL && *bodystructure_r == NULL)
 		return STORE_OK;
-	pthread_mutex_lock(&acct->lock);
-	if (sqlite3_prepare_v2(acct->db,
+	local_read_begin(acct);
+	if (acct->db != NULL &&
+	    sqlite3_prepare_v2(acct->db,
 			       "INSERT OR REPLACE INTO message_cache(mailbox_id, uid, envelope,"
 			       " bodystructure) SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM"
 			       " messages WHERE mailbox_id = ?1 AND uid = ?2)",

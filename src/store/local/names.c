@@ -95,6 +95,12 @@ int local_folder_decode(const char *dirent, char *out, size_t outlen)
 	out[o] = '\0';
 	if (store_mailbox_name_check(out, out, NULL) != STORE_OK)
 		return -1;
+	/* Only the one spelling local_folder_name produces is ours ("%2F" or lower-case hex
+	 * would name the same mailbox as another directory). */
+	char again[260];
+
+	if (local_folder_name(out, again, sizeof(again)) < 0 || strcmp(again, dirent) != 0)
+		return -1;
 	return 0;
 }
 

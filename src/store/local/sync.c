@@ -174,6 +174,8 @@ enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbo
 		sqlite3_finalize(st);
 		st = NULL;
 		d = opendir(cur);
+		if (d == NULL && errno == ENOENT && local_folder_create_dirs(m->dir) == 0)
+			d = opendir(cur); /* cur/ removed by hand: an empty folder again */
 		if (d == NULL) {
 			e = local_fail(err_r, STORE_ERR_IO, "%s", store_error_str(STORE_ERR_IO));
 			log_error("store=local op=sync account=%s errno=%s", acct->address,
@@ -256,7 +258,8 @@ enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbo
 		free(sql);
 	}
 	/* Files that kept their UID (a save whose commit did not happen, or a rebuild). */
-	qsort(adopt.v, adopt.count, sizeof(*adopt.v), cmp_uid);
+	if (adopt.count > 1)
+		qsort(adopt.v, adopt.count, sizeof(*adopt.v), cmp_uid);
 	for (size_t i = 0; i < adopt.count; i++) {
 		uint32_t uid, flags;
 		uint64_t size;
@@ -279,11 +282,12 @@ enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbo
 		if (e != STORE_OK)
 			goto rollback;
 		if (uid >= m->uidnext)
-			m->uidnext = uid + 1;
+			m->uidnext = uid == UINT32_MAX ? UINT32_MAX : uid + 1;
 	}
 	/* Everything else gets the next UIDs, in name order (Maildir names start with the
 	 * delivery time). */
-	qsort(fresh.v, fresh.count, sizeof(*fresh.v), cmp_name);
+	if (fresh.count > 1)
+		qsort(fresh.v, fresh.count, sizeof(*fresh.v), cmp_name);
 	for (size_t i = 0; i < fresh.count; i++) {
 		uint32_t uid, flags;
 		uint64_t size;
