@@ -132,6 +132,9 @@ void lg_client_connect(struct lg_client *c)
 	if (c->bev == NULL)
 		abort();
 	bufferevent_setcb(c->bev, client_read_cb, NULL, client_event_cb, c);
+	/* libevent reads 4 KiB per callback by default; bulk downloads (RETR, FETCH BODY[])
+	 * would cost the generator a system call per 4 KiB and make it the bottleneck. */
+	bufferevent_set_max_single_read(c->bev, 256 * 1024);
 	if (!(c->flags & LG_CLIENT_NO_TIMEOUT)) {
 		tv.tv_sec = (time_t)th->opt->timeout;
 		tv.tv_usec = (suseconds_t)((th->opt->timeout - (double)tv.tv_sec) * 1e6);
