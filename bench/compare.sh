@@ -70,6 +70,7 @@ run() {
 		say "$key: port $port does not answer: n/a"
 		return
 	fi
+	# Each loadgen bounds itself; this is the backstop against a wedged run.
 	limit=$(awk -v s="$SECS" -v d="$DRAIN" 'BEGIN { printf "%d", s + d + 300 }')
 	echo "+ loadgen $*" >>"$LOG"
 	out=$(timeout "$limit" "$LOADGEN" "$@" 2>>"$LOG")
@@ -87,7 +88,8 @@ run() {
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"${RES[$1]:-}"; }
 
 postfix_queue() {
-	find "$BENCH_DIR/postfix/spool/"{maildrop,incoming,active,deferred} -type f 2>/dev/null | wc -l
+	local q=$BENCH_DIR/postfix/spool
+	find "$q/maildrop" "$q/incoming" "$q/active" "$q/deferred" -type f 2>/dev/null | wc -l
 }
 
 wait_postfix_empty() {
@@ -114,14 +116,18 @@ start_peers() {
 		NOTE[peer]="setup or start failed (see $LOG)"
 		return 1
 	fi
-	say "peers: dovecot $(dovecot --version | cut -d' ' -f1), postfix $(postconf -d -h mail_version)"
+	say "peers: dovecot $(dovecot --version | cut -d' ' -f1)," \
+		"postfix $(postconf -d -h mail_version)"
 }
 
 # ---- Roost ----
+roost_listening() { port_open "$ROOST_IMAP" || port_open "$ROOST_SMTP" || port_open "$ROOST_POP3"; }
+
 start_roost() {
 	local dir=$BENCH_DIR/roost conf=$BENCH_DIR/roost/roost.conf i
+	[ -x "$ROOST" ] || make --no-print-directory all >>"$LOG" 2>&1
 	if [ ! -x "$ROOST" ]; then
-		NOTE[roost]="build/roost is missing (make failed?)"
+		NOTE[roost]="build/roost does not build (see $LOG)"
 		return 1
 	fi
 	rm -rf "$dir"
@@ -143,8 +149,8 @@ EOF
 		NOTE[roost]="'roost domain add' failed (see $LOG)"
 	else
 		for i in $(seq 1 100); do
-			if ! printf 'pass\n' | "$ROOST" --config "$conf" user add "user$i@bench.test" \
-				>>"$LOG" 2>&1; then
+			if ! printf 'pass\n' | "$ROOST" --config "$conf" user add \
+				"user$i@bench.test" >>"$LOG" 2>&1; then
 				NOTE[roost]="'roost user add' failed (see $LOG)"
 				break
 			fi
@@ -153,12 +159,13 @@ EOF
 	setsid "$ROOST" serve --config "$conf" </dev/null >>"$dir/roost.out" 2>&1 &
 	ROOST_PID=$!
 	for _ in $(seq 50); do
-		port_open "$ROOST_IMAP" || port_open "$ROOST_SMTP" || port_open "$ROOST_POP3" && break
+		roost_listening && break
 		kill -0 "$ROOST_PID" 2>/dev/null || break
 		sleep 0.2
 	done
 	if ! kill -0 "$ROOST_PID" 2>/dev/null; then
-		NOTE[roost]="${NOTE[roost]:+${NOTE[roost]}; }'roost serve' exited: $(tail -1 "$dir/roost.out")"
+		NOTE[roost]="${NOTE[roost]:+${NOTE[roost]}; }'roost serve' exited:"
+		NOTE[roost]+=" $(tail -1 "$dir/roost.out")"
 		ROOST_PID=
 		return 1
 	fi
@@ -211,7 +218,8 @@ if [ "$(id -u)" -eq 0 ]; then
 	if [ "$INOTIFY_CUR" -lt $((IDLE_CONNS + 256)) ]; then
 		INOTIFY_OLD=$INOTIFY_CUR
 		sysctl -q -w fs.inotify.max_user_instances=$((IDLE_CONNS * 2 + 256))
-		INOTIFY_NOTE="raised from $INOTIFY_CUR to $((IDLE_CONNS * 2 + 256)) for the run (restored after)"
+		INOTIFY_NOTE="raised from $INOTIFY_CUR to $((IDLE_CONNS * 2 + 256)) for the run"
+		INOTIFY_NOTE+=" (restored after)"
 	fi
 fi
 for s in $SERVERS; do
@@ -240,12 +248,14 @@ row() {  # row LABEL WORKLOAD FIELD BETTER
 }
 
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-git diff --quiet HEAD -- src bench 2>/dev/null || COMMIT="$COMMIT (with uncommitted changes)"
+git diff --quiet HEAD -- src bench ':!bench/RESULTS.md' 2>/dev/null ||
+	COMMIT="$COMMIT (with uncommitted changes)"
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 MEM=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 ROOST_STATE="ran"
-[ -z "${RES[roost/imap-mixed]:-}${RES[roost/pop3-retr]:-}${RES[roost/smtp-deliver]:-}${RES[roost/imap-idle]:-}" ] &&
-	ROOST_STATE="n/a"
+ROOST_ANY=
+for w in pop3-retr imap-mixed smtp-deliver imap-idle; do ROOST_ANY+=${RES[roost/$w]:-}; done
+[ -z "$ROOST_ANY" ] && ROOST_STATE="n/a"
 
 {
 	echo "# Benchmark results: Roost vs Dovecot + Postfix"
@@ -254,16 +264,18 @@ ROOST_STATE="ran"
 	echo "workload does. One run, same machine, same load generator for every server."
 	echo
 	if [ "$ROOST_STATE" = "n/a" ]; then
-		echo "**Peers only.** Roost's protocols did not answer in this run, so its column is n/a:"
-		echo "${NOTE[roost]:-its ports did not answer}. The peer figures are real measurements"
-		echo "and serve as the baseline until Roost's SMTP, IMAP and POP3 exist."
+		echo "**Peers only.** Roost's protocols did not answer in this run, so its column"
+		echo "is n/a: ${NOTE[roost]:-its ports did not answer}."
+		echo "The peer figures are real measurements and serve as the baseline until"
+		echo "Roost's SMTP, IMAP and POP3 exist."
 		echo
 	fi
 	echo "- date: $START; run took ${ELAPSED} s"
 	echo "- git commit: $COMMIT"
 	echo "- machine: $(nproc) CPUs ($CPU), $MEM memory, Linux $(uname -r)"
-	echo "- peers: Dovecot $(dovecot --version 2>/dev/null | cut -d' ' -f1 || echo '?'),"\
-	     "Postfix $(postconf -d -h mail_version 2>/dev/null || echo '?') (Debian packages, bench/peers/)${NOTE[peer]:+; not run: ${NOTE[peer]}}"
+	echo "- peers: Dovecot $(dovecot --version 2>/dev/null | cut -d' ' -f1 || echo '?')," \
+	     "Postfix $(postconf -d -h mail_version 2>/dev/null || echo '?')" \
+	     "(Debian packages, bench/peers/)${NOTE[peer]:+; not run: ${NOTE[peer]}}"
 	echo "- settings: $SECS s per throughput workload; users $USERS, $FILL messages per"
 	echo "  mailbox (size mix, mean ~24 KiB); SMTP $SMTP_SIZE-byte messages, 20 clients, 10 per"
 	echo "  session; IMAP mixed 10 clients; POP3 4 clients; $IDLE_CONNS idle connections over"
@@ -288,12 +300,15 @@ ROOST_STATE="ran"
 	row "imap-idle: push latency p99 ms" imap-idle p99_ms lower
 	row "imap-idle: seconds to open all connections" imap-idle connect_s lower
 	echo
-	echo "Errors per workload (Roost / peer): $(for w in pop3-retr imap-mixed smtp-deliver imap-idle; do
-		printf '%s %s / %s; ' "$w" "$(val "roost/$w" errors)" "$(val "peer/$w" errors)"; done)"
+	printf 'Errors per workload (Roost / peer):'
+	for w in pop3-retr imap-mixed smtp-deliver imap-idle; do
+		printf ' %s %s / %s;' "$w" "$(val "roost/$w" errors)" "$(val "peer/$w" errors)"
+	done
+	echo
 	echo
 	echo "Peer memory is Dovecot's whole process tree (master, imap-login, imap, auth...): the"
-	echo "processes that hold IDLE clients. Push latency for the peer goes through Postfix, LMTP"
-	echo "and Dovecot's IDLE, whose notifications wait a fixed 0.5 s."
+	echo "processes that hold IDLE clients. Push latency for the peer goes through Postfix,"
+	echo "LMTP and Dovecot's IDLE, whose notifications wait a fixed 0.5 s."
 	echo
 	echo "## Raw results"
 	echo

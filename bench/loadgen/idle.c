@@ -267,15 +267,17 @@ static void idle_report(struct idle_run *r)
 	       "later)",
 	       opt->host, opt->port, r->idling, r->nconns, connect_s, r->failed, r->lost);
 	if (opt->server_pid > 0 && r->mem_ok)
-		printf("; server pid %d: %u -> %u processes, RSS %.1f -> %.1f MiB, PSS %.1f -> %.1f "
-		       "MiB; per connection RSS %.0f KiB (%.0f added), PSS %.0f KiB (%.0f added)",
+		printf("; server pid %d: %u -> %u processes, RSS %.1f -> %.1f MiB, "
+		       "PSS %.1f -> %.1f MiB; per connection RSS %.0f KiB (%.0f added), "
+		       "PSS %.0f KiB (%.0f added)",
 		       opt->server_pid, r->mem_procs_before, r->mem_procs_after,
 		       r->rss_before / 1024.0, r->rss_after / 1024.0, r->pss_before / 1024.0,
 		       r->pss_after / 1024.0, (double)r->rss_after / n,
 		       ((double)r->rss_after - (double)r->rss_before) / n, (double)r->pss_after / n,
 		       ((double)r->pss_after - (double)r->pss_before) / n);
 	if (r->nsamples > 0)
-		printf("; push latency over %u samples: p50 %.1f ms, p99 %.1f ms, min %.1f, max %.1f",
+		printf("; push latency over %u samples: p50 %.1f ms, p99 %.1f ms, "
+		       "min %.1f, max %.1f",
 		       r->nsamples, p50, p99, r->samples[0] / 1000.0,
 		       r->samples[r->nsamples - 1] / 1000.0);
 	printf("; %llu errors\n", (unsigned long long)errors);

@@ -15,7 +15,8 @@ enum imap_status { IS_OK, IS_NO, IS_BAD };
 typedef int (*imap_handler)(struct lg_client *c, const char *line, enum imap_kind kind,
 			    enum imap_status status);
 
-static void imap_cmd(struct lg_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void imap_cmd(struct lg_client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void imap_cmd(struct lg_client *c, const char *fmt, ...)
 {
@@ -124,7 +125,8 @@ static int imap_pump(struct lg_client *c, imap_handler handler)
 			kind = imap_classify(c, line, &status);
 			if (kind == IK_OTHER) {
 				if (c->th->opt->verbose)
-					fprintf(stderr, "loadgen: imap client %u: '%s'\n", c->id, line);
+					fprintf(stderr, "loadgen: imap client %u: '%s'\n", c->id,
+						line);
 				r = -1;
 			} else {
 				r = handler(c, line, kind, status);

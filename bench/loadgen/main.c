@@ -35,7 +35,8 @@ static void usage(FILE *out)
 		"  --users A-B         user numbers (1-10)\n"
 		"  --password S        (pass)\n"
 		"  --domain D          recipient domain when --user-fmt has no '@' (bench.test)\n"
-		"  --rcpt-fmt F        SMTP recipient, %%d = user number (from --user-fmt/--domain)\n"
+		"  --rcpt-fmt F        SMTP recipient, %%d = user number\n"
+		"                      (default: from --user-fmt and --domain)\n"
 		"  --from ADDR         SMTP envelope sender (loadgen@DOMAIN)\n"
 		"  --size B            fixed message size (default: a mix, mean about 24 KiB)\n"
 		"  --msgs-per-session M  smtp-deliver: messages per session, RSET between (10)\n"
@@ -240,8 +241,8 @@ static int parse_options(int argc, char **argv, struct lg_options *opt, char *ow
 			opt->workload_name = lg_workloads[i].name;
 		}
 	if (opt->workload_name == NULL) {
-		fprintf(stderr, "loadgen: --workload is one of smtp-deliver, imap-mixed, imap-idle, "
-				"pop3-retr, imap-fill\n");
+		fprintf(stderr, "loadgen: --workload is one of smtp-deliver, imap-mixed, "
+				"imap-idle, pop3-retr, imap-fill\n");
 		return 2;
 	}
 	if (opt->clients == 0 || opt->threads == 0 || opt->parallel == 0 ||
@@ -258,8 +259,8 @@ static int parse_options(int argc, char **argv, struct lg_options *opt, char *ow
 	    (opt->track_port != 0 && lg_loopback_addr(opt->host, opt->track_port,
 						      &opt->track_addr,
 						      &opt->track_addr_len) < 0)) {
-		fprintf(stderr, "loadgen: refusing target %s: only loopback addresses (127.0.0.0/8, "
-				"::1) with a port are allowed\n", opt->host);
+		fprintf(stderr, "loadgen: refusing target %s: only loopback addresses "
+				"(127.0.0.0/8, ::1) with a port are allowed\n", opt->host);
 		return 2;
 	}
 	if (opt->rcpt_fmt == NULL) {
@@ -273,9 +274,9 @@ static int parse_options(int argc, char **argv, struct lg_options *opt, char *ow
 	if (lg_name_fmt_check(opt->user_fmt) < 0 || lg_name_fmt_check(opt->rcpt_fmt) < 0 ||
 	    lg_name_fmt_check(opt->from) < 0 || strchr(opt->from, '%') != NULL ||
 	    lg_name_fmt_check(opt->password) < 0 || strchr(opt->password, '%') != NULL) {
-		fprintf(stderr, "loadgen: user/recipient formats take at most one %%d and no quotes, "
-				"backslashes, spaces or angle brackets; the same holds for --from "
-				"and --password (without %%)\n");
+		fprintf(stderr, "loadgen: user/recipient formats take at most one %%d and no "
+				"quotes, backslashes, spaces or angle brackets; the same holds "
+				"for --from and --password (without %%)\n");
 		return 2;
 	}
 	return 0;

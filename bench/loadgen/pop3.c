@@ -12,9 +12,10 @@ enum { PS_GREET, PS_USER, PS_PASS, PS_STAT, PS_RETR_STATUS, PS_RETR_BODY, PS_QUI
 static void pop3_begin(struct lg_client *c)
 {
 	const struct lg_options *opt = c->th->opt;
+	unsigned nusers = opt->user_hi - opt->user_lo + 1;
 
 	c->state = PS_GREET;
-	c->user = opt->user_lo + (unsigned)((c->id + c->sessions) % (opt->user_hi - opt->user_lo + 1));
+	c->user = opt->user_lo + (unsigned)((c->id + c->sessions) % nusers);
 }
 
 static void pop3_next_retr(struct lg_client *c)

@@ -166,7 +166,8 @@ static int smtp_input(struct lg_client *c)
 		}
 		r = smtp_reply(c, atoi(line));
 		if (r != 0 && c->th->opt->verbose && r < 0)
-			fprintf(stderr, "loadgen: smtp client %u: unexpected reply '%s'\n", c->id, line);
+			fprintf(stderr, "loadgen: smtp client %u: unexpected reply '%s'\n", c->id,
+				line);
 		free(line);
 		if (r != 0)
 			return r;
