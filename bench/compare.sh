@@ -109,7 +109,9 @@ start_peers() {
 	bench/peers/stop-postfix.sh "$BENCH_DIR/postfix" >>"$LOG" 2>&1
 	bench/peers/stop-dovecot.sh "$BENCH_DIR/dovecot" >>"$LOG" 2>&1
 	rm -rf "$BENCH_DIR/dovecot/mail"   # a fresh store every run
-	if ! bench/peers/setup-dovecot.sh "$BENCH_DIR/dovecot" >>"$LOG" 2>&1 ||
+	# Dovecot runs one imap process per session: allow the idle connections and spare.
+	if ! MAX_CONNS=$((IDLE_CONNS + 1000 > 2000 ? IDLE_CONNS + 1000 : 2000)) \
+		bench/peers/setup-dovecot.sh "$BENCH_DIR/dovecot" >>"$LOG" 2>&1 ||
 	   ! bench/peers/setup-postfix.sh "$BENCH_DIR/postfix" >>"$LOG" 2>&1 ||
 	   ! bench/peers/start-dovecot.sh "$BENCH_DIR/dovecot" >>"$LOG" 2>&1 ||
 	   ! bench/peers/start-postfix.sh "$BENCH_DIR/postfix" >>"$LOG" 2>&1; then

@@ -29,7 +29,7 @@ static void usage(FILE *out)
 		"  --port P            target port (SMTP, IMAP or POP3 by workload)\n"
 		"  --clients C         concurrent clients / idle connections (10)\n"
 		"  --threads N         event-loop threads (1; imap-idle always uses 1)\n"
-		"  --secs T            run time; for imap-idle and imap-fill the time limit (20)\n"
+		"  --secs T            run time (20); for imap-idle and imap-fill a limit (300)\n"
 		"  --ops N             stop after N operations (0: time only)\n"
 		"  --user-fmt F        login name, %%d = user number (user%%d@bench.test)\n"
 		"  --users A-B         user numbers (1-10)\n"
@@ -136,6 +136,7 @@ static int parse_options(int argc, char **argv, struct lg_options *opt, char *ow
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *workload = NULL;
+	bool secs_given = false;
 	uint64_t u;
 	int ch, bad = 0;
 
@@ -175,7 +176,10 @@ static int parse_options(int argc, char **argv, struct lg_options *opt, char *ow
 			bad |= parse_uint(optarg, LG_MAX_THREADS, &u);
 			opt->threads = (unsigned)u;
 			break;
-		case 's': bad |= parse_double(optarg, 0.1, LG_MAX_SECS, &opt->secs); break;
+		case 's':
+			bad |= parse_double(optarg, 0.1, LG_MAX_SECS, &opt->secs);
+			secs_given = true;
+			break;
 		case 'n': bad |= parse_uint(optarg, UINT64_MAX / 2, &opt->max_ops); break;
 		case O_USER_FMT: opt->user_fmt = optarg; break;
 		case O_USERS: bad |= parse_users(optarg, &opt->user_lo, &opt->user_hi); break;
@@ -240,6 +244,9 @@ static int parse_options(int argc, char **argv, struct lg_options *opt, char *ow
 			opt->workload = lg_workloads[i].workload;
 			opt->workload_name = lg_workloads[i].name;
 		}
+	/* Set-up and idle runs end by themselves; their --secs is only a ceiling. */
+	if (!secs_given && (opt->workload == LG_IMAP_IDLE || opt->workload == LG_IMAP_FILL))
+		opt->secs = 300;
 	if (opt->workload_name == NULL) {
 		fprintf(stderr, "loadgen: --workload is one of smtp-deliver, imap-mixed, "
 				"imap-idle, pop3-retr, imap-fill\n");

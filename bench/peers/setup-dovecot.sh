@@ -3,7 +3,8 @@
 #   setup-dovecot.sh [DIR]        DIR defaults to /tmp/roost-bench/dovecot
 # Idempotent: installs the Debian packages when missing and (re)writes DIR/dovecot.conf and
 # DIR/users; existing mail under DIR/mail is kept (delete it by hand for a fresh store).
-# Ports can be changed with IMAP_PORT, POP3_PORT, LMTP_PORT (defaults 10143, 10110, 10024).
+# Ports can be changed with IMAP_PORT, POP3_PORT, LMTP_PORT (defaults 10143, 10110, 10024);
+# MAX_CONNS (2000) is how many IMAP or POP3 sessions may be open at once.
 # Start/stop with start-dovecot.sh / stop-dovecot.sh (pidfile DIR/dovecot.pid).
 set -euo pipefail
 umask 022   # the dovecot, vmail and postfix users must be able to walk the folders
@@ -11,6 +12,9 @@ DIR=$(realpath -m "${1:-/tmp/roost-bench/dovecot}")
 IMAP_PORT=${IMAP_PORT:-10143} POP3_PORT=${POP3_PORT:-10110} LMTP_PORT=${LMTP_PORT:-10024}
 VMAIL=vmail   # the one system user that owns every mailbox
 NUSERS=100
+MAX_CONNS=${MAX_CONNS:-2000}
+# auth and anvil take one client per login process of every protocol.
+CLIENT_LIMIT=$(( MAX_CONNS * 5 > 10000 ? MAX_CONNS * 5 : 10000 ))
 
 need=()
 for p in dovecot-imapd dovecot-pop3d dovecot-lmtpd; do
@@ -82,16 +86,16 @@ namespace inbox {
 
 # Limits raised so that 1000+ clients can stay connected at once (defaults: process limit
 # 1024 for imap and 100 for the rest, 1000 clients per process, 10 connections per user+IP).
-default_process_limit = 2000
-default_client_limit = 10000
+default_process_limit = $MAX_CONNS
+default_client_limit = $CLIENT_LIMIT
 service imap {
-  process_limit = 2000
+  process_limit = $MAX_CONNS
 }
 protocol imap {
-  mail_max_userip_connections = 2000
+  mail_max_userip_connections = $MAX_CONNS
 }
 protocol pop3 {
-  mail_max_userip_connections = 2000
+  mail_max_userip_connections = $MAX_CONNS
 }
 
 service imap-login {
