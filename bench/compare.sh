@@ -71,9 +71,12 @@ run() {
 		return
 	fi
 	# Each loadgen bounds itself; this is the backstop against a wedged run.
-	limit=$(awk -v s="$SECS" -v d="$DRAIN" 'BEGIN { printf "%d", s + d + 300 }')
+	limit=$(awk -v s="$SECS" -v d="$DRAIN" -v i="$IDLE_CONNS" \
+		'BEGIN { printf "%d", s + d + i / 10 + 300 }')
 	echo "+ loadgen $*" >>"$LOG"
-	out=$(timeout "$limit" "$LOADGEN" "$@" 2>>"$LOG")
+	# A 10 s reply timeout keeps a server that accepts but never answers from eating the
+	# time budget (the slowest healthy reply seen is well under a second).
+	out=$(timeout "$limit" "$LOADGEN" --timeout 10 "$@" 2>>"$LOG")
 	rc=$?
 	echo "$out" >>"$LOG"
 	grep -v '^RESULT ' <<<"$out" | sed "s|^|   $key: |"
@@ -187,7 +190,7 @@ bench_server() {
 	fi
 	say "$s: filling $USERS mailboxes to $FILL messages"
 	run "$s/imap-fill" "$imap" -w imap-fill -p "$imap" "${ufmt[@]}" --users "$USERS" \
-		--clients 10 --fill "$FILL" --secs 300
+		--clients 10 --fill "$FILL" --secs 120
 	sleep 2
 	say "$s: pop3-retr"
 	run "$s/pop3-retr" "$pop3" -w pop3-retr -p "$pop3" "${ufmt[@]}" --users "$USERS" \
@@ -207,7 +210,7 @@ bench_server() {
 	say "$s: imap-idle ($IDLE_CONNS connections)"
 	run "$s/imap-idle" "$imap" -w imap-idle -p "$imap" "${ufmt[@]}" --users "$IDLE_USERS" \
 		--clients "$IDLE_CONNS" --smtp-port "$smtp" --samples "$SAMPLES" \
-		${pid:+--server-pid "$pid"} --secs 300
+		${pid:+--server-pid "$pid"} --secs $((120 + IDLE_CONNS / 10))
 }
 
 # ---- main ----

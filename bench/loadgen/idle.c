@@ -63,6 +63,11 @@ static void idle_start_next(struct idle_run *r)
 	}
 	if (r->phase == IP_CONNECT && r->idling + r->failed + r->lost == r->nconns) {
 		r->t_all_idle = lg_now_us();
+		if (r->idling == 0) { /* nothing to measure: the server takes no IDLE client */
+			r->phase = IP_DONE;
+			lg_thread_stop(r->th);
+			return;
+		}
 		r->phase = IP_SETTLE;
 		idle_timer_after(r, opt->settle);
 	}
