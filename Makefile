@@ -125,3 +125,27 @@ bench-store: $(BUILD)/bench/store_bench
 	$(BUILD)/bench/store_bench $(BENCH_ARGS)
 
 .PHONY: durability bench-store
+
+# ---- benchmarks ----
+# `make bench-tools` builds the load generator (bench/loadgen/, linked with libroost.a for the
+# core helpers); `make bench` runs bench/compare.sh: Roost against Dovecot and Postfix on
+# loopback, results in bench/RESULTS.md. Needs root (it installs and starts the peers).
+LOADGEN_SRC := $(sort $(wildcard bench/loadgen/*.c))
+LOADGEN_OBJ := $(patsubst bench/loadgen/%.c,$(BUILD)/bench/obj/%.o,$(LOADGEN_SRC))
+
+.PHONY: bench-tools
+
+bench-tools: $(BUILD)/bench/loadgen
+
+$(BUILD)/bench/obj/%.o: bench/loadgen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/bench/loadgen: $(LOADGEN_OBJ) $(BUILD)/libroost.a
+	$(CC) $(CFLAGS_ALL) -o $@ $(LOADGEN_OBJ) $(BUILD)/libroost.a $(PKG_LIBS) -lm
+
+-include $(LOADGEN_OBJ:.o=.d)
+
+bench: bench-tools
+	-@$(MAKE) --no-print-directory all
+	bench/compare.sh
