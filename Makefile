@@ -61,6 +61,7 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory durability
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(ASAN_FLAGS)" all
@@ -93,8 +94,10 @@ fuzz-smoke: fuzz
 	@set -e; for t in $(FUZZ_BIN); do name=$${t#build-fuzz/fuzz_}; \
 		mkdir -p build-fuzz/corpus/$$name; \
 		echo "== fuzz $$name for $(FUZZ_SECONDS)s"; \
-		$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus/$$name \
-			tests/fuzz/corpus/$$name 2>&1 | grep -E 'stat::number_of_executed_units|stat::peak_rss|ERROR|SUMMARY' ; \
+		if ! $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			build-fuzz/corpus/$$name tests/fuzz/corpus/$$name > build-fuzz/$$name.log 2>&1; then \
+			tail -60 build-fuzz/$$name.log; echo "fuzz $$name: FAILED"; exit 1; fi; \
+		grep -E 'stat::number_of_executed_units|stat::peak_rss' build-fuzz/$$name.log; \
 	done
 
 # ---- store durability tests and store benchmark (tests/durability/, bench/store/) ----
