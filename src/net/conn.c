@@ -746,7 +746,9 @@ static void conn_job_done_on_loop(struct net_conn *c, void *arg)
 			net_conn_resume(c);
 	}
 	free(job);
-	if (c->closing)
+	/* A close requested while the job ran waits for its farewell to be written; the write
+	 * callback finalises once the output has drained. */
+	if (c->closing && (c->bev == NULL || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0))
 		conn_schedule_finalize(c);
 }
 

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../core/core.h"
+
 struct queue;
 struct queue_entry_writer;
 
@@ -60,6 +62,9 @@ struct queue_entry_info {
 	size_t rcpt_pending;
 	const char *const *pending; /* addresses still pending */
 	uint64_t size;
+	const char *last_error;	    /* the last reply for a pending recipient, or NULL */
+	int64_t next_attempt;	    /* unix seconds; 0 = due now */
+	unsigned attempts;
 };
 
 /* Calls cb for every message in the queue, oldest first; returns the count or -1. */
@@ -67,5 +72,52 @@ int queue_list(struct queue *q, void (*cb)(const struct queue_entry_info *info, 
 	       void *ctx, char *err, size_t errlen);
 /* Removes one message from the queue; -1 when there is no such id. */
 int queue_delete(struct queue *q, const char *id, char *err, size_t errlen);
+
+/* Makes every message (domain NULL) or every message with a pending recipient in domain due
+ * now. Works with or without a running runner (it edits the state the runner reads), so
+ * `roost queue flush` and ETRN share it. Returns the number of messages made due, or -1. */
+int queue_flush(struct queue *q, const char *domain, char *err, size_t errlen);
+
+/* ---- delivery: the runner ----
+ * A scheduler thread finds messages that are due and hands them to delivery threads; each
+ * delivery resolves the recipients' domains (MX, RFC 7505 null MX), talks SMTP to the best
+ * reachable server (opportunistic STARTTLS, PIPELINING, SIZE, 8BITMIME, DSN), records each
+ * recipient's fate durably in queue/state/ID, retries with exponential backoff, and sends RFC
+ * 3464 delivery status notifications for failures and delays (never for a null sender). */
+
+struct queue_runner_config {
+	const char *hostname;	 /* EHLO name, Reporting-MTA, bounce sender domain */
+	const char *resolvers;	 /* [dns] resolvers, "" = system */
+	unsigned smtp_port;	 /* 25 (tests use others) */
+	const char *smarthost;	 /* "host:port" or "" */
+	const char *relay_user;	 /* AUTH PLAIN for the smarthost, or "" */
+	const char *relay_password;
+	int64_t retry_first;	 /* seconds */
+	int64_t retry_max;
+	int64_t give_up;
+	int64_t warn_after;
+	int64_t time_scale;	 /* every delay is divided by this */
+	unsigned threads;
+};
+
+/* Hooks the runner calls up through (cli wires them; the queue includes no higher layer):
+ * local_domain tells whether a domain is ours; deliver_local stores a bounce for a local
+ * sender (0 = stored); sign adds DKIM-Signature fields for mail of a local sender domain
+ * (appends complete header fields to out; may do nothing). */
+struct queue_hooks {
+	void *ctx;
+	bool (*local_domain)(void *ctx, const char *domain);
+	int (*deliver_local)(void *ctx, const char *recipient, const uint8_t *msg, size_t len);
+	void (*sign)(void *ctx, const char *sender_domain, const uint8_t *msg, size_t len,
+		     struct buf *out);
+};
+
+struct queue_runner;
+struct queue_runner *queue_runner_start(struct queue *q, const struct queue_runner_config *cfg,
+					const struct queue_hooks *hooks);
+/* Asks for a scan now (after queue_flush). Thread-safe. */
+void queue_runner_wake(struct queue_runner *r);
+/* Waits for deliveries in progress, then stops the threads. */
+void queue_runner_stop(struct queue_runner **r);
 
 #endif

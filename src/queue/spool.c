@@ -20,15 +20,7 @@
 #include <unistd.h>
 
 #include "../core/core.h"
-#include "queue.h"
-
-struct queue {
-	char *dir;	  /* DATA_DIR/queue */
-	char *tmp_dir;	  /* .../tmp */
-	char *active_dir; /* .../active */
-	atomic_uint_fast64_t counter;
-	uint32_t salt;
-};
+#include "queue_internal.h"
 
 struct queue_entry_writer {
 	struct queue *q;
@@ -48,7 +40,7 @@ static int make_dir(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-static int fsync_dir(const char *path)
+int queue_fsync_dir(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int ret;
@@ -68,8 +60,10 @@ struct queue *queue_open(const char *data_dir, char *err, size_t errlen)
 	q->dir = xasprintf("%s/queue", data_dir);
 	q->tmp_dir = xasprintf("%s/tmp", q->dir);
 	q->active_dir = xasprintf("%s/active", q->dir);
+	q->state_dir = xasprintf("%s/state", q->dir);
+	pthread_mutex_init(&q->state_lock, NULL);
 	if (make_dir(q->dir, err, errlen) < 0 || make_dir(q->tmp_dir, err, errlen) < 0 ||
-	    make_dir(q->active_dir, err, errlen) < 0) {
+	    make_dir(q->active_dir, err, errlen) < 0 || make_dir(q->state_dir, err, errlen) < 0) {
 		queue_close(&q);
 		return NULL;
 	}
@@ -99,6 +93,8 @@ void queue_close(struct queue **qp)
 	free(q->dir);
 	free(q->tmp_dir);
 	free(q->active_dir);
+	free(q->state_dir);
+	pthread_mutex_destroy(&q->state_lock);
 	free(q);
 	*qp = NULL;
 }
@@ -203,7 +199,7 @@ int queue_entry_commit(struct queue_entry_writer **wp, char *id_r, char *err, si
 		return -1;
 	}
 	final_path = xasprintf("%s/%s", w->q->active_dir, w->id);
-	if (rename(w->tmp_path, final_path) < 0 || fsync_dir(w->q->active_dir) < 0) {
+	if (rename(w->tmp_path, final_path) < 0 || queue_fsync_dir(w->q->active_dir) < 0) {
 		snprintf(err, errlen, "cannot move the message into the queue: %s",
 			 strerror(errno));
 		unlink(final_path);
@@ -238,86 +234,23 @@ void queue_entry_abort(struct queue_entry_writer **wp)
 
 /* ---------------- reading the spool ---------------- */
 
-struct parsed_entry {
-	char id[32];
-	int64_t arrived;
-	char *sender;
-	size_t rcpt_total;
-	char **pending;
-	size_t pending_count;
-	uint64_t size;
-};
-
-static void parsed_entry_clear(struct parsed_entry *e)
-{
-	free(e->sender);
-	for (size_t i = 0; i < e->pending_count; i++)
-		free(e->pending[i]);
-	free(e->pending);
-	memset(e, 0, sizeof(*e));
-}
-
-static int parse_entry(const char *path, struct parsed_entry *e)
-{
-	FILE *f = fopen(path, "r");
-	char line[2048];
-	bool magic = false;
-
-	memset(e, 0, sizeof(*e));
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		line[strcspn(line, "\n")] = '\0';
-		if (!magic) {
-			if (strcmp(line, "ROOSTQ 1") != 0)
-				break;
-			magic = true;
-		} else if (strncmp(line, "id ", 3) == 0) {
-			size_t n = strnlen(line + 3, sizeof(e->id) - 1);
-			memcpy(e->id, line + 3, n);
-			e->id[n] = '\0';
-		} else if (strncmp(line, "arrived ", 8) == 0) {
-			e->arrived = strtoll(line + 8, NULL, 10);
-		} else if (strncmp(line, "sender ", 7) == 0) {
-			e->sender = xstrdup(line + 7);
-		} else if (strncmp(line, "rcpt ", 5) == 0) {
-			char state[16], addr[1024];
-			e->rcpt_total++;
-			if (sscanf(line + 5, "%15s %1023s", state, addr) == 2 &&
-			    strcmp(state, "pending") == 0) {
-				e->pending = xrealloc(e->pending,
-						      (e->pending_count + 1) * sizeof(char *));
-				e->pending[e->pending_count++] = xstrdup(addr);
-			}
-		} else if (strncmp(line, "data ", 5) == 0) {
-			e->size = strtoull(line + 5, NULL, 10);
-			fclose(f);
-			return e->id[0] ? 0 : -1;
-		}
-	}
-	fclose(f);
-	parsed_entry_clear(e);
-	return -1;
-}
-
 static int compare_names(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int queue_list(struct queue *q, void (*cb)(const struct queue_entry_info *info, void *ctx),
-	       void *ctx, char *err, size_t errlen)
+/* The ids in active/, oldest first (ids start with the arrival time). Caller frees. */
+int queue_ids(struct queue *q, char ***ids_r, size_t *count_r)
 {
 	DIR *d = opendir(q->active_dir);
 	char **names = NULL;
 	size_t count = 0;
 	struct dirent *ent;
-	int listed = 0;
 
-	if (d == NULL) {
-		snprintf(err, errlen, "cannot read the queue: %s", strerror(errno));
+	*ids_r = NULL;
+	*count_r = 0;
+	if (d == NULL)
 		return -1;
-	}
 	while ((ent = readdir(d)) != NULL) {
 		if (ent->d_name[0] == '.')
 			continue;
@@ -325,30 +258,61 @@ int queue_list(struct queue *q, void (*cb)(const struct queue_entry_info *info, 
 		names[count++] = xstrdup(ent->d_name);
 	}
 	closedir(d);
-	qsort(names, count, sizeof(char *), compare_names); /* ids start with the arrival time */
+	if (count > 0)
+		qsort(names, count, sizeof(char *), compare_names);
+	*ids_r = names;
+	*count_r = count;
+	return 0;
+}
+
+int queue_list(struct queue *q, void (*cb)(const struct queue_entry_info *info, void *ctx),
+	       void *ctx, char *err, size_t errlen)
+{
+	char **ids;
+	size_t count;
+	int listed = 0;
+
+	if (queue_ids(q, &ids, &count) < 0) {
+		snprintf(err, errlen, "cannot read the queue: %s", strerror(errno));
+		return -1;
+	}
 	for (size_t i = 0; i < count; i++) {
-		char *path = xasprintf("%s/%s", q->active_dir, names[i]);
-		struct parsed_entry e;
-		if (parse_entry(path, &e) == 0) {
+		struct queue_entry *e = NULL;
+		char why[256];
+		if (queue_entry_load(q, ids[i], &e, why, sizeof(why)) == 0) {
+			const char **pending = xcalloc(e->rcpt_count + 1, sizeof(char *));
+			size_t np = 0;
+			const char *last_error = NULL;
+			for (size_t k = 0; k < e->rcpt_count; k++) {
+				if (e->rcpts[k].state != QUEUE_RCPT_PENDING)
+					continue;
+				pending[np++] = e->rcpts[k].address;
+				if (e->rcpts[k].last_reply)
+					last_error = e->rcpts[k].last_reply;
+			}
 			struct queue_entry_info info = {
-				.id = e.id,
-				.arrived = e.arrived,
-				.sender = e.sender ? e.sender : "",
-				.rcpt_total = e.rcpt_total,
-				.rcpt_pending = e.pending_count,
-				.pending = (const char *const *)e.pending,
-				.size = e.size,
+				.id = e->id,
+				.arrived = e->arrived,
+				.sender = e->sender,
+				.rcpt_total = e->rcpt_count,
+				.rcpt_pending = np,
+				.pending = pending,
+				.size = e->data_size,
+				.last_error = last_error,
+				.next_attempt = e->next_attempt,
+				.attempts = e->attempts,
 			};
 			cb(&info, ctx);
+			free(pending);
 			listed++;
+			queue_entry_free(&e);
 		} else {
-			log_warn("queue_file=%s msg=\"unreadable queue file left alone\"", names[i]);
+			log_warn("queue_id=%s msg=\"unreadable queue file left alone\" error=\"%s\"",
+				 ids[i], why);
 		}
-		parsed_entry_clear(&e);
-		free(path);
-		free(names[i]);
+		free(ids[i]);
 	}
-	free(names);
+	free(ids);
 	return listed;
 }
 
@@ -364,11 +328,11 @@ int queue_delete(struct queue *q, const char *id, char *err, size_t errlen)
 		}
 	}
 	path = xasprintf("%s/%s", q->active_dir, id);
-	if (unlink(path) < 0) {
+	if (access(path, F_OK) < 0) {
 		snprintf(err, errlen, "no message %s in the queue", id);
 		ret = -1;
 	} else {
-		fsync_dir(q->active_dir);
+		queue_entry_remove(q, id);
 	}
 	free(path);
 	return ret;

@@ -122,3 +122,23 @@ const char *tls_ssl_cipher(const SSL *ssl)
 {
 	return SSL_get_cipher_name(ssl);
 }
+
+SSL_CTX *tls_client_context_new(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL)
+		abort();
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	return ctx;
+}
+
+void tls_client_context_free(SSL_CTX **ctx)
+{
+	if (ctx == NULL || *ctx == NULL)
+		return;
+	SSL_CTX_free(*ctx);
+	*ctx = NULL;
+}

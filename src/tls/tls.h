@@ -18,6 +18,13 @@ int tls_context_reload(struct tls_context *ctx, char *err, size_t errlen);
 SSL *tls_context_new_ssl(struct tls_context *ctx);
 void tls_context_free(struct tls_context **ctx);
 
+/* A client context for outbound SMTP: TLS 1.2+, opportunistic (RFC 7435) — the peer's
+ * certificate is not verified, since MX certificates rarely match and a failed check would
+ * only make us fall back to clear text. Caller frees with SSL_CTX_free via tls_client_free. */
+typedef struct ssl_ctx_st SSL_CTX;
+SSL_CTX *tls_client_context_new(void);
+void tls_client_context_free(SSL_CTX **ctx);
+
 /* Protocol and cipher of an established connection, for logs and Received: headers. */
 const char *tls_ssl_version(const SSL *ssl);
 const char *tls_ssl_cipher(const SSL *ssl);
