@@ -28,7 +28,8 @@ struct pop3_session {
 	char *pending_reply;
 	char *user;
 	bool userip_counted;
-	bool locked; /* holds the lock=refuse entry for user */
+	bool locked;		 /* holds the lock=refuse entry for user */
+	bool close_when_drained; /* UPDATE done: close once the farewell is sent */
 
 	/* TRANSACTION state */
 	struct pop3_maildrop *md;

@@ -227,6 +227,10 @@ void pop3_transaction_drained(void *session)
 {
 	struct pop3_session *s = session;
 
+	if (s->close_when_drained) {
+		net_conn_close(s->conn);
+		return;
+	}
 	if (s->out == POP3_OUT_NONE)
 		return;
 	pop3_stream_pump(s);
@@ -348,7 +352,10 @@ static void pop3_update_done(void *session, void *arg)
 	}
 	pop3_job_free(&job);
 	pop3_release_login(s);
-	net_conn_close(s->conn);
+	/* net_conn_close from inside a job's completion finalises the connection without
+	 * flushing what was just queued; closing once the farewell has drained avoids that. */
+	s->close_when_drained = true;
+	net_conn_want_drain(s->conn, 0);
 }
 
 /* RFC 1939 §6: QUIT in TRANSACTION enters UPDATE, which removes the DELE'd messages. */
