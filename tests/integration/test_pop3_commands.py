@@ -228,7 +228,6 @@ def test_expire_announces_junk_autoexpunge(make_roost):
 
 def test_apop_refused_and_not_advertised(server):
     p = pop_connect(server, login=False)
-    assert p.line() if False else True
     assert p.cmd("APOP %s c4c9334bac560ecc979e58001b3e22fb" % DEMO_USER).startswith(b"-ERR")
     p.close()
 

@@ -1,6 +1,7 @@
 """Two POP3 sessions on one account: with `[pop3] lock = share` each works on its own snapshot
 and a message removed by one is -ERR in the other (never served from a stale position); with
 `lock = refuse` the second login gets -ERR [IN-USE] until the first session ends."""
+import imaplib
 import threading
 import time
 
@@ -92,3 +93,19 @@ def test_refuse_is_per_account(make_roost):
     assert b.cmd("STAT") == b"+OK 0 0"
     a.close()
     b.close()
+
+
+def test_imap_and_pop3_on_one_account_at_once(make_roost):
+    r = make_roost()
+    import_messages(r, [message(1), message(2)])
+    p = pop_connect(r)
+    imap = imaplib.IMAP4("127.0.0.1", r.ports["imap"])
+    imap.login("demo@example.test", "correct horse battery staple")
+    assert p.cmd("RETR 2").startswith(b"+OK")
+    assert unstuff(p.multi()) == crlf(message(2))
+    q = pop_connect(r)
+    assert q.cmd("STAT").startswith(b"+OK 2 ")
+    imap.logout()
+    assert p.cmd("QUIT").startswith(b"+OK")
+    p.close()
+    q.close()
