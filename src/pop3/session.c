@@ -1,29 +1,13 @@
-/* POP3 connection state machine: AUTHORIZATION state (CAPA, USER/PASS, AUTH, STLS, QUIT) with
- * the shared SASL mechanisms and login penalties. Password checks run on the worker pool. */
+/* POP3 connection state machine: the connection callbacks, command dispatch, and the
+ * AUTHORIZATION state (CAPA, USER/PASS, AUTH, STLS, QUIT) with the shared SASL mechanisms and
+ * login penalties. Password checks run on the worker pool; the TRANSACTION and UPDATE states
+ * live in transaction.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/core.h"
-#include "pop3.h"
-
-/* RFC 2449 §4: command lines are at most 255 octets; AUTH responses may be longer. */
-#define POP3_COMMAND_MAX 255
-
-enum pop3_state { POP3_AUTHORIZATION, POP3_TRANSACTION };
-
-struct pop3_session {
-	struct net_conn *conn;
-	const struct pop3_deps *deps;
-	enum pop3_state state;
-	unsigned bad_count;
-	char *user_arg; /* USER given, waiting for PASS */
-	struct sasl_session *sasl;
-	bool in_sasl_exchange;
-	char *pending_reply;
-	char *user;
-	bool userip_counted;
-};
+#include "session.h"
 
 struct pop3_job {
 	struct auth_directory *dir;
@@ -38,10 +22,7 @@ struct pop3_job {
 	struct buf challenge;
 };
 
-static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
+void pop3_reply(struct pop3_session *s, const char *fmt, ...)
 {
 	struct buf b;
 	va_list ap;
@@ -55,7 +36,7 @@ static void pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	buf_free(&b);
 }
 
-static void pop3_error(struct pop3_session *s, const char *text)
+void pop3_error(struct pop3_session *s, const char *text)
 {
 	pop3_reply(s, "-ERR %s", text);
 	if (++s->bad_count >= (unsigned)s->deps->cfg->bad_commands) {
@@ -111,12 +92,8 @@ static void pop3_login_succeeded(struct pop3_session *s, const char *user)
 		return;
 	}
 	auth_penalty_success(s->deps->penalty, ip, user);
-	s->user = xstrdup(user);
 	s->userip_counted = true;
-	s->state = POP3_TRANSACTION;
-	log_info("proto=pop3 conn=%llu ip=%s user=%s msg=\"logged in\"",
-		 (unsigned long long)net_conn_id(s->conn), ip, user);
-	pop3_reply(s, "+OK Logged in");
+	pop3_transaction_begin(s, user);
 }
 
 static void pop3_login_failed(struct pop3_session *s, const char *claimed)
@@ -357,9 +334,15 @@ static void pop3_sasl_line(struct pop3_session *s, const char *line, size_t len)
 
 /* ---------------- other commands ---------------- */
 
+/* RFC 2449 §5 CAPA; the list differs between the states (§6: USER, SASL and STLS only before
+ * login). */
 static void pop3_cmd_capa(struct pop3_session *s)
 {
+	const struct config *cfg = s->deps->cfg;
+
 	pop3_reply(s, "+OK Capability list follows");
+	pop3_reply(s, "TOP");
+	pop3_reply(s, "UIDL");
 	if (s->state == POP3_AUTHORIZATION) {
 		if (pop3_plaintext_allowed(s))
 			pop3_reply(s, "USER");
@@ -370,6 +353,15 @@ static void pop3_cmd_capa(struct pop3_session *s)
 	pop3_reply(s, "RESP-CODES");
 	pop3_reply(s, "AUTH-RESP-CODE");
 	pop3_reply(s, "PIPELINING");
+	/* RFC 2449 §6.7: messages leave the maildrop only through the client's DELE (whatever
+	 * delete_action does with them afterwards), except that [imap] autoexpunge_days removes
+	 * old Junk mail, which is part of the maildrop with include_junk. */
+	if (cfg->pop3_include_junk && cfg->imap_autoexpunge_days > 0)
+		pop3_reply(s, "EXPIRE %lld", (long long)cfg->imap_autoexpunge_days);
+	else
+		pop3_reply(s, "EXPIRE NEVER");
+	/* RFC 2449 §6.5 LOGIN-DELAY is not announced: Roost enforces no minimum time between
+	 * logins (only failed logins are delayed), and the absence says exactly that. */
 	pop3_reply(s, "IMPLEMENTATION Roost");
 	pop3_reply(s, ".");
 }
@@ -385,57 +377,82 @@ static void pop3_cmd_stls(struct pop3_session *s)
 	net_conn_starttls(s->conn);
 }
 
+static void pop3_authorization_command(struct pop3_session *s, enum pop3_verb verb, char *arg)
+{
+	switch (verb) {
+	case POP3_CMD_USER:
+		pop3_cmd_user(s, arg);
+		break;
+	case POP3_CMD_PASS:
+		pop3_cmd_pass(s, arg);
+		break;
+	case POP3_CMD_AUTH:
+		pop3_cmd_auth(s, arg);
+		break;
+	case POP3_CMD_STLS:
+		pop3_cmd_stls(s);
+		break;
+	case POP3_CMD_APOP:
+		/* RFC 1939 §7 makes APOP optional; it needs the plaintext password stored on
+		 * the server, which Roost never keeps, so it is neither announced nor accepted. */
+		pop3_error(s, "APOP is not supported; use USER/PASS or AUTH");
+		break;
+	default:
+		pop3_error(s, "Unknown command or not allowed before login");
+		break;
+	}
+}
+
 static void pop3_command(struct pop3_session *s, char *line, size_t len)
 {
-	size_t verb_len = strcspn(line, " ");
-	char *arg = line + verb_len;
+	const char *carg;
+	enum pop3_verb verb;
+	size_t max = POP3_COMMAND_MAX;
 
 	if (memchr(line, '\0', len) != NULL) {
 		pop3_error(s, "NUL character in command");
 		return;
 	}
-	if (*arg == ' ')
-		arg++;
-	if (verb_len == 4 && str_nieq(line, "QUIT", 4)) {
-		pop3_reply(s, "+OK Roost POP3 signing off");
-		net_conn_close(s->conn);
-		return;
-	}
-	if (verb_len == 4 && str_nieq(line, "CAPA", 4)) {
-		pop3_cmd_capa(s);
-		return;
-	}
-	if (verb_len == 4 && str_nieq(line, "AUTH", 4) && s->state == POP3_AUTHORIZATION) {
-		pop3_cmd_auth(s, arg);
-		return;
-	}
-	if (len > POP3_COMMAND_MAX) {
+	verb = pop3_command_parse(line, len, &carg);
+	/* AUTH carries an initial response (RFC 5034 §4) and PASS a password (up to
+	 * LIMIT_AUTH_FIELD, RFC 4616's 255 and more), both beyond RFC 2449 §4's 255 octets. */
+	if (verb == POP3_CMD_AUTH)
+		max = LIMIT_SASL_RESPONSE;
+	else if (verb == POP3_CMD_PASS)
+		max = LIMIT_AUTH_FIELD + 5;
+	if (len > max) {
 		pop3_error(s, "Command line too long");
 		return;
 	}
-	if (s->state == POP3_AUTHORIZATION) {
-		if (verb_len == 4 && str_nieq(line, "USER", 4))
-			pop3_cmd_user(s, arg);
-		else if (verb_len == 4 && str_nieq(line, "PASS", 4))
-			pop3_cmd_pass(s, arg);
-		else if (verb_len == 4 && str_nieq(line, "STLS", 4))
-			pop3_cmd_stls(s);
-		else
-			pop3_error(s, "Unknown command or not allowed before login");
+	switch (verb) {
+	case POP3_CMD_QUIT:
+		if (s->state == POP3_TRANSACTION) {
+			pop3_transaction_command(s, verb, carg);
+			return;
+		}
+		pop3_reply(s, "+OK Roost POP3 signing off");
+		net_conn_close(s->conn);
 		return;
-	}
-	if (verb_len == 4 && str_nieq(line, "NOOP", 4)) {
-		pop3_reply(s, "+OK");
+	case POP3_CMD_CAPA:
+		pop3_cmd_capa(s);
 		return;
+	default:
+		break;
 	}
-	pop3_error(s, "Unknown command");
+	if (s->state == POP3_AUTHORIZATION)
+		pop3_authorization_command(s, verb, line + (carg - line));
+	else if (s->state == POP3_TRANSACTION)
+		pop3_transaction_command(s, verb, carg);
 }
 
-static void pop3_input(void *session)
+void pop3_input(void *session)
 {
 	struct pop3_session *s = session;
 
-	while (!net_conn_is_closing(s->conn)) {
+	/* One command at a time: while a reply is still being streamed or a store job runs,
+	 * pipelined commands wait in the input buffer (RFC 2449 §6.6 keeps their order). */
+	while (!net_conn_is_closing(s->conn) && s->out == POP3_OUT_NONE &&
+	       s->state != POP3_UPDATE) {
 		char *line;
 		size_t len;
 		enum net_line_status st =
@@ -475,6 +492,7 @@ static void pop3_close(void *session)
 {
 	struct pop3_session *s = session;
 
+	pop3_transaction_end(s);
 	sasl_free(&s->sasl);
 	if (s->userip_counted)
 		auth_userip_release(s->deps->penalty, s->user, net_conn_peer_ip(s->conn));
@@ -491,6 +509,6 @@ const struct net_protocol pop3_protocol = {
 	.input = pop3_input,
 	.tls_ready = pop3_tls_ready,
 	.timeout = pop3_timeout,
-	.drained = NULL,
+	.drained = pop3_transaction_drained,
 	.close = pop3_close,
 };
