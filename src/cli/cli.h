@@ -17,6 +17,7 @@ int cmd_domain(struct config *cfg, int argc, char **argv);
 int cmd_user(struct config *cfg, int argc, char **argv);
 int cmd_alias(struct config *cfg, int argc, char **argv);
 int cmd_import(struct config *cfg, int argc, char **argv);
+int cmd_queue(struct config *cfg, int argc, char **argv);
 
 /* Reads a password from standard input: one line, without its line end. Returns a heap string
  * (caller wipes and frees) or NULL on EOF/empty/too long. */

@@ -24,7 +24,23 @@
 
 struct serve_context {
 	struct tls_context *tls;
+	struct delivery *delivery;
 };
+
+/* The queue calls up through these (it may not include the delivery layer). */
+static bool serve_local_domain(void *arg, const char *domain)
+{
+	struct serve_context *ctx = arg;
+
+	return delivery_domain_is_local(ctx->delivery, domain);
+}
+
+static int serve_deliver_local(void *arg, const char *recipient, const uint8_t *msg, size_t len)
+{
+	struct serve_context *ctx = arg;
+
+	return delivery_store_local(ctx->delivery, recipient, msg, len);
+}
 
 static void serve_reload(void *arg)
 {
@@ -114,6 +130,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	struct store *store = NULL;
 	struct queue *queue = NULL;
 	struct delivery *delivery = NULL;
+	struct queue_runner *runner = NULL;
 	struct store_err serr = { STORE_OK, "" };
 	char err[1024];
 	char *data_dir;
@@ -157,6 +174,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		goto out;
 	}
 	delivery = delivery_new(cfg, dir, store, queue);
+	ctx.delivery = delivery;
 	if (cfg->tls_cert[0] != '\0') {
 		char *cert = config_resolve_path(cfg, cfg->tls_cert);
 		char *key = config_resolve_path(cfg, cfg->tls_key);
@@ -196,8 +214,30 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	}
 	if (drop_privileges(cfg, data_dir) < 0)
 		goto out;
+	struct queue_runner_config qcfg = {
+		.hostname = cfg->hostname,
+		.resolvers = cfg->dns_resolvers,
+		.smtp_port = (unsigned)cfg->queue_smtp_port,
+		.smarthost = cfg->relay_smarthost,
+		.relay_user = cfg->relay_user,
+		.relay_password = cfg->relay_password,
+		.retry_first = cfg->queue_retry_first,
+		.retry_max = cfg->queue_retry_max,
+		.give_up = cfg->queue_give_up,
+		.warn_after = cfg->queue_warn_after,
+		.time_scale = cfg->queue_time_scale,
+		.threads = (unsigned)cfg->queue_threads,
+	};
+	struct queue_hooks hooks = {
+		.ctx = &ctx,
+		.local_domain = serve_local_domain,
+		.deliver_local = serve_deliver_local,
+		.sign = NULL,
+	};
+	runner = queue_runner_start(queue, &qcfg, &hooks);
 	status = net_server_run(srv) < 0 ? 1 : 0;
 out:
+	queue_runner_stop(&runner);
 	net_server_free(&srv);
 	delivery_free(&delivery);
 	queue_close(&queue);

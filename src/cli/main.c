@@ -17,6 +17,7 @@ static const struct cli_command commands[] = {
 	  cmd_user },
 	{ "alias", "alias add|del ALIAS TARGET... | alias list", cmd_alias },
 	{ "import", "import ADDRESS PATH", cmd_import },
+	{ "queue", "queue list | flush [DOMAIN] | delete ID", cmd_queue },
 };
 
 static void usage(FILE *out)

@@ -130,8 +130,12 @@ static const struct setting settings[] = {
 	{ "queue", "retry_max", T_SECONDS, OFF(queue_retry_max), "4h", 1, 7 * DAY, NULL, NULL },
 	{ "queue", "give_up", T_SECONDS, OFF(queue_give_up), "5d", 60, 60 * DAY, NULL, NULL },
 	{ "queue", "warn_after", T_SECONDS, OFF(queue_warn_after), "4h", 0, 60 * DAY, NULL, NULL },
-	{ "queue", "time_scale", T_INT, OFF(queue_time_scale), "1", 1, 100000, NULL,
+	{ "queue", "time_scale", T_INT, OFF(queue_time_scale), "1", 1, 1000000, NULL,
 	  "divide queue delays by this (tests only)" },
+	{ "queue", "smtp_port", T_INT, OFF(queue_smtp_port), "25", 1, 65535, NULL,
+	  "port of remote mail servers" },
+	{ "queue", "threads", T_INT, OFF(queue_threads), "8", 1, 256, NULL,
+	  "concurrent outbound deliveries" },
 };
 
 const char *config_listen_name(enum listen_kind kind)

@@ -112,6 +112,8 @@ struct config {
 	int64_t queue_give_up;
 	int64_t queue_warn_after;
 	int64_t queue_time_scale; /* divide every queue delay by this; tests use it */
+	int64_t queue_smtp_port;  /* port of remote SMTP servers (25; tests use others) */
+	int64_t queue_threads;	  /* concurrent outbound deliveries */
 };
 
 /* Fills *cfg with the defaults of every setting. */

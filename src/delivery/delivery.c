@@ -405,3 +405,40 @@ void delivery_txn_abort(struct delivery_txn **tp)
 	txn_free(*tp);
 	*tp = NULL;
 }
+
+int delivery_store_local(struct delivery *d, const char *recipient, const uint8_t *msg,
+			 size_t len)
+{
+	struct delivery_rcpt rcpt;
+	struct delivery_outcome outcome;
+	struct delivery_txn *t;
+	char err[256];
+	char received[512];
+	int ret = -1;
+
+	memset(&rcpt, 0, sizeof(rcpt));
+	if (delivery_resolve(d, recipient, false, &rcpt) != DELIVERY_RCPT_OK ||
+	    rcpt.local_count == 0) {
+		delivery_rcpt_clear(&rcpt);
+		return -1;
+	}
+	rcpt.remote_count = 0; /* a report goes to the local mailbox only */
+	snprintf(received, sizeof(received), "Received: by %s (Roost) for <%s>\r\n",
+		 d->cfg->hostname, recipient);
+	struct delivery_envelope env = { "", NULL, NULL, NULL, received, &rcpt, 1 };
+	t = delivery_txn_begin(d, &env, err, sizeof(err));
+	if (t != NULL && delivery_txn_write(t, msg, len) == 0)
+		ret = delivery_txn_finish(&t, &outcome);
+	delivery_txn_abort(&t);
+	delivery_rcpt_clear(&rcpt);
+	return ret;
+}
+
+int delivery_flush_domain(struct delivery *d, const char *domain)
+{
+	char err[256];
+
+	if (d->queue == NULL)
+		return -1;
+	return queue_flush(d->queue, domain, err, sizeof(err));
+}

@@ -88,6 +88,14 @@ int delivery_txn_write(struct delivery_txn *t, const void *data, size_t len);
 int delivery_txn_finish(struct delivery_txn **t, struct delivery_outcome *outcomes);
 void delivery_txn_abort(struct delivery_txn **t);
 
+/* Stores a complete message (a delivery report from the queue) for one local recipient,
+ * from the null sender. Blocking. 0 when stored. */
+int delivery_store_local(struct delivery *d, const char *recipient, const uint8_t *msg,
+			 size_t len);
+
+/* ETRN (RFC 1985): makes queued mail for domain due now. -1 when nothing could be done. */
+int delivery_flush_domain(struct delivery *d, const char *domain);
+
 /* Free space check before a transaction: false when the data directory's file system has less
  * than 1.5 x the message size limit free (RFC 5321 452 4.3.1 at MAIL FROM). */
 bool delivery_disk_ok(struct delivery *d);

@@ -565,16 +565,23 @@ void net_conn_discard_input(struct net_conn *c)
 	c->discarding_line = false;
 }
 
-void net_conn_pause(struct net_conn *c)
+static void conn_pause(struct net_conn *c)
 {
 	c->paused = true;
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ);
 }
 
-void net_conn_resume(struct net_conn *c)
+void net_conn_pause(struct net_conn *c)
 {
-	if (!c->paused || c->closing || c->tls_switch_pending)
+	c->paused_by_protocol = true;
+	conn_pause(c);
+}
+
+/* Lifts net's own pauses (jobs, delays); a pause the protocol asked for stays. */
+static void conn_resume(struct net_conn *c)
+{
+	if (!c->paused || c->closing || c->tls_switch_pending || c->paused_by_protocol)
 		return;
 	c->paused = false;
 	if (c->bev == NULL)
@@ -584,6 +591,12 @@ void net_conn_resume(struct net_conn *c)
 	 * them, so ask for a read callback. */
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+void net_conn_resume(struct net_conn *c)
+{
+	c->paused_by_protocol = false;
+	conn_resume(c);
 }
 
 /* ---------------- writer ---------------- */
@@ -707,7 +720,7 @@ static void conn_delay_fired(evutil_socket_t fd, short what, void *arg)
 	c->delay_fn = NULL;
 	if (c->closing || c->session == NULL)
 		return;
-	net_conn_resume(c);
+	conn_resume(c);
 	if (fn)
 		fn(c->session);
 }
@@ -719,7 +732,7 @@ void net_conn_delay(struct net_conn *c, uint32_t ms, void (*fn)(void *session))
 	if (c->delay_timer == NULL)
 		c->delay_timer = evtimer_new(c->worker->base, conn_delay_fired, c);
 	c->delay_fn = fn;
-	net_conn_pause(c);
+	conn_pause(c);
 	evtimer_add(c->delay_timer, &tv);
 }
 
@@ -741,9 +754,8 @@ static void conn_job_done_on_loop(struct net_conn *c, void *arg)
 		bool was_paused_by_job = c->paused;
 		job->done(c->session, job->arg);
 		/* done() may have paused again (a new job, a delay) or closed; otherwise resume. */
-		if (was_paused_by_job && c->jobs_in_flight == 0 && c->delay_fn == NULL &&
-		    !c->tls_switch_pending)
-			net_conn_resume(c);
+		if (was_paused_by_job && c->jobs_in_flight == 0 && c->delay_fn == NULL)
+			conn_resume(c);
 	}
 	free(job);
 	/* A close requested while the job ran waits for its farewell to be written; the write
@@ -779,7 +791,7 @@ void net_conn_offload(struct net_conn *c, void (*work)(void *arg),
 	job->done = done;
 	job->arg = arg;
 	c->jobs_in_flight++;
-	net_conn_pause(c);
+	conn_pause(c);
 	net_conn_ref(c);
 	net_pool_submit(c->worker->srv->pool, conn_job_work, conn_job_complete, job);
 }

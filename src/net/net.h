@@ -99,7 +99,8 @@ size_t net_conn_input_length(const struct net_conn *c);
 /* Drops everything buffered so far (before STARTTLS, after a fatal error). */
 void net_conn_discard_input(struct net_conn *c);
 
-/* Stops delivering input until resume (e.g. while an offloaded job runs). */
+/* Stops delivering input until net_conn_resume; such a pause outlasts offloaded jobs and
+ * delays (which pause and resume on their own otherwise). */
 void net_conn_pause(struct net_conn *c);
 void net_conn_resume(struct net_conn *c);
 

@@ -49,6 +49,7 @@ struct net_conn {
 	bool tls_switch_pending; /* STARTTLS accepted, waiting for output to drain */
 	bool implicit_tls_pending;
 	bool paused;
+	bool paused_by_protocol; /* net_conn_pause: only net_conn_resume lifts it */
 	bool closing;
 	bool finalize_scheduled;
 	bool finalized; /* closed and session freed; only the memory remains */

@@ -5,6 +5,7 @@
 #include <ares.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,10 +86,15 @@ static void run_channel(ares_channel ch)
 			wr[i] = (pfd[i].revents & POLLOUT) ? pfd[i].fd : ARES_SOCKET_BAD;
 			ares_process_fd(ch, rd[i], wr[i]);
 		}
-		if (n == 0)
-			ares_process_fd(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 		ares_process_fd(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD); /* timeouts */
 	}
+}
+
+static pthread_once_t dns_library_once = PTHREAD_ONCE_INIT;
+
+static void dns_library_init(void)
+{
+	ares_library_init(ARES_LIB_INIT_ALL);
 }
 
 static int open_channel(const char *resolvers, ares_channel *ch, char *err, size_t errlen)
@@ -96,6 +102,7 @@ static int open_channel(const char *resolvers, ares_channel *ch, char *err, size
 	struct ares_options opts;
 	int rc;
 
+	pthread_once(&dns_library_once, dns_library_init);
 	memset(&opts, 0, sizeof(opts));
 	opts.timeout = 3000;
 	opts.tries = 2;

@@ -63,7 +63,7 @@ struct queue_entry_info {
 	const char *const *pending; /* addresses still pending */
 	uint64_t size;
 	const char *last_error;	    /* the last reply for a pending recipient, or NULL */
-	int64_t next_attempt;	    /* unix seconds; 0 = due now */
+	int64_t next_attempt;	    /* unix milliseconds; 0 = due now */
 	unsigned attempts;
 };
 

@@ -16,6 +16,7 @@ struct queue {
 	atomic_uint_fast64_t counter;
 	uint32_t salt;
 	pthread_mutex_t state_lock; /* serialises state rewrites of the same message */
+	struct queue_runner *_Atomic runner; /* woken when a message is committed */
 };
 
 enum queue_rcpt_state { QUEUE_RCPT_PENDING, QUEUE_RCPT_SENT, QUEUE_RCPT_FAILED };
@@ -42,7 +43,7 @@ struct queue_entry {
 	uint64_t data_size;
 	/* state */
 	unsigned attempts;
-	int64_t next_attempt;
+	int64_t next_attempt; /* unix milliseconds; 0 = due now */
 	bool warned;
 };
 

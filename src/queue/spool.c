@@ -209,6 +209,8 @@ int queue_entry_commit(struct queue_entry_writer **wp, char *id_r, char *err, si
 	}
 	free(final_path);
 	snprintf(id_r, 32, "%s", w->id);
+	if (atomic_load(&w->q->runner) != NULL)
+		queue_runner_wake(atomic_load(&w->q->runner));
 	close(w->fd);
 	buf_free(&w->header);
 	free(w->tmp_path);

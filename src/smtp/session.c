@@ -99,6 +99,8 @@ static void smtp_cmd_ehlo(struct smtp_session *s, const char *args, bool extende
 		if (s->submission && s->user == NULL && smtp_plaintext_allowed(s))
 			smtp_reply(s, "250-AUTH %s", sasl_mechanisms(true));
 		smtp_reply(s, "250-SIZE %lld", (long long)s->deps->cfg->message_size);
+		if (!s->submission && !s->lmtp)
+			smtp_reply(s, "250-ETRN");
 		smtp_reply(s, "250-8BITMIME");
 		smtp_reply(s, "250-SMTPUTF8");
 		smtp_reply(s, "250-CHUNKING");
@@ -174,18 +176,57 @@ static void cmd_lhlo(struct smtp_session *s, const char *args)
 	smtp_cmd_ehlo(s, args, true, "LHLO");
 }
 
-/* ETRN (RFC 1985) asks for a queue run; outbound delivery has no runner yet, so say so. */
+/* ETRN (RFC 1985 §4): start a queue run for the domain's waiting mail. The queue's state
+ * files are rewritten (fsync), so the work runs on the pool. */
+struct etrn_job {
+	struct delivery *delivery;
+	char *domain;
+	int flushed;
+};
+
+static void etrn_work(void *arg)
+{
+	struct etrn_job *job = arg;
+
+	job->flushed = delivery_flush_domain(job->delivery, job->domain);
+}
+
+static void etrn_done(void *session, void *arg)
+{
+	struct smtp_session *s = session;
+	struct etrn_job *job = arg;
+
+	if (job->flushed < 0)
+		smtp_reply(s, "458 4.3.0 Unable to queue messages for %s", job->domain);
+	else if (job->flushed == 0)
+		smtp_reply(s, "251 2.0.0 No messages waiting for %s", job->domain);
+	else
+		smtp_reply(s, "250 2.0.0 Queuing for node %s started", job->domain);
+	free(job->domain);
+	free(job);
+}
+
 static void cmd_etrn(struct smtp_session *s, const char *args)
 {
+	struct etrn_job *job;
+
 	if (s->submission || s->lmtp) {
 		smtp_error(s, "502 5.5.1 ETRN is offered on the MX port only");
 		return;
 	}
-	if (args[0] == '\0') {
+	if (s->helo == NULL) {
+		smtp_error(s, "503 5.5.1 Send EHLO/HELO first");
+		return;
+	}
+	if (args[0] == '\0' || args[0] == '@' || args[0] == '#' || strchr(args, ' ') != NULL ||
+	    strlen(args) > 255) {
 		smtp_error(s, "501 5.5.4 Syntax: ETRN domain");
 		return;
 	}
-	smtp_reply(s, "458 4.3.0 Unable to start a queue run: outbound delivery is not running");
+	job = xcalloc(1, sizeof(*job));
+	job->delivery = s->deps->delivery;
+	job->domain = xstrdup(args);
+	net_conn_offload(s->conn, etrn_work, etrn_done, job);
 }
 
 static void cmd_mail(struct smtp_session *s, const char *args)

@@ -24,19 +24,19 @@ DEMO_USER = "demo@example.test"
 DEMO_PASSWORD = "correct horse battery staple"
 
 
-def free_port():
+def free_port(addr="127.0.0.1"):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((addr, 0))
         return s.getsockname()[1]
 
 
-def wait_for_port(port, timeout=10.0, proc=None):
+def wait_for_port(port, timeout=10.0, proc=None, addr="127.0.0.1"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError("roost exited early with status %s" % proc.returncode)
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((addr, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.02)
@@ -67,11 +67,12 @@ def certificate(tmp_path_factory):
 class Roost:
     """One server instance: its ports, files, and helpers to run the CLI against it."""
 
-    def __init__(self, workdir, cert, key, extra=None):
+    def __init__(self, workdir, cert, key, extra=None, addr="127.0.0.1", ports=None):
+        self.addr = addr
         self.dir = workdir
         self.conf = os.path.join(workdir, "roost.conf")
         self.data_dir = os.path.join(workdir, "data")
-        self.ports = {name: free_port() for name in LISTENERS}
+        self.ports = dict(ports) if ports else {name: free_port(addr) for name in LISTENERS}
         self.cert, self.key = cert, key
         self.proc = None
         self.log = None
@@ -80,7 +81,7 @@ class Roost:
             "server": {"hostname": "mail.example.test", "data_dir": self.data_dir,
                        "workers": "2", "log_level": "info"},
             "tls": {"cert": cert, "key": key},
-            "listen": {name: "127.0.0.1:%d" % port for name, port in self.ports.items()},
+            "listen": {name: "%s:%d" % (addr, port) for name, port in self.ports.items()},
             # Short, constant penalties keep the suite fast; tests of the penalty
             # schedule set their own values.
             "auth": {"failure_delay": "50", "failure_delay_max": "50"},
@@ -113,7 +114,7 @@ class Roost:
         self.proc = subprocess.Popen([ROOST_BIN, "--config", self.conf, "serve"],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         for port in self.ports.values():
-            wait_for_port(port, proc=self.proc)
+            wait_for_port(port, proc=self.proc, addr=self.addr)
         return self
 
     def stop(self):
@@ -137,7 +138,7 @@ class Roost:
             return f.read()
 
     def connect(self, listener, tls=False, timeout=10):
-        s = socket.create_connection(("127.0.0.1", self.ports[listener]), timeout=timeout)
+        s = socket.create_connection((self.addr, self.ports[listener]), timeout=timeout)
         if tls:
             s = client_tls_context().wrap_socket(s)
         return s
@@ -147,9 +148,10 @@ class Roost:
 def make_roost(tmp_path, certificate):
     servers = []
 
-    def factory(extra=None, users=((DEMO_USER, DEMO_PASSWORD),), start=True):
+    def factory(extra=None, users=((DEMO_USER, DEMO_PASSWORD),), start=True, addr="127.0.0.1",
+                ports=None):
         workdir = tempfile.mkdtemp(dir=str(tmp_path))
-        r = Roost(workdir, certificate[0], certificate[1], extra)
+        r = Roost(workdir, certificate[0], certificate[1], extra, addr=addr, ports=ports)
         for address, password in users:
             r.add_user(address, password)
         servers.append(r)
