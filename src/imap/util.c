@@ -76,7 +76,30 @@ void imap_append_mbox(struct buf *out, const char *name, bool utf8)
 		buf_reset(&enc);
 		buf_append_str(&enc, name);
 	}
-	mime_imap_string(out, (const char *)enc.data, enc.len);
+	/* Plain atoms go out bare (clients compare "INBOX" literally); others quoted. */
+	bool atom = enc.len > 0 && !(enc.len == 3 && str_nieq((const char *)enc.data, "NIL", 3));
+	for (size_t i = 0; atom && i < enc.len; i++) {
+		uint8_t c = enc.data[i];
+		atom = c > ' ' && c < 0x7f && strchr("(){%*\"\\]", c) == NULL;
+	}
+	bool quotable = true;
+	for (size_t i = 0; i < enc.len; i++)
+		quotable &= enc.data[i] >= ' ' && enc.data[i] != 0x7f;
+	if (atom) {
+		buf_append(out, enc.data, enc.len);
+	} else if (quotable) {
+		/* Mailbox names have no controls; UTF-8 is fine in a quoted string once
+		 * UTF8=ACCEPT is enabled (RFC 6855 §3), and mUTF-7 is ASCII. */
+		buf_append_byte(out, '"');
+		for (size_t i = 0; i < enc.len; i++) {
+			if (enc.data[i] == '"' || enc.data[i] == '\\')
+				buf_append_byte(out, '\\');
+			buf_append_byte(out, enc.data[i]);
+		}
+		buf_append_byte(out, '"');
+	} else {
+		mime_imap_string(out, (const char *)enc.data, enc.len);
+	}
 	buf_free(&enc);
 }
 
