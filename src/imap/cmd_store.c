@@ -17,6 +17,7 @@ struct store_job {
 	struct store_uid_range *r;
 	size_t nr;
 	struct store_msg *msgs; /* flags after the change, for the FETCH responses */
+	struct store_flag_result res;
 	size_t count;
 	enum store_error error;
 	struct store_err err;
@@ -25,12 +26,9 @@ struct store_job {
 static void store_work(void *arg)
 {
 	struct store_job *job = arg;
-	struct store_flag_result res = { 0 };
-
 	job->error = store_flags_update(job->acct, job->mailbox_id, job->r, job->nr, job->op,
 					job->flags, (const char *const *)job->kw, job->kw_count, 0,
-					&res, &job->err);
-	store_flag_result_clear(&res);
+					&job->res, &job->err);
 	if (job->error != STORE_OK || job->silent)
 		return;
 	/* RFC 9051 §6.4.6: report FLAGS of every message in the set, changed or not. */
@@ -49,6 +47,10 @@ static void store_done(void *session, void *arg)
 	struct imap_session *s = session;
 	struct store_job *job = arg;
 
+	for (size_t i = 0; i < job->res.changed_count; i++)
+		imap_pending_forget_flags(s, job->res.changed[i].uid, job->res.changed[i].flags,
+					  job->res.changed[i].keywords);
+	store_flag_result_clear(&job->res);
 	if (job->error != STORE_OK) {
 		imap_store_error(s, job->tag, job->error, &job->err);
 	} else {

@@ -203,7 +203,7 @@ void imap_flush_updates(struct imap_session *s, bool allow_expunge)
 				imap_view_expunge(s, p->uids[i]);
 		} else {
 			for (size_t i = 0; i < p->count; i++) {
-				uint32_t msn = imap_msn_of(s->sel, p->uids[i]);
+				uint32_t msn = p->uids[i] ? imap_msn_of(s->sel, p->uids[i]) : 0;
 				if (msn == 0)
 					continue;
 				buf_reset(&line);
@@ -219,4 +219,21 @@ void imap_flush_updates(struct imap_session *s, bool allow_expunge)
 	}
 	s->pending_tail = last;
 	buf_free(&line);
+}
+
+void imap_pending_forget_flags(struct imap_session *s, uint32_t uid, uint32_t flags,
+			       const char *keywords)
+{
+	/* Our own STORE already reported these flags; its echo from the feed would only
+	 * repeat them (and break .SILENT, RFC 9051 §6.4.6). */
+	for (struct imap_pending *p = s->pending_head; p != NULL; p = p->next) {
+		if (p->kind != STORE_EVENT_FLAGS)
+			continue;
+		for (size_t i = 0; i < p->count; i++) {
+			const char *kw = p->keywords[i] ? p->keywords[i] : "";
+			if (p->uids[i] == uid && p->flags[i] == flags &&
+			    strcmp(kw, keywords ? keywords : "") == 0)
+				p->uids[i] = 0;
+		}
+	}
 }

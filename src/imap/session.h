@@ -180,6 +180,8 @@ void imap_feed_subscribe(struct net_conn *conn, struct store_account *acct,
 void imap_selected_discard(struct imap_selected **sel);
 /* [imap] autoexpunge_days for Trash and Junk; in a worker. */
 void imap_autoexpunge(struct store_account *acct, uint64_t mailbox_id, int64_t days);
+void imap_pending_forget_flags(struct imap_session *s, uint32_t uid, uint32_t flags,
+			       const char *keywords);
 void imap_view_add(struct imap_selected *sel, uint32_t uid);
 
 /* Commands */
