@@ -25,7 +25,8 @@ void imap_cmd_noop(struct imap_session *s, const char *tag, struct imap_parser *
 		imap_bad(s, tag, "NOOP takes no arguments");
 		return;
 	}
-	imap_reply(s, "%s OK NOOP completed", tag);
+	/* RFC 9051 §6.1.2: NOOP is how clients poll for updates. */
+	imap_tagged(s, tag, "%s OK NOOP completed", tag);
 }
 
 void imap_cmd_logout(struct imap_session *s, const char *tag, struct imap_parser *ps)

@@ -71,7 +71,6 @@ static void imap_send_pending_reply(void *session)
 static void imap_login_succeeded(struct imap_session *s, const char *tag, const char *canonical)
 {
 	const char *ip = net_conn_peer_ip(s->conn);
-	struct buf caps;
 
 	if (!auth_userip_acquire(s->deps->penalty, canonical, ip)) {
 		log_warn("proto=imap ip=%s user=%s msg=\"too many connections for user and address\"",
@@ -83,15 +82,12 @@ static void imap_login_succeeded(struct imap_session *s, const char *tag, const 
 	auth_penalty_success(s->deps->penalty, ip, canonical);
 	s->user = xstrdup(canonical);
 	s->userip_counted = true;
-	s->state = IMAP_STATE_AUTHENTICATED;
 	s->bad_count = 0;
 	net_conn_set_timeout(s->conn, (uint32_t)s->deps->cfg->imap_timeout);
 	log_info("proto=imap conn=%llu ip=%s user=%s msg=\"logged in\"",
 		 (unsigned long long)net_conn_id(s->conn), ip, canonical);
-	buf_init(&caps);
-	imap_capabilities(s, &caps);
-	imap_reply(s, "%s OK [CAPABILITY %s] Logged in", tag, buf_cstr(&caps));
-	buf_free(&caps);
+	/* The tagged OK follows once the account is open (cmd_select.c). */
+	imap_account_open(s, tag);
 }
 
 static void imap_login_failed(struct imap_session *s, const char *tag, const char *claimed)

@@ -20,6 +20,30 @@ static const struct imap_command imap_commands[] = {
 	{ "STARTTLS", IMAP_STATE_NOT_AUTHENTICATED, imap_cmd_starttls },
 	{ "LOGIN", IMAP_STATE_NOT_AUTHENTICATED, imap_cmd_login },
 	{ "AUTHENTICATE", IMAP_STATE_NOT_AUTHENTICATED, imap_cmd_authenticate },
+	{ "ENABLE", IMAP_STATES_AUTHED, imap_cmd_enable },
+	{ "SELECT", IMAP_STATES_AUTHED, imap_cmd_select },
+	{ "EXAMINE", IMAP_STATES_AUTHED, imap_cmd_examine },
+	{ "CREATE", IMAP_STATES_AUTHED, imap_cmd_create },
+	{ "DELETE", IMAP_STATES_AUTHED, imap_cmd_delete },
+	{ "RENAME", IMAP_STATES_AUTHED, imap_cmd_rename },
+	{ "SUBSCRIBE", IMAP_STATES_AUTHED, imap_cmd_subscribe },
+	{ "UNSUBSCRIBE", IMAP_STATES_AUTHED, imap_cmd_unsubscribe },
+	{ "LIST", IMAP_STATES_AUTHED, imap_cmd_list },
+	{ "LSUB", IMAP_STATES_AUTHED, imap_cmd_lsub },
+	{ "NAMESPACE", IMAP_STATES_AUTHED, imap_cmd_namespace },
+	{ "STATUS", IMAP_STATES_AUTHED, imap_cmd_status },
+	{ "APPEND", IMAP_STATES_AUTHED, imap_cmd_append },
+	{ "IDLE", IMAP_STATES_AUTHED, imap_cmd_idle },
+	{ "CHECK", IMAP_STATE_SELECTED, imap_cmd_check },
+	{ "CLOSE", IMAP_STATE_SELECTED, imap_cmd_close },
+	{ "UNSELECT", IMAP_STATE_SELECTED, imap_cmd_unselect },
+	{ "EXPUNGE", IMAP_STATE_SELECTED, imap_cmd_expunge },
+	{ "SEARCH", IMAP_STATE_SELECTED, imap_cmd_search },
+	{ "FETCH", IMAP_STATE_SELECTED, imap_cmd_fetch },
+	{ "STORE", IMAP_STATE_SELECTED, imap_cmd_store },
+	{ "COPY", IMAP_STATE_SELECTED, imap_cmd_copy },
+	{ "MOVE", IMAP_STATE_SELECTED, imap_cmd_move },
+	{ "UID", IMAP_STATE_SELECTED, imap_cmd_uid },
 };
 
 /* Pre-authentication literals stay small: nobody needs more than a user name and password. */
@@ -37,6 +61,65 @@ void imap_reply(struct imap_session *s, const char *fmt, ...)
 	buf_append(&b, "\r\n", 2);
 	net_conn_write(s->conn, b.data, b.len);
 	buf_free(&b);
+}
+
+void imap_tagged(struct imap_session *s, const char *tag, const char *fmt, ...)
+{
+	struct buf b;
+	va_list ap;
+
+	(void)tag;
+	if (s->sel != NULL)
+		imap_flush_updates(s, s->expunge_ok);
+	buf_init(&b);
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	buf_append(&b, "\r\n", 2);
+	net_conn_write(s->conn, b.data, b.len);
+	buf_free(&b);
+}
+
+/* RFC 5530 response codes for the store's errors. */
+const char *imap_store_code(enum store_error e)
+{
+	switch (e) {
+	case STORE_OK:
+		return "";
+	case STORE_ERR_NOT_FOUND:
+		return "[NONEXISTENT] ";
+	case STORE_ERR_EXISTS:
+		return "[ALREADYEXISTS] ";
+	case STORE_ERR_NO_SPACE:
+	case STORE_ERR_OVER_QUOTA:
+		return "[OVERQUOTA] ";
+	case STORE_ERR_IO:
+		return "[SERVERBUG] ";
+	case STORE_ERR_INVALID:
+		return "[CANNOT] ";
+	case STORE_ERR_LIMIT:
+		return "[LIMIT] ";
+	case STORE_ERR_NO_PERMISSION:
+		return "[NOPERM] ";
+	case STORE_ERR_HAS_CHILDREN:
+		return "[HASCHILDREN] ";
+	}
+	return "";
+}
+
+void imap_store_error(struct imap_session *s, const char *tag, enum store_error e,
+		      const struct store_err *err)
+{
+	const char *text = err && err->text[0] ? err->text : store_error_str(e);
+
+	imap_tagged(s, tag, "%s NO %s%s", tag, imap_store_code(e), text);
+}
+
+void imap_command_done(struct imap_session *s)
+{
+	s->busy = false;
+	if (!net_conn_is_closing(s->conn))
+		net_conn_resume(s->conn);
 }
 
 static void imap_count_bad(struct imap_session *s)
@@ -74,6 +157,14 @@ bool imap_plaintext_allowed(const struct imap_session *s)
 void imap_capabilities(struct imap_session *s, struct buf *out)
 {
 	buf_append_str(out, "IMAP4rev1 IMAP4rev2 SASL-IR ID LITERAL+");
+	if (s->state != IMAP_STATE_NOT_AUTHENTICATED) {
+		/* Only what is implemented (RFC 9051 §6.1.1). */
+		buf_printf(out,
+			   " ENABLE IDLE UIDPLUS MOVE NAMESPACE UNSELECT CHILDREN SPECIAL-USE"
+			   " CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY"
+			   " STATUS=SIZE APPENDLIMIT=%llu UTF8=ACCEPT",
+			   (unsigned long long)s->deps->cfg->message_size);
+	}
 	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
 		const char *mechs = sasl_mechanisms(imap_plaintext_allowed(s));
 		if (net_conn_tls_available(s->conn))
@@ -117,7 +208,7 @@ static void *imap_open(struct net_conn *conn, void *ctx)
 	return s;
 }
 
-static void imap_reset_command(struct imap_session *s)
+void imap_reset_command(struct imap_session *s)
 {
 	buf_reset(&s->cmd);
 	buf_shrink(&s->cmd, 4096);
@@ -197,6 +288,10 @@ static void imap_execute(struct imap_session *s)
 	}
 	if (imap_peek(&ps, ' '))
 		ps.p++;
+	/* RFC 9051 §7.5.1: no EXPUNGE while answering FETCH, STORE or SEARCH by sequence
+	 * number (and UID commands are dispatched through UID, which allows it). */
+	s->expunge_ok = !(str_ieq(cmd->name, "FETCH") || str_ieq(cmd->name, "STORE") ||
+			  str_ieq(cmd->name, "SEARCH"));
 	log_debug("proto=imap conn=%llu cmd=%s", (unsigned long long)net_conn_id(s->conn),
 		  cmd->name);
 	cmd->run(s, tag, &ps);
@@ -245,6 +340,10 @@ static bool imap_command_line(struct imap_session *s, const char *line, size_t l
 		imap_reset_command(s);
 		return !net_conn_is_closing(s->conn);
 	}
+	/* The message goes straight to the store as it arrives (cmd_append.c). */
+	if (imap_assembling_append(s) && s->state != IMAP_STATE_NOT_AUTHENTICATED &&
+	    imap_append_literal(s, size, nonsync))
+		return !net_conn_is_closing(s->conn);
 	s->literal_bytes += size;
 	s->literal_remaining = size;
 	if (!nonsync)
@@ -260,6 +359,26 @@ static void imap_input(void *session)
 		char *line;
 		size_t len;
 		enum net_line_status st;
+
+		if (s->busy) {
+			/* A command is still answering (streamed FETCH, APPEND commit):
+			 * pipelined input waits, bounded by net's read watermark. */
+			net_conn_pause(s->conn);
+			return;
+		}
+		if (s->append != NULL) {
+			imap_append_input(s);
+			if (s->append != NULL || s->busy)
+				return;
+			continue;
+		}
+		if (s->idle_tag != NULL) {
+			st = net_conn_read_line(s->conn, 64, &line, &len, NULL);
+			if (st == NET_LINE_NONE)
+				return;
+			imap_idle_line(s, st == NET_LINE_TOO_LONG ? NULL : line, len);
+			continue;
+		}
 
 		if (s->literal_remaining > 0) {
 			size_t want = s->literal_remaining > SIZE_MAX ? SIZE_MAX
@@ -315,10 +434,20 @@ static void imap_timeout(void *session)
 	imap_logout(s);
 }
 
+static void imap_drained(void *session)
+{
+	imap_fetch_drained(session);
+}
+
 static void imap_close(void *session)
 {
 	struct imap_session *s = session;
 
+	imap_idle_end(s);
+	imap_append_free(s);
+	imap_fetch_free(s);
+	imap_selected_free(s);
+	store_account_close(&s->acct);
 	imap_auth_session_end(s);
 	buf_free(&s->cmd);
 	free(s);
@@ -331,6 +460,6 @@ const struct net_protocol imap_protocol = {
 	.input = imap_input,
 	.tls_ready = imap_tls_ready,
 	.timeout = imap_timeout,
-	.drained = NULL,
+	.drained = imap_drained,
 	.close = imap_close,
 };

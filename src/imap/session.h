@@ -2,6 +2,7 @@
 #ifndef ROOST_IMAP_SESSION_H
 #define ROOST_IMAP_SESSION_H
 
+#include "../mime/mime.h"
 #include "imap.h"
 #include "parser.h"
 
@@ -36,6 +37,55 @@ struct imap_session {
 	char *user; /* canonical address once authenticated */
 	bool userip_counted;
 	bool enabled_rev2;
+	bool enabled_utf8; /* RFC 6855 UTF8=ACCEPT */
+
+	struct store_account *acct; /* open while authenticated */
+	struct imap_selected *sel;  /* NULL unless a mailbox is selected */
+	unsigned sel_generation;    /* tells stale change-feed posts from current ones */
+	/* Change-feed events waiting for a point where RFC 9051 §7.5.1 lets us report them. */
+	struct imap_pending *pending_head, *pending_tail;
+	bool expunge_ok;	    /* the running command may report EXPUNGE */
+	bool busy;		    /* an offloaded command is running */
+
+	/* IDLE (RFC 2177) */
+	char *idle_tag;
+	struct imap_keepalive *keepalive;
+
+	/* APPEND streaming (cmd_append.c) */
+	struct imap_append *append;
+	/* FETCH output streaming (cmd_fetch.c) */
+	struct imap_fetch *fetch;
+};
+
+/* The selected mailbox: the client's view of it. uids[msn - 1] is the UID of sequence number
+ * msn; it changes only when this session reports EXISTS or EXPUNGE. */
+struct imap_selected {
+	uint64_t id;
+	char *name; /* UTF-8 */
+	uint32_t uidvalidity;
+	bool readonly;
+	uint32_t *uids;
+	size_t count, cap;
+	unsigned generation;
+	struct store_subscription *sub;
+	struct imap_feed *feed;
+};
+
+/* One change-feed event copied for the session's loop. */
+struct imap_pending {
+	struct imap_pending *next;
+	enum store_event_kind kind;
+	unsigned generation;
+	size_t count;
+	uint32_t *uids;
+	uint32_t *flags;
+	char **keywords;
+};
+
+/* A sequence set as sent: ranges of numbers, UINT32_MAX standing for "*". */
+struct imap_seqset {
+	struct store_uid_range *r;
+	size_t count;
 };
 
 /* One command: tag and the parser positioned after the command name (and its SP, if any). */
@@ -48,6 +98,17 @@ struct imap_command {
 };
 
 /* session.c */
+/* Finishes a command: reports pending updates the command allows, then the tagged line. */
+void imap_tagged(struct imap_session *s, const char *tag, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Replies NO with the RFC 5530 code matching a store error. */
+void imap_store_error(struct imap_session *s, const char *tag, enum store_error e,
+		      const struct store_err *err);
+const char *imap_store_code(enum store_error e);
+/* Input resumes after an asynchronous command; called when it finishes. */
+void imap_command_done(struct imap_session *s);
+/* Forgets the command being assembled and releases its buffer. */
+void imap_reset_command(struct imap_session *s);
 void imap_reply(struct imap_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void imap_bad(struct imap_session *s, const char *tag, const char *text);
 /* Capability list (without "CAPABILITY") for the current state, into out. */
@@ -63,5 +124,89 @@ imap_command_fn imap_cmd_login, imap_cmd_authenticate;
 /* Feeds one continuation line of AUTHENTICATE. */
 void imap_sasl_continue(struct imap_session *s, const char *line, size_t len);
 void imap_auth_session_end(struct imap_session *s);
+
+/* mutf7.c: RFC 3501 §5.1.3 modified UTF-7 */
+int imap_mutf7_to_utf8(const uint8_t *in, size_t len, struct buf *out);
+int imap_utf8_to_mutf7(const char *name, struct buf *out);
+bool imap_utf8_valid(const uint8_t *s, size_t len);
+
+/* util.c */
+/* Mailbox argument (astring) -> UTF-8 store name (mUTF-7 decoded unless UTF8=ACCEPT). Returns a
+ * heap string, or NULL after answering BAD/NO itself. */
+char *imap_parse_mailbox(struct imap_session *s, const char *tag, struct imap_parser *ps);
+char *imap_parse_mailbox_ex(struct imap_session *s, const char *tag, struct imap_parser *ps,
+			    bool strip_separator);
+void imap_append_mbox(struct buf *out, const char *name, bool utf8);
+/* Store name -> wire form (mUTF-7 or UTF-8), quoted/literal as needed. */
+void imap_append_mailbox(struct imap_session *s, struct buf *out, const char *name);
+/* sequence-set (RFC 9051 §9); "$" refused. */
+bool imap_parse_seqset(struct imap_parser *ps, struct imap_seqset *set_r);
+void imap_seqset_free(struct imap_seqset *set);
+/* MSN set -> UID ranges of the selected view; false when a number is out of range. */
+bool imap_seqset_msn_to_uids(const struct imap_selected *sel, const struct imap_seqset *set,
+			     struct store_uid_range **ranges_r, size_t *count_r);
+/* UID set -> ranges clamped to the view ("*" = highest UID in the view). */
+void imap_seqset_uids(const struct imap_selected *sel, const struct imap_seqset *set,
+		      struct store_uid_range **ranges_r, size_t *count_r);
+bool imap_uid_in_ranges(uint32_t uid, const struct store_uid_range *r, size_t n);
+/* msn (1-based) of uid in the view, 0 when absent. */
+uint32_t imap_msn_of(const struct imap_selected *sel, uint32_t uid);
+/* flag-list "(" [flag *(SP flag)] ")"; keywords go to kw (heap strings). */
+bool imap_parse_flag_list(struct imap_parser *ps, uint32_t *flags_r, char ***kw_r,
+			  size_t *kw_count_r, bool allow_recent);
+void imap_keywords_free(char ***kw, size_t *count);
+void imap_append_flags(struct buf *out, uint32_t flags, const char *keywords);
+/* "dd-Mon-yyyy hh:mm:ss +0000" */
+void imap_append_date_time(struct buf *out, int64_t t);
+/* date-time (quoted) and date (dd-Mon-yyyy) arguments */
+bool imap_parse_date_time(struct imap_parser *ps, int64_t *t_r);
+bool imap_parse_date(struct imap_parser *ps, int64_t *day_r);
+/* Writes UID sets compactly ("1:3,7") into out. */
+void imap_append_uid_set(struct buf *out, const uint32_t *uids, size_t n);
+
+/* selected.c: the selected mailbox and the change feed */
+/* Opens the view in a worker: subscribes, lists UIDs. */
+struct imap_select_job;
+void imap_selected_free(struct imap_session *s);
+/* Reports queued changes: EXISTS, FETCH FLAGS, and EXPUNGE when allowed. */
+void imap_flush_updates(struct imap_session *s, bool allow_expunge);
+/* Removes uid from the view and writes "* n EXPUNGE". */
+void imap_view_expunge(struct imap_session *s, uint32_t uid);
+struct imap_selected *imap_selected_new(struct imap_session *s, uint64_t id, const char *name,
+					uint32_t uidvalidity, bool readonly);
+/* Subscribe from a worker thread (the session's conn must be referenced by the caller). */
+void imap_feed_subscribe(struct net_conn *conn, struct store_account *acct,
+			 struct imap_selected *sel);
+void imap_selected_discard(struct imap_selected **sel);
+/* [imap] autoexpunge_days for Trash and Junk; in a worker. */
+void imap_autoexpunge(struct store_account *acct, uint64_t mailbox_id, int64_t days);
+void imap_pending_forget_flags(struct imap_session *s, uint32_t uid, uint32_t flags,
+			       const char *keywords);
+void imap_view_add(struct imap_selected *sel, uint32_t uid);
+
+/* Commands */
+imap_command_fn imap_cmd_enable, imap_cmd_select, imap_cmd_examine, imap_cmd_close,
+	imap_cmd_unselect, imap_cmd_check, imap_cmd_create, imap_cmd_delete, imap_cmd_rename,
+	imap_cmd_subscribe, imap_cmd_unsubscribe, imap_cmd_list, imap_cmd_lsub, imap_cmd_namespace,
+	imap_cmd_status, imap_cmd_append, imap_cmd_idle, imap_cmd_expunge, imap_cmd_search,
+	imap_cmd_fetch, imap_cmd_store, imap_cmd_copy, imap_cmd_move, imap_cmd_uid;
+/* Same handlers with uid = true (UID FETCH, ...). */
+void imap_fetch_run(struct imap_session *s, const char *tag, struct imap_parser *ps, bool uid);
+void imap_store_run(struct imap_session *s, const char *tag, struct imap_parser *ps, bool uid);
+void imap_search_run(struct imap_session *s, const char *tag, struct imap_parser *ps, bool uid);
+void imap_copy_run(struct imap_session *s, const char *tag, struct imap_parser *ps, bool uid,
+		   bool move);
+void imap_expunge_run(struct imap_session *s, const char *tag, struct imap_parser *ps, bool uid);
+/* IDLE input: a line while idling. */
+void imap_idle_line(struct imap_session *s, const char *line, size_t len);
+void imap_idle_end(struct imap_session *s);
+/* APPEND streaming hooks for the assembler (cmd_append.c). Returns true when it took over. */
+bool imap_append_literal(struct imap_session *s, uint64_t size, bool nonsync);
+void imap_append_input(struct imap_session *s);
+void imap_append_free(struct imap_session *s);
+void imap_fetch_drained(struct imap_session *s);
+void imap_fetch_free(struct imap_session *s);
+/* Opens the account after a successful authentication, then answers the tag. */
+void imap_account_open(struct imap_session *s, const char *tag);
 
 #endif

@@ -1,0 +1,641 @@
+/* SEARCH and UID SEARCH (RFC 9051 §6.4.4, RFC 3501 §6.4.4) with RFC 4731 ESEARCH return
+ * options (MIN MAX ALL COUNT). The key tree is parsed on the loop (sequence numbers become
+ * UIDs there), evaluated in a worker over store_msg_list metadata, opening and parsing a
+ * message only for header, body and sent-date keys. Nesting is limited to
+ * SEARCH_DEPTH_MAX levels and SEARCH_KEYS_MAX keys (TESTPLAN §3.9). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/core.h"
+#include "session.h"
+
+#define SEARCH_DEPTH_MAX 32
+#define SEARCH_KEYS_MAX 1000
+
+enum skind {
+	SK_ALL,
+	SK_AND,
+	SK_OR,
+	SK_NOT,
+	SK_FLAG,   /* flag set */
+	SK_UNFLAG, /* flag clear */
+	SK_KEYWORD,
+	SK_UNKEYWORD,
+	SK_HEADER, /* hdr in str, value in str2 */
+	SK_BODY,
+	SK_TEXT,
+	SK_BEFORE,
+	SK_ON,
+	SK_SINCE,
+	SK_SENTBEFORE,
+	SK_SENTON,
+	SK_SENTSINCE,
+	SK_LARGER,
+	SK_SMALLER,
+	SK_UIDS,
+	SK_NONE, /* RECENT / NEW: no message is recent to this session after SELECT */
+};
+
+struct skey {
+	enum skind kind;
+	struct skey **kids;
+	size_t kid_count;
+	uint32_t flag;
+	char *str, *str2;
+	int64_t num;
+	struct store_uid_range *r;
+	size_t nr;
+};
+
+enum { RET_MIN = 1, RET_MAX = 2, RET_ALL = 4, RET_COUNT = 8 };
+
+struct search_job {
+	struct store_account *acct;
+	uint64_t mailbox_id;
+	char *tag;
+	bool uid;
+	bool esearch;
+	unsigned ret;
+	struct skey *root;
+	uint32_t *hits;
+	size_t hit_count;
+	enum store_error error;
+	struct store_err err;
+};
+
+struct search_parse {
+	struct imap_session *s;
+	struct imap_parser *ps;
+	unsigned keys;
+};
+
+static void skey_free(struct skey *k)
+{
+	if (k == NULL)
+		return;
+	for (size_t i = 0; i < k->kid_count; i++)
+		skey_free(k->kids[i]);
+	free(k->kids);
+	free(k->str);
+	free(k->str2);
+	free(k->r);
+	free(k);
+}
+
+static void skey_add(struct skey *parent, struct skey *kid)
+{
+	parent->kids = xrealloc(parent->kids, (parent->kid_count + 1) * sizeof(*parent->kids));
+	parent->kids[parent->kid_count++] = kid;
+}
+
+static bool sp_astring(struct search_parse *sp, char **out)
+{
+	struct imap_slice a;
+
+	if (!imap_parse_sp(sp->ps) || !imap_parse_astring(sp->ps, &a))
+		return false;
+	if (memchr(a.data, '\0', a.len) != NULL) {
+		sp->ps->error = "NUL in search string";
+		return false;
+	}
+	*out = xstrndup((const char *)a.data, a.len);
+	return true;
+}
+
+static const struct {
+	const char *name;
+	enum skind kind;
+	uint32_t flag;
+} simple_keys[] = {
+	{ "ALL", SK_ALL, 0 },
+	{ "ANSWERED", SK_FLAG, STORE_FLAG_ANSWERED },
+	{ "DELETED", SK_FLAG, STORE_FLAG_DELETED },
+	{ "DRAFT", SK_FLAG, STORE_FLAG_DRAFT },
+	{ "FLAGGED", SK_FLAG, STORE_FLAG_FLAGGED },
+	{ "SEEN", SK_FLAG, STORE_FLAG_SEEN },
+	{ "UNANSWERED", SK_UNFLAG, STORE_FLAG_ANSWERED },
+	{ "UNDELETED", SK_UNFLAG, STORE_FLAG_DELETED },
+	{ "UNDRAFT", SK_UNFLAG, STORE_FLAG_DRAFT },
+	{ "UNFLAGGED", SK_UNFLAG, STORE_FLAG_FLAGGED },
+	{ "UNSEEN", SK_UNFLAG, STORE_FLAG_SEEN },
+	{ "OLD", SK_ALL, 0 },
+	{ "RECENT", SK_NONE, 0 },
+	{ "NEW", SK_NONE, 0 },
+};
+
+static const struct {
+	const char *name;
+	enum skind kind;
+} date_keys[] = {
+	{ "BEFORE", SK_BEFORE },	 { "ON", SK_ON },	  { "SINCE", SK_SINCE },
+	{ "SENTBEFORE", SK_SENTBEFORE }, { "SENTON", SK_SENTON }, { "SENTSINCE", SK_SENTSINCE },
+};
+
+static const char *const header_keys[] = { "BCC", "CC", "FROM", "SUBJECT", "TO" };
+
+static struct skey *parse_key(struct search_parse *sp, unsigned depth);
+
+/* Sequence numbers become UID ranges now, against the view the client sees. */
+static void msn_ranges(const struct imap_selected *sel, const struct imap_seqset *set,
+		       struct store_uid_range **r, size_t *nr)
+{
+	uint32_t count = (uint32_t)sel->count;
+
+	*r = xmalloc((set->count + 1) * sizeof(**r));
+	*nr = 0;
+	for (size_t i = 0; i < set->count; i++) {
+		uint32_t a = set->r[i].first == UINT32_MAX ? count : set->r[i].first;
+		uint32_t b = set->r[i].last == UINT32_MAX ? count : set->r[i].last;
+		if (a > b) {
+			uint32_t t = a;
+			a = b;
+			b = t;
+		}
+		if (b > count)
+			b = count;
+		if (a == 0 || a > b)
+			continue;
+		(*r)[*nr].first = sel->uids[a - 1];
+		(*r)[*nr].last = sel->uids[b - 1];
+		(*nr)++;
+	}
+}
+
+static struct skey *parse_key(struct search_parse *sp, unsigned depth)
+{
+	struct imap_parser *ps = sp->ps;
+	struct skey *k = xcalloc(1, sizeof(*k));
+	struct imap_slice a;
+
+	if (depth > SEARCH_DEPTH_MAX || ++sp->keys > SEARCH_KEYS_MAX) {
+		ps->error = "[LIMIT] Search too complex";
+		goto fail;
+	}
+	if (imap_peek(ps, '(')) {
+		ps->p++;
+		k->kind = SK_AND;
+		for (int n = 0; !imap_peek(ps, ')'); n++) {
+			struct skey *kid;
+			if (n > 0 && !imap_parse_sp(ps))
+				goto fail;
+			kid = parse_key(sp, depth + 1);
+			if (kid == NULL)
+				goto fail;
+			skey_add(k, kid);
+		}
+		ps->p++;
+		if (k->kid_count == 0) {
+			ps->error = "Empty search list";
+			goto fail;
+		}
+		return k;
+	}
+	if (ps->p < ps->end && ((*ps->p >= '0' && *ps->p <= '9') || *ps->p == '*' ||
+				*ps->p == '$')) {
+		struct imap_seqset set;
+		if (!imap_parse_seqset(ps, &set))
+			goto fail;
+		k->kind = SK_UIDS;
+		msn_ranges(sp->s->sel, &set, &k->r, &k->nr);
+		imap_seqset_free(&set);
+		return k;
+	}
+	if (!imap_parse_atom(ps, &a))
+		goto fail;
+	for (size_t i = 0; i < ARRAY_LEN(simple_keys); i++) {
+		if (imap_slice_ieq(&a, simple_keys[i].name)) {
+			k->kind = simple_keys[i].kind;
+			k->flag = simple_keys[i].flag;
+			return k;
+		}
+	}
+	for (size_t i = 0; i < ARRAY_LEN(date_keys); i++) {
+		if (imap_slice_ieq(&a, date_keys[i].name)) {
+			k->kind = date_keys[i].kind;
+			if (!imap_parse_sp(ps) || !imap_parse_date(ps, &k->num))
+				goto fail;
+			return k;
+		}
+	}
+	for (size_t i = 0; i < ARRAY_LEN(header_keys); i++) {
+		if (imap_slice_ieq(&a, header_keys[i])) {
+			k->kind = SK_HEADER;
+			k->str = xstrdup(header_keys[i]);
+			if (!sp_astring(sp, &k->str2))
+				goto fail;
+			return k;
+		}
+	}
+	if (imap_slice_ieq(&a, "HEADER")) {
+		k->kind = SK_HEADER;
+		if (!sp_astring(sp, &k->str) || !sp_astring(sp, &k->str2))
+			goto fail;
+	} else if (imap_slice_ieq(&a, "BODY") || imap_slice_ieq(&a, "TEXT")) {
+		k->kind = imap_slice_ieq(&a, "BODY") ? SK_BODY : SK_TEXT;
+		if (!sp_astring(sp, &k->str))
+			goto fail;
+	} else if (imap_slice_ieq(&a, "KEYWORD") || imap_slice_ieq(&a, "UNKEYWORD")) {
+		struct imap_slice kw;
+		k->kind = imap_slice_ieq(&a, "KEYWORD") ? SK_KEYWORD : SK_UNKEYWORD;
+		if (!imap_parse_sp(ps) || !imap_parse_atom(ps, &kw))
+			goto fail;
+		k->str = xstrndup((const char *)kw.data, kw.len);
+	} else if (imap_slice_ieq(&a, "LARGER") || imap_slice_ieq(&a, "SMALLER")) {
+		uint64_t n;
+		k->kind = imap_slice_ieq(&a, "LARGER") ? SK_LARGER : SK_SMALLER;
+		if (!imap_parse_sp(ps) || !imap_parse_number64(ps, &n))
+			goto fail;
+		k->num = (int64_t)n;
+	} else if (imap_slice_ieq(&a, "NOT")) {
+		struct skey *kid;
+		k->kind = SK_NOT;
+		if (!imap_parse_sp(ps) || (kid = parse_key(sp, depth + 1)) == NULL)
+			goto fail;
+		skey_add(k, kid);
+	} else if (imap_slice_ieq(&a, "OR")) {
+		struct skey *kid;
+		k->kind = SK_OR;
+		for (int i = 0; i < 2; i++) {
+			if (!imap_parse_sp(ps) || (kid = parse_key(sp, depth + 1)) == NULL)
+				goto fail;
+			skey_add(k, kid);
+		}
+	} else if (imap_slice_ieq(&a, "UID")) {
+		struct imap_seqset set;
+		k->kind = SK_UIDS;
+		if (!imap_parse_sp(ps) || !imap_parse_seqset(ps, &set))
+			goto fail;
+		/* "*" is the highest UID in the view. */
+		uint32_t max = sp->s->sel->count ? sp->s->sel->uids[sp->s->sel->count - 1] : 0;
+		k->r = xmalloc((set.count + 1) * sizeof(*k->r));
+		for (size_t i = 0; i < set.count; i++) {
+			uint32_t x = set.r[i].first == UINT32_MAX ? max : set.r[i].first;
+			uint32_t y = set.r[i].last == UINT32_MAX ? max : set.r[i].last;
+			k->r[k->nr].first = x < y ? x : y;
+			k->r[k->nr].last = x < y ? y : x;
+			k->nr++;
+		}
+		imap_seqset_free(&set);
+	} else {
+		ps->error = "Unknown search key";
+		goto fail;
+	}
+	return k;
+fail:
+	if (ps->error == NULL)
+		ps->error = "Invalid search key";
+	skey_free(k);
+	return NULL;
+}
+
+/* ---------------- evaluation (worker) ---------------- */
+
+struct eval_ctx {
+	struct search_job *job;
+	const struct store_msg *m;
+	struct store_message *msg;
+	struct mime_message *mm;
+	bool opened, failed;
+};
+
+static bool eval_open(struct eval_ctx *c)
+{
+	if (!c->opened) {
+		c->opened = true;
+		if (store_message_open(c->job->acct, c->job->mailbox_id, c->m->uid, &c->msg, NULL) !=
+		    STORE_OK) {
+			c->failed = true;
+		} else {
+			size_t len;
+			const uint8_t *data = store_message_data(c->msg, &len);
+			c->mm = mime_parse(data, len, NULL);
+		}
+	}
+	return !c->failed;
+}
+
+static bool header_contains(struct eval_ctx *c, const char *name, const char *needle)
+{
+	bool hit = false;
+	struct buf raw, dec;
+
+	if (!eval_open(c))
+		return false;
+	buf_init(&raw);
+	buf_init(&dec);
+	for (size_t nth = 0; !hit && nth < 1000; nth++) {
+		buf_reset(&raw);
+		if (mime_header_get(c->mm, mime_root(c->mm), name, nth, &raw) < 0)
+			break;
+		if (needle[0] == '\0') {
+			hit = true; /* RFC 9051 §6.4.4 HEADER with an empty string: field present */
+			break;
+		}
+		buf_reset(&dec);
+		mime_decode_words((const char *)raw.data, raw.len, &dec);
+		hit = mime_text_contains((const char *)dec.data, dec.len, needle);
+	}
+	buf_free(&raw);
+	buf_free(&dec);
+	return hit;
+}
+
+static bool body_contains_part(struct eval_ctx *c, const struct mime_part *p, const char *needle,
+			       unsigned depth)
+{
+	if (depth > LIMIT_MIME_DEPTH_MAX)
+		return false;
+	if (mime_part_is_multipart(p)) {
+		for (const struct mime_part *k = p->first_child; k; k = k->next_sibling)
+			if (body_contains_part(c, k, needle, depth + 1))
+				return true;
+		return false;
+	}
+	if (p->message != NULL)
+		return body_contains_part(c, p->message, needle, depth + 1);
+	if (strcmp(p->type, "text") != 0)
+		return false;
+	struct buf text;
+	bool hit;
+	buf_init(&text);
+	if (mime_part_text_utf8(c->mm, p, &text) < 0) {
+		buf_reset(&text);
+		buf_append(&text, mime_data(c->mm) + p->body_offset, p->body_size);
+	}
+	hit = mime_text_contains((const char *)text.data, text.len, needle);
+	buf_free(&text);
+	return hit;
+}
+
+static bool body_contains(struct eval_ctx *c, const char *needle, bool with_header)
+{
+	if (!eval_open(c))
+		return false;
+	const struct mime_part *root = mime_root(c->mm);
+	if (with_header) {
+		struct buf h, dec;
+		bool hit;
+		buf_init(&h);
+		buf_init(&dec);
+		mime_header_unfold(mime_data(c->mm) + root->header_offset, root->header_size, &h);
+		mime_decode_words((const char *)h.data, h.len, &dec);
+		hit = mime_text_contains((const char *)dec.data, dec.len, needle);
+		buf_free(&h);
+		buf_free(&dec);
+		if (hit)
+			return true;
+	}
+	return body_contains_part(c, root, needle, 0);
+}
+
+static int64_t day_of(int64_t t)
+{
+	return (t >= 0 ? t / 86400 : (t - 86399) / 86400) * 86400;
+}
+
+static bool sent_day(struct eval_ctx *c, int64_t *day_r)
+{
+	struct buf d;
+	int64_t t;
+	int tz;
+	bool ok;
+
+	if (!eval_open(c))
+		return false;
+	buf_init(&d);
+	ok = mime_header_get(c->mm, mime_root(c->mm), "Date", 0, &d) == 0 &&
+	     mime_parse_date((const char *)d.data, d.len, &t, &tz) == 0;
+	buf_free(&d);
+	if (ok) /* RFC 9051 §6.4.4: the date in its own time zone, time disregarded */
+		*day_r = day_of(t + (int64_t)tz * 60);
+	return ok;
+}
+
+static bool has_keyword(const char *list, const char *kw)
+{
+	size_t n = strlen(kw);
+
+	for (const char *p = list; p && *p;) {
+		size_t m = strcspn(p, " ");
+		if (m == n && str_nieq(p, kw, n))
+			return true;
+		p += m;
+		while (*p == ' ')
+			p++;
+	}
+	return false;
+}
+
+static bool eval(struct eval_ctx *c, const struct skey *k)
+{
+	const struct store_msg *m = c->m;
+	int64_t d;
+
+	switch (k->kind) {
+	case SK_ALL:
+		return true;
+	case SK_NONE:
+		return false;
+	case SK_AND:
+		for (size_t i = 0; i < k->kid_count; i++)
+			if (!eval(c, k->kids[i]))
+				return false;
+		return true;
+	case SK_OR:
+		return eval(c, k->kids[0]) || eval(c, k->kids[1]);
+	case SK_NOT:
+		return !eval(c, k->kids[0]);
+	case SK_FLAG:
+		return (m->flags & k->flag) != 0;
+	case SK_UNFLAG:
+		return (m->flags & k->flag) == 0;
+	case SK_KEYWORD:
+		return has_keyword(m->keywords, k->str);
+	case SK_UNKEYWORD:
+		return !has_keyword(m->keywords, k->str);
+	case SK_HEADER:
+		return header_contains(c, k->str, k->str2);
+	case SK_BODY:
+		return body_contains(c, k->str, false);
+	case SK_TEXT:
+		return body_contains(c, k->str, true);
+	case SK_BEFORE:
+		return day_of(m->internal_date) < k->num;
+	case SK_ON:
+		return day_of(m->internal_date) == k->num;
+	case SK_SINCE:
+		return day_of(m->internal_date) >= k->num;
+	case SK_SENTBEFORE:
+		return sent_day(c, &d) && d < k->num;
+	case SK_SENTON:
+		return sent_day(c, &d) && d == k->num;
+	case SK_SENTSINCE:
+		return sent_day(c, &d) && d >= k->num;
+	case SK_LARGER:
+		return m->size > (uint64_t)k->num;
+	case SK_SMALLER:
+		return m->size < (uint64_t)k->num;
+	case SK_UIDS:
+		return imap_uid_in_ranges(m->uid, k->r, k->nr);
+	}
+	return false;
+}
+
+static void search_work(void *arg)
+{
+	struct search_job *job = arg;
+	struct store_list_query q = { 0, 0, 0 };
+	struct store_msg *msgs = NULL;
+	size_t n = 0;
+
+	job->error = store_msg_list(job->acct, job->mailbox_id, &q, &msgs, &n, &job->err);
+	if (job->error != STORE_OK)
+		return;
+	job->hits = xmalloc((n + 1) * sizeof(uint32_t));
+	for (size_t i = 0; i < n; i++) {
+		struct eval_ctx c = { job, &msgs[i], NULL, NULL, false, false };
+		if (eval(&c, job->root))
+			job->hits[job->hit_count++] = msgs[i].uid;
+		mime_message_free(&c.mm);
+		store_message_close(&c.msg);
+	}
+	store_msg_list_free(&msgs, n);
+}
+
+static void search_done(void *session, void *arg)
+{
+	struct imap_session *s = session;
+	struct search_job *job = arg;
+
+	if (job->error != STORE_OK) {
+		imap_store_error(s, job->tag, job->error, &job->err);
+	} else {
+		/* Only messages the client knows; numbers as the client knows them. */
+		uint32_t *out = xmalloc((job->hit_count + 1) * sizeof(uint32_t));
+		size_t n = 0;
+		struct buf line;
+		for (size_t i = 0; i < job->hit_count; i++) {
+			uint32_t msn = imap_msn_of(s->sel, job->hits[i]);
+			if (msn != 0)
+				out[n++] = job->uid ? job->hits[i] : msn;
+		}
+		buf_init(&line);
+		if (job->esearch) {
+			/* RFC 4731 §3.1 */
+			buf_printf(&line, "* ESEARCH (TAG ");
+			mime_imap_string(&line, job->tag, strlen(job->tag));
+			buf_append_byte(&line, ')');
+			if (job->uid)
+				buf_append_str(&line, " UID");
+			if ((job->ret & RET_MIN) && n > 0)
+				buf_printf(&line, " MIN %u", out[0]);
+			if ((job->ret & RET_MAX) && n > 0)
+				buf_printf(&line, " MAX %u", out[n - 1]);
+			if ((job->ret & RET_ALL) && n > 0) {
+				buf_append_str(&line, " ALL ");
+				imap_append_uid_set(&line, out, n);
+			}
+			if (job->ret & RET_COUNT)
+				buf_printf(&line, " COUNT %zu", n);
+		} else {
+			buf_append_str(&line, "* SEARCH");
+			for (size_t i = 0; i < n; i++)
+				buf_printf(&line, " %u", out[i]);
+		}
+		buf_append_str(&line, "\r\n");
+		net_conn_write(s->conn, line.data, line.len);
+		buf_free(&line);
+		free(out);
+		imap_tagged(s, job->tag, "%s OK SEARCH completed", job->tag);
+	}
+	skey_free(job->root);
+	free(job->hits);
+	free(job->tag);
+	free(job);
+	imap_command_done(s);
+}
+
+void imap_search_run(struct imap_session *s, const char *tag, struct imap_parser *ps, bool uid)
+{
+	struct search_parse sp = { s, ps, 0 };
+	struct search_job *job = xcalloc(1, sizeof(*job));
+	struct imap_parser save;
+	struct imap_slice a;
+
+	job->esearch = s->enabled_rev2; /* IMAP4rev2 has only ESEARCH */
+	job->ret = RET_ALL;
+	save = *ps;
+	if (imap_parse_atom(ps, &a) && imap_slice_ieq(&a, "RETURN")) {
+		/* RFC 4731 §3.1 search-return-opts */
+		job->esearch = true;
+		job->ret = 0;
+		if (!imap_parse_sp(ps) || !imap_parse_char(ps, '('))
+			goto bad;
+		for (int n = 0; !imap_peek(ps, ')'); n++) {
+			if ((n > 0 && !imap_parse_sp(ps)) || !imap_parse_atom(ps, &a))
+				goto bad;
+			if (imap_slice_ieq(&a, "MIN"))
+				job->ret |= RET_MIN;
+			else if (imap_slice_ieq(&a, "MAX"))
+				job->ret |= RET_MAX;
+			else if (imap_slice_ieq(&a, "ALL"))
+				job->ret |= RET_ALL;
+			else if (imap_slice_ieq(&a, "COUNT"))
+				job->ret |= RET_COUNT;
+			else {
+				ps->error = "Unknown or unsupported RETURN option";
+				goto bad;
+			}
+		}
+		ps->p++;
+		if (job->ret == 0)
+			job->ret = RET_ALL; /* RFC 4731: RETURN () means ALL */
+		if (!imap_parse_sp(ps))
+			goto bad;
+		save = *ps;
+	}
+	*ps = save;
+	save = *ps;
+	if (imap_parse_atom(ps, &a) && imap_slice_ieq(&a, "CHARSET")) {
+		struct imap_slice cs;
+		if (!imap_parse_sp(ps) || !imap_parse_astring(ps, &cs) || !imap_parse_sp(ps))
+			goto bad;
+		if (!imap_slice_ieq(&cs, "UTF-8") && !imap_slice_ieq(&cs, "US-ASCII")) {
+			imap_tagged(s, tag, "%s NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset",
+				    tag);
+			free(job);
+			return;
+		}
+	} else {
+		*ps = save;
+	}
+	job->root = xcalloc(1, sizeof(*job->root));
+	job->root->kind = SK_AND;
+	for (int n = 0; !imap_at_end(ps); n++) {
+		struct skey *k;
+		if (n > 0 && !imap_parse_sp(ps))
+			goto bad;
+		k = parse_key(&sp, 1);
+		if (k == NULL)
+			goto bad;
+		skey_add(job->root, k);
+	}
+	if (job->root->kid_count == 0 || !imap_parse_crlf(ps))
+		goto bad;
+	job->acct = s->acct;
+	job->mailbox_id = s->sel->id;
+	job->tag = xstrdup(tag);
+	job->uid = uid;
+	s->busy = true;
+	net_conn_offload(s->conn, search_work, search_done, job);
+	return;
+bad:
+	imap_bad(s, tag, ps->error ? ps->error : "Invalid SEARCH arguments");
+	skey_free(job->root);
+	free(job);
+}
+
+void imap_cmd_search(struct imap_session *s, const char *tag, struct imap_parser *ps)
+{
+	imap_search_run(s, tag, ps, false);
+}

@@ -1,0 +1,405 @@
+/* SELECT, EXAMINE (RFC 9051 §6.3.2-6.3.3), CLOSE, UNSELECT (RFC 3691), CHECK (RFC 3501
+ * §6.4.1), ENABLE (RFC 5161), and the account opening after login with the Trash/Junk
+ * auto-expunge of [imap] autoexpunge_days. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/core.h"
+#include "session.h"
+
+/* Expunges messages older than days (by internal date) from one mailbox. Worker thread. */
+void imap_autoexpunge(struct store_account *acct, uint64_t mailbox_id, int64_t days)
+{
+	struct store_list_query q = { 0, 0, 0 };
+	struct store_msg *msgs = NULL;
+	size_t n = 0, nr = 0;
+	struct store_uid_range *r;
+	int64_t cutoff = time_wall_seconds() - days * 86400;
+
+	if (days <= 0 || store_msg_list(acct, mailbox_id, &q, &msgs, &n, NULL) != STORE_OK)
+		return;
+	r = xmalloc((n + 1) * sizeof(*r));
+	for (size_t i = 0; i < n; i++)
+		if (msgs[i].internal_date < cutoff)
+			r[nr].first = r[nr].last = msgs[i].uid, nr++;
+	if (nr > 0) {
+		uint32_t *uids = NULL;
+		size_t count = 0;
+		if (store_expunge(acct, mailbox_id, r, nr, false, &uids, &count, NULL) == STORE_OK)
+			log_info("proto=imap msg=autoexpunge mailbox_id=%llu count=%zu",
+				 (unsigned long long)mailbox_id, count);
+		free(uids);
+	}
+	free(r);
+	store_msg_list_free(&msgs, n);
+}
+
+/* ---------------- account opening after authentication ---------------- */
+
+struct account_job {
+	struct store *store;
+	char *user;
+	char *tag;
+	int64_t autoexpunge_days;
+	struct store_account *acct;
+	enum store_error error;
+};
+
+static void account_work(void *arg)
+{
+	struct account_job *job = arg;
+	struct store_mailbox_info *list = NULL;
+	size_t n = 0;
+
+	job->error = store_account_open(job->store, job->user, &job->acct, NULL);
+	if (job->error != STORE_OK || job->autoexpunge_days <= 0)
+		return;
+	/* Documented in docs: Trash and Junk lose messages older than N days at login and at
+	 * SELECT of those mailboxes. */
+	if (store_mailbox_list(job->acct, &list, &n, NULL) != STORE_OK)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (list[i].special_use & (STORE_SPECIAL_TRASH | STORE_SPECIAL_JUNK))
+			imap_autoexpunge(job->acct, list[i].id, job->autoexpunge_days);
+	store_mailbox_list_free(&list, n);
+}
+
+static void account_done(void *session, void *arg)
+{
+	struct imap_session *s = session;
+	struct account_job *job = arg;
+
+	if (job->error != STORE_OK) {
+		log_error("proto=imap user=%s msg=\"cannot open the mailbox store\" error=%s",
+			  job->user, store_error_str(job->error));
+		imap_reply(s, "%s NO [UNAVAILABLE] Mailbox store unavailable, try later", job->tag);
+		imap_auth_session_end(s);
+		s->state = IMAP_STATE_NOT_AUTHENTICATED;
+	} else {
+		struct buf caps;
+		s->acct = job->acct;
+		s->state = IMAP_STATE_AUTHENTICATED;
+		buf_init(&caps);
+		imap_capabilities(s, &caps);
+		imap_reply(s, "%s OK [CAPABILITY %s] Logged in", job->tag, buf_cstr(&caps));
+		buf_free(&caps);
+	}
+	free(job->user);
+	free(job->tag);
+	free(job);
+	imap_command_done(s);
+}
+
+void imap_account_open(struct imap_session *s, const char *tag)
+{
+	struct account_job *job = xcalloc(1, sizeof(*job));
+
+	job->store = s->deps->store;
+	job->user = xstrdup(s->user);
+	job->tag = xstrdup(tag);
+	job->autoexpunge_days = s->deps->cfg->imap_autoexpunge_days;
+	s->busy = true;
+	net_conn_offload(s->conn, account_work, account_done, job);
+}
+
+/* ---------------- ENABLE ---------------- */
+
+/* RFC 5161 §3.1: unknown capabilities are ignored; the ENABLED response lists what was
+ * enabled by this command. */
+void imap_cmd_enable(struct imap_session *s, const char *tag, struct imap_parser *ps)
+{
+	struct buf enabled;
+	int count = 0;
+
+	buf_init(&enabled);
+	while (!imap_at_end(ps)) {
+		struct imap_slice cap;
+		if (count++ > 0 && !imap_parse_sp(ps))
+			break;
+		if (!imap_parse_atom(ps, &cap))
+			break;
+		if (imap_slice_ieq(&cap, "IMAP4rev2") && !s->enabled_rev2) {
+			s->enabled_rev2 = true;
+			buf_append_str(&enabled, " IMAP4rev2");
+		} else if ((imap_slice_ieq(&cap, "UTF8=ACCEPT") || imap_slice_ieq(&cap, "UTF8=ONLY")) &&
+			   !s->enabled_utf8 && imap_slice_ieq(&cap, "UTF8=ACCEPT")) {
+			s->enabled_utf8 = true;
+			buf_append_str(&enabled, " UTF8=ACCEPT");
+		}
+	}
+	if (count == 0 || !imap_parse_crlf(ps)) {
+		imap_bad(s, tag, "ENABLE expects capability names");
+		buf_free(&enabled);
+		return;
+	}
+	imap_reply(s, "* ENABLED%s", buf_cstr(&enabled));
+	imap_tagged(s, tag, "%s OK ENABLE completed", tag);
+	buf_free(&enabled);
+}
+
+/* ---------------- SELECT / EXAMINE ---------------- */
+
+struct select_job {
+	struct store_account *acct;
+	char *tag;
+	char *name;
+	bool readonly;
+	bool rev2;
+	int64_t autoexpunge_days;
+	struct imap_selected *sel;
+	enum store_error error;
+	struct store_err err;
+	struct store_mailbox_info info;
+	struct store_mailbox_status st;
+	uint32_t first_recent;
+	struct buf keywords; /* " kw1 kw2" */
+	uint32_t first_unseen_msn;
+	uint32_t recent;
+};
+
+static void keyword_collect(struct buf *out, const char *kws)
+{
+	const char *p = kws;
+
+	while (p && *p) {
+		size_t n = strcspn(p, " ");
+		bool seen = false;
+		const char *q = (const char *)out->data;
+		size_t qlen = out->len;
+		/* Linear membership test: at most LIMIT_KEYWORDS_PER_MAILBOX names. */
+		for (size_t i = 0; q && i < qlen;) {
+			size_t m = 0;
+			i++; /* space */
+			while (i + m < qlen && q[i + m] != ' ')
+				m++;
+			if (m == n && memcmp(q + i, p, n) == 0)
+				seen = true;
+			i += m;
+		}
+		if (!seen) {
+			buf_append_byte(out, ' ');
+			buf_append(out, p, n);
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+}
+
+static void select_work(void *arg)
+{
+	struct select_job *job = arg;
+	struct store_list_query q = { 0, 0, 0 };
+	struct store_msg *msgs = NULL;
+	size_t n = 0;
+
+	job->error = store_mailbox_get(job->acct, job->name, &job->info, &job->err);
+	if (job->error != STORE_OK)
+		return;
+	if (job->info.special_use & (STORE_SPECIAL_TRASH | STORE_SPECIAL_JUNK))
+		imap_autoexpunge(job->acct, job->info.id, job->autoexpunge_days);
+	store_mailbox_refresh(job->acct, job->info.id, NULL);
+	job->sel->id = job->info.id;
+	job->sel->uidvalidity = job->info.uidvalidity;
+	/* Subscribe before listing: nothing committed after the list can be missed. */
+	imap_feed_subscribe(NULL, job->acct, job->sel);
+	job->error = store_mailbox_status(job->acct, job->name, &job->st, &job->err);
+	if (job->error == STORE_OK)
+		job->error = store_msg_list(job->acct, job->info.id, &q, &msgs, &n, &job->err);
+	if (job->error != STORE_OK)
+		return;
+	job->first_recent = job->st.uidnext;
+	if (!job->readonly)
+		store_mailbox_take_recent(job->acct, job->info.id, &job->first_recent, NULL);
+	for (size_t i = 0; i < n; i++) {
+		imap_view_add(job->sel, msgs[i].uid);
+		if (!(msgs[i].flags & STORE_FLAG_SEEN) && job->first_unseen_msn == 0)
+			job->first_unseen_msn = (uint32_t)job->sel->count;
+		if (msgs[i].uid >= job->first_recent)
+			job->recent++;
+		if (job->keywords.len < 16384)
+			keyword_collect(&job->keywords, msgs[i].keywords);
+	}
+	store_msg_list_free(&msgs, n);
+}
+
+static void select_done(void *session, void *arg)
+{
+	struct imap_session *s = session;
+	struct select_job *job = arg;
+	struct imap_selected *sel = job->sel;
+
+	if (job->error != STORE_OK) {
+		imap_selected_discard(&job->sel);
+		imap_selected_free(s); /* drops pending events of the failed selection */
+		s->sel_generation++;
+		if (job->error == STORE_ERR_NOT_FOUND)
+			imap_reply(s, "%s NO [NONEXISTENT] Mailbox does not exist", job->tag);
+		else
+			imap_reply(s, "%s NO %s%s", job->tag, imap_store_code(job->error),
+				   job->err.text[0] ? job->err.text : store_error_str(job->error));
+		s->state = IMAP_STATE_AUTHENTICATED;
+	} else {
+		struct buf out;
+		const char *kw = buf_cstr(&job->keywords);
+
+		s->sel = sel;
+		job->sel = NULL;
+		s->state = IMAP_STATE_SELECTED;
+		buf_init(&out);
+		buf_printf(&out, "* %zu EXISTS\r\n", sel->count);
+		if (!s->enabled_rev2)
+			buf_printf(&out, "* %u RECENT\r\n", job->recent);
+		buf_printf(&out,
+			   "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s)\r\n"
+			   "* OK [PERMANENTFLAGS (%s)] Flags permitted\r\n"
+			   "* OK [UIDVALIDITY %u] UIDs valid\r\n"
+			   "* OK [UIDNEXT %u] Predicted next UID\r\n",
+			   kw, job->readonly ? "" : "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*",
+			   sel->uidvalidity, job->st.uidnext);
+		if (!s->enabled_rev2 && job->first_unseen_msn > 0)
+			buf_printf(&out, "* OK [UNSEEN %u] First unseen\r\n", job->first_unseen_msn);
+		if (s->enabled_rev2) {
+			/* RFC 9051 §6.3.2: a LIST response with the mailbox name. */
+			buf_append_str(&out, "* LIST () \"/\" ");
+			imap_append_mailbox(s, &out, sel->name);
+			buf_append_str(&out, "\r\n");
+		}
+		net_conn_write(s->conn, out.data, out.len);
+		buf_free(&out);
+		imap_tagged(s, job->tag, "%s OK [%s] %s completed", job->tag,
+			    job->readonly ? "READ-ONLY" : "READ-WRITE",
+			    job->readonly ? "EXAMINE" : "SELECT");
+	}
+	store_mailbox_info_clear(&job->info);
+	buf_free(&job->keywords);
+	free(job->tag);
+	free(job->name);
+	free(job);
+	imap_command_done(s);
+}
+
+static void select_common(struct imap_session *s, const char *tag, struct imap_parser *ps,
+			  bool readonly)
+{
+	struct select_job *job;
+	char *name = imap_parse_mailbox(s, tag, ps);
+
+	if (name == NULL)
+		return;
+	if (imap_peek(ps, ' ')) {
+		/* RFC 9051 §6.3.2 select-params come only from extensions we do not offer
+		 * (CONDSTORE, QRESYNC); the whole command is refused and nothing changes. */
+		imap_bad(s, tag, "SELECT parameters are not supported");
+		free(name);
+		return;
+	}
+	if (!imap_parse_crlf(ps)) {
+		imap_bad(s, tag, "Unexpected SELECT arguments");
+		free(name);
+		return;
+	}
+	if (s->sel != NULL) {
+		imap_selected_free(s);
+		s->state = IMAP_STATE_AUTHENTICATED;
+		/* RFC 9051 §7.1 CLOSED: the previous mailbox is no longer selected. */
+		if (s->enabled_rev2)
+			imap_reply(s, "* OK [CLOSED] Previous mailbox closed");
+	}
+	job = xcalloc(1, sizeof(*job));
+	job->acct = s->acct;
+	job->tag = xstrdup(tag);
+	job->name = name;
+	job->readonly = readonly;
+	job->autoexpunge_days = s->deps->cfg->imap_autoexpunge_days;
+	job->sel = imap_selected_new(s, 0, name, 0, readonly);
+	buf_init(&job->keywords);
+	s->busy = true;
+	net_conn_offload(s->conn, select_work, select_done, job);
+}
+
+void imap_cmd_select(struct imap_session *s, const char *tag, struct imap_parser *ps)
+{
+	select_common(s, tag, ps, false);
+}
+
+void imap_cmd_examine(struct imap_session *s, const char *tag, struct imap_parser *ps)
+{
+	select_common(s, tag, ps, true);
+}
+
+/* ---------------- CLOSE / UNSELECT / CHECK ---------------- */
+
+struct close_job {
+	struct store_account *acct;
+	uint64_t id;
+	char *tag;
+};
+
+static void close_work(void *arg)
+{
+	struct close_job *job = arg;
+	uint32_t *uids = NULL;
+	size_t n = 0;
+
+	/* RFC 9051 §6.4.1: CLOSE expunges silently; a failure does not change the result. */
+	store_expunge(job->acct, job->id, NULL, 0, true, &uids, &n, NULL);
+	free(uids);
+}
+
+static void close_done(void *session, void *arg)
+{
+	struct imap_session *s = session;
+	struct close_job *job = arg;
+
+	imap_reply(s, "%s OK CLOSE completed", job->tag);
+	free(job->tag);
+	free(job);
+	imap_command_done(s);
+}
+
+void imap_cmd_close(struct imap_session *s, const char *tag, struct imap_parser *ps)
+{
+	bool readonly;
+	uint64_t id;
+
+	if (!imap_parse_crlf(ps)) {
+		imap_bad(s, tag, "CLOSE takes no arguments");
+		return;
+	}
+	readonly = s->sel->readonly;
+	id = s->sel->id;
+	imap_selected_free(s);
+	s->state = IMAP_STATE_AUTHENTICATED;
+	if (readonly) {
+		imap_reply(s, "%s OK CLOSE completed", tag);
+		return;
+	}
+	struct close_job *job = xcalloc(1, sizeof(*job));
+	job->acct = s->acct;
+	job->id = id;
+	job->tag = xstrdup(tag);
+	s->busy = true;
+	net_conn_offload(s->conn, close_work, close_done, job);
+}
+
+void imap_cmd_unselect(struct imap_session *s, const char *tag, struct imap_parser *ps)
+{
+	if (!imap_parse_crlf(ps)) {
+		imap_bad(s, tag, "UNSELECT takes no arguments");
+		return;
+	}
+	imap_selected_free(s);
+	s->state = IMAP_STATE_AUTHENTICATED;
+	imap_reply(s, "%s OK UNSELECT completed", tag);
+}
+
+void imap_cmd_check(struct imap_session *s, const char *tag, struct imap_parser *ps)
+{
+	if (!imap_parse_crlf(ps)) {
+		imap_bad(s, tag, "CHECK takes no arguments");
+		return;
+	}
+	/* Every change is durable when acknowledged; CHECK only reports updates. */
+	imap_tagged(s, tag, "%s OK CHECK completed", tag);
+}
