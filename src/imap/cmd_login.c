@@ -233,7 +233,9 @@ static void sasl_done(void *session, void *arg)
 	case SASL_CANCELLED:
 		imap_sasl_finish(s);
 		/* RFC 9051 §6.2.2: a cancelled exchange is answered with BAD. */
-		imap_bad(s, tag, "Authentication cancelled");
+		/* RFC 9051 §6.2.2 wants BAD, but a client that cancels made no syntax
+		 * error: it does not count toward the bad-command limit. */
+		imap_reply(s, "%s BAD Authentication cancelled", tag);
 		break;
 	case SASL_MALFORMED:
 		imap_sasl_finish(s);
@@ -280,7 +282,7 @@ void imap_sasl_continue(struct imap_session *s, const char *line, size_t len)
 		if (len == 0 || (len == 1 && line[0] == '='))
 			imap_login_succeeded(s, tag, user);
 		else if (len == 1 && line[0] == '*')
-			imap_bad(s, tag, "Authentication cancelled");
+			imap_reply(s, "%s BAD Authentication cancelled", tag);
 		else
 			imap_bad(s, tag, "Expected an empty response");
 		free(user);
