@@ -652,6 +652,9 @@ struct dkim_signer *dkim_signer_new(const char *domain)
 	struct dkim_signer *s = xcalloc(1, sizeof(*s));
 
 	s->domain = xstrdup(domain);
+	for (char *p = s->domain; *p != '\0'; p++) /* d= as DNS names are written: lower case */
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p + 32);
 	return s;
 }
 
