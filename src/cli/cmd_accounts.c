@@ -77,7 +77,8 @@ static int fail(const char *err)
 }
 
 static const char domain_usage[] =
-	"domain add DOMAIN | domain del DOMAIN | domain list | domain dkim DOMAIN";
+	"domain add DOMAIN | domain del DOMAIN | domain list | domain dkim DOMAIN | "
+	"domain dkim-sign DOMAIN < message";
 
 int cmd_domain(struct config *cfg, int argc, char **argv)
 {
@@ -89,6 +90,8 @@ int cmd_domain(struct config *cfg, int argc, char **argv)
 		return usage_error(domain_usage);
 	if (strcmp(argv[0], "dkim") == 0 && argc == 2)
 		return cmd_domain_dkim(cfg, argv[1]);
+	if (strcmp(argv[0], "dkim-sign") == 0 && argc == 2)
+		return cmd_domain_dkim_sign(cfg, argv[1]);
 	bool one = strcmp(argv[0], "add") == 0 || strcmp(argv[0], "del") == 0;
 	if (!(one && argc == 2) && !(strcmp(argv[0], "list") == 0 && argc == 1))
 		return usage_error(domain_usage);

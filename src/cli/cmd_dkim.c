@@ -37,3 +37,47 @@ int cmd_domain_dkim(struct config *cfg, const char *domain)
 	free(data_dir);
 	return status;
 }
+
+/* Reads a message from standard input (bounded by the default message size), with bare LF
+ * line ends turned into CRLF as on the wire, and writes it signed to standard output. */
+int cmd_domain_dkim_sign(struct config *cfg, const char *domain)
+{
+	char err[512];
+	char *data_dir = config_resolve_path(cfg, cfg->data_dir);
+	struct dkim_signer *signer = dkim_signer_load(data_dir, domain, err, sizeof(err));
+	struct buf msg, sigs;
+	int c, prev = 0, status = 0;
+
+	free(data_dir);
+	if (signer == NULL) {
+		fprintf(stderr, "roost: %s\n", err);
+		return 1;
+	}
+	buf_init(&msg);
+	buf_init(&sigs);
+	while ((c = getchar()) != EOF) {
+		if (msg.len >= (size_t)LIMIT_MESSAGE_SIZE_DEFAULT) {
+			fprintf(stderr, "roost: message larger than %lld octets\n",
+				(long long)LIMIT_MESSAGE_SIZE_DEFAULT);
+			status = 1;
+			goto out;
+		}
+		if (c == '\n' && prev != '\r')
+			buf_append_byte(&msg, '\r');
+		buf_append_byte(&msg, (uint8_t)c);
+		prev = c;
+	}
+	if (dkim_sign(signer, msg.data, msg.len, time_wall_seconds(), &sigs, err, sizeof(err)) <
+	    0) {
+		fprintf(stderr, "roost: %s\n", err);
+		status = 1;
+		goto out;
+	}
+	fwrite(sigs.data, 1, sigs.len, stdout);
+	fwrite(msg.data, 1, msg.len, stdout);
+out:
+	buf_free(&msg);
+	buf_free(&sigs);
+	dkim_signer_free(&signer);
+	return status;
+}
