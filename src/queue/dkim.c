@@ -623,10 +623,15 @@ out:
 static EVP_PKEY *key_from_pem(const uint8_t *pem, size_t len, bool *ed25519_r, char *err,
 			      size_t errlen)
 {
-	BIO *mem = BIO_new_mem_buf(pem, (int)len);
+	BIO *mem;
 	EVP_PKEY *pkey;
 
-	if (mem == NULL || len > INT32_MAX)
+	if (len > INT32_MAX) {
+		set_err(err, errlen, "key file too large");
+		return NULL;
+	}
+	mem = BIO_new_mem_buf(pem, (int)len);
+	if (mem == NULL)
 		abort();
 	pkey = PEM_read_bio_PrivateKey(mem, NULL, NULL, NULL);
 	BIO_free(mem);
@@ -1305,7 +1310,7 @@ static void verify_one(struct dkim_header *h, size_t idx, const uint8_t *msg, si
 		r->reason = "malformed l= or x=";
 		goto out;
 	}
-	if (tx != NULL && (int64_t)x < now && x <= INT64_MAX) {
+	if (tx != NULL && x <= INT64_MAX && (int64_t)x < now) {
 		r->status = DKIM_FAIL;
 		r->reason = "signature expired";
 		goto out;
