@@ -19,6 +19,13 @@ int cmd_alias(struct config *cfg, int argc, char **argv);
 int cmd_import(struct config *cfg, int argc, char **argv);
 int cmd_queue(struct config *cfg, int argc, char **argv);
 
+/* DKIM keys of a domain (cmd_dkim.c): generation after `domain add` (a failure is printed as a
+ * warning and returns -1), and `domain dkim DOMAIN` printing the TXT records to publish. */
+int cli_dkim_generate(struct config *cfg, const char *domain);
+int cmd_domain_dkim(struct config *cfg, const char *domain);
+/* `domain dkim-sign DOMAIN`: signs the message on standard input, writes it to standard output. */
+int cmd_domain_dkim_sign(struct config *cfg, const char *domain);
+
 /* Reads a password from standard input: one line, without its line end. Returns a heap string
  * (caller wipes and frees) or NULL on EOF/empty/too long. */
 char *cli_read_password(void);

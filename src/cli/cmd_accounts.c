@@ -76,7 +76,9 @@ static int fail(const char *err)
 	return 1;
 }
 
-static const char domain_usage[] = "domain add DOMAIN | domain del DOMAIN | domain list";
+static const char domain_usage[] =
+	"domain add DOMAIN | domain del DOMAIN | domain list | domain dkim DOMAIN | "
+	"domain dkim-sign DOMAIN < message";
 
 int cmd_domain(struct config *cfg, int argc, char **argv)
 {
@@ -86,6 +88,10 @@ int cmd_domain(struct config *cfg, int argc, char **argv)
 
 	if (argc < 1)
 		return usage_error(domain_usage);
+	if (strcmp(argv[0], "dkim") == 0 && argc == 2)
+		return cmd_domain_dkim(cfg, argv[1]);
+	if (strcmp(argv[0], "dkim-sign") == 0 && argc == 2)
+		return cmd_domain_dkim_sign(cfg, argv[1]);
 	bool one = strcmp(argv[0], "add") == 0 || strcmp(argv[0], "del") == 0;
 	if (!(one && argc == 2) && !(strcmp(argv[0], "list") == 0 && argc == 1))
 		return usage_error(domain_usage);
@@ -95,6 +101,8 @@ int cmd_domain(struct config *cfg, int argc, char **argv)
 	if (strcmp(argv[0], "add") == 0) {
 		if (auth_domain_add(dir, argv[1], err, sizeof(err)) < 0)
 			status = fail(err);
+		else
+			cli_dkim_generate(cfg, argv[1]); /* a missing key is a warning, not a failure */
 	} else if (strcmp(argv[0], "del") == 0) {
 		if (auth_domain_del(dir, argv[1], err, sizeof(err)) < 0)
 			status = fail(err);

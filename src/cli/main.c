@@ -11,7 +11,7 @@
 static const struct cli_command commands[] = {
 	{ "serve", "serve", cmd_serve },
 	{ "check", "check", cmd_check },
-	{ "domain", "domain add|del|list [DOMAIN]", cmd_domain },
+	{ "domain", "domain add|del|list|dkim|dkim-sign [DOMAIN]", cmd_domain },
 	{ "user",
 	  "user add|del|passwd ADDRESS | user list [DOMAIN] | user import-passwd FILE DOMAIN",
 	  cmd_user },

@@ -70,4 +70,15 @@
 /* Unreferenced files in a Maildir tmp/ older than this many seconds are leftovers of a crash. */
 #define LIMIT_STORE_TMP_AGE 3600
 
+/* DKIM (RFC 6376): DKIM-Signature fields checked per message (each costs a key lookup and a
+ * public-key operation), header fields scanned per message, names in one h= tag, the size of a
+ * key record's text, and the RSA key sizes accepted (RFC 8301 §3.2: at least 1024 bits; we cap
+ * at 8192 so a hostile record cannot make verification arbitrarily slow). Fixed, not settings. */
+#define LIMIT_DKIM_SIGNATURES 8
+#define LIMIT_DKIM_HEADER_FIELDS 10000
+#define LIMIT_DKIM_H_TAG_FIELDS 64
+#define LIMIT_DKIM_KEY_RECORD 8192
+#define LIMIT_DKIM_RSA_BITS_MIN 1024
+#define LIMIT_DKIM_RSA_BITS_MAX 8192
+
 #endif
