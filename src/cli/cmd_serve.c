@@ -2,6 +2,7 @@
  * Order matters for least privilege (OpenSMTPD's habit): open the data, load keys and bind
  * while still root, then switch to run_as before the first byte from a client is read. */
 #include <errno.h>
+#include <ftw.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -65,7 +66,24 @@ int cli_ensure_data_dir(const char *path)
 	return 0;
 }
 
-/* Hands the data directory to run_as and switches to that user for good. */
+/* The uid/gid files are handed to by hand_over_entry (nftw takes no context argument; set
+ * once, before any thread starts, and only read by the walk). */
+static uid_t handover_uid;
+static gid_t handover_gid;
+
+static int hand_over_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)type;
+	(void)ftw;
+	if (st->st_uid == 0 && lchown(path, handover_uid, handover_gid) < 0)
+		log_warn("path=%s msg=\"cannot hand over to run_as\" error=\"%s\"", path,
+			 strerror(errno));
+	return 0;
+}
+
+/* Hands the data directory to run_as and switches to that user for good. Files that root
+ * created there (accounts added with the CLI as root, say) become run_as's, so the server
+ * can keep writing them after the switch. */
 static int drop_privileges(const struct config *cfg, const char *data_dir)
 {
 	struct passwd *pw;
@@ -81,15 +99,12 @@ static int drop_privileges(const struct config *cfg, const char *data_dir)
 		fprintf(stderr, "roost: [server] run_as: no such user '%s'\n", cfg->run_as);
 		return -1;
 	}
-	/* Only the top of the tree: a data directory prepared for run_as keeps its owners. */
-	const char *owned[] = { "", "/accounts.db", "/accounts.db-wal", "/accounts.db-shm" };
-	for (size_t i = 0; i < ARRAY_LEN(owned); i++) {
-		char *p = xasprintf("%s%s", data_dir, owned[i]);
-		struct stat st;
-		if (stat(p, &st) == 0 && st.st_uid == 0 && chown(p, pw->pw_uid, pw->pw_gid) < 0)
-			log_warn("path=%s msg=\"cannot hand over to run_as\" error=\"%s\"", p,
-				 strerror(errno));
-		free(p);
+	handover_uid = pw->pw_uid;
+	handover_gid = pw->pw_gid;
+	if (nftw(data_dir, hand_over_entry, 32, FTW_PHYS) < 0) {
+		fprintf(stderr, "roost: cannot hand %s over to %s: %s\n", data_dir, cfg->run_as,
+			strerror(errno));
+		return -1;
 	}
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
 	    setuid(pw->pw_uid) < 0) {
@@ -147,6 +162,48 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	data_dir = config_resolve_path(cfg, cfg->data_dir);
 	if (cli_ensure_data_dir(data_dir) < 0)
 		goto out;
+	/* Least privilege: the key and the ports while still root... */
+	if (cfg->tls_cert[0] != '\0') {
+		char *cert = config_resolve_path(cfg, cfg->tls_cert);
+		char *key = config_resolve_path(cfg, cfg->tls_key);
+		ctx.tls = tls_context_new(cert, key, err, sizeof(err));
+		free(cert);
+		free(key);
+		if (ctx.tls == NULL) {
+			fprintf(stderr, "roost: %s\n", err);
+			goto out;
+		}
+	}
+	/* The protocols get their dependencies below, after the switch; no connection is
+	 * accepted before net_server_run. */
+	struct smtp_deps smtp = { cfg, NULL, NULL, NULL };
+	struct imap_deps imap = { cfg, NULL, NULL, NULL };
+	struct pop3_deps pop3 = { cfg, NULL, NULL, NULL };
+	struct net_server_options opts = {
+		.cfg = cfg,
+		.tls = ctx.tls,
+		.workers = cfg->workers > 0 ? (int)cfg->workers : (int)(cores > 0 ? cores : 1),
+		.pool_threads = (int)(cores > 0 ? cores : 1) * 2,
+		.connections_per_ip = (uint32_t)cfg->connections_per_ip,
+		.reload = serve_reload,
+		.reload_ctx = &ctx,
+	};
+	srv = net_server_new(&opts);
+	net_server_set_protocol(srv, LISTEN_SMTP, &smtp_protocol, &smtp);
+	net_server_set_protocol(srv, LISTEN_SUBMISSION, &smtp_protocol, &smtp);
+	net_server_set_protocol(srv, LISTEN_SUBMISSIONS, &smtp_protocol, &smtp);
+	net_server_set_protocol(srv, LISTEN_LMTP, &smtp_protocol, &smtp);
+	net_server_set_protocol(srv, LISTEN_IMAP, &imap_protocol, &imap);
+	net_server_set_protocol(srv, LISTEN_IMAPS, &imap_protocol, &imap);
+	net_server_set_protocol(srv, LISTEN_POP3, &pop3_protocol, &pop3);
+	net_server_set_protocol(srv, LISTEN_POP3S, &pop3_protocol, &pop3);
+	if (net_server_bind(srv, err, sizeof(err)) < 0) {
+		fprintf(stderr, "roost: %s\n", err);
+		goto out;
+	}
+	/* ...then become run_as before any data is opened or any client byte is read. */
+	if (drop_privileges(cfg, data_dir) < 0)
+		goto out;
 	if (auth_directory_open(data_dir, &dir, err, sizeof(err)) < 0) {
 		fprintf(stderr, "roost: %s\n", err);
 		goto out;
@@ -175,45 +232,9 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	}
 	delivery = delivery_new(cfg, dir, store, queue);
 	ctx.delivery = delivery;
-	if (cfg->tls_cert[0] != '\0') {
-		char *cert = config_resolve_path(cfg, cfg->tls_cert);
-		char *key = config_resolve_path(cfg, cfg->tls_key);
-		ctx.tls = tls_context_new(cert, key, err, sizeof(err));
-		free(cert);
-		free(key);
-		if (ctx.tls == NULL) {
-			fprintf(stderr, "roost: %s\n", err);
-			goto out;
-		}
-	}
-
-	struct smtp_deps smtp = { cfg, dir, penalty, delivery };
-	struct imap_deps imap = { cfg, dir, penalty, store };
-	struct pop3_deps pop3 = { cfg, dir, penalty, store };
-	struct net_server_options opts = {
-		.cfg = cfg,
-		.tls = ctx.tls,
-		.workers = cfg->workers > 0 ? (int)cfg->workers : (int)(cores > 0 ? cores : 1),
-		.pool_threads = (int)(cores > 0 ? cores : 1) * 2,
-		.connections_per_ip = (uint32_t)cfg->connections_per_ip,
-		.reload = serve_reload,
-		.reload_ctx = &ctx,
-	};
-	srv = net_server_new(&opts);
-	net_server_set_protocol(srv, LISTEN_SMTP, &smtp_protocol, &smtp);
-	net_server_set_protocol(srv, LISTEN_SUBMISSION, &smtp_protocol, &smtp);
-	net_server_set_protocol(srv, LISTEN_SUBMISSIONS, &smtp_protocol, &smtp);
-	net_server_set_protocol(srv, LISTEN_LMTP, &smtp_protocol, &smtp);
-	net_server_set_protocol(srv, LISTEN_IMAP, &imap_protocol, &imap);
-	net_server_set_protocol(srv, LISTEN_IMAPS, &imap_protocol, &imap);
-	net_server_set_protocol(srv, LISTEN_POP3, &pop3_protocol, &pop3);
-	net_server_set_protocol(srv, LISTEN_POP3S, &pop3_protocol, &pop3);
-	if (net_server_bind(srv, err, sizeof(err)) < 0) {
-		fprintf(stderr, "roost: %s\n", err);
-		goto out;
-	}
-	if (drop_privileges(cfg, data_dir) < 0)
-		goto out;
+	smtp = (struct smtp_deps){ cfg, dir, penalty, delivery };
+	imap = (struct imap_deps){ cfg, dir, penalty, store };
+	pop3 = (struct pop3_deps){ cfg, dir, penalty, store };
 	struct queue_runner_config qcfg = {
 		.hostname = cfg->hostname,
 		.resolvers = cfg->dns_resolvers,
@@ -227,12 +248,12 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		.warn_after = cfg->queue_warn_after,
 		.time_scale = cfg->queue_time_scale,
 		.threads = (unsigned)cfg->queue_threads,
+		.data_dir = data_dir,
 	};
 	struct queue_hooks hooks = {
 		.ctx = &ctx,
 		.local_domain = serve_local_domain,
 		.deliver_local = serve_deliver_local,
-		.sign = NULL,
 	};
 	runner = queue_runner_start(queue, &qcfg, &hooks);
 	status = net_server_run(srv) < 0 ? 1 : 0;

@@ -98,18 +98,17 @@ struct queue_runner_config {
 	int64_t warn_after;
 	int64_t time_scale;	 /* every delay is divided by this */
 	unsigned threads;
+	const char *data_dir;	 /* DKIM keys: DATA_DIR/dkim/DOMAIN/ */
 };
 
 /* Hooks the runner calls up through (cli wires them; the queue includes no higher layer):
- * local_domain tells whether a domain is ours; deliver_local stores a bounce for a local
- * sender (0 = stored); sign adds DKIM-Signature fields for mail of a local sender domain
- * (appends complete header fields to out; may do nothing). */
+ * local_domain tells whether a domain is ours; deliver_local stores a report for a local
+ * sender (0 = stored). Mail our users submitted is DKIM-signed (RFC 6376, RFC 8463) for the
+ * sender's domain when that domain has keys. */
 struct queue_hooks {
 	void *ctx;
 	bool (*local_domain)(void *ctx, const char *domain);
 	int (*deliver_local)(void *ctx, const char *recipient, const uint8_t *msg, size_t len);
-	void (*sign)(void *ctx, const char *sender_domain, const uint8_t *msg, size_t len,
-		     struct buf *out);
 };
 
 struct queue_runner;

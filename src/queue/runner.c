@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 
 #include "../core/core.h"
+#include "dkim.h"
 #include "dns.h"
 #include "queue_internal.h"
 
@@ -277,6 +278,28 @@ static void runner_deliver_group(struct queue_runner *r, struct queue_entry *e,
 	free(targets);
 }
 
+static void runner_dkim_sign(struct queue_runner *r, const struct queue_entry *e,
+			     const uint8_t *data, struct buf *prefix)
+{
+	char err[256];
+	struct dkim_signer *signer;
+
+	if (r->cfg.data_dir == NULL || r->cfg.data_dir[0] == '\0')
+		return;
+	signer = dkim_signer_load(r->cfg.data_dir, domain_of(e->sender), err, sizeof(err));
+	if (signer == NULL) {
+		log_debug("queue_id=%s msg=\"not signed\" reason=\"%s\"", e->id, err);
+		return;
+	}
+	if (dkim_sign(signer, data, e->data_size, time_wall_seconds(), prefix, err,
+		      sizeof(err)) < 0) {
+		buf_reset(prefix);
+		log_warn("queue_id=%s msg=\"DKIM signing failed; sending unsigned\" error=\"%s\"",
+			 e->id, err);
+	}
+	dkim_signer_free(&signer);
+}
+
 static void runner_deliver(struct queue_runner *r, const char *id)
 {
 	struct queue_entry *e = NULL;
@@ -301,9 +324,9 @@ static void runner_deliver(struct queue_runner *r, const char *id)
 		before[i] = e->rcpts[i].state;
 	buf_init(&prefix);
 	/* DKIM: mail our users submitted is signed for the sender's domain. */
-	if (e->auth_user && r->hooks.sign && r->hooks.local_domain &&
+	if (e->auth_user && r->hooks.local_domain &&
 	    r->hooks.local_domain(r->hooks.ctx, domain_of(e->sender)))
-		r->hooks.sign(r->hooks.ctx, domain_of(e->sender), data, e->data_size, &prefix);
+		runner_dkim_sign(r, e, data, &prefix);
 
 	bool smarthost = r->cfg.smarthost && r->cfg.smarthost[0];
 	bool *done = xcalloc(e->rcpt_count, sizeof(bool));
@@ -514,6 +537,7 @@ struct queue_runner *queue_runner_start(struct queue *q, const struct queue_runn
 	r->cfg.smarthost = copy_or_empty(cfg->smarthost);
 	r->cfg.relay_user = copy_or_empty(cfg->relay_user);
 	r->cfg.relay_password = copy_or_empty(cfg->relay_password);
+	r->cfg.data_dir = copy_or_empty(cfg->data_dir);
 	r->hooks = *hooks;
 	r->worker_count = cfg->threads ? cfg->threads : 4;
 	pthread_mutex_init(&r->lock, NULL);
@@ -553,6 +577,7 @@ void queue_runner_stop(struct queue_runner **rp)
 	free((char *)r->cfg.smarthost);
 	free((char *)r->cfg.relay_user);
 	free((char *)r->cfg.relay_password);
+	free((char *)r->cfg.data_dir);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->wake);
 	pthread_cond_destroy(&r->work);

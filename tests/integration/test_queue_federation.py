@@ -14,6 +14,8 @@ import time
 import pytest
 
 from conftest import LISTENERS, client_tls_context, free_port, wait_for_port
+from test_dkim_cli import (ED25519_SPKI_PREFIX, canon_body, header_data, openssl_verify, pem,
+                           records, split_message, tags)
 
 ALICE = ("alice@a.test", "alice password")
 BOB = ("bob@b.test", "bob password")
@@ -105,7 +107,29 @@ def submit(r, sender, password, rcpts, subject, body="hello\r\n"):
     return refused
 
 
-def test_message_crosses_to_the_other_server(make_roost, dns):
+def verify_dkim(signed, sender_peer, domain, tmp_path):
+    """Both DKIM signatures (RSA and Ed25519) verify with openssl against the published keys."""
+    _, recs = records(sender_peer, domain)
+    fields, body = split_message(signed)
+    sigs = [f for f in fields if f.lower().startswith(b"dkim-signature:")]
+    assert len(sigs) == 2, signed[:800]
+    import base64, hashlib, re
+    bh = base64.b64encode(hashlib.sha256(canon_body(body)).digest()).decode()
+    algorithms = set()
+    for f in sigs:
+        data, t = header_data(fields, f)
+        assert t["d"] == domain and re.sub(r"\s", "", t["bh"]) == bh
+        key = tags(recs[t["s"]])
+        ed = t["a"] == "ed25519-sha256"
+        der = ED25519_SPKI_PREFIX + base64.b64decode(key["p"]) if ed else \
+            base64.b64decode(key["p"])
+        sig = base64.b64decode(re.sub(r"\s", "", t["b"]))
+        assert openssl_verify(tmp_path, pem(der), data, sig, ed), t["a"]
+        algorithms.add(t["a"])
+    assert algorithms == {"rsa-sha256", "ed25519-sha256"}
+
+
+def test_message_crosses_to_the_other_server(make_roost, dns, tmp_path):
     mx_port = shared_mx_port()
     b = make_peer(make_roost, "127.0.0.3", "b.test", BOB, dns, mx_port)
     a = make_peer(make_roost, "127.0.0.2", "a.test", ALICE, dns, mx_port)
@@ -115,6 +139,9 @@ def test_message_crosses_to_the_other_server(make_roost, dns):
     assert b"Subject: federation-1" in data
     assert b"across the loopback" in data
     assert b"by mx.b.test (Roost)" in data and b"by mx.a.test (Roost)" in data
+    # Signed by A for a.test; the receiver's own trace fields come above the signature.
+    signed = data[data.index(b"DKIM-Signature:"):]
+    verify_dkim(signed, a, "a.test", tmp_path)
     assert wait_until(lambda: queue_count(a) == 0, 10)
     assert "status=sent" in a.log_text()
 
