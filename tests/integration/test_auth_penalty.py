@@ -28,23 +28,25 @@ def timed_login(port, user, password):
 
 
 def test_unknown_user_and_wrong_password_identical(make_roost):
-    # A constant delay isolates what the check itself costs.
-    r = make_roost(extra={"auth": {"failure_delay": "100", "failure_delay_max": "100",
+    # No penalty delay: what remains is the check itself. An unknown user must cost the same
+    # password hash as a known one (~15 ms of yescrypt); skipping it would show as a gap of
+    # most of the time, far beyond scheduling noise.
+    r = make_roost(extra={"auth": {"failure_delay": "0", "failure_delay_max": "0",
                                    "failure_refuse_after": "1000"}})
     port = r.ports["imap"]
     wrong, unknown = [], []
     replies = set()
-    for _ in range(15):
-        reply, t = timed_login(port, DEMO_USER, "not the password")
-        replies.add(reply)
-        wrong.append(t)
-        reply, t = timed_login(port, "nobody@example.test", "not the password")
-        replies.add(reply)
-        unknown.append(t)
+    for i in range(30):
+        # alternate the order so drift in machine load hits both sides alike
+        order = [(DEMO_USER, wrong), ("nobody@example.test", unknown)]
+        for user, times in (order if i % 2 == 0 else order[::-1]):
+            reply, t = timed_login(port, user, "not the password")
+            replies.add(reply)
+            times.append(t)
     assert len(replies) == 1, replies
     assert "AUTHENTICATIONFAILED" in replies.pop()
     mw, mu = statistics.median(wrong), statistics.median(unknown)
-    assert abs(mw - mu) / max(mw, mu) < 0.10, (mw, mu)
+    assert abs(mw - mu) / max(mw, mu) < 0.30, (mw, mu)
 
 
 def test_failures_from_one_address_slow_down(make_roost):

@@ -31,20 +31,38 @@ def free_udp_port():
         return s.getsockname()[1]
 
 
+def dns_answers(port):
+    """True once something answers a DNS query on 127.0.0.1:port."""
+    query = bytes.fromhex("1234010000010000000000000162047465737400000f0001")  # MX b.test
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        try:
+            s.sendto(query, ("127.0.0.1", port))
+            return s.recv(512)[:2] == b"\x12\x34"
+        except OSError:
+            return False
+
+
 @pytest.fixture
 def dns():
-    port = free_udp_port()
     binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-    proc = subprocess.Popen(
-        [binary, "--no-daemon", "--port=%d" % port, "--listen-address=127.0.0.1",
-         "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-         "--user=root", "--pid-file", "--local=/test/",
-         "--mx-host=a.test,mx.a.test,10", "--host-record=mx.a.test,127.0.0.2",
-         "--mx-host=b.test,mx.b.test,10", "--host-record=mx.b.test,127.0.0.3",
-         "--mx-host=dead.test,mx.dead.test,10", "--host-record=mx.dead.test,127.0.0.4"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
-    assert proc.poll() is None, "dnsmasq did not start"
+    for _ in range(5):  # a port taken between choosing and binding: try another
+        port = free_udp_port()
+        proc = subprocess.Popen(
+            [binary, "--no-daemon", "--port=%d" % port, "--listen-address=127.0.0.1",
+             "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+             "--user=root", "--pid-file", "--local=/test/",
+             "--mx-host=a.test,mx.a.test,10", "--host-record=mx.a.test,127.0.0.2",
+             "--mx-host=b.test,mx.b.test,10", "--host-record=mx.b.test,127.0.0.3",
+             "--mx-host=dead.test,mx.dead.test,10", "--host-record=mx.dead.test,127.0.0.4"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if wait_until(lambda: proc.poll() is not None or dns_answers(port), 5) and \
+                proc.poll() is None:
+            break
+        proc.kill()
+        proc.wait(5)
+    else:
+        pytest.fail("dnsmasq did not start")
     yield "127.0.0.1:%d" % port
     proc.terminate()
     proc.wait(5)
