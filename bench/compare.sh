@@ -149,6 +149,8 @@ pop3 = 127.0.0.1:$ROOST_POP3
 plaintext = always
 failure_delay = 0
 user_ip_connections = 100000
+[limits]
+connections_per_ip = 100000
 EOF
 	if ! "$ROOST" --config "$conf" domain add bench.test >>"$LOG" 2>&1; then
 		NOTE[roost]="'roost domain add' failed (see $LOG)"
