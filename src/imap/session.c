@@ -351,6 +351,101 @@ static bool imap_command_line(struct imap_session *s, const char *line, size_t l
 	return true;
 }
 
+/* ---- over-long commands: answer BAD [TOOBIG], skip the rest, keep the connection ---- */
+
+static void imap_skip_begin(struct imap_session *s, const char *head, size_t len)
+{
+	size_t n = 0;
+
+	/* The tag is at the start of the line (unless the tag itself is what is too long). */
+	while (n < len && n < 64 && head[n] > ' ' && head[n] < 0x7f &&
+	       strchr("(){%*\"\\+", head[n]) == NULL)
+		n++;
+	free(s->skip_tag);
+	s->skip_tag = n > 0 && n < len && head[n] == ' ' ? xstrndup(head, n) : xstrdup("*");
+	s->skipping_long_line = true;
+	s->skipping_command = true;
+	imap_reset_command(s);
+}
+
+static void imap_skip_end(struct imap_session *s)
+{
+	char *tag = s->skip_tag ? s->skip_tag : xstrdup("*");
+
+	s->skip_tag = NULL;
+	s->skipping_command = false;
+	imap_bad(s, tag, "[TOOBIG] Command line too long");
+	free(tag);
+}
+
+/* A line of a command being skipped ended; tail is its end. Decides whether the command goes
+ * on (a non-synchronising literal follows) or is over. Returns false when closing. */
+static bool imap_skip_line_end(struct imap_session *s, const char *tail, size_t len)
+{
+	uint64_t size = 0;
+	bool nonsync = false;
+
+	if (imap_line_literal(tail, len, &size, &nonsync) == 1 && nonsync) {
+		/* RFC 7888: the client sends it without waiting; read past it unparsed. */
+		uint64_t limit = s->state == IMAP_STATE_NOT_AUTHENTICATED
+					 ? IMAP_PREAUTH_LITERAL_MAX
+					 : (uint64_t)s->deps->cfg->message_size;
+		if (size > limit) {
+			imap_reply(s, "* BYE [TOOBIG] Literal too large");
+			imap_logout(s);
+			return false;
+		}
+		s->skip_literal = size;
+		return true;
+	}
+	/* No literal, or a synchronising one the client waits for in vain: the command ends. */
+	imap_skip_end(s);
+	return !net_conn_is_closing(s->conn);
+}
+
+/* Continues skipping; returns false when it needs more input or the connection closes. */
+static bool imap_skip_input(struct imap_session *s)
+{
+	char *line;
+	size_t len;
+	enum net_line_status st;
+
+	if (s->skipping_long_line) {
+		/* Before login a stranger gets little rope: 8 lines' worth; after, 1 MiB. */
+		size_t cap = s->state == IMAP_STATE_NOT_AUTHENTICATED
+				     ? 8 * (size_t)s->deps->cfg->imap_line_preauth
+				     : LIMIT_IMAP_LINE_MAX;
+		st = net_conn_skip_long_line(s->conn, cap, &line, &len);
+		if (st == NET_LINE_NONE)
+			return false;
+		if (st == NET_LINE_TOO_LONG) {
+			/* No line end in sight: a flood, not a command. */
+			imap_reply(s, "* BYE [TOOBIG] Command line too long");
+			imap_logout(s);
+			return false;
+		}
+		s->skipping_long_line = false;
+		return imap_skip_line_end(s, line, len);
+	}
+	if (s->skip_literal > 0) {
+		size_t want = s->skip_literal > SIZE_MAX ? SIZE_MAX : (size_t)s->skip_literal;
+		size_t got = net_conn_skip_bytes(s->conn, want);
+		if (got == 0)
+			return false;
+		s->skip_literal -= got;
+		return true;
+	}
+	/* The next line of the skipped command. */
+	st = net_conn_read_line(s->conn, (size_t)s->deps->cfg->imap_line, &line, &len, NULL);
+	if (st == NET_LINE_NONE)
+		return false;
+	if (st == NET_LINE_TOO_LONG) {
+		s->skipping_long_line = true;
+		return true;
+	}
+	return imap_skip_line_end(s, line, len);
+}
+
 static void imap_input(void *session)
 {
 	struct imap_session *s = session;
@@ -380,6 +475,11 @@ static void imap_input(void *session)
 			continue;
 		}
 
+		if (s->skipping_command) {
+			if (!imap_skip_input(s))
+				return;
+			continue;
+		}
 		if (s->literal_remaining > 0) {
 			size_t want = s->literal_remaining > SIZE_MAX ? SIZE_MAX
 								      : (size_t)s->literal_remaining;
@@ -407,11 +507,8 @@ static void imap_input(void *session)
 		if (st == NET_LINE_NONE)
 			return;
 		if (st == NET_LINE_TOO_LONG) {
-			/* The discarded part may have announced literals; nothing after this point
-			 * can be trusted to be a command boundary. */
-			imap_reply(s, "* BYE [TOOBIG] Command line too long");
-			imap_logout(s);
-			return;
+			imap_skip_begin(s, line, len);
+			continue;
 		}
 		if (!imap_command_line(s, line, len))
 			return;
@@ -449,6 +546,7 @@ static void imap_close(void *session)
 	imap_selected_free(s);
 	store_account_close(&s->acct);
 	imap_auth_session_end(s);
+	free(s->skip_tag);
 	buf_free(&s->cmd);
 	free(s);
 }

@@ -27,6 +27,13 @@ struct imap_session {
 	uint64_t literal_bytes;
 	unsigned bad_count;
 
+	/* Skipping a command whose line was too long (TESTPLAN §2.3): its tag for the BAD, and
+	 * the literals it still announces, which are skipped unread. */
+	char *skip_tag;
+	bool skipping_long_line;
+	bool skipping_command;
+	uint64_t skip_literal;
+
 	/* Authentication in progress (AUTHENTICATE continuation or an offloaded check). */
 	struct sasl_session *sasl;
 	char *auth_tag;

@@ -443,6 +443,60 @@ static bool conn_input_blocked(const struct net_conn *c)
 	return c->paused || c->closing || c->tls_switch_pending || c->bev == NULL;
 }
 
+/* Keeps the last octets of a discarded stretch, for net_conn_skip_long_line. */
+static void conn_keep_tail(struct net_conn *c, struct evbuffer *in, size_t upto)
+{
+	size_t keep = upto < sizeof(c->long_tail) ? upto : sizeof(c->long_tail);
+	uint8_t tmp[sizeof(c->long_tail)];
+	struct evbuffer_ptr at;
+
+	if (keep == 0)
+		return;
+	evbuffer_ptr_set(in, &at, upto - keep, EVBUFFER_PTR_SET);
+	evbuffer_copyout_from(in, &at, tmp, keep);
+	if (keep < sizeof(c->long_tail)) {
+		/* too short on its own: append to what earlier stretches left */
+		size_t old = c->long_tail_len + keep > sizeof(c->long_tail)
+				     ? sizeof(c->long_tail) - keep
+				     : c->long_tail_len;
+		memmove(c->long_tail, c->long_tail + c->long_tail_len - old, old);
+		memcpy(c->long_tail + old, tmp, keep);
+		c->long_tail_len = old + keep;
+	} else {
+		memcpy(c->long_tail, tmp, keep);
+		c->long_tail_len = keep;
+	}
+}
+
+/* Starts an over-long line: its head becomes the line handed out with NET_LINE_TOO_LONG. */
+static enum net_line_status conn_long_line(struct net_conn *c, struct evbuffer *in,
+					   size_t line_len, bool has_lf, char **line_r,
+					   size_t *len_r)
+{
+	size_t head = line_len < 64 ? line_len : 64;
+
+	buf_reset(&c->line);
+	buf_reserve(&c->line, head);
+	evbuffer_copyout(in, c->line.data, head);
+	c->line.len = head;
+	c->line.data[head] = '\0';
+	*line_r = (char *)c->line.data;
+	*len_r = head;
+	c->long_tail_len = 0;
+	c->long_line_skipped = line_len;
+	conn_keep_tail(c, in, line_len);
+	if (has_lf) {
+		evbuffer_drain(in, line_len + 1);
+		c->long_line_done = true;
+		c->discarding_line = false;
+	} else {
+		evbuffer_drain(in, line_len);
+		c->long_line_done = false;
+		c->discarding_line = true;
+	}
+	return NET_LINE_TOO_LONG;
+}
+
 enum net_line_status net_conn_read_line(struct net_conn *c, size_t max, char **line_r,
 					size_t *len_r, bool *crlf_r)
 {
@@ -464,20 +518,16 @@ enum net_line_status net_conn_read_line(struct net_conn *c, size_t max, char **l
 			continue;
 		}
 		if (pos.pos < 0) {
-			if (evbuffer_get_length(in) > max + 1) {
-				evbuffer_drain(in, evbuffer_get_length(in));
-				c->discarding_line = true;
-				return NET_LINE_TOO_LONG;
-			}
+			if (evbuffer_get_length(in) > max + 1)
+				return conn_long_line(c, in, evbuffer_get_length(in), false, line_r,
+						      len_r);
 			return NET_LINE_NONE;
 		}
 		size_t total = (size_t)pos.pos + 1;
 		size_t len = (size_t)pos.pos;
 		bool crlf = false;
-		if (len > max + 1) { /* +1: the CR that may precede LF */
-			evbuffer_drain(in, total);
-			return NET_LINE_TOO_LONG;
-		}
+		if (len > max + 1) /* +1: the CR that may precede LF */
+			return conn_long_line(c, in, len, true, line_r, len_r);
 		buf_reset(&c->line);
 		buf_reserve(&c->line, total);
 		evbuffer_remove(in, c->line.data, total);
@@ -485,8 +535,18 @@ enum net_line_status net_conn_read_line(struct net_conn *c, size_t max, char **l
 			len--;
 			crlf = true;
 		}
-		if (len > max)
+		if (len > max) {
+			size_t head = len < 64 ? len : 64;
+			c->line.len = head;
+			c->line.data[head] = '\0';
+			memcpy(c->long_tail, c->line.data + len - (len < 64 ? len : 64),
+			       len < 64 ? len : 64);
+			c->long_tail_len = len < 64 ? len : 64;
+			c->long_line_done = true;
+			*line_r = (char *)c->line.data;
+			*len_r = head;
 			return NET_LINE_TOO_LONG;
+		}
 		c->line.len = len;
 		c->line.data[len] = '\0';
 		*line_r = (char *)c->line.data;
@@ -495,6 +555,40 @@ enum net_line_status net_conn_read_line(struct net_conn *c, size_t max, char **l
 			*crlf_r = crlf;
 		return NET_LINE_OK;
 	}
+}
+
+enum net_line_status net_conn_skip_long_line(struct net_conn *c, size_t cap, char **tail_r,
+					     size_t *tail_len_r)
+{
+	struct evbuffer *in;
+	struct evbuffer_ptr pos;
+	size_t eol_len = 0;
+
+	if (!c->long_line_done) {
+		if (conn_input_blocked(c))
+			return NET_LINE_NONE;
+		in = bufferevent_get_input(c->bev);
+		pos = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+		if (pos.pos < 0) {
+			size_t n = evbuffer_get_length(in);
+			conn_keep_tail(c, in, n);
+			evbuffer_drain(in, n);
+			c->long_line_skipped += n;
+			return c->long_line_skipped > cap ? NET_LINE_TOO_LONG : NET_LINE_NONE;
+		}
+		conn_keep_tail(c, in, (size_t)pos.pos);
+		evbuffer_drain(in, (size_t)pos.pos + 1);
+		c->discarding_line = false;
+	}
+	c->long_line_done = false;
+	if (c->long_tail_len > 0 && c->long_tail[c->long_tail_len - 1] == '\r')
+		c->long_tail_len--;
+	buf_reset(&c->line);
+	buf_append(&c->line, c->long_tail, c->long_tail_len);
+	buf_cstr(&c->line);
+	*tail_r = (char *)c->line.data;
+	*tail_len_r = c->line.len;
+	return NET_LINE_OK;
 }
 
 size_t net_conn_read_bytes(struct net_conn *c, size_t max, struct buf *out)

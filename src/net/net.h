@@ -84,10 +84,18 @@ bool net_conn_is_closing(const struct net_conn *c);
 enum net_line_status { NET_LINE_NONE = 0, NET_LINE_OK = 1, NET_LINE_TOO_LONG = -1 };
 /* One line without its line end, NUL-terminated, valid until the next read call. A line ends
  * with LF; a CR before it is removed and *crlf_r (may be NULL) tells whether it was there.
- * A line longer than max: returns NET_LINE_TOO_LONG once, then the reader discards input up to
- * and including the next LF on its own (an over-long line never becomes a second command). */
+ * A line longer than max: returns NET_LINE_TOO_LONG once, with its first octets (at most 64)
+ * as the line; then either net_conn_skip_long_line consumes the rest, or the next read call
+ * discards input up to and including the next LF (an over-long line never becomes a second
+ * command). */
 enum net_line_status net_conn_read_line(struct net_conn *c, size_t max, char **line_r,
 					size_t *len_r, bool *crlf_r);
+/* After NET_LINE_TOO_LONG (whose *line_r holds the line's first octets, at most 64): consumes
+ * the rest of that line. Returns NET_LINE_OK at its LF with *tail_r pointing to its last
+ * octets (at most 64, without CR LF; valid until the next read call), NET_LINE_NONE while it
+ * needs more input, NET_LINE_TOO_LONG once more than cap octets were skipped with no LF. */
+enum net_line_status net_conn_skip_long_line(struct net_conn *c, size_t cap, char **tail_r,
+					     size_t *tail_len_r);
 /* Moves up to max buffered bytes into out; returns how many. */
 size_t net_conn_read_bytes(struct net_conn *c, size_t max, struct buf *out);
 /* Up to max buffered bytes, contiguous, without consuming them (valid until the next read

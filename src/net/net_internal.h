@@ -54,6 +54,10 @@ struct net_conn {
 	bool finalize_scheduled;
 	bool finalized; /* closed and session freed; only the memory remains */
 	bool discarding_line;
+	bool long_line_done;	 /* the over-long line was consumed to its LF already */
+	uint64_t long_line_skipped;
+	uint8_t long_tail[64];	 /* the last octets of an over-long line (before CR LF) */
+	size_t long_tail_len;
 	bool ip_counted;
 	int jobs_in_flight;
 	uint32_t timeout_seconds;

@@ -66,10 +66,20 @@ def test_unterminated_literal_and_long_line(roost_server, line_client):
     r.send(b"abc")
     assert r.silent(0.5)
     r.close()
+    # TESTPLAN §2.3: a line over the 64 KiB limit that does end is answered BAD [TOOBIG]
+    # with its tag and skipped; the session goes on.
     r = raw_login(roost_server, line_client)
     r.send(b"b NOOP " + b"x" * (100 * 1024) + b"\r\n")
-    assert r.line().startswith(b"* BYE [TOOBIG]")
-    assert r.closed()
+    assert r.line().startswith(b"b BAD [TOOBIG]")
+    r.send(b"c NOOP\r\n")
+    assert r.until(b"c ")[-1].startswith(b"c OK")
+    # One that does not end within 1 MiB is a flood: the server hangs up.
+    try:
+        for _ in range(20):
+            r.send(b"x" * 65536)
+    except OSError:
+        pass
+    assert r.closed(10)
 
 
 def test_invalid_sequence_sets_and_unknown(roost_server, line_client):

@@ -129,16 +129,35 @@ def test_10k_tag_within_a_raised_line_limit_gets_bad(make_roost, line_client):
     assert noop_works(c)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "TESTPLAN §2.3 asks for 'BAD [TOOBIG] then skip to end of line' when a pre-auth command "
-    "line exceeds 8 KiB; imap_input() (src/imap/session.c) answers any over-long line with "
-    "'* BYE [TOOBIG] Command line too long' and closes, even when the line ends in CRLF"))
 def test_10k_tag_over_the_preauth_line_limit_gets_bad_toobig(server, line_client):
     c = connect(server, line_client)
     c.send(b"t" * 10240 + b" NOOP\r\n")
     reply = c.line()
     assert reply.startswith(b"* BAD [TOOBIG]"), reply
     assert noop_works(c)
+
+
+def test_overlong_line_with_tag_gets_tagged_bad_and_its_literal_is_skipped(server, line_client):
+    """TESTPLAN §2.3/§3.6: an over-long line is answered BAD [TOOBIG] with its tag, skipped to
+    its end, and a non-synchronising literal it announces is skipped unread: a command hidden
+    in that literal never runs."""
+    c = connect(server, line_client)
+    hidden = b"\r\nx LOGOUT\r\n"
+    c.send(b"a1 LOGIN " + b"u" * 9000 + b" {%d+}\r\n" % len(hidden) + hidden + b"\r\n")
+    reply = c.line()
+    assert reply.startswith(b"a1 BAD [TOOBIG]"), reply
+    assert noop_works(c)
+
+
+def test_line_without_end_is_cut_off(server, line_client):
+    """A 'line' that never ends is a flood: the server closes once it passed the hard cap."""
+    c = connect(server, line_client)
+    try:
+        for _ in range(40):
+            c.send(b"x" * 65536)
+    except OSError:
+        pass
+    assert c.closed(10)
 
 
 def test_10k_tag_over_the_preauth_line_limit_is_refused_without_crash(server, line_client):
