@@ -135,10 +135,20 @@ static const char *smtp_check_mail_params(struct smtp_session *s, const struct s
 	return NULL;
 }
 
+/* RFC 6531 §3.4: a UTF-8 address is allowed only in a transaction that asked for SMTPUTF8. */
+static bool smtp_ascii(const char *str)
+{
+	for (; *str; str++)
+		if ((unsigned char)*str >= 0x80)
+			return false;
+	return true;
+}
+
 void smtp_cmd_mail(struct smtp_session *s, const char *args)
 {
 	struct smtp_path path;
 	const char *why = NULL;
+	bool utf8 = false;
 
 	if (s->helo == NULL) {
 		smtp_error(s, "503 5.5.1 Send %s first", s->lmtp ? "LHLO" : "EHLO/HELO");
@@ -157,6 +167,9 @@ void smtp_cmd_mail(struct smtp_session *s, const char *args)
 		return;
 	}
 	why = smtp_check_mail_params(s, &path);
+	smtp_path_param(&path, "SMTPUTF8", &utf8);
+	if (why == NULL && !utf8 && !smtp_ascii(path.mailbox))
+		why = "553 5.6.7 Non-ASCII address needs the SMTPUTF8 parameter";
 	if (why != NULL) {
 		smtp_error(s, "%s", why);
 		smtp_path_clear(&path);
@@ -440,7 +453,9 @@ void smtp_cmd_data(struct smtp_session *s, const char *args)
 		return;
 	}
 	if (s->txn.rcpt_count == 0) {
-		smtp_error(s, "554 5.5.1 No valid recipients");
+		/* RFC 2033 §4.2: LMTP answers 503 here, SMTP 554 (RFC 5321 §3.3) */
+		smtp_error(s, s->lmtp ? "503 5.5.1 No valid recipients"
+				      : "554 5.5.1 No valid recipients");
 		return;
 	}
 	if (s->txn.bdat_started) {
@@ -479,6 +494,7 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *args)
 		t->delivery_failed = true;
 		free(t->delivery_error);
 		t->delivery_error = xstrdup(!s->has_txn ? "503 5.5.1 Need MAIL command"
+					    : s->lmtp   ? "503 5.5.1 No valid recipients"
 							: "554 5.5.1 No valid recipients");
 		return;
 	}
@@ -589,7 +605,21 @@ static void smtp_flush_out(struct smtp_session *s)
 	buf_reset(&s->out);
 }
 
-static void smtp_data_complete(struct smtp_session *s, bool bare_line_ends)
+/* Refuses the whole message at the end of its data. RFC 2033 §4.2: after the end of the data
+ * an LMTP server sends one reply for each accepted recipient, also when every one of them is
+ * the same refusal; a single reply would leave the client waiting for the others. An error on
+ * a BDAT chunk that is not the last (end_of_data false) is the answer to that chunk: one reply
+ * (RFC 3030 §3: the client sends no more chunks). */
+static void smtp_data_refuse(struct smtp_session *s, bool end_of_data, const char *text)
+{
+	size_t n = s->lmtp && end_of_data && s->txn.rcpt_count > 0 ? s->txn.rcpt_count : 1;
+
+	for (size_t i = 0; i < n; i++)
+		smtp_reply(s, "%s", text);
+	smtp_txn_reset(s);
+}
+
+static void smtp_data_complete(struct smtp_session *s, bool bare_line_ends, bool end_of_data)
 {
 	struct smtp_txn *t = &s->txn;
 	struct finish_job *job;
@@ -599,27 +629,27 @@ static void smtp_data_complete(struct smtp_session *s, bool bare_line_ends)
 	if (t->delivery_failed) {
 		if (t->delivery_error && t->delivery_error[0] >= '2' && t->delivery_error[0] <= '5' &&
 		    t->delivery_error[3] == ' ')
-			smtp_reply(s, "%s", t->delivery_error);
+			smtp_data_refuse(s, end_of_data, t->delivery_error);
 		else
-			smtp_reply(s, "451 4.3.0 Cannot accept the message now; try again later");
-		smtp_txn_reset(s);
+			smtp_data_refuse(s, end_of_data,
+					 "451 4.3.0 Cannot accept the message now; try again later");
 		return;
 	}
 	if (t->too_big) {
-		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
-		smtp_txn_reset(s);
+		smtp_data_refuse(s, end_of_data,
+				 "552 5.3.4 Message size exceeds fixed maximum message size");
 		return;
 	}
 	if (bare_line_ends && !s->submission) {
 		/* RFC 5321 §2.3.8: CR and LF only as CRLF. Refusing them on the MX leaves no
 		 * room for an end-of-data ambiguity with a relaying server (SMTP smuggling). */
-		smtp_reply(s, "554 5.6.0 Message contains bare CR or LF characters");
-		smtp_txn_reset(s);
+		smtp_data_refuse(s, end_of_data,
+				 "554 5.6.0 Message contains bare CR or LF characters");
 		return;
 	}
 	if (t->write_failed) {
-		smtp_reply(s, "451 4.3.0 Cannot store the message now; try again later");
-		smtp_txn_reset(s);
+		smtp_data_refuse(s, end_of_data,
+				 "451 4.3.0 Cannot store the message now; try again later");
 		return;
 	}
 	job = xcalloc(1, sizeof(*job));
@@ -662,7 +692,7 @@ bool smtp_receive(struct smtp_session *s)
 			if (s->out.len >= SMTP_DATA_CHUNK)
 				smtp_flush_out(s);
 			if (t->decoder.done) {
-				smtp_data_complete(s, t->decoder.bare_line_ends);
+				smtp_data_complete(s, t->decoder.bare_line_ends, true);
 				return true;
 			}
 			continue;
@@ -685,7 +715,7 @@ bool smtp_receive(struct smtp_session *s)
 		}
 		/* A whole chunk arrived. */
 		if (t->bdat_last || t->delivery_failed || t->too_big) {
-			smtp_data_complete(s, false);
+			smtp_data_complete(s, false, t->bdat_last);
 			return true;
 		}
 		smtp_flush_out(s);
