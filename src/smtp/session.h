@@ -37,6 +37,7 @@ struct smtp_session {
 	char *helo;	 /* client's EHLO/HELO name once given */
 	bool esmtp;
 	unsigned bad_count;
+	bool close_pending; /* smtp_close_after_replies was called: read nothing more */
 
 	/* AUTH exchange */
 	struct sasl_session *sasl;
@@ -56,6 +57,7 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...) __attribute__((for
 /* A protocol error: reply, count it, and close after too many. */
 void smtp_error(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool smtp_plaintext_allowed(const struct smtp_session *s);
+void smtp_close_after_replies(struct smtp_session *s);
 
 /* txn.c */
 void smtp_cmd_mail(struct smtp_session *s, const char *args);

@@ -48,7 +48,7 @@ static bool smtp_pipelining_violation(struct smtp_session *s)
 	log_warn("proto=smtp conn=%llu ip=%s msg=\"client did not wait for the reply\"",
 		 (unsigned long long)net_conn_id(s->conn), net_conn_peer_ip(s->conn));
 	smtp_reply(s, "554 5.5.0 Improper use of SMTP command pipelining");
-	net_conn_close(s->conn);
+	smtp_close_after_replies(s);
 	return true;
 }
 
@@ -122,11 +122,11 @@ static const char *smtp_check_mail_params(struct smtp_session *s, const struct s
 			if (v == NULL || !(str_ieq(v, "FULL") || str_ieq(v, "HDRS")))
 				return "501 5.5.4 RET must be FULL or HDRS";
 		} else if (strcmp(k, "ENVID") == 0) {
-			if (v == NULL || strlen(v) > 100 || !smtp_xtext_valid(v))
+			if (v == NULL || strlen(v) > 100 || !smtp_xtext_clean(v, false))
 				return "501 5.5.4 Bad ENVID parameter";
 		} else if (strcmp(k, "AUTH") == 0) {
 			/* RFC 4954 §5: accepted; we do not trust other servers' claims. */
-			if (v == NULL || (strcmp(v, "<>") != 0 && !smtp_xtext_valid(v)))
+			if (v == NULL || (strcmp(v, "<>") != 0 && !smtp_xtext_clean(v, true)))
 				return "501 5.5.4 Bad AUTH parameter";
 		} else {
 			return "555 5.5.4 Unsupported MAIL parameter";
@@ -293,7 +293,8 @@ static const char *smtp_check_rcpt_params(const struct smtp_path *p)
 				return "501 5.5.4 Bad NOTIFY parameter";
 		} else if (strcmp(k, "ORCPT") == 0) {
 			const char *semi = v ? strchr(v, ';') : NULL;
-			if (semi == NULL || semi == v || strlen(v) > 500 || !smtp_xtext_valid(semi + 1))
+			if (semi == NULL || semi == v || strlen(v) > 500 ||
+			    !smtp_xtext_clean(semi + 1, false))
 				return "501 5.5.4 Bad ORCPT parameter";
 		} else {
 			return "555 5.5.4 Unsupported RCPT parameter";
@@ -677,7 +678,7 @@ bool smtp_receive(struct smtp_session *s)
 {
 	struct smtp_txn *t = &s->txn;
 
-	while (!net_conn_is_closing(s->conn)) {
+	while (!net_conn_is_closing(s->conn) && !s->close_pending) {
 		size_t avail;
 		if (s->rx == SMTP_RX_DATA) {
 			const uint8_t *in = net_conn_peek(s->conn, SMTP_DATA_CHUNK, &avail);
