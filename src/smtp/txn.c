@@ -541,11 +541,19 @@ static void finish_job_work(void *arg)
 	if (job->user != NULL) {
 		/* Submission: the From: header must name the user too (issue policy 553). */
 		struct from_check fc = { job->delivery, job->user, NULL };
+		bool header_end = false;
 		int n = smtp_header_from_addresses(job->header->data, job->header->len,
-						   check_from_address, &fc);
-		if (n == 0 || fc.bad != NULL) {
+						   check_from_address, &fc, &header_end);
+		/* A header block longer than what was kept could hide another From: */
+		bool unchecked = !header_end && job->header->len >= SMTP_HEADER_KEEP;
+		if (n == 0 || fc.bad != NULL || unchecked) {
 			job->from_refused = true;
-			job->from_bad = fc.bad ? fc.bad : xstrdup("(no From: address)");
+			if (fc.bad != NULL)
+				job->from_bad = fc.bad;
+			else if (unchecked)
+				job->from_bad = xstrdup("(header too long to check)");
+			else
+				job->from_bad = xstrdup("(no From: address)");
 			delivery_txn_abort(&job->txn);
 			return;
 		}
@@ -674,6 +682,41 @@ static void smtp_count(struct smtp_session *s, size_t n)
 		t->too_big = true; /* keep reading to the end, store nothing more */
 }
 
+/* The same line-end rule for BDAT as for DATA (data.h): without BINARYMIME a chunked message
+ * is still made of CRLF lines (RFC 3030 §3), so a bare CR or LF is flagged (the MX and LMTP
+ * refuse the message) and written as CRLF (submission). Otherwise a message submitted with
+ * BDAT could carry "\n.\n" into the queue and on to the next server by DATA (TESTPLAN §3.1,
+ * outbound role). A CR at the end of a chunk waits for the next chunk's first octet. */
+static void smtp_bdat_lines(struct smtp_txn *t, const uint8_t *in, size_t len, struct buf *out)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		if (t->bdat_cr) {
+			t->bdat_cr = false;
+			buf_append(out, "\r\n", 2);
+			if (in[i] == '\n') {
+				i++;
+				continue;
+			}
+			t->bdat_bare = true;
+		}
+		size_t j = i;
+		while (j < len && in[j] != '\r' && in[j] != '\n')
+			j++;
+		buf_append(out, in + i, j - i);
+		if (j == len)
+			break;
+		if (in[j] == '\n') {
+			t->bdat_bare = true;
+			buf_append(out, "\r\n", 2);
+		} else {
+			t->bdat_cr = true;
+		}
+		i = j + 1;
+	}
+}
+
 bool smtp_receive(struct smtp_session *s)
 {
 	struct smtp_txn *t = &s->txn;
@@ -698,7 +741,7 @@ bool smtp_receive(struct smtp_session *s)
 			}
 			continue;
 		}
-		/* BDAT: exactly bdat_remaining octets, taken as they are (RFC 3030 §2). */
+		/* BDAT: exactly bdat_remaining octets, no dot-stuffing (RFC 3030 §2). */
 		if (t->bdat_remaining > 0) {
 			size_t want = t->bdat_remaining > SMTP_DATA_CHUNK ? SMTP_DATA_CHUNK
 									  : (size_t)t->bdat_remaining;
@@ -707,7 +750,7 @@ bool smtp_receive(struct smtp_session *s)
 				return false;
 			smtp_count(s, avail);
 			if (!t->too_big && !t->delivery_failed)
-				buf_append(&s->out, in, avail);
+				smtp_bdat_lines(t, in, avail, &s->out);
 			net_conn_skip_bytes(s->conn, avail);
 			t->bdat_remaining -= avail;
 			if (s->out.len >= SMTP_DATA_CHUNK)
@@ -716,7 +759,12 @@ bool smtp_receive(struct smtp_session *s)
 		}
 		/* A whole chunk arrived. */
 		if (t->bdat_last || t->delivery_failed || t->too_big) {
-			smtp_data_complete(s, false, t->bdat_last);
+			if (t->bdat_last && t->bdat_cr) {
+				/* the message ended in a bare CR */
+				buf_append(&s->out, "\r\n", 2);
+				t->bdat_bare = true;
+			}
+			smtp_data_complete(s, t->bdat_bare, t->bdat_last);
 			return true;
 		}
 		smtp_flush_out(s);

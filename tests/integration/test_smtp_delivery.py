@@ -531,6 +531,62 @@ def test_from_header_mismatch_refused_after_data(server, smtp):
     assert b"Subject: display" in stored[0]
 
 
+@pytest.mark.parametrize("header", [
+    b"From: demo@example.test\r\nFrom: bob@example.test\r\n",   # the second From: is shown by some readers
+    b"From: demo@example.test\r\nFROM : bob@example.test\r\n",  # obs-optional white space
+    b"From : bob@example.test\r\n",
+    b"From:\r\n bob@example.test\r\n",                           # folded
+    b"From: (demo@example.test) bob@example.test\r\n",           # a comment is no address
+])
+def test_every_from_field_is_checked(server, smtp, header):
+    c = smtp("submission")
+    c.auth_plain(DEMO_USER, DEMO_PASSWORD)
+    assert c.cmd(b"MAIL FROM:<demo@example.test>")[0] == 250
+    assert c.cmd(b"RCPT TO:<bob@example.test>")[0] == 250
+    code, lines = send_data(c, header + b"Subject: two froms\r\n\r\nx\r\n")
+    assert code == 553 and b"bob@example.test" in lines[0], lines
+
+
+@pytest.mark.parametrize("body,expect", [
+    (b"bare\nLF\r\n", b"bare\r\nLF\r\n"),
+    (b"bare\rCR\r\n", b"bare\r\nCR\r\n"),
+    (b"dot\n.\nsmuggle\r\n", b"dot\r\n.\r\nsmuggle\r\n"),
+    (b"ends in CR\r", b"ends in CR\r\n"),
+])
+def test_bdat_bare_line_ends_normalised_on_submission(server, smtp, body, expect):
+    """As with DATA, a message submitted with BDAT is stored (and queued) with CRLF only, so
+    "\n.\n" can never reach the next server (TESTPLAN §3.1, outbound role)."""
+    c = smtp("submission")
+    c.auth_plain(DEMO_USER, DEMO_PASSWORD)
+    before = inbox_files(server, BOB)
+    head = b"From: <demo@example.test>\r\nSubject: bdat bare\r\n\r\n"
+    msg = head + body
+    assert c.cmd(b"MAIL FROM:<demo@example.test>")[0] == 250
+    assert c.cmd(b"RCPT TO:<bob@example.test>")[0] == 250
+    # split right after the CR of the body, so a CRLF pair can straddle two chunks
+    cut = len(head) + body.index(b"\r") + 1 if b"\r" in body else len(msg) // 2
+    c.send(b"BDAT %d\r\n" % cut + msg[:cut])
+    assert c.reply()[0] == 250
+    c.send(b"BDAT %d LAST\r\n" % (len(msg) - cut) + msg[cut:])
+    assert c.reply()[0] == 250
+    assert split_added(read_new(server, BOB, before)[0])[2] == head + expect
+
+
+@pytest.mark.parametrize("listener", ["smtp", "lmtp"])
+def test_bdat_bare_line_ends_refused_on_mx_and_lmtp(server, smtp, listener):
+    c = smtp(listener, verb=b"LHLO" if listener == "lmtp" else b"EHLO")
+    before = inbox_files(server, DEMO_USER)
+    msg = b"Subject: bdat bare\r\n\r\nx\n.\ny\r\n"
+    assert c.cmd(b"MAIL FROM:<a@remote.test>")[0] == 250
+    assert c.cmd(b"RCPT TO:<demo@example.test>")[0] == 250
+    c.send(b"BDAT %d LAST\r\n" % len(msg) + msg)
+    code, lines = c.reply()
+    assert code == 554 and lines[0].startswith(b"554 5.6.0"), lines
+    assert c.cmd(b"NOOP")[0] == 250
+    time.sleep(0.1)
+    assert inbox_files(server, DEMO_USER) == before
+
+
 def test_relay_refused_on_mx(server, smtp):
     c = smtp()
     n = len(queue_files(server))

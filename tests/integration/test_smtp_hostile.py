@@ -244,6 +244,34 @@ def test_starttls_injection(server, smtp, listener):
     assert c.cmd(b"STARTTLS")[0] == 503  # twice
 
 
+def test_from_beyond_the_checked_header_refused(server, smtp):
+    """Submission checks From: in the first 64 KiB; a longer header block could hide a
+    second From: there, so it is refused rather than passed unchecked."""
+    c = smtp("submission")
+    c.auth()
+    before = inbox(server)
+    filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"f" * 70) for i in range(1000))
+    msg = (b"From: <demo@example.test>\r\n" + filler + b"From: <someone@else.test>\r\n"
+           b"Subject: hidden\r\n\r\nbody\r\n")
+    open_txn(c, DEMO_USER.encode())
+    c.send(msg + b".\r\n")
+    code, lines = c.reply()
+    assert code == 553 and lines[0].startswith(b"553 5.7.1"), lines
+    # A large body after a short header is fine.
+    open_txn(c, DEMO_USER.encode())
+    c.send(b"From: <demo@example.test>\r\nSubject: big body\r\n\r\n" +
+           (b"b" * 78 + b"\r\n") * 2000 + b".\r\n")
+    assert c.reply()[0] == 250
+    for _ in range(50):
+        if len(inbox(server)) > len(before):
+            break
+        time.sleep(0.02)
+    new = [f for f in inbox(server) if f not in before]
+    assert len(new) == 1
+    with open(new[0], "rb") as f:
+        assert b"Subject: big body" in f.read()
+
+
 # ---------------- §3.3 recipients and parameters ----------------
 
 def test_recipient_limit(server, smtp):
