@@ -181,6 +181,11 @@ enum delivery_rcpt_status delivery_resolve(struct delivery *d, const char *addre
 	if (!delivery_domain_is_local(d, at + 1)) {
 		if (!relay_allowed)
 			return DELIVERY_RCPT_RELAY_DENIED;
+		/* A quoted local part may hold spaces (RFC 5321 §4.1.2), which the queue's
+		 * line format cannot carry: refuse it now rather than fail at every DATA. */
+		for (const char *c = address; *c; c++)
+			if ((unsigned char)*c <= ' ' || *c == 0x7f)
+				return DELIVERY_RCPT_UNSUPPORTED;
 		add_unique(&out->remote, &out->remote_count, address);
 		return DELIVERY_RCPT_OK;
 	}

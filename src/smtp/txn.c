@@ -263,6 +263,9 @@ static void rcpt_job_done(void *session, void *arg)
 	case DELIVERY_RCPT_TEMPFAIL:
 		smtp_reply(s, "451 4.3.0 <%s>: Temporary lookup failure", job->address);
 		break;
+	case DELIVERY_RCPT_UNSUPPORTED:
+		smtp_reply(s, "553 5.1.3 <%s>: Address cannot be relayed", job->address);
+		break;
 	}
 	delivery_rcpt_clear(&job->rcpt);
 	free(job->address);

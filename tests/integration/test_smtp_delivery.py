@@ -628,6 +628,23 @@ def test_authenticated_relay_goes_to_queue(server, smtp):
     assert split_added(read_new(server, BOB, before_bob)[0])[2] == msg
 
 
+def test_relay_of_address_with_space_refused_at_rcpt(server, smtp):
+    """A quoted local part with a space is valid SMTP but cannot go into the queue file: it is
+    refused at RCPT (permanently), not with a 451 after every DATA."""
+    c = smtp("submission")
+    c.auth_plain(DEMO_USER, DEMO_PASSWORD)
+    assert c.cmd(b"MAIL FROM:<demo@example.test>")[0] == 250
+    code, lines = c.cmd(b'RCPT TO:<"a b"@remote.test>')
+    assert code == 553 and lines[0].startswith(b"553 5.1.3"), lines
+    assert c.cmd(b'RCPT TO:<"a.b"@remote.test>')[0] == 250
+    before = set(queue_files(server))
+    assert send_data(c, message("quoted", to="a.b@remote.test"))[0] == 250
+    new = [f for f in queue_files(server) if f not in before]
+    assert len(new) == 1
+    with open(new[0], "rb") as f:
+        assert b'\nrcpt pending "a.b"@remote.test notify= orcpt=\n' in f.read()
+
+
 # ---------------- size ----------------
 
 def test_size_parameter_too_big(server, smtp):
@@ -725,3 +742,21 @@ def test_lmtp_data_without_recipients_is_503(server, smtp):
     assert c.cmd(b"MAIL FROM:<l@remote.test>")[0] == 250
     assert c.cmd(b"RCPT TO:<ghost@example.test>")[0] == 550
     assert c.cmd(b"DATA")[0] == 503  # RFC 2033 §4.2
+
+
+def test_lmtp_bdat_per_recipient_replies(server, smtp):
+    c = smtp("lmtp", verb=b"LHLO", ehlo=b"mta.test")
+    befores = {a: inbox_files(server, a) for a in (DEMO_USER, BOB)}
+    assert c.cmd(b"MAIL FROM:<l@remote.test>")[0] == 250
+    assert c.cmd(b"RCPT TO:<demo@example.test>")[0] == 250
+    assert c.cmd(b"RCPT TO:<bob@example.test>")[0] == 250
+    msg = message("lmtp bdat")
+    c.send(b"BDAT 10\r\n" + msg[:10])
+    assert c.reply()[0] == 250  # a chunk that is not the last: one reply
+    c.send(b"BDAT %d LAST\r\n" % (len(msg) - 10) + msg[10:])
+    replies = [c.reply() for _ in range(2)]
+    assert [r[0] for r in replies] == [250, 250], replies
+    assert b"demo@example.test" in replies[0][1][0] and b"bob@example.test" in replies[1][1][0]
+    assert c.cmd(b"NOOP")[0] == 250
+    for a, before in befores.items():
+        assert split_added(read_new(server, a, before)[0])[2] == msg
