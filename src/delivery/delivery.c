@@ -13,6 +13,10 @@
 #include "../core/core.h"
 #include "delivery.h"
 
+/* How many domains the postmaster fallback looks at (the host name's first); bounds the work
+ * one RCPT can cause on a server with very many domains. */
+#define DELIVERY_POSTMASTER_DOMAINS_MAX 1000
+
 struct delivery {
 	const struct config *cfg;
 	struct auth_directory *dir;
@@ -103,6 +107,53 @@ static void collect_target(const char *target, bool is_local, void *arg)
 		add_unique(&ctx->out->remote, &ctx->out->remote_count, target);
 }
 
+struct domain_names {
+	char **names;
+	size_t count;
+};
+
+static void collect_domain(const char *domain, void *arg)
+{
+	struct domain_names *dn = arg;
+
+	if (dn->count < DELIVERY_POSTMASTER_DOMAINS_MAX) {
+		dn->names = xrealloc(dn->names, (dn->count + 1) * sizeof(char *));
+		dn->names[dn->count++] = xstrdup(domain);
+	}
+}
+
+/* RFC 5321 §4.5.1: mail to postmaster must be accepted for every domain we take mail for and
+ * for the host name itself, while most domains never define one. When the address named has
+ * no postmaster of its own (alias, user or catch-all), the postmaster of the host name's
+ * domain receives it, else that of the first local domain (in name order) that has one.
+ * Returns the number of targets found, or -1 when the directory could not be read. */
+static int resolve_postmaster_fallback(struct delivery *d, struct resolve_ctx *ctx)
+{
+	struct domain_names dn = { NULL, 0 };
+	char *host = domain_key(d->cfg->hostname);
+	int n = 0;
+
+	collect_domain(host, &dn);
+	free(host);
+	if (auth_domain_list(d->dir, collect_domain, &dn) < 0)
+		n = -1;
+	for (size_t i = 0; i < dn.count; i++) {
+		if (n == 0 && auth_domain_exists(d->dir, dn.names[i])) {
+			char *pm = xasprintf("postmaster@%s", dn.names[i]);
+			n = auth_resolve_recipient(d->dir, pm, collect_target, ctx);
+			free(pm);
+		}
+		free(dn.names[i]);
+	}
+	free(dn.names);
+	return n;
+}
+
+static bool is_postmaster(const char *address, const char *at)
+{
+	return at - address == 10 && str_nieq(address, "postmaster", 10);
+}
+
 enum delivery_rcpt_status delivery_resolve(struct delivery *d, const char *address,
 					   bool relay_allowed, struct delivery_rcpt *out)
 {
@@ -114,9 +165,27 @@ enum delivery_rcpt_status delivery_resolve(struct delivery *d, const char *addre
 	if (at == NULL || at == address)
 		return DELIVERY_RCPT_UNKNOWN;
 	out->address = xstrdup(address);
+	if (is_postmaster(address, at) && !delivery_domain_is_local(d, at + 1)) {
+		/* postmaster@<our host name> is ours even when the host name is no mail domain */
+		char *dom = domain_key(at + 1), *host = domain_key(d->cfg->hostname);
+		bool ours = strcmp(dom, host) == 0;
+		free(dom);
+		free(host);
+		if (ours) {
+			n = resolve_postmaster_fallback(d, &ctx);
+			if (n < 0)
+				return DELIVERY_RCPT_TEMPFAIL;
+			return n > 0 ? DELIVERY_RCPT_OK : DELIVERY_RCPT_UNKNOWN;
+		}
+	}
 	if (!delivery_domain_is_local(d, at + 1)) {
 		if (!relay_allowed)
 			return DELIVERY_RCPT_RELAY_DENIED;
+		/* A quoted local part may hold spaces (RFC 5321 §4.1.2), which the queue's
+		 * line format cannot carry: refuse it now rather than fail at every DATA. */
+		for (const char *c = address; *c; c++)
+			if ((unsigned char)*c <= ' ' || *c == 0x7f)
+				return DELIVERY_RCPT_UNSUPPORTED;
 		add_unique(&out->remote, &out->remote_count, address);
 		return DELIVERY_RCPT_OK;
 	}
@@ -131,6 +200,8 @@ enum delivery_rcpt_status delivery_resolve(struct delivery *d, const char *addre
 	}
 	n = auth_resolve_recipient(d->dir, normalized, collect_target, &ctx);
 	free(normalized);
+	if (n == 0 && is_postmaster(address, at))
+		n = resolve_postmaster_fallback(d, &ctx);
 	if (n < 0)
 		return DELIVERY_RCPT_TEMPFAIL;
 	if (n == 0 || (out->local_count == 0 && out->remote_count == 0))

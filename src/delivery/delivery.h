@@ -28,6 +28,7 @@ enum delivery_rcpt_status {
 	DELIVERY_RCPT_UNKNOWN,	    /* a local domain, but no such user or alias */
 	DELIVERY_RCPT_RELAY_DENIED, /* a remote domain and relaying is not allowed */
 	DELIVERY_RCPT_TEMPFAIL,	    /* the directory could not be read */
+	DELIVERY_RCPT_UNSUPPORTED,  /* a remote address the queue cannot carry (white space) */
 };
 
 /* One accepted envelope recipient and what it resolved to. */

@@ -5,11 +5,29 @@
 #include "../core/core.h"
 #include "session.h"
 
-/* Finds the unfolded value of the first From: field in the header block. */
-static bool find_from(const uint8_t *msg, size_t len, struct buf *value)
+/* Length of the field name "From" plus optional white space (RFC 5322 §4.5.3 obs-optional)
+ * plus ":" at the start of line, or 0 when the line is no From: field. */
+static size_t from_field_name(const uint8_t *line, size_t len)
+{
+	size_t i = 4;
+
+	if (len < 5 || !str_nieq((const char *)line, "From", 4))
+		return 0;
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	return i < len && line[i] == ':' ? i + 1 : 0;
+}
+
+/* Appends the unfolded values of every From: field in the header block to value, separated
+ * by commas. A message may carry only one From: (RFC 5322 §3.6), but mail readers differ in
+ * which of several they show, so each one is checked. *end_r tells whether the end of the
+ * header block (an empty line) was within msg. Returns the number of From: fields. */
+static int find_from(const uint8_t *msg, size_t len, struct buf *value, bool *end_r)
 {
 	size_t i = 0;
+	int fields = 0;
 
+	*end_r = false;
 	while (i < len) {
 		size_t eol = i;
 		while (eol < len && msg[eol] != '\n')
@@ -17,31 +35,37 @@ static bool find_from(const uint8_t *msg, size_t len, struct buf *value)
 		size_t line_len = eol - i;
 		if (line_len > 0 && msg[i + line_len - 1] == '\r')
 			line_len--;
-		if (line_len == 0)
-			return false; /* end of the header block */
-		if (line_len >= 5 && str_nieq((const char *)msg + i, "From:", 5)) {
-			buf_append(value, msg + i + 5, line_len - 5);
-			i = eol + 1;
-			/* continuation lines start with white space */
-			while (i < len && (msg[i] == ' ' || msg[i] == '\t')) {
-				size_t e = i;
-				while (e < len && msg[e] != '\n')
-					e++;
-				size_t l = e - i;
-				if (l > 0 && msg[i + l - 1] == '\r')
-					l--;
-				buf_append(value, msg + i, l);
-				i = e + 1;
-			}
-			return true;
+		if (line_len == 0) {
+			*end_r = eol < len;
+			return fields;
 		}
+		size_t name_len = from_field_name(msg + i, line_len);
+		if (name_len == 0) {
+			i = eol + 1;
+			continue;
+		}
+		if (fields++ > 0)
+			buf_append_byte(value, ',');
+		buf_append(value, msg + i + name_len, line_len - name_len);
 		i = eol + 1;
+		/* continuation lines start with white space */
+		while (i < len && (msg[i] == ' ' || msg[i] == '\t')) {
+			size_t e = i;
+			while (e < len && msg[e] != '\n')
+				e++;
+			size_t l = e - i;
+			if (l > 0 && msg[i + l - 1] == '\r')
+				l--;
+			buf_append(value, msg + i, l);
+			i = e + 1;
+		}
 	}
-	return false;
+	return fields;
 }
 
 int smtp_header_from_addresses(const uint8_t *msg, size_t len,
-			       void (*cb)(const char *address, void *ctx), void *ctx)
+			       void (*cb)(const char *address, void *ctx), void *ctx,
+			       bool *header_end_r)
 {
 	struct buf value, addr;
 	int count = 0;
@@ -50,7 +74,7 @@ int smtp_header_from_addresses(const uint8_t *msg, size_t len,
 
 	buf_init(&value);
 	buf_init(&addr);
-	if (!find_from(msg, len, &value)) {
+	if (find_from(msg, len, &value, header_end_r) == 0) {
 		buf_free(&value);
 		return 0;
 	}

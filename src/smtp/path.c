@@ -130,6 +130,34 @@ bool smtp_xtext_valid(const char *s)
 	return true;
 }
 
+static int hex_value(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+bool smtp_xtext_clean(const char *s, bool want_mailbox)
+{
+	size_t n = 0, at = 0;
+	bool has_at = false;
+
+	if (!smtp_xtext_valid(s))
+		return false;
+	for (; *s; s++, n++) {
+		int c = (unsigned char)*s;
+		if (c == '+') {
+			c = hex_value(s[1]) * 16 + hex_value(s[2]);
+			s += 2;
+		}
+		if (c < 32 || c == 127)
+			return false; /* CR, LF, NUL: never into a queue file or a header */
+		if (c == '@') {
+			has_at = true;
+			at = n;
+		}
+	}
+	return !want_mailbox || (has_at && at > 0 && at + 1 < n);
+}
+
 /* esmtp-param = esmtp-keyword ["=" esmtp-value] (RFC 5321 §4.1.2) */
 static int parse_params(const char *p, struct smtp_path *out, bool utf8, const char **why)
 {

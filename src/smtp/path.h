@@ -29,5 +29,9 @@ void smtp_path_clear(struct smtp_path *p);
 const char *smtp_path_param(const struct smtp_path *p, const char *keyword, bool *present_r);
 /* xtext (RFC 3461 §4): '+' HEX HEX escapes; true when well formed. */
 bool smtp_xtext_valid(const char *s);
+/* Well-formed xtext whose decoded octets hold no control character (CR, LF, NUL...); with
+ * want_mailbox, the decoded text must also look like local@domain (RFC 4954 §5 AUTH=,
+ * RFC 3461 §4.2 ORCPT). */
+bool smtp_xtext_clean(const char *s, bool want_mailbox);
 
 #endif

@@ -22,6 +22,25 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	buf_free(&b);
 }
 
+static void smtp_close_now(void *session)
+{
+	struct smtp_session *s = session;
+
+	net_conn_close(s->conn);
+}
+
+/* Closes after the replies already written have gone out. The close runs from a timer rather
+ * than here because this may be called from the completion of an offloaded job, where the
+ * connection layer finalises a closing connection at once and the last replies (a 354 and its
+ * 554, a 421) would never be sent. The session reads no more commands meanwhile. */
+void smtp_close_after_replies(struct smtp_session *s)
+{
+	if (s->close_pending)
+		return;
+	s->close_pending = true;
+	net_conn_delay(s->conn, 0, smtp_close_now);
+}
+
 void smtp_error(struct smtp_session *s, const char *fmt, ...)
 {
 	struct buf b;
@@ -36,7 +55,7 @@ void smtp_error(struct smtp_session *s, const char *fmt, ...)
 	if (++s->bad_count >= (unsigned)s->deps->cfg->bad_commands) {
 		smtp_reply(s, "421 4.7.0 %s Too many errors; closing connection",
 			   s->deps->cfg->hostname);
-		net_conn_close(s->conn);
+		smtp_close_after_replies(s);
 	}
 }
 
@@ -323,7 +342,7 @@ static void smtp_input(void *session)
 {
 	struct smtp_session *s = session;
 
-	while (!net_conn_is_closing(s->conn)) {
+	while (!net_conn_is_closing(s->conn) && !s->close_pending) {
 		char *line;
 		size_t len;
 		if (s->rx != SMTP_RX_COMMANDS) {

@@ -26,6 +26,8 @@ struct smtp_txn {
 	uint64_t bdat_remaining;
 	bool bdat_last;
 	bool bdat_started;
+	bool bdat_cr;	 /* the last chunk octet seen was a CR */
+	bool bdat_bare;	 /* a bare CR or LF was seen in the chunks */
 	struct buf header;	       /* the first octets, for the From: check on submission */
 };
 
@@ -37,6 +39,7 @@ struct smtp_session {
 	char *helo;	 /* client's EHLO/HELO name once given */
 	bool esmtp;
 	unsigned bad_count;
+	bool close_pending; /* smtp_close_after_replies was called: read nothing more */
 
 	/* AUTH exchange */
 	struct sasl_session *sasl;
@@ -56,6 +59,7 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...) __attribute__((for
 /* A protocol error: reply, count it, and close after too many. */
 void smtp_error(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool smtp_plaintext_allowed(const struct smtp_session *s);
+void smtp_close_after_replies(struct smtp_session *s);
 
 /* txn.c */
 void smtp_cmd_mail(struct smtp_session *s, const char *args);
@@ -66,9 +70,11 @@ void smtp_txn_reset(struct smtp_session *s);
 /* Consumes message data in SMTP_RX_DATA / SMTP_RX_BDAT; false when it needs more input. */
 bool smtp_receive(struct smtp_session *s);
 
-/* header_from.c: calls cb for each address of the first From: field; returns the count. */
+/* header_from.c: calls cb for each address of every From: field of the header block at the
+ * start of msg; returns the count. *header_end_r: the header block ended within msg. */
 int smtp_header_from_addresses(const uint8_t *msg, size_t len,
-			       void (*cb)(const char *address, void *ctx), void *ctx);
+			       void (*cb)(const char *address, void *ctx), void *ctx,
+			       bool *header_end_r);
 
 /* auth.c */
 void smtp_cmd_auth(struct smtp_session *s, const char *args);

@@ -48,7 +48,7 @@ static bool smtp_pipelining_violation(struct smtp_session *s)
 	log_warn("proto=smtp conn=%llu ip=%s msg=\"client did not wait for the reply\"",
 		 (unsigned long long)net_conn_id(s->conn), net_conn_peer_ip(s->conn));
 	smtp_reply(s, "554 5.5.0 Improper use of SMTP command pipelining");
-	net_conn_close(s->conn);
+	smtp_close_after_replies(s);
 	return true;
 }
 
@@ -122,11 +122,11 @@ static const char *smtp_check_mail_params(struct smtp_session *s, const struct s
 			if (v == NULL || !(str_ieq(v, "FULL") || str_ieq(v, "HDRS")))
 				return "501 5.5.4 RET must be FULL or HDRS";
 		} else if (strcmp(k, "ENVID") == 0) {
-			if (v == NULL || strlen(v) > 100 || !smtp_xtext_valid(v))
+			if (v == NULL || strlen(v) > 100 || !smtp_xtext_clean(v, false))
 				return "501 5.5.4 Bad ENVID parameter";
 		} else if (strcmp(k, "AUTH") == 0) {
 			/* RFC 4954 §5: accepted; we do not trust other servers' claims. */
-			if (v == NULL || (strcmp(v, "<>") != 0 && !smtp_xtext_valid(v)))
+			if (v == NULL || (strcmp(v, "<>") != 0 && !smtp_xtext_clean(v, true)))
 				return "501 5.5.4 Bad AUTH parameter";
 		} else {
 			return "555 5.5.4 Unsupported MAIL parameter";
@@ -135,10 +135,20 @@ static const char *smtp_check_mail_params(struct smtp_session *s, const struct s
 	return NULL;
 }
 
+/* RFC 6531 §3.4: a UTF-8 address is allowed only in a transaction that asked for SMTPUTF8. */
+static bool smtp_ascii(const char *str)
+{
+	for (; *str; str++)
+		if ((unsigned char)*str >= 0x80)
+			return false;
+	return true;
+}
+
 void smtp_cmd_mail(struct smtp_session *s, const char *args)
 {
 	struct smtp_path path;
 	const char *why = NULL;
+	bool utf8 = false;
 
 	if (s->helo == NULL) {
 		smtp_error(s, "503 5.5.1 Send %s first", s->lmtp ? "LHLO" : "EHLO/HELO");
@@ -157,6 +167,9 @@ void smtp_cmd_mail(struct smtp_session *s, const char *args)
 		return;
 	}
 	why = smtp_check_mail_params(s, &path);
+	smtp_path_param(&path, "SMTPUTF8", &utf8);
+	if (why == NULL && !utf8 && !smtp_ascii(path.mailbox))
+		why = "553 5.6.7 Non-ASCII address needs the SMTPUTF8 parameter";
 	if (why != NULL) {
 		smtp_error(s, "%s", why);
 		smtp_path_clear(&path);
@@ -250,6 +263,9 @@ static void rcpt_job_done(void *session, void *arg)
 	case DELIVERY_RCPT_TEMPFAIL:
 		smtp_reply(s, "451 4.3.0 <%s>: Temporary lookup failure", job->address);
 		break;
+	case DELIVERY_RCPT_UNSUPPORTED:
+		smtp_reply(s, "553 5.1.3 <%s>: Address cannot be relayed", job->address);
+		break;
 	}
 	delivery_rcpt_clear(&job->rcpt);
 	free(job->address);
@@ -280,7 +296,8 @@ static const char *smtp_check_rcpt_params(const struct smtp_path *p)
 				return "501 5.5.4 Bad NOTIFY parameter";
 		} else if (strcmp(k, "ORCPT") == 0) {
 			const char *semi = v ? strchr(v, ';') : NULL;
-			if (semi == NULL || semi == v || strlen(v) > 500 || !smtp_xtext_valid(semi + 1))
+			if (semi == NULL || semi == v || strlen(v) > 500 ||
+			    !smtp_xtext_clean(semi + 1, false))
 				return "501 5.5.4 Bad ORCPT parameter";
 		} else {
 			return "555 5.5.4 Unsupported RCPT parameter";
@@ -440,7 +457,9 @@ void smtp_cmd_data(struct smtp_session *s, const char *args)
 		return;
 	}
 	if (s->txn.rcpt_count == 0) {
-		smtp_error(s, "554 5.5.1 No valid recipients");
+		/* RFC 2033 §4.2: LMTP answers 503 here, SMTP 554 (RFC 5321 §3.3) */
+		smtp_error(s, s->lmtp ? "503 5.5.1 No valid recipients"
+				      : "554 5.5.1 No valid recipients");
 		return;
 	}
 	if (s->txn.bdat_started) {
@@ -479,6 +498,7 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *args)
 		t->delivery_failed = true;
 		free(t->delivery_error);
 		t->delivery_error = xstrdup(!s->has_txn ? "503 5.5.1 Need MAIL command"
+					    : s->lmtp   ? "503 5.5.1 No valid recipients"
 							: "554 5.5.1 No valid recipients");
 		return;
 	}
@@ -524,11 +544,19 @@ static void finish_job_work(void *arg)
 	if (job->user != NULL) {
 		/* Submission: the From: header must name the user too (issue policy 553). */
 		struct from_check fc = { job->delivery, job->user, NULL };
+		bool header_end = false;
 		int n = smtp_header_from_addresses(job->header->data, job->header->len,
-						   check_from_address, &fc);
-		if (n == 0 || fc.bad != NULL) {
+						   check_from_address, &fc, &header_end);
+		/* A header block longer than what was kept could hide another From: */
+		bool unchecked = !header_end && job->header->len >= SMTP_HEADER_KEEP;
+		if (n == 0 || fc.bad != NULL || unchecked) {
 			job->from_refused = true;
-			job->from_bad = fc.bad ? fc.bad : xstrdup("(no From: address)");
+			if (fc.bad != NULL)
+				job->from_bad = fc.bad;
+			else if (unchecked)
+				job->from_bad = xstrdup("(header too long to check)");
+			else
+				job->from_bad = xstrdup("(no From: address)");
 			delivery_txn_abort(&job->txn);
 			return;
 		}
@@ -589,7 +617,21 @@ static void smtp_flush_out(struct smtp_session *s)
 	buf_reset(&s->out);
 }
 
-static void smtp_data_complete(struct smtp_session *s, bool bare_line_ends)
+/* Refuses the whole message at the end of its data. RFC 2033 §4.2: after the end of the data
+ * an LMTP server sends one reply for each accepted recipient, also when every one of them is
+ * the same refusal; a single reply would leave the client waiting for the others. An error on
+ * a BDAT chunk that is not the last (end_of_data false) is the answer to that chunk: one reply
+ * (RFC 3030 §3: the client sends no more chunks). */
+static void smtp_data_refuse(struct smtp_session *s, bool end_of_data, const char *text)
+{
+	size_t n = s->lmtp && end_of_data && s->txn.rcpt_count > 0 ? s->txn.rcpt_count : 1;
+
+	for (size_t i = 0; i < n; i++)
+		smtp_reply(s, "%s", text);
+	smtp_txn_reset(s);
+}
+
+static void smtp_data_complete(struct smtp_session *s, bool bare_line_ends, bool end_of_data)
 {
 	struct smtp_txn *t = &s->txn;
 	struct finish_job *job;
@@ -599,27 +641,27 @@ static void smtp_data_complete(struct smtp_session *s, bool bare_line_ends)
 	if (t->delivery_failed) {
 		if (t->delivery_error && t->delivery_error[0] >= '2' && t->delivery_error[0] <= '5' &&
 		    t->delivery_error[3] == ' ')
-			smtp_reply(s, "%s", t->delivery_error);
+			smtp_data_refuse(s, end_of_data, t->delivery_error);
 		else
-			smtp_reply(s, "451 4.3.0 Cannot accept the message now; try again later");
-		smtp_txn_reset(s);
+			smtp_data_refuse(s, end_of_data,
+					 "451 4.3.0 Cannot accept the message now; try again later");
 		return;
 	}
 	if (t->too_big) {
-		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
-		smtp_txn_reset(s);
+		smtp_data_refuse(s, end_of_data,
+				 "552 5.3.4 Message size exceeds fixed maximum message size");
 		return;
 	}
 	if (bare_line_ends && !s->submission) {
 		/* RFC 5321 §2.3.8: CR and LF only as CRLF. Refusing them on the MX leaves no
 		 * room for an end-of-data ambiguity with a relaying server (SMTP smuggling). */
-		smtp_reply(s, "554 5.6.0 Message contains bare CR or LF characters");
-		smtp_txn_reset(s);
+		smtp_data_refuse(s, end_of_data,
+				 "554 5.6.0 Message contains bare CR or LF characters");
 		return;
 	}
 	if (t->write_failed) {
-		smtp_reply(s, "451 4.3.0 Cannot store the message now; try again later");
-		smtp_txn_reset(s);
+		smtp_data_refuse(s, end_of_data,
+				 "451 4.3.0 Cannot store the message now; try again later");
 		return;
 	}
 	job = xcalloc(1, sizeof(*job));
@@ -643,11 +685,46 @@ static void smtp_count(struct smtp_session *s, size_t n)
 		t->too_big = true; /* keep reading to the end, store nothing more */
 }
 
+/* The same line-end rule for BDAT as for DATA (data.h): without BINARYMIME a chunked message
+ * is still made of CRLF lines (RFC 3030 §3), so a bare CR or LF is flagged (the MX and LMTP
+ * refuse the message) and written as CRLF (submission). Otherwise a message submitted with
+ * BDAT could carry "\n.\n" into the queue and on to the next server by DATA (TESTPLAN §3.1,
+ * outbound role). A CR at the end of a chunk waits for the next chunk's first octet. */
+static void smtp_bdat_lines(struct smtp_txn *t, const uint8_t *in, size_t len, struct buf *out)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		if (t->bdat_cr) {
+			t->bdat_cr = false;
+			buf_append(out, "\r\n", 2);
+			if (in[i] == '\n') {
+				i++;
+				continue;
+			}
+			t->bdat_bare = true;
+		}
+		size_t j = i;
+		while (j < len && in[j] != '\r' && in[j] != '\n')
+			j++;
+		buf_append(out, in + i, j - i);
+		if (j == len)
+			break;
+		if (in[j] == '\n') {
+			t->bdat_bare = true;
+			buf_append(out, "\r\n", 2);
+		} else {
+			t->bdat_cr = true;
+		}
+		i = j + 1;
+	}
+}
+
 bool smtp_receive(struct smtp_session *s)
 {
 	struct smtp_txn *t = &s->txn;
 
-	while (!net_conn_is_closing(s->conn)) {
+	while (!net_conn_is_closing(s->conn) && !s->close_pending) {
 		size_t avail;
 		if (s->rx == SMTP_RX_DATA) {
 			const uint8_t *in = net_conn_peek(s->conn, SMTP_DATA_CHUNK, &avail);
@@ -662,12 +739,12 @@ bool smtp_receive(struct smtp_session *s)
 			if (s->out.len >= SMTP_DATA_CHUNK)
 				smtp_flush_out(s);
 			if (t->decoder.done) {
-				smtp_data_complete(s, t->decoder.bare_line_ends);
+				smtp_data_complete(s, t->decoder.bare_line_ends, true);
 				return true;
 			}
 			continue;
 		}
-		/* BDAT: exactly bdat_remaining octets, taken as they are (RFC 3030 §2). */
+		/* BDAT: exactly bdat_remaining octets, no dot-stuffing (RFC 3030 §2). */
 		if (t->bdat_remaining > 0) {
 			size_t want = t->bdat_remaining > SMTP_DATA_CHUNK ? SMTP_DATA_CHUNK
 									  : (size_t)t->bdat_remaining;
@@ -676,7 +753,7 @@ bool smtp_receive(struct smtp_session *s)
 				return false;
 			smtp_count(s, avail);
 			if (!t->too_big && !t->delivery_failed)
-				buf_append(&s->out, in, avail);
+				smtp_bdat_lines(t, in, avail, &s->out);
 			net_conn_skip_bytes(s->conn, avail);
 			t->bdat_remaining -= avail;
 			if (s->out.len >= SMTP_DATA_CHUNK)
@@ -685,7 +762,12 @@ bool smtp_receive(struct smtp_session *s)
 		}
 		/* A whole chunk arrived. */
 		if (t->bdat_last || t->delivery_failed || t->too_big) {
-			smtp_data_complete(s, false);
+			if (t->bdat_last && t->bdat_cr) {
+				/* the message ended in a bare CR */
+				buf_append(&s->out, "\r\n", 2);
+				t->bdat_bare = true;
+			}
+			smtp_data_complete(s, t->bdat_bare, t->bdat_last);
 			return true;
 		}
 		smtp_flush_out(s);
