@@ -22,23 +22,11 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	buf_free(&b);
 }
 
-static void smtp_close_now(void *session)
-{
-	struct smtp_session *s = session;
-
-	net_conn_close(s->conn);
-}
-
-/* Closes after the replies already written have gone out. The close runs from a timer rather
- * than here because this may be called from the completion of an offloaded job, where the
- * connection layer finalises a closing connection at once and the last replies (a 354 and its
- * 554, a 421) would never be sent. The session reads no more commands meanwhile. */
+/* Closes once the replies already written have gone out (net flushes before it finalises,
+ * also when the close comes from the completion of an offloaded job). */
 void smtp_close_after_replies(struct smtp_session *s)
 {
-	if (s->close_pending)
-		return;
-	s->close_pending = true;
-	net_conn_delay(s->conn, 0, smtp_close_now);
+	net_conn_close(s->conn);
 }
 
 void smtp_error(struct smtp_session *s, const char *fmt, ...)
@@ -342,7 +330,7 @@ static void smtp_input(void *session)
 {
 	struct smtp_session *s = session;
 
-	while (!net_conn_is_closing(s->conn) && !s->close_pending) {
+	while (!net_conn_is_closing(s->conn)) {
 		char *line;
 		size_t len;
 		if (s->rx != SMTP_RX_COMMANDS) {

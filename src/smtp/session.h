@@ -39,7 +39,6 @@ struct smtp_session {
 	char *helo;	 /* client's EHLO/HELO name once given */
 	bool esmtp;
 	unsigned bad_count;
-	bool close_pending; /* smtp_close_after_replies was called: read nothing more */
 
 	/* AUTH exchange */
 	struct sasl_session *sasl;

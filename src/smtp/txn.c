@@ -724,7 +724,7 @@ bool smtp_receive(struct smtp_session *s)
 {
 	struct smtp_txn *t = &s->txn;
 
-	while (!net_conn_is_closing(s->conn) && !s->close_pending) {
+	while (!net_conn_is_closing(s->conn)) {
 		size_t avail;
 		if (s->rx == SMTP_RX_DATA) {
 			const uint8_t *in = net_conn_peek(s->conn, SMTP_DATA_CHUNK, &avail);

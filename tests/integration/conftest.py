@@ -85,6 +85,9 @@ class Roost:
             # Short, constant penalties keep the suite fast; tests of the penalty
             # schedule set their own values.
             "auth": {"failure_delay": "50", "failure_delay_max": "50"},
+            # No test may ask the machine's resolver: mail for remote domains waits in the
+            # queue (nothing answers on the discard port). Federation tests bring a DNS.
+            "dns": {"resolvers": "127.0.0.1:9"},
         }
         for section, values in (extra or {}).items():
             sections.setdefault(section, {}).update(values)
