@@ -163,7 +163,7 @@ EOF
 			fi
 		done
 	fi
-	setsid "$ROOST" serve --config "$conf" </dev/null >>"$dir/roost.out" 2>&1 &
+	setsid "$ROOST" --config "$conf" serve </dev/null >>"$dir/roost.out" 2>&1 &
 	ROOST_PID=$!
 	for _ in $(seq 50); do
 		roost_listening && break

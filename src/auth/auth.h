@@ -73,6 +73,11 @@ enum auth_result { AUTH_OK, AUTH_FAILED, AUTH_TEMPFAIL };
 enum auth_result auth_verify_password(struct auth_directory *dir, const char *user,
 				      const char *password, char **canonical_r);
 
+/* Turns on the verified-login cache (login_cache.c): a login that repeats, with the same
+ * password, one verified within ttl_seconds skips the slow hash. 0 turns it off. Call before
+ * the directory is shared between threads. */
+void auth_directory_set_login_cache(struct auth_directory *dir, uint32_t ttl_seconds);
+
 /* ---------------- SASL ---------------- */
 
 enum sasl_status {

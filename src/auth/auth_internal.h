@@ -31,7 +31,17 @@ struct auth_directory {
 	char *dummy_hash;
 	/* Per-process secret for the fake SCRAM salts of unknown users. */
 	uint8_t scram_secret[32];
+	/* Recently verified logins (login_cache.c); NULL when off. */
+	struct auth_login_cache *login_cache;
 };
+
+/* login_cache.c */
+struct auth_login_cache;
+bool auth_login_cache_hit(struct auth_directory *dir, const char *user, const char *hash,
+			  const char *password);
+void auth_login_cache_store(struct auth_directory *dir, const char *user, const char *hash,
+			    const char *password);
+void auth_login_cache_free(struct auth_login_cache **c);
 
 struct auth_scram_creds {
 	uint8_t salt[AUTH_SCRAM_SALT_LEN * 4];

@@ -191,6 +191,7 @@ void auth_directory_close(struct auth_directory **dirp)
 		sqlite3_close_v2(dir->db);
 	pthread_mutex_destroy(&dir->lock);
 	free(dir->dummy_hash);
+	auth_login_cache_free(&dir->login_cache);
 	mem_wipe(dir->scram_secret, sizeof(dir->scram_secret));
 	free(dir);
 	*dirp = NULL;

@@ -86,9 +86,14 @@ enum auth_result auth_verify_password(struct auth_directory *dir, const char *us
 			return AUTH_TEMPFAIL;
 		}
 	}
-	/* Unknown and malformed names cost the same one hash as a real user. */
-	ok = auth_password_check(password, found > 0 ? hash : dir->dummy_hash);
+	/* Unknown and malformed names cost the same one hash as a real user. A repeat of a
+	 * recently verified login skips it (only ever for the right password). */
+	bool cached = found > 0 && password[0] != '\0' &&
+		      auth_login_cache_hit(dir, address, hash, password);
+	ok = cached || auth_password_check(password, found > 0 ? hash : dir->dummy_hash);
 	ok = ok && found > 0 && password[0] != '\0';
+	if (ok && !cached)
+		auth_login_cache_store(dir, address, hash, password);
 	if (ok && creds.iterations == 0)
 		upgrade_scram(dir, address, password);
 	mem_wipe(&creds, sizeof(creds));

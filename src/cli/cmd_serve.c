@@ -208,6 +208,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		fprintf(stderr, "roost: %s\n", err);
 		goto out;
 	}
+	auth_directory_set_login_cache(dir, (uint32_t)cfg->login_cache);
 	struct auth_penalty_config pcfg = {
 		.failure_delay_ms = (uint32_t)cfg->failure_delay_ms,
 		.failure_delay_max_ms = (uint32_t)cfg->failure_delay_max_ms,

@@ -100,6 +100,8 @@ static const struct setting settings[] = {
 	{ "auth", "failure_window", T_SECONDS, OFF(failure_window), "15m", 1, DAY, NULL, NULL },
 	{ "auth", "user_ip_connections", T_INT, OFF(user_ip_connections), "30", 1, 100000, NULL,
 	  NULL },
+	{ "auth", "login_cache", T_SECONDS, OFF(login_cache), "10m", 0, DAY, NULL,
+	  "how long a verified login spares the next one the password hash; 0 = off" },
 
 	{ "smtp", "vrfy", T_BOOL, OFF(smtp_vrfy), "no", 0, 0, NULL, NULL },
 	{ "smtp", "timeout", T_SECONDS, OFF(smtp_timeout), "5m", 10, DAY, NULL, NULL },

@@ -81,6 +81,7 @@ struct config {
 	int64_t failure_refuse_after; /* failures per IP in the window before refusing outright */
 	int64_t failure_window;       /* seconds a failure is remembered */
 	int64_t user_ip_connections;
+	int64_t login_cache;	      /* seconds a verified login is remembered; 0 = off */
 
 	/* [smtp] */
 	bool smtp_vrfy;

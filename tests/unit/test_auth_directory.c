@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 #include <sqlite3.h>
+#include <time.h>
 
 #include "auth/auth.h"
 
@@ -524,6 +525,59 @@ static void test_reopen(void **state)
 	assert_non_null(strstr(err, "cannot open"));
 }
 
+static double verify_ms(struct auth_directory *dir, const char *user, const char *password,
+			enum auth_result *result_r)
+{
+	struct timespec a, b;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	*result_r = auth_verify_password(dir, user, password, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+}
+
+/* login_cache.c: a repeated right password skips the hash; wrong passwords, unknown users and
+ * a changed password never profit from it. */
+static void test_login_cache(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	enum auth_result r;
+	double slow, fast;
+
+	assert_int_equal(auth_domain_add(f->dir, "example.org", err, sizeof(err)), 0);
+	assert_int_equal(auth_user_add(f->dir, "ann@example.org", "first secret", err, sizeof(err)), 0);
+	auth_directory_set_login_cache(f->dir, 600);
+
+	slow = verify_ms(f->dir, "ann@example.org", "first secret", &r);
+	assert_int_equal(r, AUTH_OK);
+	fast = verify_ms(f->dir, "ann@example.org", "first secret", &r);
+	assert_int_equal(r, AUTH_OK);
+	assert_true(fast * 4 < slow); /* the hash (~15 ms) was skipped */
+
+	/* a wrong password is still checked the slow way, and still fails */
+	slow = verify_ms(f->dir, "ann@example.org", "first secreT", &r);
+	assert_int_equal(r, AUTH_FAILED);
+	assert_true(slow > fast * 4);
+	/* so is an unknown user */
+	assert_int_equal(auth_verify_password(f->dir, "bob@example.org", "first secret", NULL),
+			 AUTH_FAILED);
+
+	/* a password change (here or in another process) makes the old one fail at once */
+	assert_int_equal(auth_user_passwd(f->dir, "ann@example.org", "second secret", err,
+					  sizeof(err)), 0);
+	assert_int_equal(auth_verify_password(f->dir, "ann@example.org", "first secret", NULL),
+			 AUTH_FAILED);
+	assert_int_equal(auth_verify_password(f->dir, "ann@example.org", "second secret", NULL),
+			 AUTH_OK);
+
+	/* with the cache off, every login pays the hash again */
+	auth_directory_set_login_cache(f->dir, 0);
+	slow = verify_ms(f->dir, "ann@example.org", "second secret", &r);
+	assert_int_equal(r, AUTH_OK);
+	assert_true(slow > fast * 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +588,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_aliases_and_resolution, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_login_cache, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
