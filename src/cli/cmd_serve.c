@@ -138,7 +138,7 @@ static int refuse_unserved_listeners(const struct config *cfg)
 
 int cmd_serve(struct config *cfg, int argc, char **argv)
 {
-	struct serve_context ctx = { NULL };
+	struct serve_context ctx = { .tls = NULL, .delivery = NULL };
 	struct auth_directory *dir = NULL;
 	struct auth_penalty *penalty = NULL;
 	struct net_server *srv = NULL;
