@@ -254,6 +254,19 @@ row() {  # row LABEL WORKLOAD FIELD BETTER
 	echo "| $1 | $r | $p | $(ratio "$r" "$p") | $4 |"
 }
 
+# ---- the store on its own: durable appends with 1 and 20 writers, a 100,000-message mailbox ----
+STORE_RESULT="not run"
+if [ "${STORE_BENCH:-1}" = 1 ]; then
+	say "store micro-benchmark"
+	if make --no-print-directory build/bench/store_bench >>"$LOG" 2>&1; then
+		mkdir -p "$BENCH_DIR/store"
+		STORE_RESULT=$("$ROOT/build/bench/store_bench" "$BENCH_DIR/store" 200 100000 2>&1) ||
+			STORE_RESULT="failed: $STORE_RESULT"
+	else
+		STORE_RESULT="build failed (see $LOG)"
+	fi
+fi
+
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- src bench ':!bench/RESULTS.md' 2>/dev/null ||
 	COMMIT="$COMMIT (with uncommitted changes)"
@@ -316,6 +329,15 @@ for w in pop3-retr imap-mixed smtp-deliver imap-idle; do ROOST_ANY+=${RES[roost/
 	echo "Peer memory is Dovecot's whole process tree (master, imap-login, imap, auth...): the"
 	echo "processes that hold IDLE clients. Push latency for the peer goes through Postfix,"
 	echo "LMTP and Dovecot's IDLE, whose notifications wait a fixed 0.5 s."
+	echo
+	echo "## The store on its own"
+	echo
+	echo "\`build/bench/store_bench\` (bench/store/): 4 KiB messages appended with fsync on,"
+	echo "acknowledged only when durable; 20 writers share fsyncs through group commit."
+	echo
+	echo '```'
+	echo "$STORE_RESULT"
+	echo '```'
 	echo
 	echo "## Raw results"
 	echo

@@ -51,16 +51,11 @@ static const struct imap_command imap_commands[] = {
 
 void imap_reply(struct imap_session *s, const char *fmt, ...)
 {
-	struct buf b;
 	va_list ap;
 
-	buf_init(&b);
 	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
+	net_conn_vprintf_line(s->conn, fmt, ap);
 	va_end(ap);
-	buf_append(&b, "\r\n", 2);
-	net_conn_write(s->conn, b.data, b.len);
-	buf_free(&b);
 }
 
 void imap_tagged(struct imap_session *s, const char *tag, const char *fmt, ...)
@@ -143,15 +138,7 @@ void imap_bad(struct imap_session *s, const char *tag, const char *text)
 
 bool imap_plaintext_allowed(const struct imap_session *s)
 {
-	switch (s->deps->cfg->plaintext) {
-	case PLAINTEXT_ALWAYS:
-		return true;
-	case PLAINTEXT_LOOPBACK:
-		return net_conn_is_tls(s->conn) || net_conn_is_loopback(s->conn);
-	case PLAINTEXT_NEVER:
-		return net_conn_is_tls(s->conn);
-	}
-	return false;
+	return net_conn_plaintext_allowed(s->conn, s->deps->cfg->plaintext);
 }
 
 void imap_capabilities(struct imap_session *s, struct buf *out)

@@ -729,6 +729,18 @@ void net_conn_printf(struct net_conn *c, const char *fmt, ...)
 	conn_check_output_cap(c);
 }
 
+void net_conn_vprintf_line(struct net_conn *c, const char *fmt, va_list ap)
+{
+	struct evbuffer *out;
+
+	if (c->bev == NULL || c->finalized)
+		return;
+	out = bufferevent_get_output(c->bev);
+	evbuffer_add_vprintf(out, fmt, ap);
+	evbuffer_add(out, "\r\n", 2);
+	conn_check_output_cap(c);
+}
+
 size_t net_conn_output_length(const struct net_conn *c)
 {
 	if (c->bev == NULL)
@@ -777,6 +789,19 @@ const char *net_conn_tls_description(const struct net_conn *c, char *out, size_t
 		return NULL;
 	snprintf(out, outlen, "%s %s", tls_ssl_version(c->ssl), tls_ssl_cipher(c->ssl));
 	return out;
+}
+
+bool net_conn_plaintext_allowed(const struct net_conn *c, enum plaintext_policy policy)
+{
+	switch (policy) {
+	case PLAINTEXT_ALWAYS:
+		return true;
+	case PLAINTEXT_LOOPBACK:
+		return c->tls_active || c->loopback;
+	case PLAINTEXT_NEVER:
+		return c->tls_active;
+	}
+	return false;
 }
 
 enum listen_kind net_conn_kind(const struct net_conn *c)

@@ -74,6 +74,10 @@ bool net_conn_is_tls(const struct net_conn *c);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or NULL. */
 const char *net_conn_tls_description(const struct net_conn *c, char *out, size_t outlen);
 enum listen_kind net_conn_kind(const struct net_conn *c);
+/* May a plaintext mechanism (PLAIN, LOGIN, IMAP LOGIN, POP3 USER/PASS) be used on this
+ * connection under the [auth] plaintext policy? TLS always qualifies; loopback only under
+ * "loopback"; anything under "always". */
+bool net_conn_plaintext_allowed(const struct net_conn *c, enum plaintext_policy policy);
 uint64_t net_conn_id(const struct net_conn *c);
 bool net_conn_is_closing(const struct net_conn *c);
 
@@ -117,6 +121,8 @@ void net_conn_write(struct net_conn *c, const void *data, size_t len);
 void net_conn_write_str(struct net_conn *c, const char *s);
 void net_conn_printf(struct net_conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* One protocol line: the formatted text followed by CRLF. */
+void net_conn_vprintf_line(struct net_conn *c, const char *fmt, va_list ap);
 size_t net_conn_output_length(const struct net_conn *c);
 /* Ask for proto->drained once the queued output falls to at most low bytes. */
 void net_conn_want_drain(struct net_conn *c, size_t low);

@@ -10,16 +10,11 @@
 
 void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 {
-	struct buf b;
 	va_list ap;
 
-	buf_init(&b);
 	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
+	net_conn_vprintf_line(s->conn, fmt, ap);
 	va_end(ap);
-	buf_append(&b, "\r\n", 2);
-	net_conn_write(s->conn, b.data, b.len);
-	buf_free(&b);
 }
 
 /* Closes once the replies already written have gone out (net flushes before it finalises,
@@ -49,15 +44,7 @@ void smtp_error(struct smtp_session *s, const char *fmt, ...)
 
 bool smtp_plaintext_allowed(const struct smtp_session *s)
 {
-	switch (s->deps->cfg->plaintext) {
-	case PLAINTEXT_ALWAYS:
-		return true;
-	case PLAINTEXT_LOOPBACK:
-		return net_conn_is_tls(s->conn) || net_conn_is_loopback(s->conn);
-	case PLAINTEXT_NEVER:
-		return net_conn_is_tls(s->conn);
-	}
-	return false;
+	return net_conn_plaintext_allowed(s->conn, s->deps->cfg->plaintext);
 }
 
 static void *smtp_open(struct net_conn *conn, void *ctx)
