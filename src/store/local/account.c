@@ -117,6 +117,47 @@ bool local_db_ready(struct store_account *acct, struct store_err *err_r)
 static int account_open_db(struct store_account *acct, bool *rebuild_r);
 
 /* Design note 7: throw the connection away and reconcile a fresh one with the Maildir. */
+sqlite3_stmt *local_stmt(struct store_account *acct, const char *sql)
+{
+	size_t free_slot = LOCAL_STMT_CACHE;
+
+	for (size_t i = 0; i < LOCAL_STMT_CACHE; i++) {
+		if (acct->stmt_cache[i].sql == sql)
+			return acct->stmt_cache[i].st;
+		if (acct->stmt_cache[i].sql == NULL && free_slot == LOCAL_STMT_CACHE)
+			free_slot = i;
+	}
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v3(acct->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
+	    SQLITE_OK)
+		return NULL;
+	if (free_slot < LOCAL_STMT_CACHE) {
+		acct->stmt_cache[free_slot].sql = sql;
+		acct->stmt_cache[free_slot].st = st;
+	}
+	/* With no free slot the statement still works; it is simply not kept (the caller's
+	 * local_stmt_done cannot tell, so it must never be more than LOCAL_STMT_CACHE sites). */
+	return st;
+}
+
+void local_stmt_done(sqlite3_stmt *st)
+{
+	if (st != NULL) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
+}
+
+void local_stmt_cache_clear(struct store_account *acct)
+{
+	for (size_t i = 0; i < LOCAL_STMT_CACHE; i++) {
+		if (acct->stmt_cache[i].st != NULL)
+			sqlite3_finalize(acct->stmt_cache[i].st);
+		acct->stmt_cache[i].sql = NULL;
+		acct->stmt_cache[i].st = NULL;
+	}
+}
+
 static void index_recover(struct store_account *acct)
 {
 	bool rebuild;
@@ -124,6 +165,7 @@ static void index_recover(struct store_account *acct)
 	acct->index_suspect = false;
 	acct->index_broken = false;
 	log_warn("store=local op=index-recover account=%s", acct->address);
+	local_stmt_cache_clear(acct);
 	if (acct->db != NULL)
 		sqlite3_close(acct->db);
 	acct->db = NULL;
@@ -231,7 +273,8 @@ static enum store_error mbox_query(struct store_account *acct, const char *sql, 
 	memset(m_r, 0, sizeof(*m_r));
 	if (!local_db_ready(acct, err_r))
 		return STORE_ERR_IO;
-	if (sqlite3_prepare_v2(acct->db, sql, -1, &st, NULL) != SQLITE_OK)
+	st = local_stmt(acct, sql);
+	if (st == NULL)
 		return local_db_fail(acct, err_r, "mailbox-lookup");
 	if (name != NULL)
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -240,10 +283,10 @@ static enum store_error mbox_query(struct store_account *acct, const char *sql, 
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		mbox_from_row(acct, st, m_r);
-		sqlite3_finalize(st);
+		local_stmt_done(st);
 		return STORE_OK;
 	}
-	sqlite3_finalize(st);
+	local_stmt_done(st);
 	if (rc == SQLITE_DONE)
 		return local_fail(err_r, STORE_ERR_NOT_FOUND, "Mailbox does not exist");
 	return local_db_fail(acct, err_r, "mailbox-lookup");
@@ -545,6 +588,7 @@ static int account_open_db(struct store_account *acct, bool *rebuild_r)
 
 static void account_free(struct store_account *acct)
 {
+	local_stmt_cache_clear(acct);
 	if (acct->db != NULL)
 		sqlite3_close(acct->db);
 	if (acct->lock_fd >= 0)

@@ -84,6 +84,8 @@ struct store_subscription {
 	void *ctx;
 };
 
+#define LOCAL_STMT_CACHE 8
+
 struct store_account {
 	struct store_account *next;
 	struct store *store;
@@ -114,6 +116,14 @@ struct store_account {
 
 	_Atomic uint64_t quota_bytes;
 	_Atomic uint64_t quota_messages;
+
+	/* Prepared statements of the hottest queries (one per call site, keyed by the SQL
+	 * literal's address), kept across calls under acct->lock; finalised before the
+	 * connection closes. */
+	struct {
+		const char *sql;
+		sqlite3_stmt *st;
+	} stmt_cache[LOCAL_STMT_CACHE];
 };
 
 /* A mailbox row. */
@@ -234,5 +244,12 @@ int local_link_or_copy(const char *from, const char *to);
 /* ---- mimecache.c ---- */
 /* IMAP ENVELOPE and BODYSTRUCTURE of a message, from the MIME layer; NULL when unavailable. */
 void local_mime_cache(const uint8_t *data, size_t len, char **envelope_r, char **bodystructure_r);
+
+/* A cached prepared statement for sql (a string literal), reset and ready to bind; NULL on a
+ * prepare error. Caller holds acct->lock and hands it back with local_stmt_done. */
+sqlite3_stmt *local_stmt(struct store_account *acct, const char *sql);
+void local_stmt_done(sqlite3_stmt *st);
+/* Finalises every cached statement (before the connection closes or is replaced). */
+void local_stmt_cache_clear(struct store_account *acct);
 
 #endif

@@ -855,6 +855,8 @@ struct store_message {
 	size_t len;
 };
 
+static const char message_file_sql[] = "SELECT file FROM messages WHERE mailbox_id = ? AND uid = ?";
+
 enum store_error store_message_open(struct store_account *acct, uint64_t mailbox_id, uint32_t uid,
 				    struct store_message **msg_r, struct store_err *err_r)
 {
@@ -871,8 +873,8 @@ enum store_error store_message_open(struct store_account *acct, uint64_t mailbox
 		pthread_mutex_unlock(&acct->lock);
 		return e;
 	}
-	if (sqlite3_prepare_v2(acct->db, "SELECT file FROM messages WHERE mailbox_id = ? AND uid = ?",
-			       -1, &st, NULL) != SQLITE_OK) {
+	st = local_stmt(acct, message_file_sql);
+	if (st == NULL) {
 		e = local_db_fail(acct, err_r, "message-open");
 		goto out;
 	}
@@ -895,7 +897,7 @@ enum store_error store_message_open(struct store_account *acct, uint64_t mailbox
 	} else {
 		e = local_db_fail(acct, err_r, "message-open");
 	}
-	sqlite3_finalize(st);
+	local_stmt_done(st);
 out:
 	pthread_mutex_unlock(&acct->lock);
 	local_mbox_clear(&m);
