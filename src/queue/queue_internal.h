@@ -82,9 +82,14 @@ struct smtpc_request {
 };
 /* Outcome per recipient: replies[i] gets the reply text ("250 2.0.0 ok", "550 5.1.1 ...");
  * codes[i] its code. Returns 0 when the server was reached and answered for each recipient,
- * -1 when the connection failed before that (err says why: try the next server). */
-int smtpc_deliver(const struct smtpc_request *req, int *codes, char **replies, char *err,
-		  size_t errlen);
+ * -1 when the connection failed before that (err says why: try the next server).
+ * *session is the caller's kept session: reused when it leads to the same server and is still
+ * fresh, replaced otherwise, and left open after a clean transaction for the next message. */
+struct smtpc;
+int smtpc_deliver(struct smtpc **session, const struct smtpc_request *req, int *codes,
+		  char **replies, char *err, size_t errlen);
+/* QUIT and close a kept session; accepts NULL. */
+void smtpc_close(struct smtpc **session);
 
 /* bounce.c: an RFC 3464 report for the recipients with the given indexes. */
 void queue_dsn_compose(const struct queue_runner_config *cfg, const struct queue_entry *e,

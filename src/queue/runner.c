@@ -25,6 +25,7 @@
 
 #define RUNNER_MAX_PENDING 256
 #define RUNNER_TICK_MS 1000
+#define RUNNER_SESSION_IDLE_S 20
 
 struct queue_runner {
 	struct queue *q;
@@ -188,7 +189,7 @@ static void set_rcpt(struct queue_rcpt *rc, enum queue_rcpt_state st, const char
 /* Delivers the pending recipients of one domain (or all, through a smarthost). */
 static void runner_deliver_group(struct queue_runner *r, struct queue_entry *e,
 				 const uint8_t *data, const struct buf *prefix,
-				 struct queue_rcpt **group, size_t n)
+				 struct queue_rcpt **group, size_t n, struct smtpc **session)
 {
 	struct queue_dns_target *targets = NULL;
 	size_t target_count = 0;
@@ -242,7 +243,7 @@ static void runner_deliver_group(struct queue_runner *r, struct queue_entry *e,
 			.data = data,
 			.len = e->data_size,
 		};
-		if (smtpc_deliver(&req, codes, replies, err, sizeof(err)) < 0) {
+		if (smtpc_deliver(session, &req, codes, replies, err, sizeof(err)) < 0) {
 			log_info("queue_id=%s host=%s ip=%s msg=\"delivery attempt failed\" error=\"%s\"",
 				 e->id, targets[t].host, targets[t].ip, err);
 			for (size_t i = 0; i < n; i++) {
@@ -300,7 +301,7 @@ static void runner_dkim_sign(struct queue_runner *r, const struct queue_entry *e
 	dkim_signer_free(&signer);
 }
 
-static void runner_deliver(struct queue_runner *r, const char *id)
+static void runner_deliver(struct queue_runner *r, const char *id, struct smtpc **session)
 {
 	struct queue_entry *e = NULL;
 	char err[256];
@@ -344,7 +345,7 @@ static void runner_deliver(struct queue_runner *r, const char *id)
 			group[n++] = &e->rcpts[k];
 			done[k] = true;
 		}
-		runner_deliver_group(r, e, data, &prefix, group, n);
+		runner_deliver_group(r, e, data, &prefix, group, n, session);
 		if (queue_state_save(r->q, e, err, sizeof(err)) < 0)
 			log_error("queue_id=%s msg=\"%s\"", id, err);
 	}
@@ -424,14 +425,31 @@ static bool runner_busy(struct queue_runner *r, const char *id)
 	return false;
 }
 
+/* Each delivery thread keeps the session of its last delivery open for the next message to
+ * the same server (queue ids sort by arrival, so mail for one destination tends to come in
+ * runs); an unused session is closed after a while. */
 static void *runner_worker_main(void *arg)
 {
 	struct queue_runner *r = arg;
+	struct smtpc *session = NULL;
 
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
-		while (r->pending_count == 0 && !r->stopping)
-			pthread_cond_wait(&r->work, &r->lock);
+		while (r->pending_count == 0 && !r->stopping) {
+			if (session == NULL) {
+				pthread_cond_wait(&r->work, &r->lock);
+				continue;
+			}
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += RUNNER_SESSION_IDLE_S;
+			if (pthread_cond_timedwait(&r->work, &r->lock, &until) != 0 &&
+			    r->pending_count == 0) {
+				pthread_mutex_unlock(&r->lock);
+				smtpc_close(&session);
+				pthread_mutex_lock(&r->lock);
+			}
+		}
 		if (r->stopping)
 			break;
 		char *id = r->pending[0];
@@ -441,7 +459,7 @@ static void *runner_worker_main(void *arg)
 		r->busy[r->busy_count++] = id;
 		pthread_mutex_unlock(&r->lock);
 
-		runner_deliver(r, id);
+		runner_deliver(r, id, &session);
 
 		pthread_mutex_lock(&r->lock);
 		for (size_t i = 0; i < r->busy_count; i++) {
@@ -453,6 +471,7 @@ static void *runner_worker_main(void *arg)
 		free(id);
 	}
 	pthread_mutex_unlock(&r->lock);
+	smtpc_close(&session);
 	return NULL;
 }
 

@@ -15,13 +15,22 @@
 #define SMTPC_COMMAND_MS 300000 /* RFC 5321 §4.5.3.2: minutes, not seconds */
 #define SMTPC_REPLY_LINE_MAX 2048
 #define SMTPC_REPLY_LINES_MAX 100
+/* A kept session is reused only while fresh: remote servers drop idle clients after a few
+ * minutes (RFC 5321 §4.5.3.2.7 asks for at least 5), and we should not hold their slots. */
+#define SMTPC_REUSE_MS 30000
 
+/* One SMTP session with a server; kept open between messages to the same server. */
 struct smtpc {
 	struct net_client *conn;
 	struct buf line;
 	struct buf reply; /* the last reply, lines joined with a space */
 	bool starttls, pipelining, eightbit, dsn, smtputf8, auth_plain;
 	uint64_t size_limit;
+	char ip[64];
+	unsigned port;
+	char *auth_user;  /* the AUTH identity this session has, or NULL */
+	uint64_t idle_since_ms;
+	bool reusable;	  /* the last transaction ended cleanly */
 };
 
 /* Reads one (possibly multi-line) reply; returns its code, or -1 on a broken connection. */
@@ -182,50 +191,68 @@ static void set_all(const struct smtpc_request *req, int *codes, char **replies,
 	}
 }
 
-int smtpc_deliver(const struct smtpc_request *req, int *codes, char **replies, char *err,
-		  size_t errlen)
+static void smtpc_free(struct smtpc *c)
 {
-	struct smtpc c;
-	struct buf cmd;
-	int code, ret = -1;
-	size_t accepted = 0;
-	bool eight = has_8bit(req->data, req->len);
+	net_client_close(&c->conn);
+	buf_free(&c->line);
+	buf_free(&c->reply);
+	free(c->auth_user);
+	free(c);
+}
 
-	memset(&c, 0, sizeof(c));
-	buf_init(&c.line);
-	buf_init(&c.reply);
-	buf_init(&cmd);
-	for (size_t i = 0; i < req->rcpt_count; i++) {
-		codes[i] = 0;
-		replies[i] = NULL;
+void smtpc_close(struct smtpc **cp)
+{
+	struct smtpc *c = cp ? *cp : NULL;
+	char err[64];
+
+	if (c == NULL)
+		return;
+	if (c->conn != NULL && c->reusable) {
+		smtpc_send(c, "QUIT\r\n", err, sizeof(err));
+		smtpc_reply(c, err, sizeof(err));
 	}
-	c.conn = net_client_connect(req->ip, req->port, SMTPC_CONNECT_MS, err, errlen);
-	if (c.conn == NULL)
-		goto out;
-	net_client_set_timeout(c.conn, SMTPC_COMMAND_MS);
-	code = smtpc_reply(&c, err, errlen);
+	smtpc_free(c);
+	*cp = NULL;
+}
+
+/* Connects, reads the greeting, EHLO, STARTTLS when offered, AUTH for a smarthost. */
+static struct smtpc *smtpc_open(const struct smtpc_request *req, char *err, size_t errlen)
+{
+	struct smtpc *c = xcalloc(1, sizeof(*c));
+	int code;
+
+	buf_init(&c->line);
+	buf_init(&c->reply);
+	snprintf(c->ip, sizeof(c->ip), "%s", req->ip);
+	c->port = req->port;
+	c->conn = net_client_connect(req->ip, req->port, SMTPC_CONNECT_MS, err, errlen);
+	if (c->conn == NULL)
+		goto fail;
+	net_client_set_timeout(c->conn, SMTPC_COMMAND_MS);
+	code = smtpc_reply(c, err, errlen);
 	if (code < 0)
-		goto out;
+		goto fail;
 	if (code != 220) {
-		snprintf(err, errlen, "greeting: %s", buf_cstr(&c.reply));
-		goto out;
+		snprintf(err, errlen, "greeting: %s", buf_cstr(&c->reply));
+		goto fail;
 	}
-	if (smtpc_ehlo(&c, req->helo, err, errlen) < 0)
-		goto out;
-	if (c.starttls) {
-		if (smtpc_send(&c, "STARTTLS\r\n", err, errlen) < 0 ||
-		    (code = smtpc_reply(&c, err, errlen)) < 0)
-			goto out;
+	if (smtpc_ehlo(c, req->helo, err, errlen) < 0)
+		goto fail;
+	if (c->starttls) {
+		if (smtpc_send(c, "STARTTLS\r\n", err, errlen) < 0 ||
+		    (code = smtpc_reply(c, err, errlen)) < 0)
+			goto fail;
 		if (code == 220) {
-			if (net_client_starttls(c.conn, req->host, err, errlen) < 0 ||
-			    smtpc_ehlo(&c, req->helo, err, errlen) < 0)
-				goto out;
+			if (net_client_starttls(c->conn, req->host, err, errlen) < 0 ||
+			    smtpc_ehlo(c, req->helo, err, errlen) < 0)
+				goto fail;
 		}
 	}
 	if (req->auth_user && req->auth_user[0]) {
-		struct buf plain, b64;
+		struct buf plain, b64, cmd;
 		buf_init(&plain);
 		buf_init(&b64);
+		buf_init(&cmd);
 		buf_append_byte(&plain, 0);
 		buf_append_str(&plain, req->auth_user);
 		buf_append_byte(&plain, 0);
@@ -234,81 +261,102 @@ int smtpc_deliver(const struct smtpc_request *req, int *codes, char **replies, c
 		mem_wipe(plain.data, plain.len);
 		buf_printf(&cmd, "AUTH PLAIN %s\r\n", buf_cstr(&b64));
 		mem_wipe(b64.data, b64.len);
+		int w = smtpc_send(c, buf_cstr(&cmd), err, errlen);
+		mem_wipe(cmd.data, cmd.len);
 		buf_free(&plain);
 		buf_free(&b64);
-		int w = smtpc_send(&c, buf_cstr(&cmd), err, errlen);
-		mem_wipe(cmd.data, cmd.len);
-		buf_reset(&cmd);
-		if (w < 0 || (code = smtpc_reply(&c, err, errlen)) < 0)
-			goto out;
+		buf_free(&cmd);
+		if (w < 0 || (code = smtpc_reply(c, err, errlen)) < 0)
+			goto fail;
 		if (code != 235) {
-			snprintf(err, errlen, "smarthost refused AUTH: %s", buf_cstr(&c.reply));
-			goto out;
+			snprintf(err, errlen, "smarthost refused AUTH: %s", buf_cstr(&c->reply));
+			goto fail;
 		}
+		c->auth_user = xstrdup(req->auth_user);
 	}
-	if (c.size_limit > 0 && req->len + req->prefix_len > c.size_limit) {
+	return c;
+fail:
+	smtpc_free(c);
+	return NULL;
+}
+
+/* One mail transaction on an open session. Returns 0 when the server answered for every
+ * recipient (codes/replies filled), -1 when the connection failed before that. On return
+ * c->reusable tells whether the session may carry another message. */
+static int smtpc_transaction(struct smtpc *c, const struct smtpc_request *req, int *codes,
+			     char **replies, char *err, size_t errlen)
+{
+	struct buf cmd;
+	int code, ret = -1;
+	size_t accepted = 0;
+	bool eight = has_8bit(req->data, req->len);
+
+	c->reusable = false;
+	buf_init(&cmd);
+	if (c->size_limit > 0 && req->len + req->prefix_len > c->size_limit) {
 		set_all(req, codes, replies, 552, "552 5.3.4 message larger than the server accepts");
-		ret = 0;
-		goto quit;
+		c->reusable = true;
+		buf_free(&cmd);
+		return 0;
 	}
 	/* MAIL and every RCPT in one write when the server pipelines (RFC 2920 §3.1). */
 	buf_printf(&cmd, "MAIL FROM:<%s>", req->sender);
-	if (c.size_limit > 0)
+	if (c->size_limit > 0)
 		buf_printf(&cmd, " SIZE=%zu", req->len + req->prefix_len);
-	if (eight && c.eightbit)
+	if (eight && c->eightbit)
 		buf_append_str(&cmd, " BODY=8BITMIME");
-	if (c.dsn && req->ret)
+	if (c->dsn && req->ret)
 		buf_printf(&cmd, " RET=%s", req->ret);
-	if (c.dsn && req->envid)
+	if (c->dsn && req->envid)
 		buf_printf(&cmd, " ENVID=%s", req->envid);
 	buf_append_str(&cmd, "\r\n");
-	if (!c.pipelining) {
-		if (smtpc_send(&c, buf_cstr(&cmd), err, errlen) < 0)
+	if (!c->pipelining) {
+		if (smtpc_send(c, buf_cstr(&cmd), err, errlen) < 0)
 			goto out;
 		buf_reset(&cmd);
-		if ((code = smtpc_reply(&c, err, errlen)) < 0)
+		if ((code = smtpc_reply(c, err, errlen)) < 0)
 			goto out;
 		if (code != 250) {
-			set_all(req, codes, replies, code, buf_cstr(&c.reply));
+			set_all(req, codes, replies, code, buf_cstr(&c->reply));
 			ret = 0;
-			goto quit;
+			goto reset;
 		}
 	}
 	for (size_t i = 0; i < req->rcpt_count; i++) {
 		const struct queue_rcpt *r = req->rcpts[i];
 		buf_printf(&cmd, "RCPT TO:<%s>", r->address);
-		if (c.dsn && r->notify[0])
+		if (c->dsn && r->notify[0])
 			buf_printf(&cmd, " NOTIFY=%s", r->notify);
-		if (c.dsn && r->orcpt[0])
+		if (c->dsn && r->orcpt[0])
 			buf_printf(&cmd, " ORCPT=%s", r->orcpt);
 		buf_append_str(&cmd, "\r\n");
-		if (!c.pipelining) {
-			if (smtpc_send(&c, buf_cstr(&cmd), err, errlen) < 0)
+		if (!c->pipelining) {
+			if (smtpc_send(c, buf_cstr(&cmd), err, errlen) < 0)
 				goto out;
 			buf_reset(&cmd);
-			if ((code = smtpc_reply(&c, err, errlen)) < 0)
+			if ((code = smtpc_reply(c, err, errlen)) < 0)
 				goto out;
 			codes[i] = code;
-			replies[i] = xstrdup(buf_cstr(&c.reply));
+			replies[i] = xstrdup(buf_cstr(&c->reply));
 			if (code >= 200 && code < 300)
 				accepted++;
 		}
 	}
-	if (c.pipelining) {
-		if (smtpc_send(&c, buf_cstr(&cmd), err, errlen) < 0)
+	if (c->pipelining) {
+		if (smtpc_send(c, buf_cstr(&cmd), err, errlen) < 0)
 			goto out;
 		buf_reset(&cmd);
-		if ((code = smtpc_reply(&c, err, errlen)) < 0)
+		if ((code = smtpc_reply(c, err, errlen)) < 0)
 			goto out;
 		bool mail_ok = code == 250;
-		char *mail_reply = xstrdup(buf_cstr(&c.reply));
+		char *mail_reply = xstrdup(buf_cstr(&c->reply));
 		for (size_t i = 0; i < req->rcpt_count; i++) {
-			if ((code = smtpc_reply(&c, err, errlen)) < 0) {
+			if ((code = smtpc_reply(c, err, errlen)) < 0) {
 				free(mail_reply);
 				goto out;
 			}
 			codes[i] = mail_ok ? code : (code >= 500 ? code : 451);
-			replies[i] = xstrdup(mail_ok ? buf_cstr(&c.reply) : mail_reply);
+			replies[i] = xstrdup(mail_ok ? buf_cstr(&c->reply) : mail_reply);
 			if (mail_ok && code >= 200 && code < 300)
 				accepted++;
 		}
@@ -316,9 +364,9 @@ int smtpc_deliver(const struct smtpc_request *req, int *codes, char **replies, c
 	}
 	if (accepted == 0) {
 		ret = 0;
-		goto quit;
+		goto reset;
 	}
-	if (smtpc_send(&c, "DATA\r\n", err, errlen) < 0 || (code = smtpc_reply(&c, err, errlen)) < 0)
+	if (smtpc_send(c, "DATA\r\n", err, errlen) < 0 || (code = smtpc_reply(c, err, errlen)) < 0)
 		goto out;
 	if (code != 354) {
 		for (size_t i = 0; i < req->rcpt_count; i++) {
@@ -326,13 +374,13 @@ int smtpc_deliver(const struct smtpc_request *req, int *codes, char **replies, c
 				continue;
 			codes[i] = code;
 			free(replies[i]);
-			replies[i] = xstrdup(buf_cstr(&c.reply));
+			replies[i] = xstrdup(buf_cstr(&c->reply));
 		}
 		ret = 0;
-		goto quit;
+		goto reset;
 	}
-	if (smtpc_send_data(&c, req->prefix, req->prefix_len, req->data, req->len, err, errlen) < 0 ||
-	    (code = smtpc_reply(&c, err, errlen)) < 0) {
+	if (smtpc_send_data(c, req->prefix, req->prefix_len, req->data, req->len, err, errlen) < 0 ||
+	    (code = smtpc_reply(c, err, errlen)) < 0) {
 		/* After the data, a lost reply leaves us not knowing: treat as temporary. */
 		for (size_t i = 0; i < req->rcpt_count; i++) {
 			if (codes[i] >= 200 && codes[i] < 300) {
@@ -349,15 +397,54 @@ int smtpc_deliver(const struct smtpc_request *req, int *codes, char **replies, c
 			continue;
 		codes[i] = code;
 		free(replies[i]);
-		replies[i] = xstrdup(buf_cstr(&c.reply));
+		replies[i] = xstrdup(buf_cstr(&c->reply));
 	}
+	c->reusable = true; /* a finished transaction leaves the session ready for the next */
 	ret = 0;
-quit:
-	smtpc_send(&c, "QUIT\r\n", err, errlen);
+	goto out;
+reset:
+	/* The transaction was refused part way: RSET makes the session clean again. */
+	if (smtpc_send(c, "RSET\r\n", err, errlen) == 0 && smtpc_reply(c, err, errlen) == 250)
+		c->reusable = true;
 out:
-	net_client_close(&c.conn);
-	buf_free(&c.line);
-	buf_free(&c.reply);
 	buf_free(&cmd);
+	return ret;
+}
+
+int smtpc_deliver(struct smtpc **session, const struct smtpc_request *req, int *codes,
+		  char **replies, char *err, size_t errlen)
+{
+	struct smtpc *c = *session;
+	const char *auth = req->auth_user && req->auth_user[0] ? req->auth_user : NULL;
+	int ret;
+
+	for (size_t i = 0; i < req->rcpt_count; i++) {
+		codes[i] = 0;
+		replies[i] = NULL;
+	}
+	/* Reuse the session kept from the previous message when it goes to the same server, as
+	 * the same client, and is still fresh; a RSET proves it is alive. */
+	if (c != NULL) {
+		bool same = strcmp(c->ip, req->ip) == 0 && c->port == req->port &&
+			    ((auth == NULL && c->auth_user == NULL) ||
+			     (auth && c->auth_user && strcmp(auth, c->auth_user) == 0));
+		if (!same || !c->reusable || time_now_ms() - c->idle_since_ms > SMTPC_REUSE_MS ||
+		    smtpc_send(c, "RSET\r\n", err, errlen) < 0 || smtpc_reply(c, err, errlen) != 250)
+			smtpc_close(session);
+		c = *session;
+	}
+	if (c == NULL) {
+		c = smtpc_open(req, err, errlen);
+		if (c == NULL)
+			return -1;
+		*session = c;
+	}
+	ret = smtpc_transaction(c, req, codes, replies, err, errlen);
+	if (ret < 0 || !c->reusable) {
+		c->reusable = false;
+		smtpc_close(session);
+	} else {
+		c->idle_since_ms = time_now_ms();
+	}
 	return ret;
 }

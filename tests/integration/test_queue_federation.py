@@ -244,3 +244,23 @@ def test_kill9_during_outbound_run(make_roost, dns):
     # A delivery acknowledged by B but not yet recorded when A died is sent again: at most one
     # per delivery thread in flight at the moment of the kill.
     assert duplicates <= 4, duplicates
+
+
+def test_messages_to_one_server_share_connections(make_roost, dns):
+    mx_port = shared_mx_port()
+    b = make_peer(make_roost, "127.0.0.3", "b.test", BOB, dns, mx_port, start=False)
+    a = make_peer(make_roost, "127.0.0.2", "a.test", ALICE, dns, mx_port)
+    s = smtplib.SMTP(a.addr, a.ports["submission"], timeout=30)
+    s.login(ALICE[0], ALICE[1])
+    for i in range(30):
+        s.sendmail(ALICE[0], [BOB[0]], ("From: <%s>\r\nSubject: reuse-%d\r\n\r\nx\r\n" %
+                                        (ALICE[0], i)).encode())
+    s.quit()
+    b.start()
+    assert wait_until(lambda: len(inbox_files(b, BOB[0])) == 30, 30), a.log_text()[-2000:]
+    accepted = [l for l in b.log_text().splitlines()
+                if "proto=smtp" in l and "msg=accepted" in l]
+    assert len(accepted) == 30
+    connections = {l.split("conn=")[1].split()[0] for l in accepted}
+    # four delivery threads, each keeping its session for the next message
+    assert len(connections) <= 8, len(connections)
