@@ -83,11 +83,12 @@ FUZZ_SECONDS ?= 30
 
 fuzz:
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang \
-		OPT="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" \
+		OPT="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 		build-fuzz/libroost.a $(FUZZ_BIN)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libroost.a
-	clang $(CSTD) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS) -Isrc \
+	clang $(CSTD) $(WARN) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		$(PKG_CFLAGS) -Isrc \
 		-o $@ $< build-fuzz/libroost.a $(PKG_LIBS)
 
 fuzz-smoke: fuzz

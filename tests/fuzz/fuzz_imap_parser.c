@@ -92,7 +92,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			/* Strict decoding means encoding gives the same bytes back. */
 			if (imap_utf8_to_mutf7(buf_cstr(&utf8), &back) < 0)
 				abort();
-			if (memchr(utf8.data, '\0', utf8.len) == NULL &&
+			if ((utf8.len == 0 || memchr(utf8.data, '\0', utf8.len) == NULL) &&
 			    (back.len != size || memcmp(back.data, copy, size) != 0))
 				abort();
 		}
