@@ -351,6 +351,10 @@ void net_server_free(struct net_server **srv_p)
 	for (int i = 0; i < 3; i++)
 		if (srv->signal_events[i])
 			event_free(srv->signal_events[i]);
+	/* Listeners still open: the server never ran (a later bind failed, say). */
+	for (size_t i = 0; i < srv->binding_count; i++)
+		if (srv->bindings[i].listener)
+			evconnlistener_free(srv->bindings[i].listener);
 	free(srv->bindings);
 	free(srv->workers);
 	net_iplimit_free(&srv->iplimit);

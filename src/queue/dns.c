@@ -50,6 +50,18 @@ static void host_callback(void *arg, int status, int timeouts, struct hostent *h
 		inet_ntop(h->h_addrtype, h->h_addr_list[i], a->ips[a->count++], 64);
 }
 
+/* c-ares's ARES_GETSOCK_READABLE/WRITABLE shift a signed 1 by up to 31 places (undefined
+ * behaviour); the same tests done unsigned. */
+static bool sock_readable(int bits, int i)
+{
+	return ((unsigned)bits & (1u << i)) != 0;
+}
+
+static bool sock_writable(int bits, int i)
+{
+	return ((unsigned)bits & (1u << (i + ARES_GETSOCK_MAXNUM))) != 0;
+}
+
 /* Runs the channel until every query finished or the time bound passed. */
 static void run_channel(ares_channel ch)
 {
@@ -64,11 +76,11 @@ static void run_channel(ares_channel ch)
 		uint64_t now = time_now_ms();
 
 		for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-			if (!ARES_GETSOCK_READABLE(bits, i) && !ARES_GETSOCK_WRITABLE(bits, i))
+			if (!sock_readable(bits, i) && !sock_writable(bits, i))
 				continue;
 			pfd[n].fd = socks[i];
-			pfd[n].events = (short)((ARES_GETSOCK_READABLE(bits, i) ? POLLIN : 0) |
-						(ARES_GETSOCK_WRITABLE(bits, i) ? POLLOUT : 0));
+			pfd[n].events = (short)((sock_readable(bits, i) ? POLLIN : 0) |
+						(sock_writable(bits, i) ? POLLOUT : 0));
 			pfd[n].revents = 0;
 			n++;
 		}

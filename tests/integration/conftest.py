@@ -6,6 +6,7 @@ is stopped with SIGTERM after the test, and the test fails if it did not exit cl
 sanitizer reported anything in its log.
 """
 import os
+import random
 import signal
 import socket
 import ssl
@@ -25,9 +26,24 @@ DEMO_PASSWORD = "correct horse battery staple"
 
 
 def free_port(addr="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((addr, 0))
-        return s.getsockname()[1]
+    """A port nobody listens on, chosen below the kernel's ephemeral range: a port the kernel
+    hands out can be taken as the source port of any client socket before our server binds
+    it."""
+    low = 20000
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            high = min(int(f.read().split()[0]) - 1, 32767)
+    except OSError:
+        high = 32767
+    for _ in range(1000):
+        port = random.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((addr, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
 
 
 def wait_for_port(port, timeout=10.0, proc=None, addr="127.0.0.1"):

@@ -26,9 +26,17 @@ pytestmark = pytest.mark.skipif(shutil.which("dnsmasq") is None and
 
 
 def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """Below the ephemeral range, like conftest.free_port (resolver queries use that range)."""
+    import random
+    for _ in range(1000):
+        port = random.randint(20000, 32767)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free UDP port")
 
 
 def dns_answers(port):
