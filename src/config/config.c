@@ -380,9 +380,12 @@ static int listen_line(struct load_state *st, const struct setting *s, const cha
 		*list = more;
 		return 1;
 	}
-	list->addrs = xrealloc(list->addrs, (list->count + more.count + 1) * sizeof(*list->addrs));
-	memcpy(list->addrs + list->count, more.addrs, more.count * sizeof(*more.addrs));
-	list->count += more.count;
+	if (more.count > 0) { /* an empty repeat adds nothing (and more.addrs is NULL then) */
+		list->addrs = xrealloc(list->addrs,
+				       (list->count + more.count) * sizeof(*list->addrs));
+		memcpy(list->addrs + list->count, more.addrs, more.count * sizeof(*more.addrs));
+		list->count += more.count;
+	}
 	free(more.addrs);
 	return 1;
 }

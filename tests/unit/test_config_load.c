@@ -338,6 +338,11 @@ static void test_listen_lists(void **state)
 	assert_string_equal(cfg.listen[LISTEN_LMTP].addrs[1].host, "127.0.0.3");
 	config_free(&cfg);
 
+	/* an empty repeat adds nothing (found by fuzz_config: NULL passed to memcpy) */
+	conf_ok(&cfg, "[listen]\nsmtp = 127.0.0.1:25\nsmtp =\n");
+	assert_int_equal(cfg.listen[LISTEN_SMTP].count, 1);
+	config_free(&cfg);
+
 	/* an empty value in the file turns a listener off */
 	conf_ok(&cfg, "[listen]\nsmtp =\n");
 	assert_int_equal(cfg.listen[LISTEN_SMTP].count, 0);
