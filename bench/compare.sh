@@ -328,7 +328,9 @@ for w in pop3-retr imap-mixed smtp-deliver imap-idle; do ROOST_ANY+=${RES[roost/
 	echo
 	echo "Peer memory is Dovecot's whole process tree (master, imap-login, imap, auth...): the"
 	echo "processes that hold IDLE clients. Push latency for the peer goes through Postfix,"
-	echo "LMTP and Dovecot's IDLE, whose notifications wait a fixed 0.5 s."
+	echo "LMTP and Dovecot's IDLE, whose notifications wait a fixed 0.5 s. Roost's can be"
+	echo "negative: its change feed wakes the idling session at the commit, so the EXISTS may"
+	echo "reach the IMAP client before the SMTP client has read its 250."
 	echo
 	echo "## The store on its own"
 	echo
