@@ -93,10 +93,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (imap_utf8_to_mutf7(buf_cstr(&utf8), &back) < 0)
 				abort();
 			if ((utf8.len == 0 || memchr(utf8.data, '\0', utf8.len) == NULL) &&
-			    (back.len != size || memcmp(back.data, copy, size) != 0))
+			    (back.len != size || (size > 0 && memcmp(back.data, copy, size) != 0)))
 				abort();
 		}
-		if (imap_utf8_valid(copy, size) && memchr(copy, '\0', size) == NULL) {
+		if (imap_utf8_valid(copy, size) && (size == 0 || memchr(copy, '\0', size) == NULL)) {
 			char *text = xstrndup((const char *)copy, size);
 			if (imap_utf8_to_mutf7(text, &again) < 0)
 				abort();
