@@ -264,6 +264,22 @@ class LineClient:
             pass
 
 
+class SmtpClient(LineClient):
+    """LineClient plus whole SMTP replies (multi-line "250-" continuations)."""
+
+    def reply(self, timeout=10):
+        lines = []
+        while True:
+            l = self.line(timeout)
+            lines.append(l)
+            if len(l) < 4 or l[3:4] != b"-":
+                return int(l[:3]), lines
+
+    def cmd(self, line, timeout=10):
+        self.send(line + b"\r\n")
+        return self.reply(timeout)
+
+
 @pytest.fixture
 def line_client():
     clients = []

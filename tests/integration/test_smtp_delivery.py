@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import DEMO_PASSWORD, DEMO_USER, Roost, free_port
+from conftest import DEMO_PASSWORD, DEMO_USER, Roost, SmtpClient, free_port
 
 BOB = "bob@example.test"
 BOB_PASSWORD = "bob's password"
@@ -51,65 +51,22 @@ def server(tmp_path_factory, certificate):
 
 # ---------------- helpers ----------------
 
-class Smtp:
+class Smtp(SmtpClient):
     """Raw SMTP client: exact bytes out, whole replies in."""
 
     def __init__(self, server, listener="smtp", ehlo=b"client.test", verb=b"EHLO"):
-        self.sock = server.connect(listener)
-        self.buf = b""
+        super().__init__(server.connect(listener))
         code, _ = self.reply()
         assert code == 220
         if ehlo:
             code, self.ehlo_lines = self.cmd(verb + b" " + ehlo)
             assert code == 250, self.ehlo_lines
 
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self, timeout=10):
-        self.sock.settimeout(timeout)
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("closed; pending %r" % self.buf)
-            self.buf += chunk
-        l, self.buf = self.buf.split(b"\r\n", 1)
-        return l
-
-    def reply(self, timeout=10):
-        lines = []
-        while True:
-            l = self.line(timeout)
-            lines.append(l)
-            if len(l) < 4 or l[3:4] != b"-":
-                return int(l[:3]), lines
-
-    def cmd(self, line, timeout=10):
-        self.send(line + b"\r\n")
-        return self.reply(timeout)
-
-    def silent(self, wait=0.5):
-        """True when nothing more arrives within wait seconds."""
-        if self.buf:
-            return False
-        self.sock.settimeout(wait)
-        try:
-            data = self.sock.recv(65536)
-        except (socket.timeout, TimeoutError):
-            return True
-        self.buf += data
-        return False
-
     def auth_plain(self, user, password):
         token = base64.b64encode(("\0%s\0%s" % (user, password)).encode())
         code, lines = self.cmd(b"AUTH PLAIN " + token)
         assert code == 235, lines
 
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import DEMO_PASSWORD, DEMO_USER, Roost, client_tls_context
+from conftest import DEMO_PASSWORD, DEMO_USER, Roost, SmtpClient, client_tls_context
 
 SEQUENCES = [b"\n.\n", b"\n.\r\n", b"\r.\r", b"\r.\r\n", b"\r\n.\r", b"\r\n.\n",
              b"\r\r\n.\r\r\n"]
@@ -43,73 +43,18 @@ def server(tmp_path_factory, certificate):
     _stop_and_check(r)
 
 
-class Smtp:
+class Smtp(SmtpClient):
     def __init__(self, server, listener="smtp", ehlo=True, tls=False):
-        self.sock = server.connect(listener, tls=tls)
-        self.buf = b""
+        super().__init__(server.connect(listener, tls=tls))
         assert self.reply()[0] == 220
         if ehlo:
             code, self.ehlo_lines = self.cmd(b"EHLO client.test")
             assert code == 250
 
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self, timeout=10):
-        self.sock.settimeout(timeout)
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("closed; pending %r" % self.buf)
-            self.buf += chunk
-        l, self.buf = self.buf.split(b"\r\n", 1)
-        return l
-
-    def reply(self, timeout=10):
-        lines = []
-        while True:
-            l = self.line(timeout)
-            lines.append(l)
-            if len(l) < 4 or l[3:4] != b"-":
-                return int(l[:3]), lines
-
-    def cmd(self, line, timeout=10):
-        self.send(line + b"\r\n")
-        return self.reply(timeout)
-
-    def silent(self, wait=0.5):
-        if self.buf:
-            return False
-        self.sock.settimeout(wait)
-        try:
-            data = self.sock.recv(65536)
-        except (socket.timeout, TimeoutError):
-            return True
-        self.buf += data
-        return False
-
-    def closed(self, wait=5):
-        self.sock.settimeout(wait)
-        try:
-            while True:
-                data = self.sock.recv(65536)
-                if not data:
-                    return True
-                self.buf += data
-        except (socket.timeout, TimeoutError):
-            return False
-        except (ConnectionResetError, BrokenPipeError):
-            return True
-
     def auth(self):
         token = base64.b64encode(("\0%s\0%s" % (DEMO_USER, DEMO_PASSWORD)).encode())
         assert self.cmd(b"AUTH PLAIN " + token)[0] == 235
 
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 @pytest.fixture
