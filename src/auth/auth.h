@@ -113,6 +113,20 @@ const char *sasl_username(const struct sasl_session *s);
 const char *sasl_claimed_user(const struct sasl_session *s);
 void sasl_free(struct sasl_session **s);
 
+/* One sasl_step as work for a worker thread (sasl_job.c). line NULL asks for the server's
+ * first challenge. The session is borrowed: it must outlive the job. */
+struct sasl_job {
+	struct sasl_session *sasl;
+	char *line;
+	size_t len;
+	enum sasl_status status; /* set by sasl_job_run */
+	struct buf challenge;	 /* set by sasl_job_run: base64 text to send */
+};
+struct sasl_job *sasl_job_new(struct sasl_session *sasl, const char *line, size_t len);
+/* Runs the step; the signature fits a worker pool's work callback. */
+void sasl_job_run(void *job);
+void sasl_job_free(struct sasl_job **job);
+
 /* ---------------- penalties and per-user connection limits ---------------- */
 
 struct auth_penalty_config {

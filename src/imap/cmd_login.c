@@ -7,15 +7,9 @@
 #include "../core/core.h"
 #include "session.h"
 
+/* LOGIN's password check (AUTHENTICATE uses auth's struct sasl_job). */
 struct imap_auth_job {
 	struct auth_directory *dir;
-	/* AUTHENTICATE step */
-	struct sasl_session *sasl; /* borrowed from the session, which outlives the job */
-	char *line;
-	size_t len;
-	enum sasl_status status;
-	struct buf challenge;
-	/* LOGIN */
 	char *user;
 	char *password;
 	size_t password_len;
@@ -29,11 +23,6 @@ static void auth_job_free(struct imap_auth_job *job)
 		mem_wipe(job->password, job->password_len);
 		free(job->password);
 	}
-	if (job->line) {
-		mem_wipe(job->line, job->len);
-		free(job->line);
-	}
-	buf_free(&job->challenge);
 	free(job->user);
 	free(job->canonical);
 	free(job);
@@ -174,19 +163,11 @@ void imap_cmd_login(struct imap_session *s, const char *tag, struct imap_parser 
 	job->password = xstrndup((const char *)pass.data, pass.len);
 	job->password_len = pass.len;
 	mem_wipe(pass.data, pass.len);
-	buf_init(&job->challenge);
 	s->auth_tag = xstrdup(tag);
 	net_conn_offload(s->conn, login_work, login_done, job);
 }
 
 /* ---------------- AUTHENTICATE ---------------- */
-
-static void sasl_work(void *arg)
-{
-	struct imap_auth_job *job = arg;
-
-	job->status = sasl_step(job->sasl, job->line, job->line ? job->len : 0, &job->challenge);
-}
 
 static void imap_sasl_finish(struct imap_session *s)
 {
@@ -201,7 +182,7 @@ static void imap_sasl_finish(struct imap_session *s)
 static void sasl_done(void *session, void *arg)
 {
 	struct imap_session *s = session;
-	struct imap_auth_job *job = arg;
+	struct sasl_job *job = arg;
 	char *tag = xstrdup(s->auth_tag ? s->auth_tag : "*");
 	char *claimed = sasl_claimed_user(s->sasl) ? xstrdup(sasl_claimed_user(s->sasl)) : NULL;
 
@@ -248,21 +229,13 @@ static void sasl_done(void *session, void *arg)
 	}
 	free(tag);
 	free(claimed);
-	auth_job_free(job);
+	sasl_job_free(&job);
 }
 
 static void imap_sasl_submit(struct imap_session *s, const char *line, size_t len)
 {
-	struct imap_auth_job *job = xcalloc(1, sizeof(*job));
-
-	job->sasl = s->sasl;
-	if (line != NULL) {
-		job->line = xstrndup(line, len);
-		job->len = len;
-	}
-	buf_init(&job->challenge);
 	s->in_sasl_exchange = false;
-	net_conn_offload(s->conn, sasl_work, sasl_done, job);
+	net_conn_offload(s->conn, sasl_job_run, sasl_done, sasl_job_new(s->sasl, line, len));
 }
 
 void imap_sasl_continue(struct imap_session *s, const char *line, size_t len)

@@ -7,14 +7,6 @@
 #include "../core/core.h"
 #include "session.h"
 
-struct smtp_auth_job {
-	struct sasl_session *sasl; /* borrowed from the session, which outlives the job */
-	char *line;
-	size_t len;
-	enum sasl_status status;
-	struct buf challenge;
-};
-
 void smtp_auth_end(struct smtp_session *s)
 {
 	free(s->sasl_success_user);
@@ -72,27 +64,10 @@ static void smtp_auth_failed(struct smtp_session *s, const char *claimed)
 		net_conn_delay(s->conn, delay, smtp_send_pending_reply);
 }
 
-static void smtp_auth_job_free(struct smtp_auth_job *job)
-{
-	if (job->line) {
-		mem_wipe(job->line, job->len);
-		free(job->line);
-	}
-	buf_free(&job->challenge);
-	free(job);
-}
-
-static void smtp_sasl_work(void *arg)
-{
-	struct smtp_auth_job *job = arg;
-
-	job->status = sasl_step(job->sasl, job->line, job->line ? job->len : 0, &job->challenge);
-}
-
 static void smtp_sasl_done(void *session, void *arg)
 {
 	struct smtp_session *s = session;
-	struct smtp_auth_job *job = arg;
+	struct sasl_job *job = arg;
 	char *claimed = sasl_claimed_user(s->sasl) ? xstrdup(sasl_claimed_user(s->sasl)) : NULL;
 	char *user = NULL;
 
@@ -135,21 +110,13 @@ static void smtp_sasl_done(void *session, void *arg)
 	}
 	free(user);
 	free(claimed);
-	smtp_auth_job_free(job);
+	sasl_job_free(&job);
 }
 
 static void smtp_sasl_submit(struct smtp_session *s, const char *line, size_t len)
 {
-	struct smtp_auth_job *job = xcalloc(1, sizeof(*job));
-
-	job->sasl = s->sasl;
-	if (line != NULL) {
-		job->line = xstrndup(line, len);
-		job->len = len;
-	}
-	buf_init(&job->challenge);
 	s->in_sasl_exchange = false;
-	net_conn_offload(s->conn, smtp_sasl_work, smtp_sasl_done, job);
+	net_conn_offload(s->conn, sasl_job_run, smtp_sasl_done, sasl_job_new(s->sasl, line, len));
 }
 
 void smtp_sasl_continue(struct smtp_session *s, const char *line, size_t len)
