@@ -5,6 +5,22 @@
 
 #include "pop3_internal.h"
 
+/* Offset of the next '.' after POS that starts a line, or len. Searching for the rarer '.'
+ * with memchr (vectorised) and checking the byte before it is several times faster than a
+ * two-byte memmem for "\n.", which glibc runs a byte at a time. */
+static size_t pop3_next_dot_line(const uint8_t *data, size_t pos, size_t len)
+{
+	const uint8_t *p = data + pos + 1;
+	const uint8_t *end = data + len;
+
+	while (p < end && (p = memchr(p, '.', (size_t)(end - p))) != NULL) {
+		if (p[-1] == '\n')
+			return (size_t)(p - data);
+		p++;
+	}
+	return len;
+}
+
 void pop3_stuff(const uint8_t *data, size_t len, bool *line_start, pop3_emit_fn *emit, void *ctx)
 {
 	size_t pos = 0;
@@ -13,15 +29,13 @@ void pop3_stuff(const uint8_t *data, size_t len, bool *line_start, pop3_emit_fn 
 		return;
 	/* Lines that start with '.' are rare, so whole spans between them go out in one call. */
 	while (pos < len) {
-		const uint8_t *hit;
 		size_t end;
 
 		/* RFC 1939 §3: "If any line begins with the termination octet, the line is
 		 * 'byte-stuffed' by pre-pending the termination octet to that line." */
 		if (*line_start && data[pos] == '.')
 			emit(ctx, ".", 1);
-		hit = memmem(data + pos, len - pos, "\n.", 2);
-		end = hit ? (size_t)(hit - data) + 1 : len;
+		end = pop3_next_dot_line(data, pos, len);
 		emit(ctx, data + pos, end - pos);
 		pos = end;
 		*line_start = true;

@@ -79,13 +79,10 @@ static void stuff_in_pieces(const char *in, size_t piece, struct buf *out)
 	}
 }
 
-static void test_stuffing(void **state)
+static void check_stuffing(const char *in, const char *want)
 {
-	static const char in[] = ".a\r\nb\r\n..c\r\n.\r\nd.e\r\n.";
-	static const char want[] = "..a\r\nb\r\n...c\r\n..\r\nd.e\r\n..";
-	(void)state;
 	/* Every split, including one byte at a time, gives the same output. */
-	for (size_t piece = 1; piece <= sizeof(in); piece++) {
+	for (size_t piece = 1; piece <= strlen(in) + 1; piece++) {
 		struct buf out;
 
 		buf_init(&out);
@@ -94,6 +91,16 @@ static void test_stuffing(void **state)
 		assert_memory_equal(out.data, want, out.len);
 		buf_free(&out);
 	}
+}
+
+static void test_stuffing(void **state)
+{
+	(void)state;
+	check_stuffing(".a\r\nb\r\n..c\r\n.\r\nd.e\r\n.", "..a\r\nb\r\n...c\r\n..\r\nd.e\r\n..");
+	/* Dots inside lines and at their ends stay as they are; bare LF lines count too. */
+	check_stuffing("end.\r\nx..y.\n.z\n\n.\r\n", "end.\r\nx..y.\n..z\n\n..\r\n");
+	check_stuffing("no dots at all\r\n", "no dots at all\r\n");
+	check_stuffing("....", ".....");
 }
 
 static void test_top_length(void **state)
