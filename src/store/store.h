@@ -97,6 +97,11 @@ void store_account_close(struct store_account **acct);
 void store_account_set_quota(struct store_account *acct, uint64_t max_bytes, uint64_t max_messages);
 enum store_error store_account_usage(struct store_account *acct, uint64_t *bytes_r,
 				     uint64_t *messages_r, struct store_err *err_r);
+/* A count that goes up after every commit that takes messages out of the account (expunge,
+ * move out, mailbox delete or rename, files found missing). A caller that holds message data
+ * opened earlier compares it with the value read before that open: unchanged means every one
+ * of those messages still exists. Never blocks; safe on any thread, including event loops. */
+uint64_t store_account_removals(struct store_account *acct);
 
 /* ---- mailboxes ---- */
 
@@ -287,7 +292,9 @@ enum store_error store_copy(struct store_account *acct, uint64_t src_id,
 
 struct store_message;
 
-/* Maps the message read-only. Callers stream ranges out of data without copying it. */
+/* Opens the message read-only: small messages are read into memory, large ones mapped, so a
+ * caller never holds more than 128 KiB of heap per open message. Callers stream ranges out
+ * of data without copying it. */
 enum store_error store_message_open(struct store_account *acct, uint64_t mailbox_id, uint32_t uid,
 				    struct store_message **msg_r, struct store_err *err_r);
 const uint8_t *store_message_data(const struct store_message *msg, size_t *len_r);

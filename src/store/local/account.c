@@ -206,10 +206,27 @@ void local_unlock_publish(struct store_account *acct, bool write, const struct s
 	else
 		pthread_mutex_unlock(&acct->lock);
 	for (size_t i = 0; i < count; i++)
+		if (events[i].kind == STORE_EVENT_EXPUNGE ||
+		    events[i].kind == STORE_EVENT_MAILBOX_DELETE ||
+		    events[i].kind == STORE_EVENT_MAILBOX_RENAME) {
+			local_note_removal(acct);
+			break;
+		}
+	for (size_t i = 0; i < count; i++)
 		for (struct store_subscription *s = acct->subs; s != NULL; s = s->next)
 			if (event_matches(s, &events[i]))
 				s->cb(&events[i], s->ctx);
 	pthread_mutex_unlock(&acct->feed_lock);
+}
+
+void local_note_removal(struct store_account *acct)
+{
+	atomic_fetch_add(&acct->removals, 1);
+}
+
+uint64_t store_account_removals(struct store_account *acct)
+{
+	return atomic_load(&acct->removals);
 }
 
 struct store_subscription *store_subscribe(struct store_account *acct, uint64_t mailbox_id,

@@ -116,6 +116,8 @@ struct store_account {
 
 	_Atomic uint64_t quota_bytes;
 	_Atomic uint64_t quota_messages;
+	/* store_account_removals: bumped after every commit that takes messages away. */
+	_Atomic uint64_t removals;
 
 	/* Prepared statements of the hottest queries (one per call site, keyed by the SQL
 	 * literal's address), kept across calls under acct->lock; finalised before the
@@ -198,6 +200,8 @@ bool local_db_ready(struct store_account *acct, struct store_err *err_r);
 /* Releases acct->lock (and the flock when write is set) and delivers events in commit order. */
 void local_unlock_publish(struct store_account *acct, bool write, const struct store_event *events,
 			  size_t count);
+/* Counts a commit that took messages away (see store_account_removals); called after it. */
+void local_note_removal(struct store_account *acct);
 enum store_error local_mbox_by_name(struct store_account *acct, const char *canon,
 				    struct local_mbox *m_r, struct store_err *err_r);
 enum store_error local_mbox_by_id(struct store_account *acct, uint64_t id, struct local_mbox *m_r,

@@ -850,10 +850,50 @@ enum store_error store_copy(struct store_account *acct, uint64_t src_id,
 
 /* ---- reading ---- */
 
+/* Messages up to this size are read into the heap; larger ones are mapped. Mapping is what
+ * keeps a large message out of memory, but each munmap in a multi-threaded process flushes the
+ * TLB of every CPU the process runs on, which costs more than copying a small message. */
+#define LOCAL_READ_MAX (128 * 1024)
+
 struct store_message {
-	uint8_t *map;
+	uint8_t *data;
 	size_t len;
+	bool mapped; /* data is an mmap (else heap) */
 };
+
+/* Reads or maps the whole file behind FD into MSG; -1 with errno on failure. */
+static int message_load(int fd, size_t size, struct store_message *msg)
+{
+	if (size > LOCAL_READ_MAX) {
+		void *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+
+		if (p == MAP_FAILED)
+			return -1;
+		msg->data = p;
+		msg->mapped = true;
+		msg->len = size;
+		return 0;
+	}
+	msg->data = xmalloc(size);
+	msg->len = 0;
+	while (msg->len < size) {
+		ssize_t n = pread(fd, msg->data + msg->len, size - msg->len, (off_t)msg->len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* A file shorter than its fstat means it changed under us: Maildir files are
+			 * written once, so this is damage, not a race to wait out. */
+			if (n == 0)
+				errno = EIO;
+			free(msg->data);
+			msg->data = NULL;
+			return -1;
+		}
+		msg->len += (size_t)n;
+	}
+	return 0;
+}
 
 static const char message_file_sql[] = "SELECT file FROM messages WHERE mailbox_id = ? AND uid = ?";
 
@@ -910,18 +950,12 @@ out:
 		free(msg);
 		return local_fail(err_r, STORE_ERR_IO, "%s", store_error_str(STORE_ERR_IO));
 	}
-	if (sb.st_size > 0) {
-		void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
-
-		if (p == MAP_FAILED) {
-			log_error("store=local op=mmap account=%s errno=%s", acct->address,
-				  strerror(errno));
-			close(fd);
-			free(msg);
-			return local_fail(err_r, STORE_ERR_IO, "%s", store_error_str(STORE_ERR_IO));
-		}
-		msg->map = p;
-		msg->len = (size_t)sb.st_size;
+	if (sb.st_size > 0 && message_load(fd, (size_t)sb.st_size, msg) < 0) {
+		log_error("store=local op=message-read account=%s errno=%s", acct->address,
+			  strerror(errno));
+		close(fd);
+		free(msg);
+		return local_fail(err_r, STORE_ERR_IO, "%s", store_error_str(STORE_ERR_IO));
 	}
 	close(fd);
 	*msg_r = msg;
@@ -933,7 +967,7 @@ const uint8_t *store_message_data(const struct store_message *msg, size_t *len_r
 	static const uint8_t empty[1] = { 0 };
 
 	*len_r = msg->len;
-	return msg->map != NULL ? msg->map : empty;
+	return msg->data != NULL ? msg->data : empty;
 }
 
 void store_message_close(struct store_message **msgp)
@@ -942,8 +976,10 @@ void store_message_close(struct store_message **msgp)
 
 	if (msg == NULL)
 		return;
-	if (msg->map != NULL)
-		munmap(msg->map, msg->len);
+	if (msg->mapped)
+		munmap(msg->data, msg->len);
+	else
+		free(msg->data);
 	free(msg);
 	*msgp = NULL;
 }

@@ -244,6 +244,7 @@ enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbo
 		}
 		log_warn("store=local op=sync account=%s mailbox_id=%llu uid=%u action=drop-missing",
 			 acct->address, (unsigned long long)m->id, rows[i].uid);
+		local_note_removal(acct);
 	}
 	for (size_t i = 0; i < renames.count; i++) {
 		char *sql = xasprintf("UPDATE messages SET file = ? WHERE mailbox_id = %llu AND uid = %u",
@@ -455,6 +456,7 @@ enum store_error local_sync_account(struct store_account *acct, struct store_err
 		if (local_exec(acct, sql) < 0)
 			e = local_db_fail(acct, err_r, "sync-account");
 		free(sql);
+		local_note_removal(acct);
 	}
 	free(gone);
 	for (size_t i = 0; i < folder_count && e == STORE_OK; i++) {
