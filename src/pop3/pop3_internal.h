@@ -25,6 +25,10 @@
 #define POP3_STREAM_CHUNK (64 * 1024)
 #define POP3_OUTPUT_HIGH (256 * 1024)
 #define POP3_OUTPUT_LOW (64 * 1024)
+/* - POP3_AHEAD_MAX / POP3_AHEAD_BYTES: a RETR job opens up to this many of the following
+ *   messages, stopping once their sizes add up to the byte budget (readahead.c). */
+#define POP3_AHEAD_MAX 16
+#define POP3_AHEAD_BYTES (256 * 1024)
 
 /* The keyword that [pop3] delete_action = keep sets on DELE'd messages; later POP3 sessions
  * leave such messages out of the maildrop, IMAP still shows them. */
@@ -123,6 +127,45 @@ enum store_error pop3_maildrop_commit(struct pop3_maildrop *md, const struct con
 void pop3_maildrop_free(struct pop3_maildrop **md);
 
 /* ---------------- lock.c: [pop3] lock = refuse ---------------- */
+
+/* ---------------- readahead.c: messages opened before the client asks ---------------- */
+
+/* Clients retrieve a maildrop in order, so a RETR job also opens the messages after the one
+ * asked for; the RETRs that follow are answered from memory without a trip to the worker
+ * pool. The set is only valid while store_account_removals() still returns the value read
+ * before the opens: any removal in the account since then throws it away, and the message is
+ * opened afresh (which answers "-ERR" if it is gone). */
+struct pop3_readahead {
+	uint32_t n[POP3_AHEAD_MAX];
+	struct store_message *msg[POP3_AHEAD_MAX];
+	unsigned count;
+	uint64_t removals;
+};
+
+/* Messages that were sent or thrown away, closed by the next store job so that unmapping a
+ * large one never happens on an event loop. Everything in it came out of one job's opens, so
+ * it never holds more than POP3_AHEAD_MAX + 1. */
+struct pop3_spent {
+	struct store_message *msg[POP3_AHEAD_MAX + 1];
+	unsigned count;
+};
+
+/* Moves *msg (may be NULL) into the spent list. */
+void pop3_spent_add(struct pop3_spent *sp, struct store_message **msg);
+/* Closes every spent message. Pool threads, or the end of the connection. */
+void pop3_spent_close(struct pop3_spent *sp);
+
+/* Job side: opens the messages of the maildrop after `after` that are not marked deleted, in
+ * order, within POP3_AHEAD_MAX and POP3_AHEAD_BYTES; stops at the first that cannot be opened.
+ * `removals` is store_account_removals() read before the first open of the job. */
+void pop3_readahead_fill(struct pop3_readahead *ra, const struct pop3_maildrop *md,
+			 uint32_t after, uint64_t removals);
+/* Loop side: message n if the set holds it and nothing left the account since it was
+ * filled (entries before it go to the spent list); otherwise NULL, and the whole set goes to
+ * the spent list. The caller owns the message returned. */
+struct store_message *pop3_readahead_take(struct pop3_readahead *ra, uint32_t n,
+					  struct store_account *acct, struct pop3_spent *sp);
+void pop3_readahead_drop(struct pop3_readahead *ra, struct pop3_spent *sp);
 
 /* Process-wide table of accounts with an open POP3 maildrop. Thread-safe. */
 bool pop3_lock_acquire(const char *user);

@@ -2,9 +2,10 @@
  * state, dispatch, connection callbacks) and transaction.c (maildrop commands, UPDATE).
  *
  * States (RFC 1939 §3): AUTHORIZATION -> (login, maildrop opened) -> TRANSACTION -> QUIT ->
- * UPDATE -> closed. A session holds no message data while idle: between commands it keeps
- * only the maildrop snapshot (16 bytes per message) and at most one mapped message that the
- * next store job unmaps. */
+ * UPDATE -> closed. Between commands a session keeps the maildrop snapshot (16 bytes per
+ * message) and the messages its last RETR job opened: those read ahead and those already
+ * sent, which the next store job closes (together within about POP3_AHEAD_BYTES plus one
+ * message). */
 #ifndef ROOST_POP3_SESSION_H
 #define ROOST_POP3_SESSION_H
 
@@ -39,7 +40,8 @@ struct pop3_session {
 	const uint8_t *out_data;
 	size_t out_pos, out_end;
 	bool out_line_start;
-	struct store_message *spent; /* sent; unmapped by the next store job (not on the loop) */
+	struct pop3_readahead ahead; /* opened by the last RETR job, not asked for yet */
+	struct pop3_spent spent;     /* sent or dropped; closed by the next store job */
 };
 
 void pop3_reply(struct pop3_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -10,8 +10,13 @@
  *     more than POP3_OUTPUT_HIGH bytes wait to be sent and resuming from the drained callback;
  *     LIST and UIDL without argument stream the same way. Commands pipelined behind them stay
  *     in the input buffer until the reply is complete.
- *  3. A sent message is unmapped by the next store job (or at the end of the connection), so
+ *  3. A sent message is closed by the next store job (or at the end of the connection), so
  *     no munmap runs on the loop in the common case.
+ *  5. A RETR job also opens the messages after the one asked for (readahead.c), within a
+ *     small budget; the RETRs and TOPs that follow in order are answered on the loop at once.
+ *     A removal anywhere in the account since the job invalidates them, so a message another
+ *     session removed is still "-ERR" (RFC 1939 §7 leaves it to the server; we never serve
+ *     content that was already gone when the command arrived).
  *  4. UPDATE happens only after QUIT in TRANSACTION state; a dropped connection frees the
  *     snapshot and changes nothing in the store. */
 #include <stdio.h>
@@ -29,14 +34,15 @@ struct pop3_store_job {
 	const struct config *cfg;
 	char *user;		     /* OPEN */
 	struct pop3_maildrop *md;    /* OPEN: result; UPDATE: owned, freed by the job */
-	struct store_message *spent; /* unmapped first */
-	struct store_account *acct;  /* MESSAGE: borrowed from the session's maildrop */
+	struct pop3_spent spent; /* closed first */
+	const struct pop3_maildrop *view; /* MESSAGE: the session's; it is paused meanwhile */
 	uint64_t box_id;
 	uint32_t uid;
 	uint32_t n;
 	bool top;
 	uint64_t lines;
 	struct store_message *msg; /* MESSAGE: result */
+	struct pop3_readahead ahead; /* MESSAGE (RETR): the messages after n */
 	enum store_error err;
 };
 
@@ -44,15 +50,21 @@ static void pop3_job_work(void *arg)
 {
 	struct pop3_store_job *job = arg;
 
-	store_message_close(&job->spent);
+	pop3_spent_close(&job->spent);
 	switch (job->op) {
 	case POP3_OP_OPEN:
 		job->err = pop3_maildrop_open(job->store, job->user, job->cfg, &job->md);
 		break;
-	case POP3_OP_MESSAGE:
-		job->err = store_message_open(job->acct, job->box_id,
-					      job->uid, &job->msg, NULL);
+	case POP3_OP_MESSAGE: {
+		/* Read before any open: a removal after this point shows as a changed count. */
+		uint64_t removals = store_account_removals(job->view->acct);
+
+		job->err = store_message_open(job->view->acct, job->box_id, job->uid, &job->msg,
+					      NULL);
+		if (job->err == STORE_OK && !job->top)
+			pop3_readahead_fill(&job->ahead, job->view, job->n, removals);
 		break;
+	}
 	case POP3_OP_UPDATE:
 		job->err = pop3_maildrop_commit(job->md, job->cfg);
 		pop3_maildrop_free(&job->md);
@@ -68,7 +80,7 @@ static struct pop3_store_job *pop3_job_new(struct pop3_session *s, enum pop3_op 
 	job->store = s->deps->store;
 	job->cfg = s->deps->cfg;
 	job->spent = s->spent;
-	s->spent = NULL;
+	s->spent.count = 0;
 	return job;
 }
 
@@ -77,6 +89,8 @@ static void pop3_job_free(struct pop3_store_job **job)
 	/* Only reached on the loop with nothing mapped left, except when the connection died
 	 * between the job and its completion. */
 	store_message_close(&(*job)->msg);
+	pop3_readahead_drop(&(*job)->ahead, &(*job)->spent);
+	pop3_spent_close(&(*job)->spent);
 	pop3_maildrop_free(&(*job)->md);
 	free((*job)->user);
 	free(*job);
@@ -164,8 +178,7 @@ static void pop3_stream_finish(struct pop3_session *s)
 		 * lacks its CRLF gets one so the dot stands on a line of its own. */
 		if (s->out_end > 0 && s->out_data[s->out_end - 1] != '\n')
 			net_conn_write(s->conn, "\r\n", 2);
-		s->spent = s->msg;
-		s->msg = NULL;
+		pop3_spent_add(&s->spent, &s->msg);
 		s->out_data = NULL;
 	}
 	net_conn_write(s->conn, ".\r\n", 3);
@@ -242,12 +255,31 @@ void pop3_transaction_drained(void *session)
 
 /* ---------------- commands ---------------- */
 
+/* Starts sending MSG (owned from here on) as the answer to RETR, or to TOP with LINES. */
+static void pop3_send_message(struct pop3_session *s, struct store_message *msg, bool top,
+			      uint64_t lines)
+{
+	size_t len;
+	const uint8_t *data = store_message_data(msg, &len);
+
+	s->msg = msg;
+	s->out_data = data;
+	s->out_pos = 0;
+	s->out_end = top ? pop3_top_length(data, len, lines) : len;
+	s->out_line_start = true;
+	s->out = POP3_OUT_MESSAGE;
+	if (top)
+		pop3_reply(s, "+OK Top of message follows");
+	else
+		pop3_reply(s, "+OK %zu octets", len);
+	pop3_stream_pump(s);
+}
+
 static void pop3_message_done(void *session, void *arg)
 {
 	struct pop3_session *s = session;
 	struct pop3_store_job *job = arg;
-	const uint8_t *data;
-	size_t len;
+	struct store_message *msg;
 
 	if (job->err != STORE_OK) {
 		/* Another session removed it since our snapshot (lock = share): RFC 1939 §7
@@ -259,26 +291,19 @@ static void pop3_message_done(void *session, void *arg)
 		pop3_job_free(&job);
 		return;
 	}
-	data = store_message_data(job->msg, &len);
-	s->msg = job->msg;
+	msg = job->msg;
 	job->msg = NULL;
-	s->out_data = data;
-	s->out_pos = 0;
-	s->out_end = job->top ? pop3_top_length(data, len, job->lines) : len;
-	s->out_line_start = true;
-	s->out = POP3_OUT_MESSAGE;
-	if (job->top)
-		pop3_reply(s, "+OK Top of message follows");
-	else
-		pop3_reply(s, "+OK %zu octets", len);
+	s->ahead = job->ahead;
+	job->ahead.count = 0;
+	pop3_send_message(s, msg, job->top, job->lines);
 	pop3_job_free(&job);
-	pop3_stream_pump(s);
 }
 
 static void pop3_cmd_retr(struct pop3_session *s, const char *arg, bool top)
 {
 	const struct pop3_msg *m;
 	struct pop3_store_job *job;
+	struct store_message *msg;
 	uint32_t n;
 	uint64_t lines = 0;
 	int r = top ? pop3_parse_top(arg, &n, &lines) : pop3_parse_msgnum(arg, false, &n, NULL);
@@ -292,8 +317,13 @@ static void pop3_cmd_retr(struct pop3_session *s, const char *arg, bool top)
 		pop3_reply(s, "-ERR No such message");
 		return;
 	}
+	msg = pop3_readahead_take(&s->ahead, n, s->md->acct, &s->spent);
+	if (msg != NULL) {
+		pop3_send_message(s, msg, top, lines);
+		return;
+	}
 	job = pop3_job_new(s, POP3_OP_MESSAGE);
-	job->acct = s->md->acct;
+	job->view = s->md;
 	job->box_id = s->md->box_id[m->box];
 	job->uid = m->uid;
 	job->n = n;
@@ -366,6 +396,7 @@ static void pop3_cmd_quit(struct pop3_session *s)
 	log_info("proto=pop3 conn=%llu user=%s msg=\"quit\" deleted=%u",
 		 (unsigned long long)net_conn_id(s->conn), s->user, s->md->deleted_count);
 	s->state = POP3_UPDATE;
+	pop3_readahead_drop(&s->ahead, &job->spent);
 	job->md = s->md;
 	s->md = NULL;
 	net_conn_offload(s->conn, pop3_job_work, pop3_update_done, job);
@@ -431,7 +462,8 @@ void pop3_transaction_end(struct pop3_session *s)
 	 * store calls run on the loop because net offers no job after close; they only unmap
 	 * and drop a reference (the index closes here only if no other session uses it). */
 	store_message_close(&s->msg);
-	store_message_close(&s->spent);
+	pop3_readahead_drop(&s->ahead, &s->spent);
+	pop3_spent_close(&s->spent);
 	pop3_maildrop_free(&s->md);
 	pop3_release_login(s);
 }
