@@ -332,6 +332,11 @@ for w in pop3-retr imap-mixed smtp-deliver imap-idle; do ROOST_ANY+=${RES[roost/
 	echo "negative: its change feed wakes the idling session at the commit, so the EXISTS may"
 	echo "reach the IMAP client before the SMTP client has read its 250."
 	echo
+	# Figures measured by hand (bench/README.md says how); kept across regenerations.
+	if [ -f bench/RESULTS-by-hand.md ]; then
+		cat bench/RESULTS-by-hand.md
+		echo
+	fi
 	echo "## The store on its own"
 	echo
 	echo "\`build/bench/store_bench\` (bench/store/): 4 KiB messages appended with fsync on,"
