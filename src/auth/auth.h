@@ -127,6 +127,22 @@ struct sasl_job *sasl_job_new(struct sasl_session *sasl, const char *line, size_
 void sasl_job_run(void *job);
 void sasl_job_free(struct sasl_job **job);
 
+/* One auth_verify_password as work for a worker thread (password_job.c): IMAP LOGIN and POP3
+ * USER/PASS. The job keeps its own copies of user and password (wiped when freed). */
+struct password_job {
+	struct auth_directory *dir;
+	char *user;
+	char *password;
+	size_t password_len;
+	enum auth_result result; /* set by password_job_run */
+	char *canonical;	 /* set by password_job_run when result is AUTH_OK */
+};
+struct password_job *password_job_new(struct auth_directory *dir, const char *user,
+				      size_t user_len, const char *password, size_t password_len);
+/* Runs the check; the signature fits a worker pool's work callback. */
+void password_job_run(void *job);
+void password_job_free(struct password_job **job);
+
 /* ---------------- penalties and per-user connection limits ---------------- */
 
 struct auth_penalty_config {

@@ -1,6 +1,7 @@
 /* One SASL step packaged as a unit of work: a protocol makes it on its event loop, runs
  * sasl_job_run on a worker thread (the step may hash a password), then reads status and
- * challenge back on its loop. Shared by IMAP AUTHENTICATE, SMTP AUTH and POP3 AUTH. */
+ * challenge back on its loop. Shared by IMAP AUTHENTICATE, SMTP AUTH and POP3 AUTH; plain
+ * user-and-password commands use struct password_job (password_job.c). */
 #include <stdlib.h>
 
 #include "auth.h"

@@ -7,27 +7,6 @@
 #include "../core/core.h"
 #include "session.h"
 
-/* LOGIN's password check (AUTHENTICATE uses auth's struct sasl_job). */
-struct imap_auth_job {
-	struct auth_directory *dir;
-	char *user;
-	char *password;
-	size_t password_len;
-	enum auth_result result;
-	char *canonical;
-};
-
-static void auth_job_free(struct imap_auth_job *job)
-{
-	if (job->password) {
-		mem_wipe(job->password, job->password_len);
-		free(job->password);
-	}
-	free(job->user);
-	free(job->canonical);
-	free(job);
-}
-
 void imap_auth_session_end(struct imap_session *s)
 {
 	free(s->sasl_success_user);
@@ -107,17 +86,10 @@ static bool imap_login_precheck(struct imap_session *s, const char *tag)
 
 /* ---------------- LOGIN ---------------- */
 
-static void login_work(void *arg)
-{
-	struct imap_auth_job *job = arg;
-
-	job->result = auth_verify_password(job->dir, job->user, job->password, &job->canonical);
-}
-
 static void login_done(void *session, void *arg)
 {
 	struct imap_session *s = session;
-	struct imap_auth_job *job = arg;
+	struct password_job *job = arg;
 	char *tag = s->auth_tag;
 
 	s->auth_tag = NULL;
@@ -133,13 +105,13 @@ static void login_done(void *session, void *arg)
 		break;
 	}
 	free(tag);
-	auth_job_free(job);
+	password_job_free(&job);
 }
 
 void imap_cmd_login(struct imap_session *s, const char *tag, struct imap_parser *ps)
 {
 	struct imap_slice user, pass;
-	struct imap_auth_job *job;
+	struct password_job *job;
 
 	if (!imap_parse_astring(ps, &user) || !imap_parse_sp(ps) ||
 	    !imap_parse_astring(ps, &pass) || !imap_parse_crlf(ps)) {
@@ -157,14 +129,11 @@ void imap_cmd_login(struct imap_session *s, const char *tag, struct imap_parser 
 	}
 	if (imap_login_precheck(s, tag))
 		return;
-	job = xcalloc(1, sizeof(*job));
-	job->dir = s->deps->dir;
-	job->user = xstrndup((const char *)user.data, user.len);
-	job->password = xstrndup((const char *)pass.data, pass.len);
-	job->password_len = pass.len;
+	job = password_job_new(s->deps->dir, (const char *)user.data, user.len,
+			       (const char *)pass.data, pass.len);
 	mem_wipe(pass.data, pass.len);
 	s->auth_tag = xstrdup(tag);
-	net_conn_offload(s->conn, login_work, login_done, job);
+	net_conn_offload(s->conn, password_job_run, login_done, job);
 }
 
 /* ---------------- AUTHENTICATE ---------------- */

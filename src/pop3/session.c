@@ -9,19 +9,6 @@
 #include "../core/core.h"
 #include "session.h"
 
-struct pop3_job {
-	struct auth_directory *dir;
-	struct sasl_session *sasl; /* borrowed: the session outlives the job */
-	char *user;
-	char *secret; /* PASS argument or SASL response line */
-	size_t secret_len;
-	bool is_sasl;
-	enum auth_result result;
-	enum sasl_status status;
-	char *canonical;
-	struct buf challenge;
-};
-
 void pop3_reply(struct pop3_session *s, const char *fmt, ...)
 {
 	va_list ap;
@@ -98,39 +85,16 @@ static void pop3_login_failed(struct pop3_session *s, const char *claimed)
 		net_conn_delay(s->conn, delay, pop3_send_pending);
 }
 
-static void pop3_job_free(struct pop3_job *job)
+static void pop3_sasl_done(void *session, void *arg)
 {
-	if (job->secret) {
-		mem_wipe(job->secret, job->secret_len);
-		free(job->secret);
-	}
-	free(job->user);
-	free(job->canonical);
-	buf_free(&job->challenge);
-	free(job);
-}
-
-static void pop3_job_work(void *arg)
-{
-	struct pop3_job *job = arg;
-
-	if (job->is_sasl)
-		job->status = sasl_step(job->sasl, job->secret, job->secret ? job->secret_len : 0,
-					&job->challenge);
-	else
-		job->result = auth_verify_password(job->dir, job->user, job->secret,
-						   &job->canonical);
-}
-
-static void pop3_sasl_done(struct pop3_session *s, struct pop3_job *job)
-{
+	struct pop3_session *s = session;
+	struct sasl_job *job = arg;
 	char *claimed = sasl_claimed_user(s->sasl) ? xstrdup(sasl_claimed_user(s->sasl)) : NULL;
 
 	if (job->status == SASL_CONTINUE) {
 		pop3_reply(s, "+ %s", buf_cstr(&job->challenge));
 		s->in_sasl_exchange = true;
-		free(claimed);
-		return;
+		goto out;
 	}
 	if (job->status == SASL_OK && job->challenge.len > 0) {
 		/* RFC 5034 §4: additional data with success is sent as a challenge, and the
@@ -140,8 +104,7 @@ static void pop3_sasl_done(struct pop3_session *s, struct pop3_job *job)
 		s->user_arg = xstrdup(sasl_username(s->sasl));
 		sasl_free(&s->sasl);
 		s->in_sasl_exchange = true;
-		free(claimed);
-		return;
+		goto out;
 	}
 	switch (job->status) {
 	case SASL_OK:
@@ -162,39 +125,29 @@ static void pop3_sasl_done(struct pop3_session *s, struct pop3_job *job)
 		break;
 	}
 	sasl_free(&s->sasl);
+out:
 	free(claimed);
+	sasl_job_free(&job);
 }
 
-static void pop3_job_done(void *session, void *arg)
+static void pop3_password_done(void *session, void *arg)
 {
 	struct pop3_session *s = session;
-	struct pop3_job *job = arg;
+	struct password_job *job = arg;
 
-	if (job->is_sasl) {
-		pop3_sasl_done(s, job);
-	} else if (job->result == AUTH_OK) {
+	if (job->result == AUTH_OK)
 		pop3_login_succeeded(s, job->canonical);
-	} else if (job->result == AUTH_FAILED) {
+	else if (job->result == AUTH_FAILED)
 		pop3_login_failed(s, job->user);
-	} else {
+	else
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
-	}
-	pop3_job_free(job);
+	password_job_free(&job);
 }
 
 static void pop3_submit_sasl(struct pop3_session *s, const char *line, size_t len)
 {
-	struct pop3_job *job = xcalloc(1, sizeof(*job));
-
-	job->is_sasl = true;
-	job->sasl = s->sasl;
-	if (line) {
-		job->secret = xstrndup(line, len);
-		job->secret_len = len;
-	}
-	buf_init(&job->challenge);
 	s->in_sasl_exchange = false;
-	net_conn_offload(s->conn, pop3_job_work, pop3_job_done, job);
+	net_conn_offload(s->conn, sasl_job_run, pop3_sasl_done, sasl_job_new(s->sasl, line, len));
 }
 
 static bool pop3_login_precheck(struct pop3_session *s)
@@ -227,7 +180,7 @@ static void pop3_cmd_user(struct pop3_session *s, const char *arg)
 
 static void pop3_cmd_pass(struct pop3_session *s, char *arg)
 {
-	struct pop3_job *job;
+	struct password_job *job;
 
 	if (s->user_arg == NULL) {
 		pop3_error(s, "USER first");
@@ -235,15 +188,11 @@ static void pop3_cmd_pass(struct pop3_session *s, char *arg)
 	}
 	if (!pop3_login_precheck(s))
 		return;
-	job = xcalloc(1, sizeof(*job));
-	job->dir = s->deps->dir;
-	job->user = s->user_arg;
+	job = password_job_new(s->deps->dir, s->user_arg, strlen(s->user_arg), arg, strlen(arg));
+	mem_wipe(arg, strlen(arg));
+	free(s->user_arg);
 	s->user_arg = NULL;
-	job->secret = xstrdup(arg);
-	job->secret_len = strlen(arg);
-	mem_wipe(arg, job->secret_len);
-	buf_init(&job->challenge);
-	net_conn_offload(s->conn, pop3_job_work, pop3_job_done, job);
+	net_conn_offload(s->conn, password_job_run, pop3_password_done, job);
 }
 
 static void pop3_cmd_auth(struct pop3_session *s, const char *arg)
