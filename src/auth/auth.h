@@ -173,4 +173,11 @@ void auth_penalty_success(struct auth_penalty *p, const char *ip, const char *us
 bool auth_userip_acquire(struct auth_penalty *p, const char *user, const char *ip);
 void auth_userip_release(struct auth_penalty *p, const char *user, const char *ip);
 
+/* POP3 LOGIN-DELAY (RFC 2449 §6.5): when user's last recorded login is less than min_ms ago,
+ * returns the milliseconds left and records nothing; otherwise records now as the user's last
+ * login and returns 0. */
+uint32_t auth_login_interval_claim(struct auth_penalty *p, const char *user, uint32_t min_ms);
+/* Takes back a claim whose login did not complete (refused or the maildrop would not open). */
+void auth_login_interval_release(struct auth_penalty *p, const char *user);
+
 #endif

@@ -1,7 +1,7 @@
 /* Login penalties and per-user+IP session limits, shared by every worker thread.
  *
- * Two hash tables under one mutex: failures (keyed by IP and by claimed user) and live session
- * counts (keyed by user+IP). Keys are hashed with SipHash-2-4 under a per-process random key so
+ * Three hash tables under one mutex: failures (keyed by IP and by claimed user), live session
+ * counts (keyed by user+IP) and the last login of each user (POP3 LOGIN-DELAY). Keys are hashed with SipHash-2-4 under a per-process random key so
  * nobody can aim collisions at one bucket (TESTPLAN §3.9). Each table holds at most
  * LIMIT_AUTH_PENALTY_ENTRIES; inserting into a full table drops the least recently touched
  * entry (an LRU list), so a flood of distinct addresses costs bounded memory. A failure record
@@ -37,6 +37,7 @@ struct auth_penalty {
 	uint64_t sip_k0, sip_k1;
 	struct pen_table failures;
 	struct pen_table userip;
+	struct pen_table logins;
 	uint64_t (*now_fn)(void *ctx);
 	void *now_ctx;
 };
@@ -216,6 +217,7 @@ struct auth_penalty *auth_penalty_new(const struct auth_penalty_config *cfg)
 	p->sip_k1 = k[1];
 	p->failures.buckets = xcalloc(PEN_BUCKETS, sizeof(struct pen_entry *));
 	p->userip.buckets = xcalloc(PEN_BUCKETS, sizeof(struct pen_entry *));
+	p->logins.buckets = xcalloc(PEN_BUCKETS, sizeof(struct pen_entry *));
 	return p;
 }
 
@@ -227,6 +229,7 @@ void auth_penalty_free(struct auth_penalty **pp)
 		return;
 	table_free(&p->failures);
 	table_free(&p->userip);
+	table_free(&p->logins);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 	*pp = NULL;
@@ -373,5 +376,41 @@ void auth_userip_release(struct auth_penalty *p, const char *user, const char *i
 	/* The entry may have been dropped by the size bound: then there is nothing to undo. */
 	if (e != NULL && e->count > 0 && --e->count == 0)
 		table_remove(&p->userip, e);
+	pthread_mutex_unlock(&p->lock);
+}
+
+uint32_t auth_login_interval_claim(struct auth_penalty *p, const char *user, uint32_t min_ms)
+{
+	uint8_t key[PEN_KEY_MAX + 2];
+	size_t len = make_key(key, 'l', user, NULL);
+	uint64_t hash = siphash24(p->sip_k0, p->sip_k1, key, len);
+	struct pen_entry *e;
+	uint32_t left = 0;
+
+	pthread_mutex_lock(&p->lock);
+	uint64_t now = pen_now(p);
+	e = table_find(&p->logins, hash, key, len);
+	if (e != NULL && now - e->last_ms < min_ms) {
+		left = (uint32_t)(min_ms - (now - e->last_ms));
+	} else {
+		/* A full table forgets its least recent login: LOGIN-DELAY sheds load, it is not
+		 * a security boundary, so a user let in early is the worst case. */
+		e = table_get(&p->logins, hash, key, len);
+		e->last_ms = now;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return left;
+}
+
+void auth_login_interval_release(struct auth_penalty *p, const char *user)
+{
+	uint8_t key[PEN_KEY_MAX + 2];
+	size_t len = make_key(key, 'l', user, NULL);
+	struct pen_entry *e;
+
+	pthread_mutex_lock(&p->lock);
+	e = table_find(&p->logins, siphash24(p->sip_k0, p->sip_k1, key, len), key, len);
+	if (e != NULL)
+		table_remove(&p->logins, e);
 	pthread_mutex_unlock(&p->lock);
 }

@@ -120,6 +120,8 @@ static const struct setting settings[] = {
 	{ "pop3", "include_junk", T_BOOL, OFF(pop3_include_junk), "no", 0, 0, NULL, NULL },
 	{ "pop3", "lock", T_ENUM, OFF(pop3_lock), "share", 0, 0, pop3_lock_names, NULL },
 	{ "pop3", "timeout", T_SECONDS, OFF(pop3_timeout), "10m", 10, DAY, NULL, NULL },
+	{ "pop3", "login_delay", T_SECONDS, OFF(pop3_login_delay), "0", 0, DAY, NULL,
+	  "least time between two logins of one user (RFC 2449 LOGIN-DELAY); 0 = none" },
 
 	{ "relay", "smarthost", T_STR, OFF(relay_smarthost), "", 0, 0, NULL, "host:port" },
 	{ "relay", "user", T_STR, OFF(relay_user), "", 0, 0, NULL, NULL },

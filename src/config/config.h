@@ -98,6 +98,7 @@ struct config {
 	bool pop3_include_junk;
 	enum pop3_lock_policy pop3_lock;
 	int64_t pop3_timeout;
+	int64_t pop3_login_delay;
 
 	/* [relay] */
 	char *relay_smarthost;

@@ -57,11 +57,37 @@ static void pop3_send_pending(void *session)
 	}
 }
 
+/* RFC 2449 §6.5, §8.1.1: a second login of a user within [pop3] login_delay is refused
+ * after the password was checked (never at USER, which would tell who exists). */
+static bool pop3_login_delay_refused(struct pop3_session *s, const char *user)
+{
+	int64_t delay_s = s->deps->cfg->pop3_login_delay;
+	uint32_t left;
+
+	if (delay_s <= 0)
+		return false;
+	left = auth_login_interval_claim(s->deps->penalty, user, (uint32_t)(delay_s * 1000));
+	if (left == 0) {
+		s->login_claimed = true;
+		return false;
+	}
+	log_info("proto=pop3 conn=%llu ip=%s user=%s msg=\"login within login_delay\" wait_ms=%u",
+		 (unsigned long long)net_conn_id(s->conn), net_conn_peer_ip(s->conn), user, left);
+	pop3_reply(s, "-ERR [LOGIN-DELAY] Logins are at least %lld seconds apart; try again in "
+		   "%u seconds", (long long)delay_s, (left + 999) / 1000);
+	return true;
+}
+
 static void pop3_login_succeeded(struct pop3_session *s, const char *user)
 {
 	const char *ip = net_conn_peer_ip(s->conn);
 
+	if (pop3_login_delay_refused(s, user))
+		return;
 	if (!auth_userip_acquire(s->deps->penalty, user, ip)) {
+		if (s->login_claimed)
+			auth_login_interval_release(s->deps->penalty, user);
+		s->login_claimed = false;
 		pop3_reply(s, "-ERR [IN-USE] Too many connections for this user from your address");
 		return;
 	}
@@ -296,8 +322,8 @@ static void pop3_cmd_capa(struct pop3_session *s)
 		pop3_reply(s, "EXPIRE %lld", (long long)cfg->imap_autoexpunge_days);
 	else
 		pop3_reply(s, "EXPIRE NEVER");
-	/* RFC 2449 §6.5 LOGIN-DELAY is not announced: Roost enforces no minimum time between
-	 * logins (only failed logins are delayed), and the absence says exactly that. */
+	/* RFC 2449 §6.5: the same for every user, so no "USER" suffix; 0 means none. */
+	pop3_reply(s, "LOGIN-DELAY %lld", (long long)cfg->pop3_login_delay);
 	pop3_reply(s, "IMPLEMENTATION Roost");
 	pop3_reply(s, ".");
 }

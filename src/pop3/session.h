@@ -30,6 +30,7 @@ struct pop3_session {
 	char *user;
 	bool userip_counted;
 	bool locked;		 /* holds the lock=refuse entry for user */
+	bool login_claimed;	 /* LOGIN-DELAY recorded this login; taken back if it fails */
 	bool close_when_drained; /* UPDATE done: close once the farewell is sent */
 
 	/* TRANSACTION state */

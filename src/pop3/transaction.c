@@ -106,6 +106,7 @@ static const char *pop3_store_reason(enum store_error e)
 
 static void pop3_release_login(struct pop3_session *s)
 {
+	s->login_claimed = false;
 	if (s->locked)
 		pop3_lock_release(s->user);
 	s->locked = false;
@@ -114,6 +115,15 @@ static void pop3_release_login(struct pop3_session *s)
 	s->userip_counted = false;
 	free(s->user);
 	s->user = NULL;
+}
+
+/* A login that got past the password but not into TRANSACTION: it does not count for
+ * LOGIN-DELAY either. */
+static void pop3_abandon_login(struct pop3_session *s)
+{
+	if (s->login_claimed)
+		auth_login_interval_release(s->deps->penalty, s->user);
+	pop3_release_login(s);
 }
 
 static void pop3_open_done(void *session, void *arg)
@@ -126,7 +136,7 @@ static void pop3_open_done(void *session, void *arg)
 		log_error("proto=pop3 conn=%llu ip=%s user=%s msg=\"cannot open maildrop\" "
 			  "error=\"%s\"", (unsigned long long)net_conn_id(s->conn), ip, s->user,
 			  store_error_str(job->err));
-		pop3_release_login(s);
+		pop3_abandon_login(s);
 		/* RFC 1939 §4: the server may stay in AUTHORIZATION after a failed open. */
 		pop3_reply(s, "-ERR [SYS/TEMP] Unable to open the maildrop; try again later");
 		pop3_job_free(&job);
@@ -135,6 +145,7 @@ static void pop3_open_done(void *session, void *arg)
 	s->md = job->md;
 	job->md = NULL;
 	s->state = POP3_TRANSACTION;
+	s->login_claimed = false; /* the login stands: it counts for LOGIN-DELAY */
 	log_info("proto=pop3 conn=%llu ip=%s user=%s msg=\"logged in\" messages=%u octets=%llu",
 		 (unsigned long long)net_conn_id(s->conn), ip, s->user, s->md->count,
 		 (unsigned long long)s->md->total_size);
@@ -153,7 +164,7 @@ void pop3_transaction_begin(struct pop3_session *s, const char *user)
 	 * instead. RFC 2449 §8.1.2: IN-USE when the lock is refused. */
 	if (s->deps->cfg->pop3_lock == POP3_LOCK_REFUSE) {
 		if (!pop3_lock_acquire(user)) {
-			pop3_release_login(s);
+			pop3_abandon_login(s);
 			pop3_reply(s, "-ERR [IN-USE] Maildrop is in use by another POP3 session");
 			return;
 		}

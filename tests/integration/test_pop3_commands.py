@@ -7,6 +7,7 @@ import base64
 import os
 import poplib
 import socket
+import time
 
 import pytest
 
@@ -205,10 +206,10 @@ def test_capa_in_both_states(server):
     assert p.cmd("CAPA").startswith(b"+OK")
     caps = p.multi().decode().splitlines()
     for c in ("TOP", "UIDL", "USER", "STLS", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING",
-              "EXPIRE NEVER", "IMPLEMENTATION Roost"):
+              "EXPIRE NEVER", "LOGIN-DELAY 0", "IMPLEMENTATION Roost"):
         assert c in caps, caps
     assert any(c.startswith("SASL ") and "PLAIN" in c for c in caps)
-    assert not any(c.startswith("APOP") or c.startswith("LOGIN-DELAY") for c in caps)
+    assert not any(c.startswith("APOP") for c in caps)
     p.login()
     assert p.cmd("CAPA").startswith(b"+OK")
     caps = p.multi().decode().splitlines()
@@ -216,6 +217,43 @@ def test_capa_in_both_states(server):
     assert "USER" not in caps and "STLS" not in caps
     assert not any(c.startswith("SASL") for c in caps)
     p.close()
+
+
+def test_login_delay_is_announced_and_enforced(make_roost):
+    """RFC 2449 §6.5/§8.1.1: with [pop3] login_delay a second login of the same user within
+    the delay is refused with [LOGIN-DELAY] after PASS or AUTH (never at USER), other users
+    are not affected, and a refused login does not restart the clock."""
+    r = make_roost(users=((DEMO_USER, DEMO_PASSWORD), ("other@example.test", "other pass")),
+                   extra={"pop3": {"login_delay": "3"}})
+    p = pop_connect(r, login=False)
+    assert p.cmd("CAPA").startswith(b"+OK")
+    assert "LOGIN-DELAY 3" in p.multi().decode().splitlines()
+    p.login()
+    first_login = time.monotonic()
+    assert p.cmd("CAPA").startswith(b"+OK")
+    assert "LOGIN-DELAY 3" in p.multi().decode().splitlines()
+    assert p.cmd("QUIT").startswith(b"+OK")
+    p.close()
+    # Refused half-way through the delay; had the refusals restarted the clock, the login
+    # at 3.3 s below would come only 1.8 s after them and be refused too.
+    time.sleep(max(0.0, 1.5 - (time.monotonic() - first_login)))
+    q = pop_connect(r, login=False)
+    assert q.cmd("USER " + DEMO_USER).startswith(b"+OK")
+    reply = q.cmd("PASS " + DEMO_PASSWORD)
+    assert reply.startswith(b"-ERR [LOGIN-DELAY]"), reply
+    token = base64.b64encode(b"\0" + DEMO_USER.encode() + b"\0" + DEMO_PASSWORD.encode())
+    reply = q.cmd("AUTH PLAIN " + token.decode())
+    assert reply.startswith(b"-ERR [LOGIN-DELAY]"), reply
+    # A wrong password is still a plain authentication failure, not a delay hint.
+    assert q.cmd("USER " + DEMO_USER).startswith(b"+OK")
+    assert q.cmd("PASS wrong").startswith(b"-ERR [AUTH]")
+    o = pop_connect(r, user="other@example.test", password="other pass")
+    assert o.cmd("QUIT").startswith(b"+OK")
+    o.close()
+    time.sleep(max(0.0, 3.3 - (time.monotonic() - first_login)))
+    q.login()
+    assert q.cmd("STAT").startswith(b"+OK")
+    q.close()
 
 
 def test_expire_announces_junk_autoexpunge(make_roost):

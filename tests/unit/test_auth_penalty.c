@@ -1,6 +1,6 @@
 /* Login penalties: the growing delay and its cap, refusal after N failures, forgetting after
- * the window and on success, user+IP session limits, and the table bound under a flood of
- * distinct addresses (TESTPLAN §3.9, §3.11). */
+ * the window and on success, user+IP session limits, the POP3 LOGIN-DELAY record, and the
+ * table bound under a flood of distinct addresses (TESTPLAN §3.9, §3.11). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,6 +111,28 @@ static void test_window_expiry(void **state)
 	auth_penalty_free(&p);
 }
 
+static void test_login_interval(void **state)
+{
+	struct auth_penalty *p = auth_penalty_new(&default_cfg);
+	uint64_t now = 5000000;
+
+	(void)state;
+	auth_penalty_set_clock(p, fake_now, &now);
+	assert_int_equal(auth_login_interval_claim(p, "a@example.test", 60000), 0);
+	now += 20000;
+	/* Case-insensitive like every user key; a refusal records nothing. */
+	assert_int_equal(auth_login_interval_claim(p, "A@Example.Test", 60000), 40000);
+	now += 39999;
+	assert_int_equal(auth_login_interval_claim(p, "a@example.test", 60000), 1);
+	assert_int_equal(auth_login_interval_claim(p, "b@example.test", 60000), 0);
+	now += 1;
+	assert_int_equal(auth_login_interval_claim(p, "a@example.test", 60000), 0);
+	/* Taken back: the next login is let in at once. */
+	auth_login_interval_release(p, "a@example.test");
+	assert_int_equal(auth_login_interval_claim(p, "a@example.test", 60000), 0);
+	auth_penalty_free(&p);
+}
+
 static void test_userip_limit(void **state)
 {
 	struct auth_penalty_config cfg = default_cfg;
@@ -176,7 +198,7 @@ int main(void)
 		cmocka_unit_test(test_delay_sequence), cmocka_unit_test(test_user_penalty),
 		cmocka_unit_test(test_refuse_after),   cmocka_unit_test(test_success_clears),
 		cmocka_unit_test(test_window_expiry),  cmocka_unit_test(test_userip_limit),
-		cmocka_unit_test(test_table_bound),
+		cmocka_unit_test(test_table_bound),    cmocka_unit_test(test_login_interval),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
