@@ -25,24 +25,36 @@ DEMO_USER = "demo@example.test"
 DEMO_PASSWORD = "correct horse battery staple"
 
 
+# Ports free_port() has handed out in this test run. A port is only bound for a moment to
+# see that it is free, so without this two listeners of one server (chosen before it starts)
+# could be given the same port: with 7 listeners per server and ~12,000 candidate ports
+# that happened about once per full run.
+_ports_given = set()
+
+
 def free_port(addr="127.0.0.1"):
-    """A port nobody listens on, chosen below the kernel's ephemeral range: a port the kernel
-    hands out can be taken as the source port of any client socket before our server binds
-    it."""
+    """A port nobody listens on and that no earlier call returned, chosen below the kernel's
+    ephemeral range: a port the kernel hands out can be taken as the source port of any client
+    socket before our server binds it."""
     low = 20000
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
             high = min(int(f.read().split()[0]) - 1, 32767)
     except OSError:
         high = 32767
+    if len(_ports_given) > (high - low) // 2:
+        _ports_given.clear()  # long runs: servers of early tests are long gone
     for _ in range(1000):
         port = random.randint(low, high)
+        if port in _ports_given:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind((addr, port))
             except OSError:
                 continue
-            return port
+        _ports_given.add(port)
+        return port
     raise RuntimeError("no free port")
 
 
