@@ -40,6 +40,16 @@ bool auth_user_exists(struct auth_directory *dir, const char *address);
 /* domain NULL = all users. */
 int auth_user_list(struct auth_directory *dir, const char *domain,
 		   void (*cb)(const char *address, void *ctx), void *ctx);
+/* Per-account settings (user_settings.c): name/value overrides of server-wide settings for
+ * one user, removed with the user. The names and values are checked by the caller
+ * (config_account_apply); the directory only keeps them. value NULL removes the override.
+ * -1 with err (unknown user, storage error). */
+int auth_user_setting_set(struct auth_directory *dir, const char *address, const char *name,
+			  const char *value, char *err, size_t errlen);
+/* Calls cb for each override of address (canonical or as typed), ordered by name; 0, or -1
+ * on a storage error. An unknown user simply has none. */
+int auth_user_settings(struct auth_directory *dir, const char *address,
+		       void (*cb)(const char *name, const char *value, void *ctx), void *ctx);
 /* Dovecot passwd-file lines `user:{SCHEME}hash[:...]` (or `user@dom:...`); users without a
  * domain get default_domain. Keeps {SHA512-CRYPT}, {BLF-CRYPT}, {SHA256-CRYPT}, {CRYPT} hashes
  * as they are (crypt(3) verifies them), converts {PLAIN} to our hash. Returns the number of

@@ -109,6 +109,10 @@ int auth_dir_insert_user_locked(struct auth_directory *dir, const char *address,
 void auth_dir_set_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int auth_dir_exec_locked(struct auth_directory *dir, const char *sql);
+/* Runs one statement with up to three text parameters (NULL ones left unbound) under the
+ * caller's dir->lock; the sqlite3_step result (SQLITE_DONE when it went through). */
+int auth_dir_run_locked(struct auth_directory *dir, const char *sql, const char *a,
+			const char *b, const char *c);
 
 /* ---- password.c ---- */
 /* New yescrypt hash of password (caller frees), or NULL on a library failure. */

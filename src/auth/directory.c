@@ -35,7 +35,14 @@ static const char *const schema_sql =
 	"CREATE TABLE IF NOT EXISTS aliases ("
 	" alias TEXT NOT NULL,"
 	" target TEXT NOT NULL,"
-	" PRIMARY KEY (alias, target));";
+	" PRIMARY KEY (alias, target));"
+	/* Added after version 1 without a version change: IF NOT EXISTS creates it in older
+	 * files, and older binaries never look at it. */
+	"CREATE TABLE IF NOT EXISTS user_settings ("
+	" address TEXT NOT NULL REFERENCES users(address) ON DELETE CASCADE,"
+	" name TEXT NOT NULL,"
+	" value TEXT NOT NULL,"
+	" PRIMARY KEY (address, name));";
 
 void auth_random_bytes(void *buf, size_t len)
 {
@@ -198,8 +205,8 @@ void auth_directory_close(struct auth_directory **dirp)
 }
 
 /* Runs one statement with up to three text parameters; returns the sqlite3_step code. */
-static int run3(struct auth_directory *dir, const char *sql, const char *a, const char *b,
-		const char *c)
+int auth_dir_run_locked(struct auth_directory *dir, const char *sql, const char *a,
+			const char *b, const char *c)
 {
 	sqlite3_stmt *st = prepare(dir, sql);
 	int rc;
@@ -250,7 +257,7 @@ int auth_domain_add(struct auth_directory *dir, const char *domain_in, char *err
 	if (auth_domain_normalize(domain_in, &domain, err, errlen) < 0)
 		return -1;
 	pthread_mutex_lock(&dir->lock);
-	rc = run3(dir, "INSERT INTO domains (name) VALUES (?)", domain, NULL, NULL);
+	rc = auth_dir_run_locked(dir, "INSERT INTO domains (name) VALUES (?)", domain, NULL, NULL);
 	pthread_mutex_unlock(&dir->lock);
 	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
 		auth_dir_set_err(err, errlen, "domain %s exists", domain);
@@ -297,7 +304,8 @@ int auth_domain_del(struct auth_directory *dir, const char *domain_in, char *err
 				 domain, (long long)users, (long long)aliases);
 		goto out;
 	}
-	if (run3(dir, "DELETE FROM domains WHERE name = ?", domain, NULL, NULL) != SQLITE_DONE) {
+	if (auth_dir_run_locked(dir, "DELETE FROM domains WHERE name = ?", domain, NULL, NULL) !=
+	    SQLITE_DONE) {
 		db_error(dir, err, errlen);
 		goto out;
 	}
@@ -478,7 +486,7 @@ int auth_user_del(struct auth_directory *dir, const char *address_in, char *err,
 	if (auth_address_normalize(address_in, &address, err, errlen) < 0)
 		return -1;
 	pthread_mutex_lock(&dir->lock);
-	rc = run3(dir, "DELETE FROM users WHERE address = ?", address, NULL, NULL);
+	rc = auth_dir_run_locked(dir, "DELETE FROM users WHERE address = ?", address, NULL, NULL);
 	int changes = sqlite3_changes(dir->db);
 	pthread_mutex_unlock(&dir->lock);
 	if (rc != SQLITE_DONE) {
@@ -737,7 +745,8 @@ int auth_alias_add(struct auth_directory *dir, const char *alias_in, const char 
 		return -1;
 	}
 	pthread_mutex_lock(&dir->lock);
-	rc = run3(dir, "INSERT INTO aliases (alias, target) VALUES (?, ?)", alias, target, NULL);
+	rc = auth_dir_run_locked(dir, "INSERT INTO aliases (alias, target) VALUES (?, ?)", alias,
+				 target, NULL);
 	pthread_mutex_unlock(&dir->lock);
 	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
 		auth_dir_set_err(err, errlen, "alias %s -> %s exists", alias, target);
@@ -761,7 +770,8 @@ int auth_alias_del(struct auth_directory *dir, const char *alias_in, const char 
 		return -1;
 	}
 	pthread_mutex_lock(&dir->lock);
-	rc = run3(dir, "DELETE FROM aliases WHERE alias = ? AND target = ?", alias, target, NULL);
+	rc = auth_dir_run_locked(dir, "DELETE FROM aliases WHERE alias = ? AND target = ?", alias,
+				 target, NULL);
 	changes = sqlite3_changes(dir->db);
 	pthread_mutex_unlock(&dir->lock);
 	if (rc != SQLITE_DONE) {

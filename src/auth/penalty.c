@@ -1,8 +1,9 @@
 /* Login penalties and per-user+IP session limits, shared by every worker thread.
  *
  * Three hash tables under one mutex: failures (keyed by IP and by claimed user), live session
- * counts (keyed by user+IP) and the last login of each user (POP3 LOGIN-DELAY). Keys are hashed with SipHash-2-4 under a per-process random key so
- * nobody can aim collisions at one bucket (TESTPLAN §3.9). Each table holds at most
+ * counts (keyed by user+IP) and the last login of each user (POP3 LOGIN-DELAY). Keys are
+ * hashed with SipHash-2-4 under a per-process random key so nobody can aim collisions at one
+ * bucket (TESTPLAN §3.9). Each table holds at most
  * LIMIT_AUTH_PENALTY_ENTRIES; inserting into a full table drops the least recently touched
  * entry (an LRU list), so a flood of distinct addresses costs bounded memory. A failure record
  * is forgotten window_seconds after its last failure. */

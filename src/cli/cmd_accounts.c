@@ -115,7 +115,56 @@ int cmd_domain(struct config *cfg, int argc, char **argv)
 
 static const char user_usage[] =
 	"user add ADDRESS | user del ADDRESS | user passwd ADDRESS | user list [DOMAIN] | "
-	"user import-passwd FILE DOMAIN\n(add and passwd read the password from standard input)";
+	"user import-passwd FILE DOMAIN | user set ADDRESS NAME VALUE | user unset ADDRESS NAME | "
+	"user settings ADDRESS\n(add and passwd read the password from standard input; set "
+	"overrides a server setting for one account: pop3.delete_action, pop3.include_junk)";
+
+static void collect_setting(const char *name, const char *value, void *ctx)
+{
+	struct account_settings *as = ctx;
+	char err[256];
+
+	/* A value stored by another version that this one does not know is shown, not used. */
+	if (config_account_apply(as, name, value, err, sizeof(err)) < 0)
+		fprintf(stderr, "roost: ignoring stored setting: %s\n", err);
+}
+
+/* `user settings`: every per-account setting with the value that applies and where it
+ * comes from. */
+static int print_user_settings(struct config *cfg, struct auth_directory *dir, const char *user)
+{
+	struct account_settings effective;
+
+	if (!auth_user_exists(dir, user)) {
+		fprintf(stderr, "roost: user %s does not exist\n", user);
+		return 1;
+	}
+	config_account_defaults(cfg, &effective);
+	if (auth_user_settings(dir, user, collect_setting, &effective) < 0)
+		return fail("cannot read the accounts database");
+	config_account_print(&effective, stdout);
+	return 0;
+}
+
+static int set_user_setting(struct auth_directory *dir, int argc, char **argv)
+{
+	struct account_settings check;
+	char err[512];
+
+	/* Refuse a name or value the server would not understand before storing it. */
+	memset(&check, 0, sizeof(check));
+	if (argc == 4 && config_account_apply(&check, argv[2], argv[3], err, sizeof(err)) < 0)
+		return fail(err);
+	if (argc == 3 && !config_account_known(argv[2])) {
+		fprintf(stderr, "roost: %s is not a per-account setting (those are: %s)\n",
+			argv[2], config_account_names());
+		return 1;
+	}
+	if (auth_user_setting_set(dir, argv[1], argv[2], argc == 4 ? argv[3] : NULL, err,
+				  sizeof(err)) < 0)
+		return fail(err);
+	return 0;
+}
 
 static char *read_password(void)
 {
@@ -155,7 +204,10 @@ int cmd_user(struct config *cfg, int argc, char **argv)
 	bool ok = ((strcmp(sub, "add") == 0 || strcmp(sub, "del") == 0 ||
 		    strcmp(sub, "passwd") == 0) && argc == 2) ||
 		  (strcmp(sub, "list") == 0 && argc <= 2) ||
-		  (strcmp(sub, "import-passwd") == 0 && argc == 3);
+		  (strcmp(sub, "import-passwd") == 0 && argc == 3) ||
+		  (strcmp(sub, "set") == 0 && argc == 4) ||
+		  (strcmp(sub, "unset") == 0 && argc == 3) ||
+		  (strcmp(sub, "settings") == 0 && argc == 2);
 	if (!ok)
 		return usage_error(user_usage);
 	dir = open_directory(cfg);
@@ -184,6 +236,10 @@ int cmd_user(struct config *cfg, int argc, char **argv)
 		} else if (auth_user_list(dir, argc == 2 ? argv[1] : NULL, print_item, NULL) < 0) {
 			status = fail("cannot read the accounts database");
 		}
+	} else if (strcmp(sub, "set") == 0 || strcmp(sub, "unset") == 0) {
+		status = set_user_setting(dir, argc, argv);
+	} else if (strcmp(sub, "settings") == 0) {
+		status = print_user_settings(cfg, dir, argv[1]);
 	} else {
 		int n = auth_import_passwd_file(dir, argv[1], argv[2], err, sizeof(err));
 		if (n < 0)

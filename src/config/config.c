@@ -280,6 +280,20 @@ static bool file_readable(const struct config *cfg, const char *path)
 }
 
 /* Applies one value; on failure sets *why and returns -1 without changing cfg. */
+/* Index of value in a T_ENUM's names (case-insensitive), or -1 with the choices in whybuf. */
+static int parse_enum(const struct setting *s, const char *value, char *whybuf, size_t whylen)
+{
+	for (int i = 0; s->enum_names[i] != NULL; i++)
+		if (str_ieq(value, s->enum_names[i]))
+			return i;
+	snprintf(whybuf, whylen, "expected one of:");
+	for (int i = 0; s->enum_names[i] != NULL; i++) {
+		size_t used = strlen(whybuf);
+		snprintf(whybuf + used, whylen - used, " %s", s->enum_names[i]);
+	}
+	return -1;
+}
+
 static int setting_apply(struct config *cfg, const struct setting *s, const char *value,
 			 const char **why, char *whybuf, size_t whylen)
 {
@@ -317,29 +331,122 @@ static int setting_apply(struct config *cfg, const struct setting *s, const char
 			return -1;
 		}
 		return 0;
-	case T_ENUM:
-		for (int i = 0; s->enum_names[i] != NULL; i++) {
-			if (str_ieq(value, s->enum_names[i])) {
-				if (s->offset == OFF(log_level)) {
-					free(cfg->log_level);
-					cfg->log_level = xstrdup(s->enum_names[i]);
-				} else {
-					*(int *)field = i;
-				}
-				return 0;
-			}
+	case T_ENUM: {
+		int i = parse_enum(s, value, whybuf, whylen);
+
+		if (i < 0) {
+			*why = whybuf;
+			return -1;
 		}
-		snprintf(whybuf, whylen, "expected one of:");
-		for (int i = 0; s->enum_names[i] != NULL; i++) {
-			size_t used = strlen(whybuf);
-			snprintf(whybuf + used, whylen - used, " %s", s->enum_names[i]);
+		if (s->offset == OFF(log_level)) {
+			free(cfg->log_level);
+			cfg->log_level = xstrdup(s->enum_names[i]);
+		} else {
+			*(int *)field = i;
 		}
-		*why = whybuf;
-		return -1;
+		return 0;
+	}
 	case T_LISTEN:
 		return parse_listen_list(value, (struct listen_list *)field, why);
 	}
 	return -1;
+}
+
+/* ---------------- per-account settings ---------------- */
+
+/* Each names a T_ENUM or T_BOOL row of the settings table and its place in both structs. */
+static const struct account_setting {
+	const char *name; /* "section.key" */
+	size_t config_offset;
+	size_t account_offset;
+} account_settings_table[] = {
+	{ "pop3.delete_action", OFF(pop3_delete_action),
+	  offsetof(struct account_settings, pop3_delete_action) },
+	{ "pop3.include_junk", OFF(pop3_include_junk),
+	  offsetof(struct account_settings, pop3_include_junk) },
+};
+
+static const struct setting *setting_at(size_t offset)
+{
+	for (size_t i = 0; i < ARRAY_LEN(settings); i++)
+		if (settings[i].offset == offset && settings[i].type != T_LISTEN)
+			return &settings[i];
+	return NULL;
+}
+
+void config_account_defaults(const struct config *cfg, struct account_settings *as)
+{
+	memset(as, 0, sizeof(*as));
+	for (size_t i = 0; i < ARRAY_LEN(account_settings_table); i++) {
+		const struct account_setting *a = &account_settings_table[i];
+		const struct setting *s = setting_at(a->config_offset);
+		size_t size = s->type == T_BOOL ? sizeof(bool) : sizeof(int);
+
+		memcpy((char *)as + a->account_offset, const_field_of(cfg, s), size);
+	}
+}
+
+int config_account_apply(struct account_settings *as, const char *name, const char *value,
+			 char *err, size_t errlen)
+{
+	for (size_t i = 0; i < ARRAY_LEN(account_settings_table); i++) {
+		const struct account_setting *a = &account_settings_table[i];
+		const struct setting *s;
+		char why[256];
+		bool b;
+		int n;
+
+		if (strcmp(name, a->name) != 0)
+			continue;
+		s = setting_at(a->config_offset);
+		if (s->type == T_BOOL) {
+			if (parse_bool(value, &b) < 0) {
+				snprintf(err, errlen, "%s: expected yes or no", name);
+				return -1;
+			}
+			memcpy((char *)as + a->account_offset, &b, sizeof(b));
+			as->overridden |= 1u << i;
+			return 0;
+		}
+		n = parse_enum(s, value, why, sizeof(why));
+		if (n < 0) {
+			snprintf(err, errlen, "%s: %s", name, why);
+			return -1;
+		}
+		memcpy((char *)as + a->account_offset, &n, sizeof(n));
+		as->overridden |= 1u << i;
+		return 0;
+	}
+	snprintf(err, errlen, "%s is not a per-account setting (those are: %s)", name,
+		 config_account_names());
+	return -1;
+}
+
+const char *config_account_names(void)
+{
+	return "pop3.delete_action pop3.include_junk";
+}
+
+bool config_account_known(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(account_settings_table); i++)
+		if (strcmp(name, account_settings_table[i].name) == 0)
+			return true;
+	return false;
+}
+
+void config_account_print(const struct account_settings *as, void *stream)
+{
+	for (size_t i = 0; i < ARRAY_LEN(account_settings_table); i++) {
+		const struct account_setting *a = &account_settings_table[i];
+		const struct setting *s = setting_at(a->config_offset);
+		const char *field = (const char *)as + a->account_offset;
+		const char *value = s->type == T_BOOL ? (*(const bool *)field ? "yes" : "no")
+						      : s->enum_names[*(const int *)field];
+
+		fprintf(stream, "%s = %s (%s)\n", a->name, value,
+			as->overridden & (1u << i) ? "account" : "server");
+	}
 }
 
 void config_defaults(struct config *cfg)

@@ -118,6 +118,28 @@ struct config {
 	int64_t queue_threads;	  /* concurrent outbound deliveries */
 };
 
+/* The settings one account may override (`roost user set ADDRESS NAME VALUE`, stored in the
+ * accounts database), resolved for one user: the server's values with the account's on top. */
+struct account_settings {
+	enum pop3_delete_action pop3_delete_action; /* "pop3.delete_action" */
+	bool pop3_include_junk;			    /* "pop3.include_junk" */
+	unsigned overridden; /* bit i: the i-th per-account setting came from the account */
+};
+
+/* The server-wide values of every per-account setting. */
+void config_account_defaults(const struct config *cfg, struct account_settings *as);
+/* Applies one override: name is "section.key" of a per-account setting, value is parsed as
+ * in the file. -1 with a reason in err when the name is not per-account or the value is bad;
+ * `roost user set` calls it to refuse a bad value before storing it. */
+int config_account_apply(struct account_settings *as, const char *name, const char *value,
+			 char *err, size_t errlen);
+/* The per-account names, space-separated (for help and error texts). */
+const char *config_account_names(void);
+bool config_account_known(const char *name);
+/* Prints "name = value (account|server)" for every per-account setting to the stream
+ * (FILE *): where the value in effect comes from. */
+void config_account_print(const struct account_settings *as, void *stream);
+
 /* Fills *cfg with the defaults of every setting. */
 void config_defaults(struct config *cfg);
 

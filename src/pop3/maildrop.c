@@ -147,13 +147,15 @@ static enum store_error pop3_find_special(struct store_account *acct, uint32_t s
 }
 
 enum store_error pop3_maildrop_open(struct store *store, const char *user,
-				    const struct config *cfg, struct pop3_maildrop **md_r)
+				    const struct account_settings *settings,
+				    struct pop3_maildrop **md_r)
 {
 	struct pop3_maildrop *md = xcalloc(1, sizeof(*md));
 	struct store_mailbox_info inbox = { 0 };
 	enum store_error e;
 
 	*md_r = NULL;
+	md->settings = *settings;
 	e = store_account_open(store, user, &md->acct, NULL);
 	if (e != STORE_OK) {
 		free(md);
@@ -164,7 +166,7 @@ enum store_error pop3_maildrop_open(struct store *store, const char *user,
 		e = pop3_maildrop_load_box(md, POP3_BOX_INBOX, inbox.id, inbox.uidvalidity);
 		store_mailbox_info_clear(&inbox);
 	}
-	if (e == STORE_OK && cfg->pop3_include_junk) {
+	if (e == STORE_OK && settings->pop3_include_junk) {
 		uint64_t id = 0;
 		uint32_t uidvalidity = 0;
 		bool found;
@@ -207,7 +209,7 @@ static size_t pop3_deleted_ranges(const struct pop3_maildrop *md, unsigned box,
 }
 
 static enum store_error pop3_commit_box(struct pop3_maildrop *md, unsigned box,
-					const struct config *cfg, uint64_t trash_id)
+					uint64_t trash_id)
 {
 	struct store_uid_range *ranges;
 	size_t n = pop3_deleted_ranges(md, box, &ranges);
@@ -215,7 +217,7 @@ static enum store_error pop3_commit_box(struct pop3_maildrop *md, unsigned box,
 
 	if (n == 0)
 		return STORE_OK;
-	switch (cfg->pop3_delete_action) {
+	switch (md->settings.pop3_delete_action) {
 	case POP3_DELETE_EXPUNGE: {
 		uint32_t *uids = NULL;
 		size_t count = 0;
@@ -245,14 +247,14 @@ static enum store_error pop3_commit_box(struct pop3_maildrop *md, unsigned box,
 	return e;
 }
 
-enum store_error pop3_maildrop_commit(struct pop3_maildrop *md, const struct config *cfg)
+enum store_error pop3_maildrop_commit(struct pop3_maildrop *md)
 {
 	uint64_t trash_id = 0;
 	enum store_error e = STORE_OK;
 
 	if (md->deleted_count == 0)
 		return STORE_OK;
-	if (cfg->pop3_delete_action == POP3_DELETE_TRASH) {
+	if (md->settings.pop3_delete_action == POP3_DELETE_TRASH) {
 		uint32_t uidvalidity;
 		bool found;
 
@@ -276,7 +278,7 @@ enum store_error pop3_maildrop_commit(struct pop3_maildrop *md, const struct con
 
 		if (md->box_id[box] == 0 || md->box_id[box] == trash_id)
 			continue;
-		be = pop3_commit_box(md, box, cfg, trash_id);
+		be = pop3_commit_box(md, box, trash_id);
 		if (be != STORE_OK && e == STORE_OK)
 			e = be;
 	}

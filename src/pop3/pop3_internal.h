@@ -91,6 +91,7 @@ struct pop3_msg {
 
 struct pop3_maildrop {
 	struct store_account *acct;
+	struct account_settings settings; /* the server's, with the account's overrides */
 	uint64_t box_id[POP3_BOX_COUNT]; /* 0 = not part of the maildrop */
 	uint32_t uidvalidity[POP3_BOX_COUNT];
 	struct pop3_msg *msgs;
@@ -118,11 +119,13 @@ void pop3_uidl(const struct pop3_maildrop *md, const struct pop3_msg *m, char *o
 	       size_t outlen);
 
 /* Worker-pool side (these call the store and may block). */
-/* Opens the account and snapshots INBOX (and Junk with include_junk). */
+/* Opens the account and snapshots INBOX (and Junk with include_junk), under the account's
+ * settings (kept in the maildrop for the commit). */
 enum store_error pop3_maildrop_open(struct store *store, const char *user,
-				    const struct config *cfg, struct pop3_maildrop **md_r);
+				    const struct account_settings *settings,
+				    struct pop3_maildrop **md_r);
 /* RFC 1939 §6 UPDATE: applies delete_action to every message marked deleted. */
-enum store_error pop3_maildrop_commit(struct pop3_maildrop *md, const struct config *cfg);
+enum store_error pop3_maildrop_commit(struct pop3_maildrop *md);
 /* Frees the snapshot and drops the account reference. Accepts NULL. */
 void pop3_maildrop_free(struct pop3_maildrop **md);
 

@@ -317,8 +317,14 @@ static void pop3_cmd_capa(struct pop3_session *s)
 	pop3_reply(s, "PIPELINING");
 	/* RFC 2449 §6.7: messages leave the maildrop only through the client's DELE (whatever
 	 * delete_action does with them afterwards), except that [imap] autoexpunge_days removes
-	 * old Junk mail, which is part of the maildrop with include_junk. */
-	if (cfg->pop3_include_junk && cfg->imap_autoexpunge_days > 0)
+	 * old Junk mail, which is part of the maildrop with include_junk. include_junk may be
+	 * set per account, so before login the smallest value any user could have is announced
+	 * with "USER", and the user's own after it. */
+	if (cfg->imap_autoexpunge_days <= 0)
+		pop3_reply(s, "EXPIRE NEVER");
+	else if (s->state == POP3_AUTHORIZATION)
+		pop3_reply(s, "EXPIRE %lld USER", (long long)cfg->imap_autoexpunge_days);
+	else if (s->md != NULL && s->md->settings.pop3_include_junk)
 		pop3_reply(s, "EXPIRE %lld", (long long)cfg->imap_autoexpunge_days);
 	else
 		pop3_reply(s, "EXPIRE NEVER");

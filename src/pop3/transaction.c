@@ -32,6 +32,7 @@ struct pop3_store_job {
 	enum pop3_op op;
 	struct store *store;
 	const struct config *cfg;
+	struct auth_directory *dir;  /* OPEN: the account's settings */
 	char *user;		     /* OPEN */
 	struct pop3_maildrop *md;    /* OPEN: result; UPDATE: owned, freed by the job */
 	struct pop3_spent spent; /* closed first */
@@ -46,15 +47,41 @@ struct pop3_store_job {
 	enum store_error err;
 };
 
+static void pop3_apply_account_setting(const char *name, const char *value, void *ctx)
+{
+	char err[256];
+
+	/* `roost user set` checks values; one it did not write (an older or newer version, or
+	 * a hand edit) keeps the server's value and is reported. */
+	if (config_account_apply(ctx, name, value, err, sizeof(err)) < 0)
+		log_warn("proto=pop3 msg=\"ignoring account setting\" reason=\"%s\"", err);
+}
+
+/* The server's per-account settings with the account's overrides. A directory that cannot be
+ * read fails the login for now: guessing could expunge what a user asked to keep. */
+static enum store_error pop3_account_settings(struct pop3_store_job *job,
+					      struct account_settings *as)
+{
+	config_account_defaults(job->cfg, as);
+	if (auth_user_settings(job->dir, job->user, pop3_apply_account_setting, as) < 0)
+		return STORE_ERR_IO;
+	return STORE_OK;
+}
+
 static void pop3_job_work(void *arg)
 {
 	struct pop3_store_job *job = arg;
 
 	pop3_spent_close(&job->spent);
 	switch (job->op) {
-	case POP3_OP_OPEN:
-		job->err = pop3_maildrop_open(job->store, job->user, job->cfg, &job->md);
+	case POP3_OP_OPEN: {
+		struct account_settings as;
+
+		job->err = pop3_account_settings(job, &as);
+		if (job->err == STORE_OK)
+			job->err = pop3_maildrop_open(job->store, job->user, &as, &job->md);
 		break;
+	}
 	case POP3_OP_MESSAGE: {
 		/* Read before any open: a removal after this point shows as a changed count. */
 		uint64_t removals = store_account_removals(job->view->acct);
@@ -66,7 +93,7 @@ static void pop3_job_work(void *arg)
 		break;
 	}
 	case POP3_OP_UPDATE:
-		job->err = pop3_maildrop_commit(job->md, job->cfg);
+		job->err = pop3_maildrop_commit(job->md);
 		pop3_maildrop_free(&job->md);
 		break;
 	}
@@ -79,6 +106,7 @@ static struct pop3_store_job *pop3_job_new(struct pop3_session *s, enum pop3_op 
 	job->op = op;
 	job->store = s->deps->store;
 	job->cfg = s->deps->cfg;
+	job->dir = s->deps->dir;
 	job->spent = s->spent;
 	s->spent.count = 0;
 	return job;

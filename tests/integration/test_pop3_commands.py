@@ -260,6 +260,10 @@ def test_expire_announces_junk_autoexpunge(make_roost):
     r = make_roost(extra={"pop3": {"include_junk": "yes"}, "imap": {"autoexpunge_days": "30"}})
     p = pop_connect(r, login=False)
     assert p.cmd("CAPA").startswith(b"+OK")
+    # include_junk may differ per account: before login the smallest value, marked USER.
+    assert "EXPIRE 30 USER" in p.multi().decode().splitlines()
+    p.login()
+    assert p.cmd("CAPA").startswith(b"+OK")
     assert "EXPIRE 30" in p.multi().decode().splitlines()
     p.close()
 

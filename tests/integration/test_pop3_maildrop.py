@@ -32,6 +32,18 @@ def subjects(p):
     return out
 
 
+def maildir_with_junk(tmp_path, inbox=(), junk=()):
+    """A Maildir++ tree with INBOX and Junk messages, for `roost import`."""
+    md = tmp_path / "maildir"
+    for d in ("cur", "new", "tmp", ".Junk/cur", ".Junk/new", ".Junk/tmp"):
+        (md / d).mkdir(parents=True)
+    for i, m in enumerate(inbox):
+        (md / "cur" / ("1700000000.%d.host:2," % (i + 1))).write_bytes(m)
+    for i, m in enumerate(junk):
+        (md / ".Junk" / "cur" / ("1700000000.%d.host:2," % (100 + i))).write_bytes(m)
+    return str(md)
+
+
 def test_uidl_stable_across_sessions_restart_and_index_rebuild(make_roost):
     r = make_roost()
     import_messages(r, [message(i) for i in range(1, 6)])
@@ -156,11 +168,7 @@ def test_include_junk(make_roost, tmp_path):
     r = make_roost(extra={"pop3": {"include_junk": "yes"}})
     import_messages(r, [message(1)])
     # A Maildir++ tree with a Junk folder, imported with its folders.
-    md = tmp_path / "maildir"
-    for d in ("cur", "new", "tmp", ".Junk/cur", ".Junk/new", ".Junk/tmp"):
-        (md / d).mkdir(parents=True)
-    (md / ".Junk" / "cur" / "1700000000.1.host:2,").write_bytes(message(9))
-    r.cli("import", DEMO_USER, str(md))
+    r.cli("import", DEMO_USER, maildir_with_junk(tmp_path, junk=[message(9)]))
     p = pop_connect(r)
     assert subjects(p) == ["message 1", "message 9"]
     ids = [u for _, u in uidls(p)]
@@ -176,12 +184,7 @@ def test_include_junk(make_roost, tmp_path):
 
 def test_junk_left_out_by_default(make_roost, tmp_path):
     r = make_roost()
-    md = tmp_path / "maildir"
-    for d in ("cur", "new", "tmp", ".Junk/cur", ".Junk/new", ".Junk/tmp"):
-        (md / d).mkdir(parents=True)
-    (md / "cur" / "1700000000.1.host:2,").write_bytes(message(1))
-    (md / ".Junk" / "cur" / "1700000000.2.host:2,").write_bytes(message(9))
-    r.cli("import", DEMO_USER, str(md))
+    r.cli("import", DEMO_USER, maildir_with_junk(tmp_path, [message(1)], [message(9)]))
     p = pop_connect(r)
     assert subjects(p) == ["message 1"]
     p.close()

@@ -292,6 +292,55 @@ static void test_enums(void **state)
 	config_free(&cfg);
 }
 
+static void assert_account_print(const struct account_settings *as, const char *want)
+{
+	char *text = NULL;
+	size_t text_len = 0;
+	FILE *out = open_memstream(&text, &text_len);
+
+	config_account_print(as, out);
+	fclose(out);
+	assert_string_equal(text, want);
+	free(text);
+}
+
+static void test_account_settings(void **state)
+{
+	struct config cfg;
+	struct account_settings as;
+	char err[256];
+
+	(void)state;
+	conf_ok(&cfg, "[pop3]\ndelete_action = trash\ninclude_junk = yes\n");
+	config_account_defaults(&cfg, &as);
+	assert_int_equal(as.pop3_delete_action, POP3_DELETE_TRASH);
+	assert_true(as.pop3_include_junk);
+	assert_int_equal(as.overridden, 0);
+	assert_int_equal(config_account_apply(&as, "pop3.delete_action", "KEEP", err, sizeof(err)),
+			 0);
+	assert_int_equal(as.pop3_delete_action, POP3_DELETE_KEEP);
+	assert_int_equal(config_account_apply(&as, "pop3.include_junk", "no", err, sizeof(err)), 0);
+	assert_false(as.pop3_include_junk);
+	/* Bad values and names leave everything as it was. */
+	assert_int_equal(config_account_apply(&as, "pop3.delete_action", "shred", err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "expunge trash keep"));
+	assert_int_equal(config_account_apply(&as, "pop3.include_junk", "maybe", err, sizeof(err)),
+			 -1);
+	assert_int_equal(config_account_apply(&as, "pop3.lock", "refuse", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a per-account setting"));
+	assert_int_equal(as.pop3_delete_action, POP3_DELETE_KEEP);
+	assert_false(as.pop3_include_junk);
+	assert_true(config_account_known("pop3.include_junk"));
+	assert_false(config_account_known("pop3.lock"));
+	assert_account_print(&as, "pop3.delete_action = keep (account)\n"
+				  "pop3.include_junk = no (account)\n");
+	config_account_defaults(&cfg, &as);
+	assert_account_print(&as, "pop3.delete_action = trash (server)\n"
+				  "pop3.include_junk = yes (server)\n");
+	config_free(&cfg);
+}
+
 static void test_listen_lists(void **state)
 {
 	struct config cfg;
@@ -679,6 +728,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_account_settings),
 		cmocka_unit_test(test_empty_file),
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_sizes),
