@@ -1,5 +1,8 @@
 """APPEND (flags, date, TRYCREATE, TOOBIG before "+", LITERAL+ streaming), COPY/MOVE with
 COPYUID (RFC 4315, RFC 6851), EXPUNGE / UID EXPUNGE, CLOSE, UNSELECT, CHECK."""
+import glob
+import os
+
 from imap_util import append, login, raw_login, simple
 
 
@@ -123,3 +126,44 @@ def test_store_variants(roost_server, line_client):
     r.send(b"e EXAMINE INBOX\r\nf STORE 1 +FLAGS (\\Seen)\r\n")
     r.until(b"e OK")
     assert r.line().startswith(b"f NO [READ-ONLY]")
+
+
+def test_keywords_survive_an_index_rebuild(make_roost):
+    """Keywords set by STORE, given at APPEND and carried by COPY and MOVE come back from the
+    Maildir file names when the index is lost (a folder's first 26 keywords have letters)."""
+    r = make_roost()
+    c = login(r, select="INBOX")
+    append(c, simple("one"))
+    append(c, simple("two"), flags="($Forwarded Work)")
+    append(c, simple("three"))
+    assert c.store("1", "+FLAGS", "(\\Seen $Label1 work)")[0] == "OK"
+    assert c.store("3", "+FLAGS", "($Junk)")[0] == "OK"
+    assert c.store("3", "-FLAGS", "($Junk)")[0] == "OK"
+    assert c.create("Archive2")[0] == "OK"
+    assert c.copy("2", "Archive2")[0] == "OK"
+    # 27 keywords on one message: only the first 26 of the folder get letters.
+    many = " ".join("k%02d" % i for i in range(27))
+    append(c, simple("four"), flags="(%s)" % many)
+    before = c.fetch("1:4", "(FLAGS)")[1]
+    c.logout()
+    assert r.stop() == 0
+    mail = os.path.join(r.dir, "data", "mail", "example.test", "demo")
+    for f in glob.glob(os.path.join(mail, "roost-index.sqlite*")):
+        os.unlink(f)
+    r.start()
+    c = login(r, select="INBOX")
+    flags = {}
+    for line in c.fetch("1:4", "(UID FLAGS)")[1]:
+        text = line.decode()
+        seq = int(text.split()[0])
+        # Keywords are case-insensitive: the file gives back the spelling first stored.
+        flags[seq] = {f.lower() for f in text.split("FLAGS (")[1].split(")")[0].split()}
+    assert flags[1] == {"\\seen", "$label1", "work"}
+    assert flags[2] == {"$forwarded", "work"}
+    assert flags[3] == set()
+    assert len(flags[4]) == 26 - 4  # $Label1, Work, $Forwarded and $Junk took four letters
+    c.select("Archive2")
+    copied = c.fetch("1", "(FLAGS)")[1][0].decode()
+    assert "$Forwarded" in copied
+    c.logout()
+    assert len(before) == 4

@@ -153,15 +153,26 @@ def test_delete_action_keep(make_roost):
     p = pop_connect(r)
     assert subjects(p) == ["message 1"]
     p.close()
-    # The message stays in INBOX for IMAP, marked \Seen and with the keyword.
+    # The message stays in INBOX for IMAP, marked \Seen and with the keyword, which its file
+    # name carries too (letter a of the folder's roost-keywords), so it survives an index loss.
     files = sorted(os.listdir(os.path.join(user_dir(r), "cur")))
     assert len(files) == 2
-    assert sum(1 for f in files if f.endswith(":2,S")) == 1
+    assert sum(1 for f in files if f.endswith(":2,Sa")) == 1
+    with open(os.path.join(user_dir(r), "roost-keywords")) as f:
+        assert f.read() == "0 $POP3Deleted\n"
     db = sqlite3.connect("file:%s?mode=ro" % os.path.join(user_dir(r), "roost-index.sqlite"),
                          uri=True)
     rows = [str(row) for row in db.execute("SELECT * FROM messages")]
     db.close()
     assert sum(1 for row in rows if "$POP3Deleted" in row) == 1
+    # Index lost while stopped: rebuilt from the files, the message stays hidden from POP3.
+    assert r.stop() == 0
+    for f in glob.glob(os.path.join(user_dir(r), "roost-index.sqlite*")):
+        os.unlink(f)
+    r.start()
+    p = pop_connect(r)
+    assert subjects(p) == ["message 1"]
+    p.close()
 
 
 def test_include_junk(make_roost, tmp_path):

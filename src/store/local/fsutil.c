@@ -116,18 +116,17 @@ static int uidv_overwrite(const char *path, const char *text, size_t len)
 	return ret;
 }
 
-int local_uidv_write(const char *folder, uint32_t uidvalidity, uint32_t uidnext_floor)
+int local_write_durable(const char *folder, const char *name, const char *text, size_t len)
 {
-	char *tmp = xasprintf("%s/%s.tmp", folder, LOCAL_UIDV_FILE);
-	char *dst = xasprintf("%s/%s", folder, LOCAL_UIDV_FILE);
-	char text[64];
-	int len = snprintf(text, sizeof(text), "V %010u\nN %010u\n", uidvalidity, uidnext_floor);
+	char *tmp = xasprintf("%s/%s.tmp", folder, name);
+	char *dst = xasprintf("%s/%s", folder, name);
 	int fd, ret = -1, saved = 0;
 
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		goto out;
-	if (write(fd, text, (size_t)len) != len) {
+	errno = 0;
+	if (write(fd, text, len) != (ssize_t)len) {
 		if (errno == 0)
 			errno = ENOSPC;
 		saved = errno;
@@ -152,10 +151,23 @@ int local_uidv_write(const char *folder, uint32_t uidvalidity, uint32_t uidnext_
 	}
 	ret = local_fsync_dir(folder);
 out:
+	free(tmp);
+	free(dst);
+	return ret;
+}
+
+int local_uidv_write(const char *folder, uint32_t uidvalidity, uint32_t uidnext_floor)
+{
+	char *dst = xasprintf("%s/%s", folder, LOCAL_UIDV_FILE);
+	char text[64];
+	int len = snprintf(text, sizeof(text), "V %010u\nN %010u\n", uidvalidity, uidnext_floor);
+	int ret = local_write_durable(folder, LOCAL_UIDV_FILE, text, (size_t)len);
+
+	/* A full disk must not stop expunges (they free space): the file has a fixed size, so
+	 * it can be overwritten in place. */
 	if (ret < 0 && (errno == ENOSPC || errno == EDQUOT) &&
 	    uidv_overwrite(dst, text, (size_t)len) == 0)
 		ret = 0;
-	free(tmp);
 	free(dst);
 	return ret;
 }

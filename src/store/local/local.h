@@ -7,8 +7,10 @@
  *     holds roost-uidvalidity ("V uidvalidity" and "N uidnext floor"), written durably.
  *     The index is roost-index.sqlite (WAL, synchronous=FULL), roost-lock serialises writers
  *     of different processes (flock).
- *  2. A message file is named BASE,U=uid,S=size:2,FLAGS in cur/. UID and system flags can
- *     thus always be recovered from the directory; keywords live only in the index.
+ *  2. A message file is named BASE,U=uid,S=size:2,FLAGS in cur/, FLAGS being the system flag
+ *     letters and then a..z for the folder's first 26 keywords (kwletters.c, roost-keywords).
+ *     UID, system flags and those keywords can thus always be recovered from the directory;
+ *     further keywords live only in the index.
  *  3. Write order for a save: tmp/ file written and fsync'd -> renamed into cur/ with its UID ->
  *     cur/ fsync'd -> index transaction committed -> the caller is told OK. A crash before the
  *     commit leaves a whole file with a UID >= the index's uidnext, which the open-time sync
@@ -173,16 +175,42 @@ uint32_t local_flags_from_suffix(const char *s);
 /* Parses BASE,U=uid,S=size:2,FLAGS; fields not present are 0. base_len_r: length of BASE. */
 void local_parse_filename(const char *name, uint32_t *uid_r, uint64_t *size_r, uint32_t *flags_r,
 			  size_t *base_len_r);
-char *local_make_filename(const char *base, uint32_t uid, uint64_t size, uint32_t flags);
+/* BASE,U=uid,S=size:2,FLAGSletters; letters (keyword letters, kwletters.c) may be NULL. */
+char *local_make_filename(const char *base, uint32_t uid, uint64_t size, uint32_t flags,
+			  const char *letters);
 /* Normalises keywords: validated atoms, duplicates removed (case-insensitive), sorted, joined
  * by ' '. *out_r NULL when empty. */
 enum store_error local_keywords_join(const char *const *kw, size_t n, char **out_r,
 				     struct store_err *err_r);
 
+/* ---- kwletters.c: keywords as letters in file names ---- */
+#define LOCAL_KEYWORDS_FILE "roost-keywords"
+#define LOCAL_KW_LETTERS 26
+/* A folder's keyword letters: names[i] has the letter 'a' + i. Loaded on first use. */
+struct local_kwmap {
+	char *names[LOCAL_KW_LETTERS];
+	unsigned count;
+	bool loaded;
+};
+void local_kwmap_load(struct local_kwmap *map, const char *folder);
+void local_kwmap_clear(struct local_kwmap *map);
+/* The letters (ascending) of a normalised keyword list, giving letters to new keywords (the
+ * file is written durably first). Keywords without a letter are left out. Under the write
+ * lock. */
+void local_kwmap_letters(struct local_kwmap *map, const char *folder, const char *keywords,
+			 char out[LOCAL_KW_LETTERS + 1]);
+/* The keyword letters in a file name's info part, ascending. */
+void local_filename_letters(const char *name, char out[LOCAL_KW_LETTERS + 1]);
+/* The normalised keyword list a file name's letters stand for (heap), NULL when none. */
+char *local_kwmap_keywords(struct local_kwmap *map, const char *folder, const char *name);
+
 /* ---- fsutil.c ---- */
 int local_fsync_dir(const char *path);
 int local_mkdir_p(const char *path);
 int local_folder_create_dirs(const char *folder);
+/* Replaces FOLDER/NAME with TEXT durably (tmp file, fsync, rename, directory fsync); -1 with
+ * errno. */
+int local_write_durable(const char *folder, const char *name, const char *text, size_t len);
 /* Writes the uidvalidity file of a folder durably. */
 int local_uidv_write(const char *folder, uint32_t uidvalidity, uint32_t uidnext_floor);
 /* 0 on success; missing file: -1 with errno ENOENT. */

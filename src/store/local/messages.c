@@ -205,6 +205,7 @@ enum store_error store_flags_update(struct store_account *acct, uint64_t mailbox
 	size_t ren_count = 0;
 	struct local_events evs = { 0 };
 	struct local_mbox m;
+	struct local_kwmap kwmap = { 0 };
 	sqlite3_stmt *st = NULL, *up = NULL;
 	struct buf sql;
 	enum store_error e;
@@ -274,8 +275,11 @@ enum store_error store_flags_update(struct store_account *acct, uint64_t mailbox
 			continue;
 		}
 		char *nfile = xstrdup(file);
+		char old_letters[LOCAL_KW_LETTERS + 1], new_letters[LOCAL_KW_LETTERS + 1];
 
-		if (nflags != cur.flags) {
+		local_filename_letters(file, old_letters);
+		local_kwmap_letters(&kwmap, m.dir, nkw, new_letters);
+		if (nflags != cur.flags || strcmp(old_letters, new_letters) != 0) {
 			uint32_t u, fl;
 			uint64_t sz;
 			size_t base_len;
@@ -284,7 +288,7 @@ enum store_error store_flags_update(struct store_account *acct, uint64_t mailbox
 			char *base = xstrndup(file, base_len);
 
 			free(nfile);
-			nfile = local_make_filename(base, cur.uid, cur.size, nflags);
+			nfile = local_make_filename(base, cur.uid, cur.size, nflags, new_letters);
 			free(base);
 			char *from = xasprintf("%s/cur/%s", m.dir, file);
 			char *to = xasprintf("%s/cur/%s", m.dir, nfile);
@@ -368,6 +372,7 @@ enum store_error store_flags_update(struct store_account *acct, uint64_t mailbox
 	local_unlock_publish(acct, true, evs.ev, evs.count);
 	local_events_clear(&evs);
 	local_mbox_clear(&m);
+	local_kwmap_clear(&kwmap);
 	*result_r = res;
 	return STORE_OK;
 
@@ -380,6 +385,7 @@ out:
 	renames_free(ren, ren_count);
 	local_write_end(acct);
 	local_mbox_clear(&m);
+	local_kwmap_clear(&kwmap);
 	store_flag_result_clear(&res);
 	return e;
 }
@@ -614,6 +620,7 @@ enum store_error local_copy_locked(struct store_account *acct, struct local_mbox
 	size_t done_count = 0, cap = 0;
 	sqlite3_stmt *sel = NULL, *ins = NULL, *cache = NULL, *del = NULL, *delc = NULL;
 	struct local_mbox dst_before = *dst, src_before = *src;
+	struct local_kwmap dst_kwmap = { 0 };
 	struct buf sql;
 	enum store_error e = STORE_OK;
 	int rc;
@@ -663,7 +670,11 @@ enum store_error local_copy_locked(struct store_account *acct, struct local_mbox
 		}
 		local_new_base(acct->store, base, sizeof(base));
 		uint32_t src_uid = msg.uid;
-		char *nfile = local_make_filename(base, dst->uidnext, msg.size, msg.flags);
+		char letters[LOCAL_KW_LETTERS + 1];
+
+		/* Letters belong to a folder: the destination's may differ from the source's. */
+		local_kwmap_letters(&dst_kwmap, dst->dir, msg.keywords, letters);
+		char *nfile = local_make_filename(base, dst->uidnext, msg.size, msg.flags, letters);
 		char *from = xasprintf("%s/cur/%s", src->dir, file);
 		char *to = xasprintf("%s/cur/%s", dst->dir, nfile);
 
@@ -787,6 +798,7 @@ enum store_error local_copy_locked(struct store_account *acct, struct local_mbox
 	}
 	free(added);
 	free(removed);
+	local_kwmap_clear(&dst_kwmap);
 	if (map_r != NULL)
 		*map_r = map;
 	else
@@ -814,6 +826,7 @@ fail:
 	dst->uidnext = dst_before.uidnext;
 	dst->highestmodseq = dst_before.highestmodseq;
 	src->highestmodseq = src_before.highestmodseq;
+	local_kwmap_clear(&dst_kwmap);
 	return e;
 }
 

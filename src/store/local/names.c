@@ -178,12 +178,15 @@ void local_parse_filename(const char *name, uint32_t *uid_r, uint64_t *size_r, u
 	*base_len_r = base_len;
 }
 
-char *local_make_filename(const char *base, uint32_t uid, uint64_t size, uint32_t flags)
+char *local_make_filename(const char *base, uint32_t uid, uint64_t size, uint32_t flags,
+			  const char *letters)
 {
 	char suffix[8];
 
 	local_flags_suffix(flags, suffix);
-	return xasprintf("%s,U=%u,S=%llu:2,%s", base, uid, (unsigned long long)size, suffix);
+	/* Maildir wants the info letters in ASCII order: system flags (upper case) first. */
+	return xasprintf("%s,U=%u,S=%llu:2,%s%s", base, uid, (unsigned long long)size, suffix,
+			 letters != NULL ? letters : "");
 }
 
 /* flag-keyword = atom (RFC 9051 §9): no specials, no control characters, no '\'. */

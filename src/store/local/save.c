@@ -130,7 +130,13 @@ static void commit_batch(struct store_account *acct, struct commit_item *batch)
 			continue;
 		}
 		uint32_t uid = b->m.uidnext;
-		char *fname = local_make_filename(it->base, uid, it->size, it->flags);
+		struct local_kwmap kwmap = { 0 };
+		char letters[LOCAL_KW_LETTERS + 1];
+
+		/* Only APPEND with keywords reads the folder's letters (deliveries have none). */
+		local_kwmap_letters(&kwmap, b->m.dir, it->keywords, letters);
+		local_kwmap_clear(&kwmap);
+		char *fname = local_make_filename(it->base, uid, it->size, it->flags, letters);
 		char *dest = xasprintf("%s/cur/%s", b->m.dir, fname);
 
 		if (rename(it->tmp_path, dest) < 0) {

@@ -107,8 +107,8 @@ static void clean_tmp(const char *folder)
 
 static enum store_error insert_row(struct store_account *acct, sqlite3_stmt *ins,
 				   struct local_mbox *m, uint32_t uid, const char *file,
-				   uint32_t flags, int64_t idate, uint64_t size,
-				   struct store_msg **added, size_t *added_count)
+				   uint32_t flags, const char *keywords, int64_t idate,
+				   uint64_t size, struct store_msg **added, size_t *added_count)
 {
 	m->highestmodseq++;
 	sqlite3_reset(ins);
@@ -116,9 +116,13 @@ static enum store_error insert_row(struct store_account *acct, sqlite3_stmt *ins
 	sqlite3_bind_int64(ins, 2, uid);
 	sqlite3_bind_text(ins, 3, file, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(ins, 4, flags);
-	sqlite3_bind_int64(ins, 5, (sqlite3_int64)m->highestmodseq);
-	sqlite3_bind_int64(ins, 6, idate);
-	sqlite3_bind_int64(ins, 7, (sqlite3_int64)size);
+	if (keywords != NULL)
+		sqlite3_bind_text(ins, 5, keywords, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(ins, 5);
+	sqlite3_bind_int64(ins, 6, (sqlite3_int64)m->highestmodseq);
+	sqlite3_bind_int64(ins, 7, idate);
+	sqlite3_bind_int64(ins, 8, (sqlite3_int64)size);
 	if (sqlite3_step(ins) != SQLITE_DONE)
 		return local_db_fail(acct, NULL, "sync-insert");
 	*added = xrealloc(*added, (*added_count + 1) * sizeof(**added));
@@ -127,6 +131,7 @@ static enum store_error insert_row(struct store_account *acct, sqlite3_stmt *ins
 	memset(msg, 0, sizeof(*msg));
 	msg->uid = uid;
 	msg->flags = flags;
+	msg->keywords = keywords != NULL ? xstrdup(keywords) : NULL;
 	msg->modseq = m->highestmodseq;
 	msg->internal_date = idate;
 	msg->size = size;
@@ -142,6 +147,7 @@ enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbo
 	struct file_list adopt = { 0 }, fresh = { 0 }, renames = { 0 };
 	struct store_msg *added = NULL;
 	size_t added_count = 0;
+	struct local_kwmap kwmap = { 0 };
 	char *cur = xasprintf("%s/cur", m->dir), *newdir = xasprintf("%s/new", m->dir);
 	sqlite3_stmt *st = NULL, *ins = NULL;
 	enum store_error e = STORE_OK;
@@ -221,7 +227,7 @@ enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbo
 	if (local_exec(acct, "BEGIN IMMEDIATE") < 0 ||
 	    sqlite3_prepare_v2(acct->db,
 			       "INSERT INTO messages(mailbox_id, uid, file, flags, keywords, modseq,"
-			       " internal_date, size) VALUES(?, ?, ?, ?, NULL, ?, ?, ?)",
+			       " internal_date, size) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
 			       -1, &ins, NULL) != SQLITE_OK) {
 		e = local_db_fail(acct, err_r, "sync");
 		goto rollback;
@@ -278,8 +284,12 @@ enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbo
 		if (r < 0 || !S_ISREG(sb.st_mode))
 			continue;
 		local_parse_filename(adopt.v[i].name, &uid, &size, &flags, &base_len);
-		e = insert_row(acct, ins, m, uid, adopt.v[i].name, flags, sb.st_mtime,
+		/* A file we named: its letters give back the keywords (kwletters.c). */
+		char *keywords = local_kwmap_keywords(&kwmap, m->dir, adopt.v[i].name);
+
+		e = insert_row(acct, ins, m, uid, adopt.v[i].name, flags, keywords, sb.st_mtime,
 			       (uint64_t)sb.st_size, &added, &added_count);
+		free(keywords);
 		if (e != STORE_OK)
 			goto rollback;
 		if (uid >= m->uidnext)
@@ -311,7 +321,8 @@ enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbo
 			if (*c == '/' || *c == ':' || *c == ',' || (unsigned char)*c < 0x21)
 				*c = '_';
 		uid = m->uidnext++;
-		char *nname = local_make_filename(base, uid, (uint64_t)sb.st_size, flags);
+		/* Letters in names we did not make mean nothing here: no keywords. */
+		char *nname = local_make_filename(base, uid, (uint64_t)sb.st_size, flags, NULL);
 		char *to = xasprintf("%s/%s", cur, nname);
 
 		free(base);
@@ -326,8 +337,8 @@ enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbo
 		used_new |= fresh.v[i].in_new;
 		free(from);
 		free(to);
-		e = insert_row(acct, ins, m, uid, nname, flags, sb.st_mtime, (uint64_t)sb.st_size,
-			       &added, &added_count);
+		e = insert_row(acct, ins, m, uid, nname, flags, NULL, sb.st_mtime,
+			       (uint64_t)sb.st_size, &added, &added_count);
 		free(nname);
 		if (e != STORE_OK)
 			goto rollback;
@@ -367,6 +378,7 @@ out:
 	file_list_free(&adopt);
 	file_list_free(&fresh);
 	file_list_free(&renames);
+	local_kwmap_clear(&kwmap);
 	free(cur);
 	free(newdir);
 	return e;
