@@ -149,6 +149,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	struct store_err serr = { STORE_OK, "" };
 	char err[1024];
 	char *data_dir;
+	char *relay_ca_file;
 	int status = 1;
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -160,6 +161,8 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	if (refuse_unserved_listeners(cfg) < 0)
 		return 1;
 	data_dir = config_resolve_path(cfg, cfg->data_dir);
+	relay_ca_file = cfg->relay_ca_file[0] != '\0' ? config_resolve_path(cfg, cfg->relay_ca_file)
+						      : xstrdup("");
 	if (cli_ensure_data_dir(data_dir) < 0)
 		goto out;
 	/* Least privilege: the key and the ports while still root... */
@@ -243,6 +246,8 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		.smarthost = cfg->relay_smarthost,
 		.relay_user = cfg->relay_user,
 		.relay_password = cfg->relay_password,
+		.relay_tls = cfg->relay_tls,
+		.relay_ca_file = relay_ca_file,
 		.retry_first = cfg->queue_retry_first,
 		.retry_max = cfg->queue_retry_max,
 		.give_up = cfg->queue_give_up,
@@ -268,5 +273,6 @@ out:
 	auth_directory_close(&dir);
 	tls_context_free(&ctx.tls);
 	free(data_dir);
+	free(relay_ca_file);
 	return status;
 }

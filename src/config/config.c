@@ -30,6 +30,7 @@ struct setting {
 static const char *const plaintext_names[] = { "loopback", "never", "always", NULL };
 static const char *const delete_action_names[] = { "expunge", "trash", "keep", NULL };
 static const char *const pop3_lock_names[] = { "share", "refuse", NULL };
+static const char *const relay_tls_names[] = { "verify", "encrypt", "none", NULL };
 static const char *const log_level_names[] = { "debug", "info", "warn", "error", NULL };
 
 static const char *const listen_names[LISTEN_KIND_COUNT] = {
@@ -126,6 +127,10 @@ static const struct setting settings[] = {
 	{ "relay", "smarthost", T_STR, OFF(relay_smarthost), "", 0, 0, NULL, "host:port" },
 	{ "relay", "user", T_STR, OFF(relay_user), "", 0, 0, NULL, NULL },
 	{ "relay", "password", T_STR, OFF(relay_password), "", 0, 0, NULL, NULL },
+	{ "relay", "tls", T_ENUM, OFF(relay_tls), "verify", 0, 0, relay_tls_names,
+	  "verify = STARTTLS and a valid certificate; encrypt = STARTTLS only; none" },
+	{ "relay", "ca_file", T_FILE, OFF(relay_ca_file), "", 0, 0, NULL,
+	  "PEM CAs for tls = verify; empty = the system's" },
 
 	{ "dns", "resolvers", T_STR, OFF(dns_resolvers), "", 0, 0, NULL,
 	  "ADDR[:PORT] list; empty = /etc/resolv.conf" },

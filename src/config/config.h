@@ -42,6 +42,12 @@ enum plaintext_policy {
 
 enum pop3_delete_action { POP3_DELETE_EXPUNGE, POP3_DELETE_TRASH, POP3_DELETE_KEEP };
 enum pop3_lock_policy { POP3_LOCK_SHARE, POP3_LOCK_REFUSE };
+/* [relay] tls: what the smarthost connection must have before the password goes out. */
+enum relay_tls {
+	RELAY_TLS_VERIFY,  /* STARTTLS with a certificate valid for the smarthost's name */
+	RELAY_TLS_ENCRYPT, /* STARTTLS, any certificate (a private smarthost's own) */
+	RELAY_TLS_NONE     /* whatever the server offers, clear text included */
+};
 
 struct config {
 	char *path;     /* the file read, or NULL when running on defaults */
@@ -104,6 +110,8 @@ struct config {
 	char *relay_smarthost;
 	char *relay_user;
 	char *relay_password;
+	enum relay_tls relay_tls;
+	char *relay_ca_file;
 
 	/* [dns] */
 	char *dns_resolvers;

@@ -117,14 +117,33 @@ static int ssl_wait(struct net_client *c, int ret)
 	return -1;
 }
 
-int net_client_starttls(struct net_client *c, const char *server_name, char *err, size_t errlen)
+static bool is_numeric_address(const char *s)
+{
+	unsigned char addr[16];
+
+	return inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1;
+}
+
+int net_client_starttls(struct net_client *c, const char *server_name,
+			const struct net_client_verify *verify, char *err, size_t errlen)
 {
 	int ret;
 
-	c->ssl_ctx = tls_client_context_new();
+	c->ssl_ctx = tls_client_context_new(verify != NULL, verify ? verify->ca_file : NULL);
+	if (c->ssl_ctx == NULL) {
+		snprintf(err, errlen, "TLS: cannot load the CA certificates %s",
+			 verify->ca_file && verify->ca_file[0] ? verify->ca_file : "of the system");
+		return -1;
+	}
 	c->ssl = SSL_new(c->ssl_ctx);
 	SSL_set_fd(c->ssl, c->fd);
-	if (server_name && server_name[0])
+	if (verify != NULL &&
+	    (server_name == NULL || tls_client_expect_name(c->ssl, server_name) < 0)) {
+		snprintf(err, errlen, "TLS: no name to check the certificate against");
+		return -1;
+	}
+	/* SNI is for names only (RFC 6066 §3). */
+	if (server_name && server_name[0] && !is_numeric_address(server_name))
 		SSL_set_tlsext_host_name(c->ssl, server_name);
 	c->rpos = c->rlen = 0; /* nothing read in clear text may be used after this */
 	while ((ret = SSL_connect(c->ssl)) != 1) {

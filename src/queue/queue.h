@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../config/config.h"
 #include "../core/core.h"
 
 struct queue;
@@ -92,6 +93,8 @@ struct queue_runner_config {
 	const char *smarthost;	 /* "host:port" or "" */
 	const char *relay_user;	 /* AUTH PLAIN for the smarthost, or "" */
 	const char *relay_password;
+	enum relay_tls relay_tls; /* what the smarthost connection must have */
+	const char *relay_ca_file; /* CAs for RELAY_TLS_VERIFY, "" = the system's */
 	int64_t retry_first;	 /* seconds */
 	int64_t retry_max;
 	int64_t give_up;

@@ -71,6 +71,8 @@ struct smtpc_request {
 	const char *helo;
 	const char *auth_user; /* smarthost AUTH PLAIN, or NULL */
 	const char *auth_password;
+	enum relay_tls tls;    /* RELAY_TLS_NONE = opportunistic (every MX) */
+	const char *ca_file;   /* RELAY_TLS_VERIFY: CAs, "" = the system's */
 	const char *sender;
 	const char *envid, *ret;
 	struct queue_rcpt **rcpts; /* the pending recipients for this server */

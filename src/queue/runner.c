@@ -233,6 +233,8 @@ static void runner_deliver_group(struct queue_runner *r, struct queue_entry *e,
 			.helo = r->cfg.hostname,
 			.auth_user = smarthost ? r->cfg.relay_user : NULL,
 			.auth_password = smarthost ? r->cfg.relay_password : NULL,
+			.tls = smarthost ? r->cfg.relay_tls : RELAY_TLS_NONE,
+			.ca_file = r->cfg.relay_ca_file,
 			.sender = e->sender,
 			.envid = e->envid,
 			.ret = e->ret,
@@ -556,6 +558,7 @@ struct queue_runner *queue_runner_start(struct queue *q, const struct queue_runn
 	r->cfg.smarthost = copy_or_empty(cfg->smarthost);
 	r->cfg.relay_user = copy_or_empty(cfg->relay_user);
 	r->cfg.relay_password = copy_or_empty(cfg->relay_password);
+	r->cfg.relay_ca_file = copy_or_empty(cfg->relay_ca_file);
 	r->cfg.data_dir = copy_or_empty(cfg->data_dir);
 	r->hooks = *hooks;
 	r->worker_count = cfg->threads ? cfg->threads : 4;
@@ -596,6 +599,7 @@ void queue_runner_stop(struct queue_runner **rp)
 	free((char *)r->cfg.smarthost);
 	free((char *)r->cfg.relay_user);
 	free((char *)r->cfg.relay_password);
+	free((char *)r->cfg.relay_ca_file);
 	free((char *)r->cfg.data_dir);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->wake);

@@ -238,12 +238,27 @@ static struct smtpc *smtpc_open(const struct smtpc_request *req, char *err, size
 	}
 	if (smtpc_ehlo(c, req->helo, err, errlen) < 0)
 		goto fail;
+	/* The smarthost gets a password: unless [relay] tls = none, no TLS means no delivery
+	 * (and the password never leaves in clear text). */
+	if (!c->starttls && req->tls != RELAY_TLS_NONE) {
+		snprintf(err, errlen, "server does not offer STARTTLS ([relay] tls = %s)",
+			 req->tls == RELAY_TLS_VERIFY ? "verify" : "encrypt");
+		goto fail;
+	}
 	if (c->starttls) {
+		struct net_client_verify verify = { req->ca_file };
+
 		if (smtpc_send(c, "STARTTLS\r\n", err, errlen) < 0 ||
 		    (code = smtpc_reply(c, err, errlen)) < 0)
 			goto fail;
+		if (code != 220 && req->tls != RELAY_TLS_NONE) {
+			snprintf(err, errlen, "STARTTLS refused: %s", buf_cstr(&c->reply));
+			goto fail;
+		}
 		if (code == 220) {
-			if (net_client_starttls(c->conn, req->host, err, errlen) < 0 ||
+			if (net_client_starttls(c->conn, req->host,
+						req->tls == RELAY_TLS_VERIFY ? &verify : NULL, err,
+						errlen) < 0 ||
 			    smtpc_ehlo(c, req->helo, err, errlen) < 0)
 				goto fail;
 		}

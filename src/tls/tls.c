@@ -1,8 +1,10 @@
 /* Server TLS contexts. Policy: TLS 1.2 and newer, OpenSSL's default cipher lists (which Debian
  * keeps at a sane security level), server cipher preference, no compression, no renegotiation,
  * session tickets on for cheap resumption. */
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,7 +125,7 @@ const char *tls_ssl_cipher(const SSL *ssl)
 	return SSL_get_cipher_name(ssl);
 }
 
-SSL_CTX *tls_client_context_new(void)
+SSL_CTX *tls_client_context_new(bool verify, const char *ca_file)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 
@@ -131,8 +133,30 @@ SSL_CTX *tls_client_context_new(void)
 		abort();
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	if (!verify) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+		return ctx;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (ca_file != NULL && ca_file[0] != '\0' ? SSL_CTX_load_verify_locations(ctx, ca_file,
+										 NULL) != 1
+						   : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		ERR_clear_error();
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	return ctx;
+}
+
+int tls_client_expect_name(SSL *ssl, const char *name)
+{
+	X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+	unsigned char addr[16];
+
+	X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1)
+		return X509_VERIFY_PARAM_set1_ip_asc(param, name) == 1 ? 0 : -1;
+	return SSL_set1_host(ssl, name) == 1 ? 0 : -1;
 }
 
 void tls_client_context_free(SSL_CTX **ctx)

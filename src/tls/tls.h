@@ -4,6 +4,7 @@
 #ifndef ROOST_TLS_H
 #define ROOST_TLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct ssl_st SSL;
@@ -18,11 +19,17 @@ int tls_context_reload(struct tls_context *ctx, char *err, size_t errlen);
 SSL *tls_context_new_ssl(struct tls_context *ctx);
 void tls_context_free(struct tls_context **ctx);
 
-/* A client context for outbound SMTP: TLS 1.2+, opportunistic (RFC 7435) — the peer's
- * certificate is not verified, since MX certificates rarely match and a failed check would
- * only make us fall back to clear text. Caller frees with SSL_CTX_free via tls_client_free. */
+/* A client context for outbound SMTP, TLS 1.2+. Without verify it is opportunistic (RFC 7435):
+ * the peer's certificate is not checked, since MX certificates rarely match and a failed check
+ * would only make us fall back to clear text. With verify (a smarthost we give a password to)
+ * the chain must lead to a CA of ca_file, or of the system's store when ca_file is NULL or
+ * empty; the name is checked per connection (tls_client_expect_name). NULL when ca_file cannot
+ * be read. Caller frees with tls_client_context_free. */
 typedef struct ssl_ctx_st SSL_CTX;
-SSL_CTX *tls_client_context_new(void);
+SSL_CTX *tls_client_context_new(bool verify, const char *ca_file);
+/* Makes the handshake of ssl fail unless the certificate is valid for name (a host name or a
+ * numeric address). */
+int tls_client_expect_name(SSL *ssl, const char *name);
 void tls_client_context_free(SSL_CTX **ctx);
 
 /* Protocol and cipher of an established connection, for logs and Received: headers. */

@@ -1,0 +1,198 @@
+"""Outbound mail through a smarthost with AUTH PLAIN ([relay]): the password only ever travels
+inside TLS, [relay] tls = verify checks the smarthost's certificate and name, encrypt takes
+any certificate, and a smarthost without STARTTLS (or with a certificate that does not verify)
+gets nothing: the message waits in the queue with the reason. The smarthost here is a small
+SMTP server in the test that records what it was told."""
+import base64
+import socket
+import ssl
+import threading
+import time
+
+from conftest import DEMO_PASSWORD, DEMO_USER, free_port, make_certificate
+from test_queue_federation import queue_count, submit, wait_until
+
+RELAY_USER, RELAY_PASSWORD = "relay-account", "relay secret 123"
+
+
+class FakeSmarthost:
+    """One connection at a time: EHLO (STARTTLS when it has a certificate), AUTH PLAIN,
+    MAIL, RCPT, DATA, RSET, QUIT. Records each AUTH (with whether it came over TLS) and each
+    message."""
+
+    def __init__(self, cert=None, key=None):
+        self.port = free_port()
+        self.auths = []      # (user, password, over_tls)
+        self.messages = []   # (sender, [rcpts], data)
+        self.ctx = None
+        if cert:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(cert, key)
+        self.sock = socket.create_server(("127.0.0.1", self.port))
+        self.sock.settimeout(0.2)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(10)
+        self.sock.close()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            try:
+                conn.settimeout(10)
+                self._session(conn)
+            except (OSError, ssl.SSLError, ValueError):
+                pass
+            finally:
+                conn.close()
+
+    def _session(self, conn):
+        f = conn.makefile("rb")
+        tls = False
+
+        def send(text):
+            conn.sendall(text.encode() + b"\r\n")
+
+        send("220 smarthost.test ESMTP")
+        sender, rcpts = None, []
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            cmd = line.decode(errors="replace").rstrip("\r\n")
+            verb = cmd.split(" ", 1)[0].upper()
+            if verb == "EHLO":
+                caps = ["250-smarthost.test", "250-AUTH PLAIN", "250-8BITMIME"]
+                if self.ctx and not tls:
+                    caps.append("250-STARTTLS")
+                caps.append("250 PIPELINING")
+                send("\r\n".join(caps))
+            elif verb == "STARTTLS" and self.ctx and not tls:
+                send("220 go ahead")
+                conn = self.ctx.wrap_socket(conn, server_side=True)
+                f = conn.makefile("rb")
+                tls = True
+            elif verb == "AUTH":
+                parts = cmd.split(" ")
+                raw = base64.b64decode(parts[2]) if len(parts) > 2 else b""
+                _, user, password = raw.split(b"\0")
+                self.auths.append((user.decode(), password.decode(), tls))
+                send("235 2.7.0 ok")
+            elif verb == "MAIL":
+                sender, rcpts = cmd[10:].split(">")[0].lstrip("<"), []
+                send("250 2.1.0 ok")
+            elif verb == "RCPT":
+                rcpts.append(cmd[8:].split(">")[0].lstrip("<"))
+                send("250 2.1.5 ok")
+            elif verb == "DATA":
+                send("354 go")
+                data = b""
+                while True:
+                    l = f.readline()
+                    if not l or l == b".\r\n":
+                        break
+                    data += l
+                self.messages.append((sender, rcpts, data))
+                send("250 2.0.0 queued")
+            elif verb == "QUIT":
+                send("221 bye")
+                return
+            else:
+                send("250 ok")
+
+
+def relay_roost(make_roost, host, smarthost, tls, ca_file=None):
+    relay = {"smarthost": "%s:%d" % (host, smarthost.port), "user": RELAY_USER,
+             "password": RELAY_PASSWORD, "tls": tls}
+    if ca_file:
+        relay["ca_file"] = ca_file
+    return make_roost(extra={
+        "relay": relay,
+        # retries every 1 s (60 s / 60)
+        "queue": {"retry_first": "60", "retry_max": "60", "time_scale": "60"}})
+
+
+def send_one(r, subject):
+    assert submit(r, DEMO_USER, DEMO_PASSWORD, ["someone@elsewhere.test"], subject) == {}
+
+
+def test_encrypt_delivers_with_the_password_inside_tls(make_roost, tmp_path):
+    cert, key = make_certificate(str(tmp_path), cn="smarthost.test")
+    smarthost = FakeSmarthost(cert, key)
+    try:
+        r = relay_roost(make_roost, "127.0.0.1", smarthost, "encrypt")
+        send_one(r, "via-encrypt")
+        assert wait_until(lambda: smarthost.messages, 20), r.log_text()[-2000:]
+        assert smarthost.auths[0] == (RELAY_USER, RELAY_PASSWORD, True)
+        sender, rcpts, data = smarthost.messages[0]
+        assert sender == DEMO_USER and rcpts == ["someone@elsewhere.test"]
+        assert b"Subject: via-encrypt" in data
+        assert wait_until(lambda: queue_count(r) == 0, 10)
+    finally:
+        smarthost.stop()
+
+
+def test_verify_accepts_a_certificate_from_the_configured_ca(make_roost, tmp_path):
+    # A self-signed certificate for "localhost" is its own CA.
+    cert, key = make_certificate(str(tmp_path), cn="localhost")
+    smarthost = FakeSmarthost(cert, key)
+    try:
+        r = relay_roost(make_roost, "localhost", smarthost, "verify", ca_file=cert)
+        send_one(r, "via-verify")
+        assert wait_until(lambda: smarthost.messages, 20), r.log_text()[-2000:]
+        assert smarthost.auths[0] == (RELAY_USER, RELAY_PASSWORD, True)
+    finally:
+        smarthost.stop()
+
+
+def test_verify_refuses_an_unknown_certificate_and_keeps_the_message(make_roost, tmp_path):
+    cert, key = make_certificate(str(tmp_path), cn="localhost")
+    smarthost = FakeSmarthost(cert, key)
+    try:
+        # The system's CAs do not know this self-signed certificate.
+        r = relay_roost(make_roost, "localhost", smarthost, "verify")
+        send_one(r, "not-verified")
+        assert wait_until(lambda: "certificate verify failed" in r.log_text(), 20), \
+            r.log_text()[-2000:]
+        time.sleep(1.5)  # at least one retry
+        assert smarthost.auths == [] and smarthost.messages == []
+        assert queue_count(r) == 1
+    finally:
+        smarthost.stop()
+
+
+def test_verify_checks_the_name(make_roost, tmp_path):
+    cert, key = make_certificate(str(tmp_path), cn="other-name.test")
+    smarthost = FakeSmarthost(cert, key)
+    try:
+        r = relay_roost(make_roost, "localhost", smarthost, "verify", ca_file=cert)
+        send_one(r, "wrong-name")
+        assert wait_until(lambda: "certificate verify failed" in r.log_text(), 20), \
+            r.log_text()[-2000:]
+        assert smarthost.auths == [] and smarthost.messages == []
+        assert queue_count(r) == 1
+    finally:
+        smarthost.stop()
+
+
+def test_no_starttls_means_no_password_and_no_delivery(make_roost):
+    smarthost = FakeSmarthost()  # no certificate: no STARTTLS offered
+    try:
+        r = relay_roost(make_roost, "127.0.0.1", smarthost, "encrypt")
+        send_one(r, "no-tls")
+        assert wait_until(lambda: "does not offer STARTTLS" in r.log_text(), 20), \
+            r.log_text()[-2000:]
+        time.sleep(1.5)
+        assert smarthost.auths == [] and smarthost.messages == []
+        assert queue_count(r) == 1
+        listing = r.cli("queue", "list").stdout
+        assert "someone@elsewhere.test" in listing
+    finally:
+        smarthost.stop()
