@@ -1,7 +1,8 @@
 """Outbound mail through a smarthost with AUTH PLAIN ([relay]): the password only ever travels
 inside TLS, [relay] tls = verify checks the smarthost's certificate and name, encrypt takes
 any certificate, and a smarthost without STARTTLS (or with a certificate that does not verify)
-gets nothing: the message waits in the queue with the reason. The smarthost here is a small
+gets nothing: the message waits in the queue with the reason, the sender hears once that it
+is delayed and once that it failed when the queue gives up. The smarthost here is a small
 SMTP server in the test that records what it was told."""
 import base64
 import socket
@@ -10,7 +11,7 @@ import threading
 import time
 
 from conftest import DEMO_PASSWORD, DEMO_USER, free_port, make_certificate
-from test_queue_federation import queue_count, submit, wait_until
+from test_queue_federation import inbox_files, queue_count, submit, wait_until
 
 RELAY_USER, RELAY_PASSWORD = "relay-account", "relay secret 123"
 
@@ -194,5 +195,44 @@ def test_no_starttls_means_no_password_and_no_delivery(make_roost):
         assert queue_count(r) == 1
         listing = r.cli("queue", "list").stdout
         assert "someone@elsewhere.test" in listing
+        assert "last error: 451 4.4.1 server does not offer STARTTLS" in listing, listing
+    finally:
+        smarthost.stop()
+
+
+def test_delay_warning_once_then_failure_report_at_give_up(make_roost):
+    """[queue] warn_after and give_up, 60 times faster: one RFC 3464 "delayed" report to the
+    sender while the message waits, then one "failed" report when it is given up, and the
+    queue is empty."""
+    smarthost = FakeSmarthost()  # never takes the message (no STARTTLS)
+    try:
+        r = make_roost(extra={
+            "relay": {"smarthost": "127.0.0.1:%d" % smarthost.port, "user": RELAY_USER,
+                      "password": RELAY_PASSWORD},
+            "queue": {"retry_first": "60", "retry_max": "60", "time_scale": "60",
+                      "warn_after": "60", "give_up": "240"}})
+        send_one(r, "slow-road")
+
+        def reports():
+            out = []
+            for path in inbox_files(r, DEMO_USER):
+                with open(path, "rb") as f:
+                    data = f.read()
+                if b"multipart/report" in data:
+                    out.append(data)
+            return out
+
+        assert wait_until(lambda: len(reports()) == 1, 15), r.log_text()[-2000:]
+        first = reports()[0]
+        assert b"Action: delayed" in first and b"Final-Recipient: rfc822; " \
+            b"someone@elsewhere.test" in first
+        assert queue_count(r) == 1
+        assert wait_until(lambda: len(reports()) == 2, 20), r.log_text()[-2000:]
+        assert wait_until(lambda: queue_count(r) == 0, 5)
+        failed = [d for d in reports() if d != first][0]
+        assert b"Action: failed" in failed and b"Action: delayed" not in failed
+        time.sleep(1.5)
+        assert len(reports()) == 2  # nothing more once given up
+        assert smarthost.auths == [] and smarthost.messages == []
     finally:
         smarthost.stop()
