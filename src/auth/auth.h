@@ -190,4 +190,13 @@ uint32_t auth_login_interval_claim(struct auth_penalty *p, const char *user, uin
 /* Takes back a claim whose login did not complete (refused or the maildrop would not open). */
 void auth_login_interval_release(struct auth_penalty *p, const char *user);
 
+/* Message rates ([smtp] rate_per_ip, rate_per_user): counts one message of key (an address
+ * or an authenticated user) against per_hour, which may come in a burst and then evenly
+ * spread. 0 when it may go now (and it is counted), else the seconds until it may. per_hour 0
+ * means no limit. A table bounded like the others: under a flood of distinct keys the least
+ * recently seen are forgotten. */
+enum auth_rate_kind { AUTH_RATE_IP, AUTH_RATE_USER };
+uint32_t auth_rate_take(struct auth_penalty *p, enum auth_rate_kind kind, const char *key,
+			uint32_t per_hour);
+
 #endif

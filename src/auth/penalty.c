@@ -1,7 +1,8 @@
 /* Login penalties and per-user+IP session limits, shared by every worker thread.
  *
- * Three hash tables under one mutex: failures (keyed by IP and by claimed user), live session
- * counts (keyed by user+IP) and the last login of each user (POP3 LOGIN-DELAY). Keys are
+ * Four hash tables under one mutex: failures (keyed by IP and by claimed user), live session
+ * counts (keyed by user+IP), the last login of each user (POP3 LOGIN-DELAY) and message rates
+ * (keyed by IP or by user). Keys are
  * hashed with SipHash-2-4 under a per-process random key so nobody can aim collisions at one
  * bucket (TESTPLAN §3.9). Each table holds at most
  * LIMIT_AUTH_PENALTY_ENTRIES; inserting into a full table drops the least recently touched
@@ -39,6 +40,7 @@ struct auth_penalty {
 	struct pen_table failures;
 	struct pen_table userip;
 	struct pen_table logins;
+	struct pen_table rates;
 	uint64_t (*now_fn)(void *ctx);
 	void *now_ctx;
 };
@@ -219,6 +221,7 @@ struct auth_penalty *auth_penalty_new(const struct auth_penalty_config *cfg)
 	p->failures.buckets = xcalloc(PEN_BUCKETS, sizeof(struct pen_entry *));
 	p->userip.buckets = xcalloc(PEN_BUCKETS, sizeof(struct pen_entry *));
 	p->logins.buckets = xcalloc(PEN_BUCKETS, sizeof(struct pen_entry *));
+	p->rates.buckets = xcalloc(PEN_BUCKETS, sizeof(struct pen_entry *));
 	return p;
 }
 
@@ -231,6 +234,7 @@ void auth_penalty_free(struct auth_penalty **pp)
 	table_free(&p->failures);
 	table_free(&p->userip);
 	table_free(&p->logins);
+	table_free(&p->rates);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 	*pp = NULL;
@@ -414,4 +418,37 @@ void auth_login_interval_release(struct auth_penalty *p, const char *user)
 	if (e != NULL)
 		table_remove(&p->logins, e);
 	pthread_mutex_unlock(&p->lock);
+}
+
+/* GCRA (the "virtual scheduling" form of a token bucket): last_ms holds the theoretical
+ * arrival time of the next message. Each message moves it on by one interval; a message is
+ * refused while that time lies more than a full hour minus one interval ahead, so up to
+ * per_hour messages may come at once and then one per interval. */
+uint32_t auth_rate_take(struct auth_penalty *p, enum auth_rate_kind kind, const char *key,
+			uint32_t per_hour)
+{
+	uint8_t k[PEN_KEY_MAX + 2];
+	size_t len = make_key(k, kind == AUTH_RATE_USER ? 'r' : 'a', key, NULL);
+	uint64_t hash = siphash24(p->sip_k0, p->sip_k1, k, len);
+	const uint64_t hour_ms = 3600 * 1000;
+	uint64_t interval, tolerance, tat;
+	struct pen_entry *e;
+	uint32_t wait_s = 0;
+
+	if (per_hour == 0)
+		return 0;
+	interval = hour_ms / per_hour;
+	if (interval == 0)
+		interval = 1;
+	tolerance = hour_ms - interval;
+	pthread_mutex_lock(&p->lock);
+	uint64_t now = pen_now(p);
+	e = table_get(&p->rates, hash, k, len);
+	tat = e->last_ms > now ? e->last_ms : now;
+	if (tat - now > tolerance)
+		wait_s = (uint32_t)((tat - now - tolerance + 999) / 1000);
+	else
+		e->last_ms = tat + interval;
+	pthread_mutex_unlock(&p->lock);
+	return wait_s;
 }

@@ -106,6 +106,10 @@ static const struct setting settings[] = {
 
 	{ "smtp", "vrfy", T_BOOL, OFF(smtp_vrfy), "no", 0, 0, NULL, NULL },
 	{ "smtp", "timeout", T_SECONDS, OFF(smtp_timeout), "5m", 10, DAY, NULL, NULL },
+	{ "smtp", "rate_per_ip", T_INT, OFF(smtp_rate_per_ip), "0", 0, 10000000, NULL,
+	  "messages per hour one address may send to the MX (a burst, then evenly); 0 = no limit" },
+	{ "smtp", "rate_per_user", T_INT, OFF(smtp_rate_per_user), "1000", 0, 10000000, NULL,
+	  "messages per hour one user may submit; 0 = no limit" },
 
 	{ "imap", "idle_keepalive", T_SECONDS, OFF(imap_idle_keepalive), "2m", 0, DAY, NULL,
 	  "interval of '* OK Still here' during IDLE; 0 = off" },

@@ -92,6 +92,8 @@ struct config {
 	/* [smtp] */
 	bool smtp_vrfy;
 	int64_t smtp_timeout;
+	int64_t smtp_rate_per_ip;   /* MX messages per hour per client address; 0 = off */
+	int64_t smtp_rate_per_user; /* submitted messages per hour per user; 0 = off */
 
 	/* [imap] */
 	int64_t imap_idle_keepalive;

@@ -144,6 +144,33 @@ static bool smtp_ascii(const char *str)
 	return true;
 }
 
+/* [smtp] rate_per_ip (MX) and rate_per_user (submission): a message over the rate gets a
+ * temporary refusal at MAIL, which well-behaved senders retry later (RFC 5321 §4.2.5). LMTP
+ * comes from our own front end and is not limited here. */
+static bool smtp_rate_refused(struct smtp_session *s)
+{
+	const struct config *cfg = s->deps->cfg;
+	const char *ip = net_conn_peer_ip(s->conn);
+	uint32_t wait_s;
+
+	if (s->lmtp)
+		return false;
+	if (s->submission)
+		wait_s = auth_rate_take(s->deps->penalty, AUTH_RATE_USER, s->user,
+					(uint32_t)cfg->smtp_rate_per_user);
+	else
+		wait_s = auth_rate_take(s->deps->penalty, AUTH_RATE_IP, ip,
+					(uint32_t)cfg->smtp_rate_per_ip);
+	if (wait_s == 0)
+		return false;
+	log_info("proto=smtp conn=%llu ip=%s user=%s msg=\"message rate exceeded\" wait_s=%u",
+		 (unsigned long long)net_conn_id(s->conn), ip, s->user ? s->user : "", wait_s);
+	smtp_reply(s, "451 4.7.1 Too many messages %s; try again in %u minute%s",
+		   s->submission ? "from this account" : "from your address",
+		   (wait_s + 59) / 60, (wait_s + 59) / 60 == 1 ? "" : "s");
+	return true;
+}
+
 void smtp_cmd_mail(struct smtp_session *s, const char *args)
 {
 	struct smtp_path path;
@@ -177,6 +204,10 @@ void smtp_cmd_mail(struct smtp_session *s, const char *args)
 	}
 	if (!delivery_disk_ok(s->deps->delivery)) {
 		smtp_reply(s, "452 4.3.1 Insufficient system storage");
+		smtp_path_clear(&path);
+		return;
+	}
+	if (smtp_rate_refused(s)) {
 		smtp_path_clear(&path);
 		return;
 	}

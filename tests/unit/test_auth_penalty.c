@@ -133,6 +133,35 @@ static void test_login_interval(void **state)
 	auth_penalty_free(&p);
 }
 
+static void test_message_rate(void **state)
+{
+	struct auth_penalty *p = auth_penalty_new(&default_cfg);
+	uint64_t now = 7000000;
+
+	(void)state;
+	auth_penalty_set_clock(p, fake_now, &now);
+	/* 3 per hour: a burst of three, then one every 20 minutes. */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(auth_rate_take(p, AUTH_RATE_IP, "192.0.2.1", 3), 0);
+	assert_int_equal(auth_rate_take(p, AUTH_RATE_IP, "192.0.2.1", 3), 1200);
+	/* Refused messages do not count; another address and a user of that name are apart. */
+	assert_int_equal(auth_rate_take(p, AUTH_RATE_IP, "192.0.2.1", 3), 1200);
+	assert_int_equal(auth_rate_take(p, AUTH_RATE_IP, "192.0.2.2", 3), 0);
+	assert_int_equal(auth_rate_take(p, AUTH_RATE_USER, "192.0.2.1", 3), 0);
+	now += 600 * 1000;
+	assert_int_equal(auth_rate_take(p, AUTH_RATE_IP, "192.0.2.1", 3), 600);
+	now += 600 * 1000;
+	assert_int_equal(auth_rate_take(p, AUTH_RATE_IP, "192.0.2.1", 3), 0);
+	assert_int_equal(auth_rate_take(p, AUTH_RATE_IP, "192.0.2.1", 3), 1200);
+	/* After a quiet hour the whole burst is back, and 0 means no limit. */
+	now += 3600 * 1000;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(auth_rate_take(p, AUTH_RATE_IP, "192.0.2.1", 3), 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(auth_rate_take(p, AUTH_RATE_USER, "a@example.test", 0), 0);
+	auth_penalty_free(&p);
+}
+
 static void test_userip_limit(void **state)
 {
 	struct auth_penalty_config cfg = default_cfg;
@@ -199,6 +228,7 @@ int main(void)
 		cmocka_unit_test(test_refuse_after),   cmocka_unit_test(test_success_clears),
 		cmocka_unit_test(test_window_expiry),  cmocka_unit_test(test_userip_limit),
 		cmocka_unit_test(test_table_bound),    cmocka_unit_test(test_login_interval),
+		cmocka_unit_test(test_message_rate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
