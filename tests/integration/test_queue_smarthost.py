@@ -10,6 +10,8 @@ import ssl
 import threading
 import time
 
+import pytest
+
 from conftest import DEMO_PASSWORD, DEMO_USER, free_port, make_certificate
 from test_queue_federation import inbox_files, queue_count, submit, wait_until
 
@@ -109,8 +111,8 @@ class FakeSmarthost:
                 send("250 ok")
 
 
-def relay_roost(make_roost, host, smarthost, tls, ca_file=None):
-    relay = {"smarthost": "%s:%d" % (host, smarthost.port), "user": RELAY_USER,
+def relay_roost(make_roost, host, server, tls, ca_file=None):
+    relay = {"smarthost": "%s:%d" % (host, server.port), "user": RELAY_USER,
              "password": RELAY_PASSWORD, "tls": tls}
     if ca_file:
         relay["ca_file"] = ca_file
@@ -124,115 +126,114 @@ def send_one(r, subject):
     assert submit(r, DEMO_USER, DEMO_PASSWORD, ["someone@elsewhere.test"], subject) == {}
 
 
-def test_encrypt_delivers_with_the_password_inside_tls(make_roost, tmp_path):
-    cert, key = make_certificate(str(tmp_path), cn="smarthost.test")
-    smarthost = FakeSmarthost(cert, key)
-    try:
-        r = relay_roost(make_roost, "127.0.0.1", smarthost, "encrypt")
-        send_one(r, "via-encrypt")
-        assert wait_until(lambda: smarthost.messages, 20), r.log_text()[-2000:]
-        assert smarthost.auths[0] == (RELAY_USER, RELAY_PASSWORD, True)
-        sender, rcpts, data = smarthost.messages[0]
-        assert sender == DEMO_USER and rcpts == ["someone@elsewhere.test"]
-        assert b"Subject: via-encrypt" in data
-        assert wait_until(lambda: queue_count(r) == 0, 10)
-    finally:
-        smarthost.stop()
+@pytest.fixture
+def smarthost(tmp_path):
+    """smarthost(cn): a recording smarthost offering STARTTLS with a self-signed certificate
+    for cn (cert path in .cert), or without STARTTLS for cn None; stopped after the test."""
+    servers = []
+
+    def factory(cn=None):
+        cert = key = None
+        if cn is not None:
+            cert, key = make_certificate(str(tmp_path), cn=cn)
+        server = FakeSmarthost(cert, key)
+        server.cert = cert
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        server.stop()
 
 
-def test_verify_accepts_a_certificate_from_the_configured_ca(make_roost, tmp_path):
+def assert_delivered_inside_tls(r, server):
+    assert wait_until(lambda: server.messages, 20), r.log_text()[-2000:]
+    assert server.auths[0] == (RELAY_USER, RELAY_PASSWORD, True)
+
+
+def assert_kept_back(r, server, reason):
+    """The message waits in the queue: the smarthost saw neither password nor message, even
+    after a retry."""
+    assert wait_until(lambda: reason in r.log_text(), 20), r.log_text()[-2000:]
+    time.sleep(1.5)  # at least one retry
+    assert server.auths == [] and server.messages == []
+    assert queue_count(r) == 1
+
+
+def test_encrypt_delivers_with_the_password_inside_tls(make_roost, smarthost):
+    server = smarthost("smarthost.test")
+    r = relay_roost(make_roost, "127.0.0.1", server, "encrypt")
+    send_one(r, "via-encrypt")
+    assert_delivered_inside_tls(r, server)
+    sender, rcpts, data = server.messages[0]
+    assert sender == DEMO_USER and rcpts == ["someone@elsewhere.test"]
+    assert b"Subject: via-encrypt" in data
+    assert wait_until(lambda: queue_count(r) == 0, 10)
+
+
+def test_verify_accepts_a_certificate_from_the_configured_ca(make_roost, smarthost):
     # A self-signed certificate for "localhost" is its own CA.
-    cert, key = make_certificate(str(tmp_path), cn="localhost")
-    smarthost = FakeSmarthost(cert, key)
-    try:
-        r = relay_roost(make_roost, "localhost", smarthost, "verify", ca_file=cert)
-        send_one(r, "via-verify")
-        assert wait_until(lambda: smarthost.messages, 20), r.log_text()[-2000:]
-        assert smarthost.auths[0] == (RELAY_USER, RELAY_PASSWORD, True)
-    finally:
-        smarthost.stop()
+    server = smarthost("localhost")
+    r = relay_roost(make_roost, "localhost", server, "verify", ca_file=server.cert)
+    send_one(r, "via-verify")
+    assert_delivered_inside_tls(r, server)
 
 
-def test_verify_refuses_an_unknown_certificate_and_keeps_the_message(make_roost, tmp_path):
-    cert, key = make_certificate(str(tmp_path), cn="localhost")
-    smarthost = FakeSmarthost(cert, key)
-    try:
-        # The system's CAs do not know this self-signed certificate.
-        r = relay_roost(make_roost, "localhost", smarthost, "verify")
-        send_one(r, "not-verified")
-        assert wait_until(lambda: "certificate verify failed" in r.log_text(), 20), \
-            r.log_text()[-2000:]
-        time.sleep(1.5)  # at least one retry
-        assert smarthost.auths == [] and smarthost.messages == []
-        assert queue_count(r) == 1
-    finally:
-        smarthost.stop()
+def test_verify_refuses_an_unknown_certificate_and_keeps_the_message(make_roost, smarthost):
+    server = smarthost("localhost")
+    # The system's CAs do not know this self-signed certificate.
+    r = relay_roost(make_roost, "localhost", server, "verify")
+    send_one(r, "not-verified")
+    assert_kept_back(r, server, "certificate verify failed")
 
 
-def test_verify_checks_the_name(make_roost, tmp_path):
-    cert, key = make_certificate(str(tmp_path), cn="other-name.test")
-    smarthost = FakeSmarthost(cert, key)
-    try:
-        r = relay_roost(make_roost, "localhost", smarthost, "verify", ca_file=cert)
-        send_one(r, "wrong-name")
-        assert wait_until(lambda: "certificate verify failed" in r.log_text(), 20), \
-            r.log_text()[-2000:]
-        assert smarthost.auths == [] and smarthost.messages == []
-        assert queue_count(r) == 1
-    finally:
-        smarthost.stop()
+def test_verify_checks_the_name(make_roost, smarthost):
+    server = smarthost("other-name.test")
+    r = relay_roost(make_roost, "localhost", server, "verify", ca_file=server.cert)
+    send_one(r, "wrong-name")
+    assert_kept_back(r, server, "certificate verify failed")
 
 
-def test_no_starttls_means_no_password_and_no_delivery(make_roost):
-    smarthost = FakeSmarthost()  # no certificate: no STARTTLS offered
-    try:
-        r = relay_roost(make_roost, "127.0.0.1", smarthost, "encrypt")
-        send_one(r, "no-tls")
-        assert wait_until(lambda: "does not offer STARTTLS" in r.log_text(), 20), \
-            r.log_text()[-2000:]
-        time.sleep(1.5)
-        assert smarthost.auths == [] and smarthost.messages == []
-        assert queue_count(r) == 1
-        listing = r.cli("queue", "list").stdout
-        assert "someone@elsewhere.test" in listing
-        assert "last error: 451 4.4.1 server does not offer STARTTLS" in listing, listing
-    finally:
-        smarthost.stop()
+def test_no_starttls_means_no_password_and_no_delivery(make_roost, smarthost):
+    server = smarthost()  # no certificate: no STARTTLS offered
+    r = relay_roost(make_roost, "127.0.0.1", server, "encrypt")
+    send_one(r, "no-tls")
+    assert_kept_back(r, server, "does not offer STARTTLS")
+    listing = r.cli("queue", "list").stdout
+    assert "someone@elsewhere.test" in listing
+    assert "last error: 451 4.4.1 server does not offer STARTTLS" in listing, listing
 
 
-def test_delay_warning_once_then_failure_report_at_give_up(make_roost):
+def test_delay_warning_once_then_failure_report_at_give_up(make_roost, smarthost):
     """[queue] warn_after and give_up, 60 times faster: one RFC 3464 "delayed" report to the
     sender while the message waits, then one "failed" report when it is given up, and the
     queue is empty."""
-    smarthost = FakeSmarthost()  # never takes the message (no STARTTLS)
-    try:
-        r = make_roost(extra={
-            "relay": {"smarthost": "127.0.0.1:%d" % smarthost.port, "user": RELAY_USER,
-                      "password": RELAY_PASSWORD},
-            "queue": {"retry_first": "60", "retry_max": "60", "time_scale": "60",
-                      "warn_after": "60", "give_up": "240"}})
-        send_one(r, "slow-road")
+    server = smarthost()  # never takes the message (no STARTTLS)
+    r = make_roost(extra={
+        "relay": {"smarthost": "127.0.0.1:%d" % server.port, "user": RELAY_USER,
+                  "password": RELAY_PASSWORD},
+        "queue": {"retry_first": "60", "retry_max": "60", "time_scale": "60",
+                  "warn_after": "60", "give_up": "240"}})
+    send_one(r, "slow-road")
 
-        def reports():
-            out = []
-            for path in inbox_files(r, DEMO_USER):
-                with open(path, "rb") as f:
-                    data = f.read()
-                if b"multipart/report" in data:
-                    out.append(data)
-            return out
+    def reports():
+        out = []
+        for path in inbox_files(r, DEMO_USER):
+            with open(path, "rb") as f:
+                data = f.read()
+            if b"multipart/report" in data:
+                out.append(data)
+        return out
 
-        assert wait_until(lambda: len(reports()) == 1, 15), r.log_text()[-2000:]
-        first = reports()[0]
-        assert b"Action: delayed" in first and b"Final-Recipient: rfc822; " \
-            b"someone@elsewhere.test" in first
-        assert queue_count(r) == 1
-        assert wait_until(lambda: len(reports()) == 2, 20), r.log_text()[-2000:]
-        assert wait_until(lambda: queue_count(r) == 0, 5)
-        failed = [d for d in reports() if d != first][0]
-        assert b"Action: failed" in failed and b"Action: delayed" not in failed
-        time.sleep(1.5)
-        assert len(reports()) == 2  # nothing more once given up
-        assert smarthost.auths == [] and smarthost.messages == []
-    finally:
-        smarthost.stop()
+    assert wait_until(lambda: len(reports()) == 1, 15), r.log_text()[-2000:]
+    first = reports()[0]
+    assert b"Action: delayed" in first and b"Final-Recipient: rfc822; " \
+        b"someone@elsewhere.test" in first
+    assert queue_count(r) == 1
+    assert wait_until(lambda: len(reports()) == 2, 20), r.log_text()[-2000:]
+    assert wait_until(lambda: queue_count(r) == 0, 5)
+    failed = [d for d in reports() if d != first][0]
+    assert b"Action: failed" in failed and b"Action: delayed" not in failed
+    time.sleep(1.5)
+    assert len(reports()) == 2  # nothing more once given up
+    assert server.auths == [] and server.messages == []
