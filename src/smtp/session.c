@@ -343,6 +343,11 @@ static void smtp_input(void *session)
 	}
 }
 
+void smtp_continue(struct smtp_session *s)
+{
+	smtp_input(s);
+}
+
 static void smtp_timeout(void *session)
 {
 	struct smtp_session *s = session;

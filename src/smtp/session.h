@@ -17,6 +17,7 @@ struct smtp_txn {
 	struct delivery_rcpt *rcpts;
 	size_t rcpt_count;
 	struct delivery_txn *delivery; /* open from DATA/first BDAT to the end of data */
+	bool begin_pending;	       /* the job opening `delivery` is still running */
 	bool delivery_failed;	       /* begin failed: consume the data, then answer 4xx */
 	char *delivery_error;
 	uint64_t size;		       /* octets received so far */
@@ -59,6 +60,8 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...) __attribute__((for
 void smtp_error(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool smtp_plaintext_allowed(const struct smtp_session *s);
 void smtp_close_after_replies(struct smtp_session *s);
+/* Runs the session's input loop again: for work that waited on a job and needs no new input. */
+void smtp_continue(struct smtp_session *s);
 
 /* txn.c */
 void smtp_cmd_mail(struct smtp_session *s, const char *args);

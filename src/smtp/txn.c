@@ -502,7 +502,14 @@ void smtp_cmd_data(struct smtp_session *s, const char *args)
 
 static void bdat_begin_done(void *session, void *arg)
 {
-	smtp_begin_done_common(session, arg);
+	struct smtp_session *s = session;
+
+	s->txn.begin_pending = false;
+	smtp_begin_done_common(s, arg);
+	/* A chunk that was already complete (BDAT 0 LAST, or a chunk whose octets all arrived
+	 * before the job ended) waited for the delivery; no new input will announce it. */
+	if (s->rx == SMTP_RX_BDAT)
+		smtp_continue(s);
 }
 
 void smtp_cmd_bdat(struct smtp_session *s, const char *args)
@@ -535,6 +542,7 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *args)
 	}
 	if (!t->bdat_started) {
 		t->bdat_started = true;
+		t->begin_pending = true;
 		net_conn_offload(s->conn, begin_job_work, bdat_begin_done, smtp_begin_job(s));
 	}
 }
@@ -791,7 +799,11 @@ bool smtp_receive(struct smtp_session *s)
 				smtp_flush_out(s);
 			continue;
 		}
-		/* A whole chunk arrived. */
+		/* A whole chunk arrived. Nothing ends the transaction, and no chunk is acknowledged,
+		 * before the job that opens its delivery has ended: completing earlier would hand
+		 * the finish job a delivery that does not exist yet, and leak the one that follows. */
+		if (t->begin_pending)
+			return false;
 		if (t->bdat_last || t->delivery_failed || t->too_big) {
 			if (t->bdat_last && t->bdat_cr) {
 				/* the message ended in a bare CR */
