@@ -1,28 +1,30 @@
-/* The addresses in a message's From: header field (RFC 5322 §3.6.2, §3.4), for the submission
- * rule that a user may only send as an address of their own. Reads only the header block. */
+/* The addresses in a message's originator fields (From:, Sender:, Resent-From:, Resent-Sender:;
+ * RFC 5322 §3.6.2, §3.6.6, §3.4), for the submission rule that a user may only send as an
+ * address of their own. Reads only the header block. */
 #include <string.h>
 
 #include "../core/core.h"
 #include "session.h"
 
-/* Length of the field name "From" plus optional white space (RFC 5322 §4.5.3 obs-optional)
- * plus ":" at the start of line, or 0 when the line is no From: field. */
-static size_t from_field_name(const uint8_t *line, size_t len)
+/* Length of the field name plus optional white space (RFC 5322 §4.5.3 obs-optional) plus ":"
+ * at the start of line, or 0 when the line is not that field. */
+static size_t field_name_length(const uint8_t *line, size_t len, const char *name)
 {
-	size_t i = 4;
+	size_t i = strlen(name);
 
-	if (len < 5 || !str_nieq((const char *)line, "From", 4))
+	if (len < i + 1 || !str_nieq((const char *)line, name, i))
 		return 0;
 	while (i < len && (line[i] == ' ' || line[i] == '\t'))
 		i++;
 	return i < len && line[i] == ':' ? i + 1 : 0;
 }
 
-/* Appends the unfolded values of every From: field in the header block to value, separated
- * by commas. A message may carry only one From: (RFC 5322 §3.6), but mail readers differ in
- * which of several they show, so each one is checked. *end_r tells whether the end of the
- * header block (an empty line) was within msg. Returns the number of From: fields. */
-static int find_from(const uint8_t *msg, size_t len, struct buf *value, bool *end_r)
+/* Appends the unfolded values of every field called name in the header block to value,
+ * separated by commas. A message may carry only one From: (RFC 5322 §3.6), but mail readers
+ * differ in which of several they show, so each one is checked. *end_r tells whether the end
+ * of the header block (an empty line) was within msg. Returns the number of such fields. */
+static int find_fields(const uint8_t *msg, size_t len, const char *name, struct buf *value,
+		       bool *end_r)
 {
 	size_t i = 0;
 	int fields = 0;
@@ -39,7 +41,7 @@ static int find_from(const uint8_t *msg, size_t len, struct buf *value, bool *en
 			*end_r = eol < len;
 			return fields;
 		}
-		size_t name_len = from_field_name(msg + i, line_len);
+		size_t name_len = field_name_length(msg + i, line_len, name);
 		if (name_len == 0) {
 			i = eol + 1;
 			continue;
@@ -63,9 +65,8 @@ static int find_from(const uint8_t *msg, size_t len, struct buf *value, bool *en
 	return fields;
 }
 
-int smtp_header_from_addresses(const uint8_t *msg, size_t len,
-			       void (*cb)(const char *address, void *ctx), void *ctx,
-			       bool *header_end_r)
+int smtp_header_addresses(const uint8_t *msg, size_t len, const char *field,
+			  void (*cb)(const char *address, void *ctx), void *ctx, bool *header_end_r)
 {
 	struct buf value, addr;
 	int count = 0;
@@ -74,7 +75,7 @@ int smtp_header_from_addresses(const uint8_t *msg, size_t len,
 
 	buf_init(&value);
 	buf_init(&addr);
-	if (find_from(msg, len, &value, header_end_r) == 0) {
+	if (find_fields(msg, len, field, &value, header_end_r) == 0) {
 		buf_free(&value);
 		return 0;
 	}

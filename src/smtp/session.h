@@ -72,11 +72,11 @@ void smtp_txn_reset(struct smtp_session *s);
 /* Consumes message data in SMTP_RX_DATA / SMTP_RX_BDAT; false when it needs more input. */
 bool smtp_receive(struct smtp_session *s);
 
-/* header_from.c: calls cb for each address of every From: field of the header block at the
- * start of msg; returns the count. *header_end_r: the header block ended within msg. */
-int smtp_header_from_addresses(const uint8_t *msg, size_t len,
-			       void (*cb)(const char *address, void *ctx), void *ctx,
-			       bool *header_end_r);
+/* header_from.c: calls cb for each address of every header field called field ("From",
+ * "Sender", ...) in the header block at the start of msg; returns the count. *header_end_r:
+ * the header block ended within msg. */
+int smtp_header_addresses(const uint8_t *msg, size_t len, const char *field,
+			  void (*cb)(const char *address, void *ctx), void *ctx, bool *header_end_r);
 
 /* auth.c */
 void smtp_cmd_auth(struct smtp_session *s, const char *args);

@@ -558,6 +558,7 @@ struct finish_job {
 	int result;
 	bool from_refused;
 	char *from_bad;
+	const char *from_field; /* static: the originator field that was refused */
 	const char *user;
 	struct buf *header;
 };
@@ -576,29 +577,56 @@ static void check_from_address(const char *address, void *arg)
 		fc->bad = xstrdup(address);
 }
 
+/* The originator fields a submitted message may carry only with the user's own addresses.
+ * Sender: and the Resent- fields count as much as From: — a reader shows them as who sent
+ * the message, and DKIM signs them with our domain — so a user can name someone else in
+ * none of them. (A "bounce"/redirect of someone else's message therefore has to go out as a
+ * forward; see ARCHITECTURE.md.) */
+static const char *const originator_fields[] = { "From", "Sender", "Resent-From",
+						 "Resent-Sender" };
+
+/* Checks the header against the submission rule; on refusal sets job->from_bad and
+ * job->from_field. */
+static bool submission_header_allowed(struct finish_job *job)
+{
+	bool header_end = false;
+	int from_count = 0;
+
+	for (size_t i = 0; i < ARRAY_LEN(originator_fields); i++) {
+		struct from_check fc = { job->delivery, job->user, NULL };
+		int n = smtp_header_addresses(job->header->data, job->header->len,
+					      originator_fields[i], check_from_address, &fc,
+					      &header_end);
+		if (i == 0)
+			from_count = n;
+		if (fc.bad != NULL) {
+			job->from_bad = fc.bad;
+			job->from_field = originator_fields[i];
+			return false;
+		}
+	}
+	job->from_field = "From";
+	/* A header block longer than what was kept could hide another originator field. */
+	if (!header_end && job->header->len >= SMTP_HEADER_KEEP) {
+		job->from_bad = xstrdup("(header too long to check)");
+		return false;
+	}
+	if (from_count == 0) {
+		job->from_bad = xstrdup("(no From: address)");
+		return false;
+	}
+	return true;
+}
+
 static void finish_job_work(void *arg)
 {
 	struct finish_job *job = arg;
 
-	if (job->user != NULL) {
-		/* Submission: the From: header must name the user too (issue policy 553). */
-		struct from_check fc = { job->delivery, job->user, NULL };
-		bool header_end = false;
-		int n = smtp_header_from_addresses(job->header->data, job->header->len,
-						   check_from_address, &fc, &header_end);
-		/* A header block longer than what was kept could hide another From: */
-		bool unchecked = !header_end && job->header->len >= SMTP_HEADER_KEEP;
-		if (n == 0 || fc.bad != NULL || unchecked) {
-			job->from_refused = true;
-			if (fc.bad != NULL)
-				job->from_bad = fc.bad;
-			else if (unchecked)
-				job->from_bad = xstrdup("(header too long to check)");
-			else
-				job->from_bad = xstrdup("(no From: address)");
-			delivery_txn_abort(&job->txn);
-			return;
-		}
+	/* Submission: the originator fields must name the user too (553). */
+	if (job->user != NULL && !submission_header_allowed(job)) {
+		job->from_refused = true;
+		delivery_txn_abort(&job->txn);
+		return;
 	}
 	job->result = delivery_txn_finish(&job->txn, job->outcomes);
 }
@@ -609,8 +637,8 @@ static void finish_job_done(void *session, void *arg)
 	struct finish_job *job = arg;
 
 	if (job->from_refused) {
-		smtp_reply(s, "553 5.7.1 From: address %s not owned by user %s", job->from_bad,
-			   s->user);
+		smtp_reply(s, "553 5.7.1 %s: address %s not owned by user %s", job->from_field,
+			   job->from_bad, s->user);
 	} else if (s->lmtp) {
 		/* RFC 2033 §4.2: one reply per accepted recipient, in order. */
 		for (size_t i = 0; i < job->count; i++) {

@@ -516,6 +516,39 @@ def test_every_from_field_is_checked(server, smtp, header):
     assert code == 553 and b"bob@example.test" in lines[0], lines
 
 
+@pytest.mark.parametrize("header,field", [
+    (b"From: demo@example.test\r\nSender: bob@example.test\r\n", b"Sender"),
+    (b"From: demo@example.test\r\nResent-From: bob@example.test\r\n", b"Resent-From"),
+    (b"From: demo@example.test\r\nResent-From: demo@example.test\r\n"
+     b"Resent-Sender: <bob@example.test>\r\n", b"Resent-Sender"),
+    # Resent fields do not make someone else's From: sendable (a redirect of a colleague's
+    # message would carry our DKIM signature over their address).
+    (b"Resent-From: demo@example.test\r\nFrom: bob@example.test\r\n", b"From"),
+])
+def test_sender_and_resent_fields_must_be_owned(server, smtp, header, field):
+    c = smtp("submission")
+    c.auth_plain(DEMO_USER, DEMO_PASSWORD)
+    before = inbox_files(server, BOB)
+    assert c.cmd(b"MAIL FROM:<demo@example.test>")[0] == 250
+    assert c.cmd(b"RCPT TO:<bob@example.test>")[0] == 250
+    code, lines = send_data(c, header + b"Subject: originators\r\n\r\nx\r\n")
+    assert code == 553 and lines[0].startswith(b"553 5.7.1 " + field + b":"), lines
+    assert b"bob@example.test" in lines[0], lines
+    assert inbox_files(server, BOB) == before
+
+
+def test_own_sender_and_resent_fields_accepted(server, smtp):
+    c = smtp("submission")
+    c.auth_plain(DEMO_USER, DEMO_PASSWORD)
+    before = inbox_files(server, BOB)
+    assert c.cmd(b"MAIL FROM:<demo@example.test>")[0] == 250
+    assert c.cmd(b"RCPT TO:<bob@example.test>")[0] == 250
+    msg = (b"From: demo@example.test\r\nSender: sales@example.test\r\n"
+           b"Resent-From: demo+tag@example.test\r\nSubject: own\r\n\r\nx\r\n")
+    assert send_data(c, msg)[0] == 250
+    assert b"Subject: own" in read_new(server, BOB, before)[0]
+
+
 @pytest.mark.parametrize("body,expect", [
     (b"bare\nLF\r\n", b"bare\r\nLF\r\n"),
     (b"bare\rCR\r\n", b"bare\r\nCR\r\n"),
