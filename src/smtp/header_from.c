@@ -79,6 +79,12 @@ int smtp_header_addresses(const uint8_t *msg, size_t len, const char *field,
 		buf_free(&value);
 		return 0;
 	}
+	/* RFC 5322 has no NUL in a header; readers differ in what they show for one (the text
+	 * up to it, or around it), so no address is read from such a field. */
+	if (value.len > 0 && memchr(value.data, '\0', value.len) != NULL) {
+		buf_free(&value);
+		return -1;
+	}
 	buf_append_byte(&value, ','); /* flush the last mailbox */
 	for (size_t i = 0; i < value.len; i++) {
 		char c = (char)value.data[i];

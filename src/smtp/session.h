@@ -73,8 +73,8 @@ void smtp_txn_reset(struct smtp_session *s);
 bool smtp_receive(struct smtp_session *s);
 
 /* header_from.c: calls cb for each address of every header field called field ("From",
- * "Sender", ...) in the header block at the start of msg; returns the count. *header_end_r:
- * the header block ended within msg. */
+ * "Sender", ...) in the header block at the start of msg; returns the count, or -1 (and no
+ * call) when such a field holds a NUL octet. *header_end_r: the header block ended within msg. */
 int smtp_header_addresses(const uint8_t *msg, size_t len, const char *field,
 			  void (*cb)(const char *address, void *ctx), void *ctx, bool *header_end_r);
 

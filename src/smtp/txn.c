@@ -599,6 +599,8 @@ static bool submission_header_allowed(struct finish_job *job)
 					      &header_end);
 		if (i == 0)
 			from_count = n;
+		if (n < 0)
+			fc.bad = xstrdup("(NUL in the field)");
 		if (fc.bad != NULL) {
 			job->from_bad = fc.bad;
 			job->from_field = originator_fields[i];

@@ -537,6 +537,17 @@ def test_sender_and_resent_fields_must_be_owned(server, smtp, header, field):
     assert inbox_files(server, BOB) == before
 
 
+def test_nul_in_an_originator_field_refused(server, smtp):
+    """Readers differ in what they show around a NUL; the check must not read only up to it."""
+    c = smtp("submission")
+    c.auth_plain(DEMO_USER, DEMO_PASSWORD)
+    assert c.cmd(b"MAIL FROM:<demo@example.test>")[0] == 250
+    assert c.cmd(b"RCPT TO:<bob@example.test>")[0] == 250
+    msg = b"From: demo@example.test\x00bob@example.test\r\nSubject: nul\r\n\r\nx\r\n"
+    code, lines = send_data(c, msg)
+    assert code == 553 and lines[0].startswith(b"553 5.7.1 From:"), lines
+
+
 def test_own_sender_and_resent_fields_accepted(server, smtp):
     c = smtp("submission")
     c.auth_plain(DEMO_USER, DEMO_PASSWORD)
