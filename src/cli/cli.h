@@ -30,6 +30,9 @@ int cmd_domain_dkim_sign(struct config *cfg, const char *domain);
  * (caller wipes and frees) or NULL on EOF/empty/too long. */
 char *cli_read_password(void);
 
+/* Everything serve refuses before binding (preflight.c); -1 after printing each problem. */
+int cli_preflight(const struct config *cfg);
+
 /* Creates the data directory (mode 0700) when missing; -1 with a message on stderr. */
 int cli_ensure_data_dir(const char *path);
 

@@ -1,4 +1,5 @@
-/* roost check: the config was already loaded and validated by main(); print what is in force. */
+/* roost check: the config was already loaded and validated by main(); run the checks serve
+ * makes before it binds (preflight.c), then print what is in force. */
 #include <stdio.h>
 
 #include "cli.h"
@@ -7,6 +8,10 @@ int cmd_check(struct config *cfg, int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
+	if (cli_preflight(cfg) < 0) {
+		fprintf(stderr, "roost: configuration refused: serve would not start\n");
+		return 1;
+	}
 	config_print(cfg, stdout);
 	printf("\n# configuration OK\n");
 	return 0;

@@ -120,22 +120,6 @@ static int drop_privileges(const struct config *cfg, const char *data_dir)
 	return 0;
 }
 
-static int refuse_unserved_listeners(const struct config *cfg)
-{
-	/* The metrics endpoint has no server in this version; binding it would accept
-	 * connections that can only fail. Say so instead of pretending. */
-	static const enum listen_kind unserved[] = { LISTEN_METRICS };
-
-	for (size_t i = 0; i < ARRAY_LEN(unserved); i++) {
-		if (cfg->listen[unserved[i]].count > 0) {
-			fprintf(stderr, "roost: [listen] %s is not supported by this version\n",
-				config_listen_name(unserved[i]));
-			return -1;
-		}
-	}
-	return 0;
-}
-
 int cmd_serve(struct config *cfg, int argc, char **argv)
 {
 	struct serve_context ctx = { .tls = NULL, .delivery = NULL };
@@ -158,7 +142,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		fprintf(stderr, "usage: roost serve\n");
 		return 2;
 	}
-	if (refuse_unserved_listeners(cfg) < 0)
+	if (cli_preflight(cfg) < 0)
 		return 1;
 	data_dir = config_resolve_path(cfg, cfg->data_dir);
 	relay_ca_file = cfg->relay_ca_file[0] != '\0' ? config_resolve_path(cfg, cfg->relay_ca_file)

@@ -1,5 +1,5 @@
 /* roost: one binary, git-style subcommands (see docs/ARCHITECTURE.md). main() finds the config
- * file, loads it, and hands over to the subcommand. */
+ * file (a command without one stops), loads it, and hands over to the subcommand. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +88,15 @@ int main(int argc, char **argv)
 	config_defaults(&cfg);
 	if (config_path == NULL)
 		config_path = default_config_path();
-	if (config_path != NULL && config_load(&cfg, config_path, err, sizeof(err)) < 0) {
+	if (config_path == NULL) {
+		/* Built-in defaults would put a data directory in /var/lib/roost that nobody
+		 * asked for; an administrator who forgot the file should hear so. */
+		fprintf(stderr, "roost: no configuration file: neither ./roost.conf nor "
+				"/etc/roost/roost.conf exists; give one with --config FILE\n");
+		config_free(&cfg);
+		return 1;
+	}
+	if (config_load(&cfg, config_path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "roost: %s\n", err);
 		config_free(&cfg);
 		return 1;
