@@ -9,6 +9,7 @@ struct cli_command {
 	const char *name;
 	const char *usage;
 	int (*run)(struct config *cfg, int argc, char **argv);
+	bool writes_data; /* runs as [server] run_as (privileges.c) */
 };
 
 int cmd_serve(struct config *cfg, int argc, char **argv);
@@ -35,5 +36,9 @@ int cli_preflight(const struct config *cfg);
 
 /* Creates the data directory (mode 0700) when missing; -1 with a message on stderr. */
 int cli_ensure_data_dir(const char *path);
+/* privileges.c: with [server] run_as set, a root caller hands the files root owns in data_dir
+ * (created when missing) to run_as and becomes run_as for good; another caller must be
+ * run_as. 0 without run_as. -1 with a message on stderr. */
+int cli_become_run_as(const struct config *cfg, const char *data_dir);
 
 #endif

@@ -2,9 +2,6 @@
  * Order matters for least privilege (OpenSMTPD's habit): open the data, load keys and bind
  * while still root, then switch to run_as before the first byte from a client is read. */
 #include <errno.h>
-#include <ftw.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,67 +53,18 @@ static void serve_reload(void *arg)
 		log_info("msg=\"certificate reloaded\"");
 }
 
-int cli_ensure_data_dir(const char *path)
-{
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-		fprintf(stderr, "roost: cannot create data directory %s: %s\n", path,
-			strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* The uid/gid files are handed to by hand_over_entry (nftw takes no context argument; set
- * once, before any thread starts, and only read by the walk). */
-static uid_t handover_uid;
-static gid_t handover_gid;
-
-static int hand_over_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)type;
-	(void)ftw;
-	if (st->st_uid == 0 && lchown(path, handover_uid, handover_gid) < 0)
-		log_warn("path=%s msg=\"cannot hand over to run_as\" error=\"%s\"", path,
-			 strerror(errno));
-	return 0;
-}
-
-/* Hands the data directory to run_as and switches to that user for good. Files that root
- * created there (accounts added with the CLI as root, say) become run_as's, so the server
- * can keep writing them after the switch. */
+/* Switches to run_as for good (privileges.c), or warns that the server keeps running as root. */
 static int drop_privileges(const struct config *cfg, const char *data_dir)
 {
-	struct passwd *pw;
-
 	if (getuid() != 0)
 		return 0;
 	if (cfg->run_as[0] == '\0') {
 		log_warn("msg=\"running as root; set [server] run_as to drop privileges\"");
 		return 0;
 	}
-	pw = getpwnam(cfg->run_as);
-	if (pw == NULL) {
-		fprintf(stderr, "roost: [server] run_as: no such user '%s'\n", cfg->run_as);
+	if (cli_become_run_as(cfg, data_dir) < 0)
 		return -1;
-	}
-	handover_uid = pw->pw_uid;
-	handover_gid = pw->pw_gid;
-	if (nftw(data_dir, hand_over_entry, 32, FTW_PHYS) < 0) {
-		fprintf(stderr, "roost: cannot hand %s over to %s: %s\n", data_dir, cfg->run_as,
-			strerror(errno));
-		return -1;
-	}
-	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
-		fprintf(stderr, "roost: cannot switch to user %s: %s\n", cfg->run_as,
-			strerror(errno));
-		return -1;
-	}
-	if (setuid(0) == 0) {
-		fprintf(stderr, "roost: privileges could not be dropped\n");
-		return -1;
-	}
-	log_info("msg=\"switched user\" user=%s uid=%u", pw->pw_name, (unsigned)pw->pw_uid);
+	log_info("msg=\"switched user\" user=%s uid=%u", cfg->run_as, (unsigned)getuid());
 	return 0;
 }
 

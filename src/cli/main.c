@@ -9,15 +9,15 @@
 #include "cli.h"
 
 static const struct cli_command commands[] = {
-	{ "serve", "serve", cmd_serve },
-	{ "check", "check", cmd_check },
-	{ "domain", "domain add|del|list|dkim|dkim-sign [DOMAIN]", cmd_domain },
+	{ "serve", "serve", cmd_serve, false },
+	{ "check", "check", cmd_check, false },
+	{ "domain", "domain add|del|list|dkim|dkim-sign [DOMAIN]", cmd_domain, true },
 	{ "user",
 	  "user add|del|passwd ADDRESS | user list [DOMAIN] | user import-passwd FILE DOMAIN",
-	  cmd_user },
-	{ "alias", "alias add|del ALIAS TARGET... | alias list", cmd_alias },
-	{ "import", "import ADDRESS PATH", cmd_import },
-	{ "queue", "queue list | flush [DOMAIN] | delete ID", cmd_queue },
+	  cmd_user, true },
+	{ "alias", "alias add|del ALIAS TARGET... | alias list", cmd_alias, true },
+	{ "import", "import ADDRESS PATH", cmd_import, true },
+	{ "queue", "queue list | flush [DOMAIN] | delete ID", cmd_queue, true },
 };
 
 static void usage(FILE *out)
@@ -36,6 +36,17 @@ static const char *default_config_path(void)
 	if (access("/etc/roost/roost.conf", F_OK) == 0)
 		return "/etc/roost/roost.conf";
 	return NULL;
+}
+
+/* A command that writes into data_dir runs as the server's user, so that nothing it creates
+ * (a domain folder, an imported message, a DKIM key) is unreadable to the server. */
+static int become_run_as(const struct config *cfg)
+{
+	char *data_dir = config_resolve_path(cfg, cfg->data_dir);
+	int r = cli_become_run_as(cfg, data_dir);
+
+	free(data_dir);
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -113,6 +124,10 @@ int main(int argc, char **argv)
 	else if (strcmp(cfg.log_level, "error") == 0)
 		log_set_level(LOG_ERROR);
 
+	if (cmd->writes_data && become_run_as(&cfg) < 0) {
+		config_free(&cfg);
+		return 1;
+	}
 	status = cmd->run(&cfg, argc - i - 1, argv + i + 1);
 	config_free(&cfg);
 	return status;

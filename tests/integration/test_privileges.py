@@ -35,10 +35,15 @@ def test_run_as_drops_root_and_keeps_working(make_roost):
         data_dir = os.path.join(base, "data")
         r = make_roost(extra={"server": {"run_as": "nobody", "data_dir": data_dir}},
                        start=False)
-        # Accounts were created by root through the CLI before the server starts.
+        # Accounts were created through the CLI, run by root, before the server starts: the
+        # CLI writes as run_as. A file root left there (an older version, a hand copy) is
+        # handed over at start.
         r.data_dir = data_dir
         r.add_user("second@example.test", "second password")
-        assert os.stat(os.path.join(data_dir, "accounts.db")).st_uid == 0
+        assert os.stat(os.path.join(data_dir, "accounts.db")).st_uid == nobody.pw_uid
+        leftover = os.path.join(data_dir, "left-by-root")
+        open(leftover, "w").close()
+        assert os.stat(leftover).st_uid == 0
         r.start()
         assert all(u == nobody.pw_uid for u in uids_of(r.proc.pid))
         assert "switched user" in r.log_text()
