@@ -15,6 +15,19 @@ struct tls_context *tls_context_new(const char *cert_path, const char *key_path,
 				    size_t errlen);
 /* Re-reads the same files; on failure the old certificate stays in use and err says why. */
 int tls_context_reload(struct tls_context *ctx, char *err, size_t errlen);
+
+/* PEM text of a certificate chain or a key, read by a process that may read the files (a
+ * privileged parent) and handed to one that may not. */
+#define TLS_PEM_MAX (1024 * 1024)
+struct tls_pem {
+	char *data; /* NUL-terminated; tls_pem_free wipes and frees it */
+	size_t len;
+};
+int tls_pem_read(const char *path, struct tls_pem *out, char *err, size_t errlen);
+void tls_pem_free(struct tls_pem *pem);
+/* As tls_context_reload, from text instead of the files (same policy, same checks). */
+int tls_context_reload_pem(struct tls_context *ctx, const struct tls_pem *cert,
+			   const struct tls_pem *key, char *err, size_t errlen);
 /* A new server-side SSL object using the current certificate; caller owns it (SSL_free). */
 SSL *tls_context_new_ssl(struct tls_context *ctx);
 void tls_context_free(struct tls_context **ctx);
