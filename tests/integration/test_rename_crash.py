@@ -1,12 +1,13 @@
 """RENAME of a mailbox with 1500 inferiors, with the server killed (SIGKILL) part-way through
 at several moments: after each restart either the old or the new hierarchy exists, whole, with
 its messages; LIST shows no inferior without its parent; a retried RENAME succeeds while the
-source is whole and answers NONEXISTENT only when the target is whole."""
+source is whole and answers NONEXISTENT only when the target is whole. A session listing
+during an uninterrupted RENAME sees one whole hierarchy each time."""
 import os
 import random
 import re
 import signal
-import socket
+import threading
 import time
 
 from conftest import DEMO_PASSWORD, DEMO_USER, LineClient
@@ -127,11 +128,27 @@ def test_rename_killed_midway_is_all_or_nothing(make_roost):
     server.start()
     assert whole_name(server) == "Big"
 
-    # One rename to completion tells how long the window is; the kills spread over it.
+    # One rename to completion tells how long the window is; the kills spread over it. Another
+    # session listing meanwhile sees one whole hierarchy each time, never a mix.
+    watcher = login(server)
+    seen, done = [], threading.Event()
+
+    def watch():
+        while not done.is_set() and len(seen) < 200:
+            names = listed(watcher)
+            seen.append(tuple(sum(1 for n in names if n == p or n.startswith(p + "/"))
+                              for p in NAMES))
+
+    thread = threading.Thread(target=watch)
+    thread.start()
     started = time.monotonic()
     reply = rename(server, "Big", "Renamed")
     window = time.monotonic() - started
+    done.set()
+    thread.join(60)
+    watcher.logout()
     assert reply.startswith(b"r OK"), reply
+    assert seen and all(sorted(counts) == [0, CHILDREN + 1] for counts in seen), seen
     assert whole_name(server) == "Renamed"
 
     rng = random.Random(1500)
