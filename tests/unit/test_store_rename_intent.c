@@ -279,6 +279,35 @@ static void test_rename_removes_intent(void **state)
 	check_tree(f, &t, "Renamed", "Big");
 }
 
+/* A folder that cannot be moved (a stray non-empty directory sits at its new name) fails the
+ * rename: the folders moved so far go back, and no record is left to finish it later. */
+static void test_failed_rename_is_undone(void **state)
+{
+	struct fixture *f = *state;
+	struct tree t;
+	struct store_err err;
+	char *stray = acct_path(f, ".Renamed.c07");
+	char *stray_cur = acct_path(f, ".Renamed.c07/cur");
+
+	make_tree(f, &t);
+	assert_int_equal(mkdir(stray, 0700), 0);
+	assert_int_equal(mkdir(stray_cur, 0700), 0);
+	assert_int_not_equal(store_mailbox_rename(f->acct, "Big", "Renamed", &err), STORE_OK);
+	char *intent = acct_path(f, "roost-rename");
+
+	assert_false(exists(intent));
+	check_tree(f, &t, "Big", "Renamed");
+	assert_int_equal(rmdir(stray_cur), 0);
+	assert_int_equal(rmdir(stray), 0);
+	fixture_close(f);
+	fixture_reopen(f);
+	check_tree(f, &t, "Big", "Renamed");
+	assert_false(exists(intent));
+	free(intent);
+	free(stray);
+	free(stray_cur);
+}
+
 static void test_unreadable_intent(void **state)
 {
 	struct fixture *f = *state;
@@ -305,6 +334,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_crash_new_parents, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_intent_after_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename_removes_intent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_rename_is_undone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreadable_intent, setup, teardown),
 	};
 
