@@ -179,9 +179,16 @@ static void simulate_crash(struct fixture *f, const char *new_folder, size_t mov
 		free(names[i]);
 	}
 	fixture_reopen(f);
-	assert_false(exists(intent));
 	free(intent);
 	free(acct_dir);
+}
+
+static void check_no_intent(struct fixture *f)
+{
+	char *intent = acct_path(f, "roost-rename");
+
+	assert_false(exists(intent));
+	free(intent);
 }
 
 static void crash_after(void **state, size_t moved)
@@ -193,6 +200,7 @@ static void crash_after(void **state, size_t moved)
 	make_tree(f, &t);
 	simulate_crash(f, ".Renamed", moved);
 	check_tree(f, &t, "Renamed", "Big");
+	check_no_intent(f);
 	/* A retried RENAME finds no source; the target is whole. The tree renames back. */
 	assert_int_equal(store_mailbox_rename(f->acct, "Big", "Renamed", &err),
 			 STORE_ERR_NOT_FOUND);
@@ -234,6 +242,7 @@ static void test_crash_new_parents(void **state)
 	make_tree(f, &t);
 	simulate_crash(f, ".A.B.Renamed", 3);
 	check_tree(f, &t, "A/B/Renamed", "Big");
+	check_no_intent(f);
 	struct store_mailbox_info info;
 
 	assert_int_equal(store_mailbox_get(f->acct, "A", &info, NULL), STORE_OK);
