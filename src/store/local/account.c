@@ -171,6 +171,7 @@ static void index_recover(struct store_account *acct)
 	acct->db = NULL;
 	/* Until the sync succeeds, rows may name files that were taken back: refuse reads. */
 	acct->index_broken = !(account_open_db(acct, &rebuild) == 0 &&
+			       local_rename_intent_finish(acct) >= 0 &&
 			       local_sync_account(acct, NULL) == STORE_OK && !acct->index_suspect);
 	acct->index_suspect = false;
 }
@@ -730,6 +731,19 @@ enum store_error store_account_open(struct store *store, const char *address,
 	for (struct local_synced *s = store->synced; s != NULL; s = s->next)
 		if (strcmp(s->address, acct->address) == 0)
 			synced = true;
+	/* Design note 8: an interrupted rename is completed before anything looks at the
+	 * folders. Another process may have been the one interrupted, hence every open. */
+	switch (local_rename_intent_finish(acct)) {
+	case -1:
+		local_write_end(acct);
+		e = local_fail(err_r, STORE_ERR_IO, "%s", store_error_str(STORE_ERR_IO));
+		goto fail;
+	case 1:
+		synced = false;
+		break;
+	default:
+		break;
+	}
 	if (rebuild || !synced) {
 		if (rebuild)
 			log_info("store=local op=index-build account=%s (new account or missing index)",

@@ -29,7 +29,14 @@
  *     one SQLite transaction for all of them; followers sleep on q_cond until their item is
  *     marked done.
  *  7. After an SQLite I/O error the connection is not trusted: local_write_end closes it,
- *     reopens the index and runs the full sync before the write lock is released. */
+ *     reopens the index and runs the full sync before the write lock is released.
+ *  8. RENAME of a mailbox with inferiors moves one folder per mailbox (the layout is flat), so
+ *     it is made all-or-nothing by an intent record (rename_intent.c): roost-rename (old and
+ *     new folder prefix) written durably -> parents of the new name created -> every folder
+ *     renamed -> account directory fsync'd -> index rows renamed and committed -> record
+ *     removed (directory fsync'd). Whoever takes the write lock at account open or index
+ *     recovery and finds the record finishes the rename (folders, then rows) before the sync,
+ *     so after a crash the whole hierarchy is under the new name, never split. */
 #ifndef ROOST_STORE_LOCAL_H
 #define ROOST_STORE_LOCAL_H
 
@@ -43,6 +50,7 @@
 #define LOCAL_INDEX_FILE "roost-index.sqlite"
 #define LOCAL_LOCK_FILE "roost-lock"
 #define LOCAL_UIDV_FILE "roost-uidvalidity"
+#define LOCAL_RENAME_INTENT_FILE "roost-rename"
 
 struct local_synced {
 	struct local_synced *next;
@@ -253,6 +261,23 @@ enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbo
 				    size_t *added_count_r, struct store_err *err_r);
 /* Reconciles the set of folders with the mailboxes table, then syncs each fully. */
 enum store_error local_sync_account(struct store_account *acct, struct store_err *err_r);
+
+/* ---- rename_intent.c (design note 8) ---- */
+/* Writes the record for renaming OLD (and its inferiors) to NEW durably; -1 with errno. */
+int local_rename_intent_write(struct store_account *acct, const char *old_canon,
+			      const char *new_canon);
+/* Removes the record durably; -1 with errno. */
+int local_rename_intent_clear(struct store_account *acct);
+/* Finishes an interrupted rename (write lock held, no transaction open): 0 when there was
+ * none, 1 when one was finished (the caller then runs the full sync), -1 when it could not
+ * be (the record stays for the next attempt; logged). */
+int local_rename_intent_finish(struct store_account *acct);
+
+/* ---- mailboxes.c ---- */
+/* Renames the index rows of OLD and its inferiors to NEW inside the caller's transaction. A
+ * row whose new name is taken is dropped (its folder was moved over; the sync adopts it). */
+enum store_error local_rename_rows(struct store_account *acct, const char *old_canon,
+				   const char *new_canon, struct store_err *err_r);
 
 /* ---- save.c ---- */
 void local_commit_queue_init(struct store_account *acct);

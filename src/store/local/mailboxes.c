@@ -324,9 +324,111 @@ out:
 	return e;
 }
 
-struct rename_entry {
+/* The ids and names of OLD and its inferiors ("OLD/..."), ordered by name; -1 on an index
+ * error. */
+struct name_row {
 	uint64_t id;
-	char *old_name;
+	char *name;
+};
+
+static void name_rows_free(struct name_row **rowsp, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free((*rowsp)[i].name);
+	free(*rowsp);
+	*rowsp = NULL;
+}
+
+static int rows_under(struct store_account *acct, const char *old_canon, struct name_row **rows_r,
+		      size_t *count_r)
+{
+	char *lo = xasprintf("%s/", old_canon), *hi = xasprintf("%s0", old_canon); /* '0' follows '/' */
+	struct name_row *rows = NULL;
+	size_t n = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(acct->db,
+				"SELECT id, name FROM mailboxes WHERE name = ?1 OR (name >= ?2 AND "
+				"name < ?3) ORDER BY name",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, old_canon, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, lo, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, hi, -1, SQLITE_STATIC);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			rows = xrealloc(rows, (n + 1) * sizeof(*rows));
+			rows[n].id = (uint64_t)sqlite3_column_int64(st, 0);
+			rows[n].name = xstrdup((const char *)sqlite3_column_text(st, 1));
+			n++;
+		}
+		sqlite3_finalize(st);
+	}
+	free(lo);
+	free(hi);
+	if (rc != SQLITE_DONE) {
+		name_rows_free(&rows, n);
+		return -1;
+	}
+	*rows_r = rows;
+	*count_r = n;
+	return 0;
+}
+
+static enum store_error drop_row(struct store_account *acct, uint64_t id, struct store_err *err_r)
+{
+	char *sql = xasprintf("DELETE FROM messages WHERE mailbox_id = %llu;"
+			      " DELETE FROM message_cache WHERE mailbox_id = %llu;"
+			      " DELETE FROM mailboxes WHERE id = %llu",
+			      (unsigned long long)id, (unsigned long long)id,
+			      (unsigned long long)id);
+	enum store_error e = STORE_OK;
+
+	if (local_exec(acct, sql) < 0)
+		e = local_db_fail(acct, err_r, "rename");
+	free(sql);
+	return e;
+}
+
+enum store_error local_rename_rows(struct store_account *acct, const char *old_canon,
+				   const char *new_canon, struct store_err *err_r)
+{
+	size_t old_len = strlen(old_canon), n = 0;
+	struct name_row *rows = NULL;
+	enum store_error e = STORE_OK;
+	sqlite3_stmt *st;
+
+	if (rows_under(acct, old_canon, &rows, &n) < 0)
+		return local_db_fail(acct, err_r, "rename");
+	if (sqlite3_prepare_v2(acct->db, "UPDATE mailboxes SET name = ?1 WHERE id = ?2", -1, &st,
+			       NULL) != SQLITE_OK) {
+		name_rows_free(&rows, n);
+		return local_db_fail(acct, err_r, "rename");
+	}
+	for (size_t i = 0; i < n && e == STORE_OK; i++) {
+		char *name = xasprintf("%s%s", new_canon, rows[i].name + old_len);
+		int rc;
+
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)rows[i].id);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		free(name);
+		if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+			/* Only after a crash left both names in the index: the folder now belongs
+			 * to the other row. */
+			log_warn("store=local op=rename account=%s duplicate-row=drop", acct->address);
+			e = drop_row(acct, rows[i].id, err_r);
+		} else if (rc != SQLITE_DONE) {
+			e = local_db_fail(acct, err_r, "rename");
+		}
+	}
+	sqlite3_finalize(st);
+	name_rows_free(&rows, n);
+	return e;
+}
+
+struct rename_entry {
 	char *new_name;
 	char *old_dir;
 	char *new_dir;
@@ -363,16 +465,109 @@ static enum store_error rename_inbox(struct store_account *acct, const char *new
 	return e;
 }
 
+static enum store_error errno_fail(struct store_err *err_r, int err)
+{
+	return local_fail(err_r, local_errno_code(err), "%s", store_error_str(local_errno_code(err)));
+}
+
+/* Checks that every new name is free and fits, and fills the folder paths. */
+static enum store_error rename_prepare(struct store_account *acct, const struct name_row *rows,
+				       struct rename_entry *ents, size_t n, const char *new_canon,
+				       size_t old_len, struct store_err *err_r)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct local_mbox m;
+		enum store_error e;
+
+		ents[i].new_name = xasprintf("%s%s", new_canon, rows[i].name + old_len);
+		if (strlen(ents[i].new_name) > LIMIT_MAILBOX_NAME || !folder_fits(ents[i].new_name))
+			return local_fail(err_r, STORE_ERR_LIMIT, "Mailbox name too long");
+		e = local_mbox_by_name(acct, ents[i].new_name, &m, err_r);
+		if (e == STORE_OK) {
+			local_mbox_clear(&m);
+			return local_fail(err_r, STORE_ERR_EXISTS, "Mailbox already exists");
+		}
+		if (e != STORE_ERR_NOT_FOUND)
+			return e;
+		ents[i].old_dir = local_folder_path(acct, rows[i].name);
+		ents[i].new_dir = local_folder_path(acct, ents[i].new_name);
+	}
+	return STORE_OK;
+}
+
+/* Design note 8: intent record, parents, folders, rows, commit, record removed. On an error
+ * the folders are moved back and the record removed; if that cannot be done, the record stays
+ * and the index recovery at the end of the write lock completes the rename instead, so the
+ * hierarchy is never left split. */
+static enum store_error rename_tree(struct store_account *acct, const char *old_canon,
+				    const char *new_canon, struct rename_entry *ents, size_t n,
+				    struct local_events *evs, struct store_err *err_r)
+{
+	enum store_error e;
+	bool undone = true;
+
+	if (local_rename_intent_write(acct, old_canon, new_canon) < 0) {
+		int err = errno;
+
+		log_error("store=local op=rename-intent account=%s errno=%s", acct->address,
+			  strerror(err));
+		return errno_fail(err_r, err);
+	}
+	if (local_exec(acct, "BEGIN IMMEDIATE") < 0)
+		e = local_db_fail(acct, err_r, "rename");
+	else
+		e = create_path(acct, new_canon, 0, false, evs, err_r);
+	for (size_t i = 0; i < n && e == STORE_OK; i++) {
+		if (rename(ents[i].old_dir, ents[i].new_dir) < 0) {
+			int err = errno;
+
+			log_error("store=local op=rename account=%s errno=%s", acct->address,
+				  strerror(err));
+			e = errno_fail(err_r, err);
+			break;
+		}
+		ents[i].moved = true;
+	}
+	if (e == STORE_OK && local_fsync_dir(acct->dir) < 0)
+		e = errno_fail(err_r, errno);
+	if (e == STORE_OK)
+		e = local_rename_rows(acct, old_canon, new_canon, err_r);
+	if (e == STORE_OK && local_exec(acct, "COMMIT") < 0)
+		e = local_db_fail(acct, err_r, "rename");
+	if (e != STORE_OK) {
+		local_exec(acct, "ROLLBACK");
+		for (size_t i = n; i-- > 0;) {
+			if (ents[i].moved && rename(ents[i].new_dir, ents[i].old_dir) < 0) {
+				log_error("store=local op=rename-undo errno=%s", strerror(errno));
+				undone = false;
+			}
+		}
+		if (undone) {
+			undo_creates(acct, evs);
+			if (local_fsync_dir(acct->dir) < 0 || local_rename_intent_clear(acct) < 0)
+				undone = false;
+		}
+	} else if (local_rename_intent_clear(acct) < 0) {
+		undone = false;
+	}
+	if (!undone) {
+		/* The record stays: local_write_end's recovery finishes the rename now. */
+		log_error("store=local op=rename account=%s action=finish-at-recovery",
+			  acct->address);
+		acct->index_suspect = true;
+	}
+	return e;
+}
+
 enum store_error store_mailbox_rename(struct store_account *acct, const char *old_name,
 				      const char *new_name, struct store_err *err_r)
 {
 	char old_canon[LIMIT_MAILBOX_NAME + 1], new_canon[LIMIT_MAILBOX_NAME + 1];
 	struct local_events evs = { 0 };
 	struct rename_entry *ents = NULL;
+	struct name_row *rows = NULL;
 	size_t n = 0, old_len;
 	enum store_error e;
-	sqlite3_stmt *st;
-	int rc;
 
 	if ((e = store_mailbox_name_check(old_name, old_canon, err_r)) != STORE_OK ||
 	    (e = store_mailbox_name_check(new_name, new_canon, err_r)) != STORE_OK)
@@ -394,108 +589,23 @@ enum store_error store_mailbox_rename(struct store_account *acct, const char *ol
 		goto publish;
 	}
 	/* The mailbox and its inferiors, each with its new name. */
-	char *hi = xasprintf("%s0", old_canon);
-	char *lo = xasprintf("%s/", old_canon);
-
-	rc = sqlite3_prepare_v2(acct->db,
-				"SELECT id, name FROM mailboxes WHERE name = ?1 OR (name >= ?2 AND "
-				"name < ?3) ORDER BY name",
-				-1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, old_canon, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, lo, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, hi, -1, SQLITE_STATIC);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			const char *nm = (const char *)sqlite3_column_text(st, 1);
-
-			ents = xrealloc(ents, (n + 1) * sizeof(*ents));
-			memset(&ents[n], 0, sizeof(ents[n]));
-			ents[n].id = (uint64_t)sqlite3_column_int64(st, 0);
-			ents[n].old_name = xstrdup(nm);
-			ents[n].new_name = xasprintf("%s%s", new_canon, nm + old_len);
-			n++;
-		}
-		sqlite3_finalize(st);
-	}
-	free(hi);
-	free(lo);
-	if (rc != SQLITE_DONE) {
+	if (rows_under(acct, old_canon, &rows, &n) < 0) {
 		e = local_db_fail(acct, err_r, "rename");
 		goto publish;
 	}
-	if (n == 0 || strcmp(ents[0].old_name, old_canon) != 0) {
+	if (n == 0 || strcmp(rows[0].name, old_canon) != 0) {
 		e = local_fail(err_r, STORE_ERR_NOT_FOUND, "Mailbox does not exist");
 		goto publish;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct local_mbox m;
-
-		if (strlen(ents[i].new_name) > LIMIT_MAILBOX_NAME || !folder_fits(ents[i].new_name)) {
-			e = local_fail(err_r, STORE_ERR_LIMIT, "Mailbox name too long");
-			goto publish;
-		}
-		e = local_mbox_by_name(acct, ents[i].new_name, &m, err_r);
-		if (e == STORE_OK) {
-			local_mbox_clear(&m);
-			e = local_fail(err_r, STORE_ERR_EXISTS, "Mailbox already exists");
-			goto publish;
-		}
-		if (e != STORE_ERR_NOT_FOUND)
-			goto publish;
-		e = STORE_OK;
-		ents[i].old_dir = local_folder_path(acct, ents[i].old_name);
-		ents[i].new_dir = local_folder_path(acct, ents[i].new_name);
-	}
-	if (local_exec(acct, "BEGIN IMMEDIATE") < 0) {
-		e = local_db_fail(acct, err_r, "rename");
-		goto publish;
-	}
-	e = create_path(acct, new_canon, 0, false, &evs, err_r);
+	ents = xcalloc(n, sizeof(*ents));
+	e = rename_prepare(acct, rows, ents, n, new_canon, old_len, err_r);
+	if (e == STORE_OK)
+		e = rename_tree(acct, old_canon, new_canon, ents, n, &evs, err_r);
 	for (size_t i = 0; i < n && e == STORE_OK; i++) {
-		if (rename(ents[i].old_dir, ents[i].new_dir) < 0) {
-			int err = errno;
-
-			log_error("store=local op=rename account=%s errno=%s", acct->address,
-				  strerror(err));
-			e = local_fail(err_r, local_errno_code(err), "%s",
-				       store_error_str(local_errno_code(err)));
-			break;
-		}
-		ents[i].moved = true;
-		char *sql = xasprintf("UPDATE mailboxes SET name = ? WHERE id = %llu",
-				      (unsigned long long)ents[i].id);
-
-		if (sqlite3_prepare_v2(acct->db, sql, -1, &st, NULL) == SQLITE_OK) {
-			sqlite3_bind_text(st, 1, ents[i].new_name, -1, SQLITE_STATIC);
-			if (sqlite3_step(st) != SQLITE_DONE)
-				e = local_db_fail(acct, err_r, "rename");
-			sqlite3_finalize(st);
-		} else {
-			e = local_db_fail(acct, err_r, "rename");
-		}
-		free(sql);
-	}
-	if (e == STORE_OK && local_fsync_dir(acct->dir) < 0) {
-		int err = errno;
-
-		e = local_fail(err_r, local_errno_code(err), "%s",
-			       store_error_str(local_errno_code(err)));
-	}
-	if (e == STORE_OK && local_exec(acct, "COMMIT") < 0)
-		e = local_db_fail(acct, err_r, "rename");
-	if (e != STORE_OK) {
-		local_exec(acct, "ROLLBACK");
-		for (size_t i = n; i-- > 0;)
-			if (ents[i].moved && rename(ents[i].new_dir, ents[i].old_dir) < 0)
-				log_error("store=local op=rename-undo errno=%s", strerror(errno));
-		undo_creates(acct, &evs);
-		goto publish;
-	}
-	for (size_t i = 0; i < n; i++) {
 		struct local_mbox m;
 
-		if (local_mbox_by_id(acct, ents[i].id, &m, NULL) == STORE_OK) {
-			local_events_add(&evs, STORE_EVENT_MAILBOX_RENAME, &m, ents[i].old_name, NULL,
+		if (local_mbox_by_id(acct, rows[i].id, &m, NULL) == STORE_OK) {
+			local_events_add(&evs, STORE_EVENT_MAILBOX_RENAME, &m, rows[i].name, NULL,
 					 0);
 			local_mbox_clear(&m);
 		}
@@ -507,13 +617,13 @@ publish:
 		local_unlock_publish(acct, true, evs.ev, evs.count);
 	}
 	local_events_clear(&evs);
-	for (size_t i = 0; i < n; i++) {
-		free(ents[i].old_name);
+	for (size_t i = 0; ents != NULL && i < n; i++) {
 		free(ents[i].new_name);
 		free(ents[i].old_dir);
 		free(ents[i].new_dir);
 	}
 	free(ents);
+	name_rows_free(&rows, n);
 	return e;
 }
 
