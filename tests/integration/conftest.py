@@ -20,6 +20,18 @@ ROOST_BIN = os.environ.get(
     "ROOST_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "roost"))
 ROOST_BIN = os.path.abspath(ROOST_BIN)
 
+def pytest_sessionstart(session):
+    """Stops the run before the first test when the machine lacks a program, a feature of one
+    (swaks without TLS) or a Python module some test uses, naming the Debian packages
+    (preflight.py; `make deps` installs them)."""
+    import preflight
+    missing = preflight.problems()
+    if missing:
+        pytest.exit("this machine lacks what the tests need (`make deps` installs it):\n  " +
+                    "\n  ".join(missing) + "\nin one go: apt-get install " +
+                    " ".join(preflight.packages(missing)), returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
 DEMO_USER = "demo@example.test"
 DEMO_PASSWORD = "correct horse battery staple"
