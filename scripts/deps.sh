@@ -3,9 +3,13 @@
 # Idempotent: a machine that has them all gets only a quick dpkg check.
 set -eu
 
+# Packages come without their recommendations (below), so what a test tool needs for a feature
+# the tests use is listed here too: swaks does STARTTLS only with libnet-ssleay-perl. The
+# integration suite checks every tool before its first test (tests/integration/preflight.py);
+# keep the two lists in step.
 PACKAGES="build-essential pkg-config clang libevent-dev libssl-dev libsqlite3-dev libinih-dev
 libc-ares-dev libcrypt-dev zlib1g-dev libcmocka-dev python3 python3-pytest openssl curl swaks
-libclang-rt-14-dev fetchmail dnsmasq-base isync"
+libnet-ssleay-perl libclang-rt-14-dev fetchmail dnsmasq-base isync mount"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,8 +1,12 @@
-/* roost import ADDRESS PATH: copies an mbox file or a Maildir/Maildir++ tree (Dovecot layout:
- * ".Folder.Sub" directories with modified UTF-7 names, flags in the ":2," suffix, keyword
- * letters from dovecot-keywords) into an account through the normal save path, converting
- * line ends to CRLF. The account's mailbox tree is created by the store when missing; the
- * accounts database is not needed. */
+/* roost import ADDRESS PATH: copies an mbox file or a Maildir/Maildir++ tree into an account
+ * through the normal save path, converting line ends to CRLF. Two folder layouts are read:
+ * Dovecot's (".Folder.Sub" directories with modified UTF-7 names, keyword letters from
+ * dovecot-keywords) and Roost's own (components percent-encoded as store/local/names.c
+ * writes them, keyword letters from roost-keywords), told apart by the roost-uidvalidity file
+ * every Roost folder holds. Flags come from the ":2," suffix in both. A PATH that is neither
+ * (a directory without cur/ or Maildir folders, a file that does not start with "From ") is
+ * refused before anything is written. The account's mailbox tree is created by the store when
+ * missing; the accounts database is not needed. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../core/core.h"
 #include "../store/store.h"
@@ -276,9 +281,9 @@ struct keyword_map {
 	char *names[26];
 };
 
-static void keywords_load(const char *folder, struct keyword_map *km)
+static void keywords_load(const char *folder, const char *file, struct keyword_map *km)
 {
-	char *path = xasprintf("%s/dovecot-keywords", folder);
+	char *path = xasprintf("%s/%s", folder, file);
 	FILE *fp = fopen(path, "re");
 	char line[256];
 
@@ -373,8 +378,80 @@ static void import_file(struct import_ctx *ctx, const char *mailbox, const char 
 		ctx->messages++;
 }
 
+/* Roost writes this file into every folder it creates (store/local/local.h note 1). */
+#define ROOST_FOLDER_MARK "roost-uidvalidity"
+
+static bool is_dir(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static bool has_file(const char *dir, const char *name)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+	bool found = access(path, F_OK) == 0;
+
+	free(path);
+	return found;
+}
+
+static bool is_maildir_folder(const char *dir)
+{
+	char *cur = xasprintf("%s/cur", dir);
+	bool found = is_dir(cur);
+
+	free(cur);
+	return found;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Roost's folder name (".A.B", every byte outside a safe set written as %XX with upper-case
+ * hex, see store/local/names.c) -> mailbox name; -1 when malformed. */
+static int roost_folder_decode(const char *in, struct buf *out)
+{
+	for (const char *p = in; *p != '\0'; p++) {
+		if (*p == '.') {
+			buf_append_byte(out, '/');
+		} else if (*p == '%') {
+			int hi = hex_digit(p[1]);
+			int lo = hi < 0 ? -1 : hex_digit(p[2]);
+
+			if (lo < 0)
+				return -1;
+			buf_append_byte(out, (uint8_t)(hi * 16 + lo));
+			p += 2;
+		} else {
+			buf_append_byte(out, (uint8_t)*p);
+		}
+	}
+	return 0;
+}
+
+/* Dovecot's folder name (modified UTF-7, '.' as separator) -> mailbox name; -1 when
+ * malformed. */
+static int dovecot_folder_decode(const char *in, struct buf *out)
+{
+	if (mutf7_decode(in, out) < 0)
+		return -1;
+	for (size_t k = 0; k < out->len; k++)
+		if (out->data[k] == '.')
+			out->data[k] = '/';
+	return 0;
+}
+
 /* One Maildir folder (cur/ and new/), messages in file-name (delivery time) order. */
-static void import_folder(struct import_ctx *ctx, const char *folder, const char *mailbox)
+static void import_folder(struct import_ctx *ctx, const char *folder, const char *mailbox,
+			  bool roost_layout)
 {
 	static const char *const subs[] = { "cur", "new" };
 	struct keyword_map km;
@@ -384,7 +461,7 @@ static void import_folder(struct import_ctx *ctx, const char *folder, const char
 		report_failure(ctx, mailbox, e);
 		return;
 	}
-	keywords_load(folder, &km);
+	keywords_load(folder, roost_layout ? "roost-keywords" : "dovecot-keywords", &km);
 	for (size_t s = 0; s < ARRAY_LEN(subs); s++) {
 		char *dir = xasprintf("%s/%s", folder, subs[s]);
 		DIR *d = opendir(dir);
@@ -420,16 +497,15 @@ static void import_folder(struct import_ctx *ctx, const char *folder, const char
 
 static int import_maildir(struct import_ctx *ctx, const char *root)
 {
-	char *cur = xasprintf("%s/cur", root);
-	struct stat sb;
+	/* A Roost account directory: every folder below it uses Roost's names. */
+	bool roost_root = has_file(root, "roost-index.sqlite") || has_file(root, ROOST_FOLDER_MARK);
 	DIR *d;
 	struct dirent *de;
 	char **folders = NULL;
 	size_t count = 0;
 
-	if (stat(cur, &sb) == 0 && S_ISDIR(sb.st_mode))
-		import_folder(ctx, root, "INBOX");
-	free(cur);
+	if (is_maildir_folder(root))
+		import_folder(ctx, root, "INBOX", roost_root);
 	d = opendir(root);
 	if (d == NULL) {
 		fprintf(stderr, "roost import: %s: %s\n", root, strerror(errno));
@@ -447,29 +523,69 @@ static int import_maildir(struct import_ctx *ctx, const char *root)
 		qsort(folders, count, sizeof(*folders), cmp_str);
 	for (size_t i = 0; i < count; i++) {
 		char *path = xasprintf("%s/%s", root, folders[i]);
-		char *fcur = xasprintf("%s/cur", path);
 		struct buf name;
 
 		buf_init(&name);
-		if (stat(fcur, &sb) == 0 && S_ISDIR(sb.st_mode) &&
-		    mutf7_decode(folders[i] + 1, &name) == 0) {
-			/* Maildir++ separator '.' becomes our '/'. */
-			for (size_t k = 0; k < name.len; k++)
-				if (name.data[k] == '.')
-					name.data[k] = '/';
-			if (store_mailbox_name_check(buf_cstr(&name), NULL, NULL) == STORE_OK)
-				import_folder(ctx, path, buf_cstr(&name));
-			else
-				fprintf(stderr, "roost import: skipping folder %s (bad name)\n",
-					folders[i]);
+		if (is_maildir_folder(path)) {
+			bool roost = roost_root || has_file(path, ROOST_FOLDER_MARK);
+			int r = roost ? roost_folder_decode(folders[i] + 1, &name)
+				      : dovecot_folder_decode(folders[i] + 1, &name);
+
+			if (r == 0 && store_mailbox_name_check(buf_cstr(&name), NULL, NULL) == STORE_OK) {
+				import_folder(ctx, path, buf_cstr(&name), roost);
+			} else {
+				fprintf(stderr, "roost import: skipping folder %s (not a valid %s "
+						"folder name)\n",
+					folders[i], roost ? "Roost" : "Maildir++");
+				ctx->failures++;
+			}
 		}
 		buf_free(&name);
-		free(fcur);
 		free(path);
 		free(folders[i]);
 	}
 	free(folders);
 	return 0;
+}
+
+/* Is PATH something import can read? A directory must be a Maildir (cur/) or a Maildir++ root
+ * (at least one ".Folder" with cur/); a file must be empty or start with an mbox "From " line.
+ * Returns 0, or -1 after telling the user why not. */
+static int import_source_check(const char *path, const struct stat *sb)
+{
+	bool ok = false;
+
+	if (S_ISDIR(sb->st_mode)) {
+		DIR *d = opendir(path);
+		struct dirent *de;
+
+		ok = is_maildir_folder(path);
+		while (!ok && d != NULL && (de = readdir(d)) != NULL) {
+			if (de->d_name[0] != '.' || strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			char *sub = xasprintf("%s/%s", path, de->d_name);
+
+			ok = is_maildir_folder(sub);
+			free(sub);
+		}
+		if (d != NULL)
+			closedir(d);
+	} else if (S_ISREG(sb->st_mode)) {
+		FILE *fp = fopen(path, "re");
+		char head[5];
+		size_t n = fp ? fread(head, 1, sizeof(head), fp) : 0;
+
+		ok = fp != NULL && (n == 0 ? !ferror(fp) : n == 5 && memcmp(head, "From ", 5) == 0);
+		if (fp != NULL)
+			fclose(fp);
+	}
+	if (!ok)
+		fprintf(stderr, "roost import: %s is neither a Maildir (a directory with cur/, or "
+				".Folder directories with cur/) nor an mbox (a file starting with "
+				"\"From \")\n",
+			path);
+	return ok ? 0 : -1;
 }
 
 int cmd_import(struct config *cfg, int argc, char **argv)
@@ -491,6 +607,8 @@ int cmd_import(struct config *cfg, int argc, char **argv)
 		fprintf(stderr, "roost import: %s: %s\n", argv[1], strerror(errno));
 		return 1;
 	}
+	if (import_source_check(argv[1], &sb) < 0)
+		return 1;
 	store = store_open(&set, &err);
 	if (store == NULL) {
 		fprintf(stderr, "roost import: %s\n", err.text);

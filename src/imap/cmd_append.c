@@ -1,4 +1,6 @@
-/* APPEND (RFC 9051 §6.3.12) with UIDPLUS APPENDUID (RFC 4315 §3) and APPENDLIMIT (RFC 7889).
+/* APPEND (RFC 9051 §6.3.12) with UIDPLUS APPENDUID (RFC 4315 §3), APPENDLIMIT (RFC 7889), the
+ * literal8 of BINARY (RFC 3516 §4.4, "~{N}") and the UTF8 data extension of UTF8=ACCEPT
+ * (RFC 6855 §4, "UTF8 (~{N})", what Thunderbird sends its Sent copy with).
  *
  * The message literal is never collected in memory: when the assembler sees the literal of an
  * APPEND announced, imap_append_literal parses the command so far, opens the store's save in
@@ -6,7 +8,11 @@
  * already checked against message_size, so TOOBIG comes before "+"). The octets go to
  * store_save_write as they arrive (plain buffered writes, acceptable on the loop); the
  * fsyncs of store_save_finish run in a worker, and the tagged OK is sent only after the store
- * acknowledged the message (durability rule). */
+ * acknowledged the message (durability rule).
+ *
+ * A literal8 may carry NUL octets. We store messages as they came and FETCH BODY[] sends them
+ * in an ordinary literal, which must not contain NUL, so such a message is refused with
+ * NO [UNKNOWN-CTE] as RFC 3516 §4.4 asks of a mailbox that cannot keep binary content. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +28,10 @@ struct imap_append {
 	int64_t internal_date;
 	uint64_t remaining;
 	bool nonsync;
-	bool discard; /* the literal is read and thrown away (error already answered) */
+	bool discard;      /* the literal is read and thrown away (error already answered) */
+	bool literal8;     /* "~{N}": may contain NUL, which we refuse */
+	bool utf8_paren;   /* "UTF8 (~{N})": a ")" follows the literal */
+	bool has_nul;
 	struct store_account *acct;
 	struct store_save *save;
 	enum store_error error;
@@ -83,6 +92,31 @@ static void begin_done(void *session, void *arg)
 	imap_command_done(s);
 }
 
+/* What remains after the flags and date: "{N}" / "{N+}", the literal8 "~{N}", or
+ * RFC 6855 §4 utf8-literal = "UTF8" SP "(" literal8 ")". The ")" comes after the octets and is
+ * checked in imap_append_input. */
+static bool append_parse_literal_start(struct imap_session *s, struct imap_append *a,
+				       struct imap_parser *ps, const char **why_r)
+{
+	if (!imap_peek(ps, '{') && !imap_peek(ps, '~')) {
+		struct imap_slice ext;
+
+		if (!imap_parse_atom(ps, &ext) || !imap_slice_ieq(&ext, "UTF8") ||
+		    !imap_parse_sp(ps) || !imap_parse_char(ps, '(') || !imap_peek(ps, '~'))
+			return false;
+		if (!s->enabled_utf8) {
+			*why_r = "APPEND UTF8 needs ENABLE UTF8=ACCEPT first";
+			return false;
+		}
+		a->utf8_paren = true;
+	}
+	if (imap_peek(ps, '~')) {
+		ps->p++;
+		a->literal8 = true;
+	}
+	return imap_peek(ps, '{');
+}
+
 bool imap_append_literal(struct imap_session *s, uint64_t size, bool nonsync)
 {
 	struct imap_parser ps;
@@ -91,6 +125,7 @@ bool imap_append_literal(struct imap_session *s, uint64_t size, bool nonsync)
 	char tagbuf[256] = "*";
 	char *name = NULL;
 	const uint8_t *brace = NULL;
+	const char *why = NULL;
 
 	/* A literal right after "APPEND " is the mailbox name, not the message: the
 	 * assembler collects that one like any other literal. */
@@ -132,15 +167,14 @@ bool imap_append_literal(struct imap_session *s, uint64_t size, bool nonsync)
 		if (!imap_parse_date_time(&ps, &a->internal_date) || !imap_parse_sp(&ps))
 			goto bad;
 	}
-	/* What remains is the literal announcement "{N}" / "{N+}" and its CRLF. */
-	if (!imap_peek(&ps, '{'))
+	if (!append_parse_literal_start(s, a, &ps, &why))
 		goto bad;
 	a->acct = s->acct;
 	s->busy = true;
 	net_conn_offload(s->conn, begin_work, begin_done, a);
 	return true;
 bad:
-	imap_bad(s, tagbuf, ps.error ? ps.error : "Invalid APPEND arguments");
+	imap_bad(s, tagbuf, why ? why : ps.error ? ps.error : "Invalid APPEND arguments");
 answered:
 	if (!nonsync || net_conn_is_closing(s->conn)) {
 		imap_append_free(s);
@@ -198,13 +232,15 @@ void imap_append_input(struct imap_session *s)
 			return;
 		}
 		a->remaining -= got;
-		if (!a->discard && a->error == STORE_OK)
+		if (a->literal8 && !a->has_nul && memchr(chunk.data, '\0', chunk.len) != NULL)
+			a->has_nul = true;
+		if (!a->discard && !a->has_nul && a->error == STORE_OK)
 			a->error = store_save_write(a->save, chunk.data, chunk.len, &a->err);
 	}
 	buf_free(&chunk);
 
-	/* The command line continues after the literal: only its CRLF may follow (no
-	 * MULTIAPPEND). */
+	/* The command line continues after the literal: only its CRLF may follow, after the
+	 * ")" of a utf8-literal (no MULTIAPPEND). */
 	char *line;
 	size_t len;
 	enum net_line_status st = net_conn_read_line(s->conn, (size_t)s->deps->cfg->imap_line,
@@ -222,17 +258,31 @@ void imap_append_input(struct imap_session *s)
 		imap_reset_command(s);
 		return;
 	}
-	if (len != 0) {
+	bool paren_ok = !a->utf8_paren || (len > 0 && line[0] == ')');
+
+	if (a->utf8_paren && paren_ok) {
+		line++;
+		len--;
+	}
+	if (!paren_ok || len != 0) {
 		/* The rest may announce more literals; they are part of this bad command.
 		 * Close rather than guess where the next command starts. */
-		imap_bad(s, a->tag, "Unexpected data after the APPEND message (MULTIAPPEND is "
-				    "not supported)");
+		imap_bad(s, a->tag, !paren_ok ? "Expected \")\" after the UTF8 message"
+					      : "Unexpected data after the APPEND message "
+						"(MULTIAPPEND is not supported)");
 		imap_append_free(s);
 		imap_reset_command(s);
 		if (memchr(line, '{', len) != NULL) {
 			imap_reply(s, "* BYE Cannot resynchronise after a bad APPEND");
 			imap_logout(s);
 		}
+		return;
+	}
+	if (a->has_nul) {
+		imap_tagged(s, a->tag, "%s NO [UNKNOWN-CTE] Messages with NUL octets cannot be "
+				       "stored; send them with a content transfer encoding", a->tag);
+		imap_append_free(s);
+		imap_reset_command(s);
 		return;
 	}
 	if (a->error != STORE_OK) {

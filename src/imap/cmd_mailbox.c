@@ -1,6 +1,14 @@
 /* CREATE (with RFC 6154 CREATE-SPECIAL-USE), DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE
  * (RFC 9051 §6.3.4-6.3.8). The store enforces INBOX's rules: DELETE INBOX is refused and
- * RENAME INBOX moves its messages (§6.3.6). */
+ * RENAME INBOX moves its messages (§6.3.6).
+ *
+ * Special-use folders keep their roles: a folder with one (Sent, Drafts, Trash, Junk, Archive)
+ * cannot be deleted or renamed, nor can a folder above it, and CREATE with a role that a
+ * folder already has is refused with USEATTR (RFC 6154 §3), so each role names at most one
+ * folder. Renaming was refused too because the store recreates the default folders with
+ * their roles when an account is opened: "Sent" renamed to "Sent Items" would come back
+ * beside it as a second \Sent. The check and the change are two steps; two sessions of one
+ * user racing to give a role to two new folders is the one way around it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +24,7 @@ struct mbox_job {
 	char *name;
 	char *new_name;
 	uint32_t special_use;
+	const char *refusal; /* NO text when a special-use rule refused the command */
 	enum store_error error;
 	struct store_err err;
 };
@@ -23,10 +32,70 @@ struct mbox_job {
 static const char *const mbox_op_names[] = { "CREATE", "DELETE", "RENAME", "SUBSCRIBE",
 					     "UNSUBSCRIBE" };
 
+/* The roles held by NAME, or by folders below it when with_inferiors, or (NAME NULL) by every
+ * folder of the account. */
+static enum store_error mbox_roles(struct mbox_job *job, const char *name, bool with_inferiors,
+				   uint32_t *roles_r)
+{
+	struct store_mailbox_info *list = NULL;
+	size_t count = 0, name_len = name ? strlen(name) : 0;
+	enum store_error e = store_mailbox_list(job->acct, &list, &count, &job->err);
+
+	*roles_r = 0;
+	if (e != STORE_OK)
+		return e;
+	for (size_t i = 0; i < count; i++) {
+		const char *n = list[i].name;
+		bool match = name == NULL || strcmp(n, name) == 0 ||
+			     (with_inferiors && strncmp(n, name, name_len) == 0 &&
+			      n[name_len] == '/');
+		if (match)
+			*roles_r |= list[i].special_use;
+	}
+	store_mailbox_list_free(&list, count);
+	return STORE_OK;
+}
+
+/* Applies the special-use rules above; returns false (job->refusal or job->error set) when the
+ * command must not go ahead. */
+static bool mbox_roles_allow(struct mbox_job *job)
+{
+	uint32_t roles = 0;
+
+	switch (job->op) {
+	case MBOX_CREATE:
+		if (job->special_use == 0)
+			return true;
+		job->error = mbox_roles(job, NULL, false, &roles);
+		if (job->error == STORE_OK && (roles & job->special_use) != 0)
+			job->refusal = "[USEATTR] Another folder already has that special use";
+		break;
+	case MBOX_DELETE:
+		job->error = mbox_roles(job, job->name, false, &roles);
+		if (job->error == STORE_OK && roles != 0)
+			job->refusal = "[CANNOT] A special-use folder cannot be deleted";
+		break;
+	case MBOX_RENAME:
+		if (strcmp(job->name, "INBOX") == 0)
+			return true;
+		job->error = mbox_roles(job, job->name, true, &roles);
+		if (job->error == STORE_OK && roles != 0)
+			job->refusal = "[CANNOT] A special-use folder (or one above it) cannot be "
+				       "renamed";
+		break;
+	case MBOX_SUBSCRIBE:
+	case MBOX_UNSUBSCRIBE:
+		return true;
+	}
+	return job->error == STORE_OK && job->refusal == NULL;
+}
+
 static void mbox_work(void *arg)
 {
 	struct mbox_job *job = arg;
 
+	if (!mbox_roles_allow(job))
+		return;
 	switch (job->op) {
 	case MBOX_CREATE:
 		job->error = store_mailbox_create(job->acct, job->name, job->special_use, &job->err);
@@ -50,7 +119,9 @@ static void mbox_done(void *session, void *arg)
 	struct imap_session *s = session;
 	struct mbox_job *job = arg;
 
-	if (job->error == STORE_OK)
+	if (job->refusal != NULL)
+		imap_tagged(s, job->tag, "%s NO %s", job->tag, job->refusal);
+	else if (job->error == STORE_OK)
 		imap_tagged(s, job->tag, "%s OK %s completed", job->tag, mbox_op_names[job->op]);
 	else if (job->error == STORE_ERR_NO_PERMISSION && job->op == MBOX_DELETE)
 		imap_tagged(s, job->tag, "%s NO [CANNOT] INBOX cannot be deleted", job->tag);

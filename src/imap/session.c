@@ -49,11 +49,33 @@ static const struct imap_command imap_commands[] = {
 /* Pre-authentication literals stay small: nobody needs more than a user name and password. */
 #define IMAP_PREAUTH_LITERAL_MAX 8192
 
+/* Every tagged NO or BAD goes to the log at info level with the command's name, so an
+ * administrator sees why a client's save or sync failed. Replies are recognised by their
+ * format ("%s NO ...", "%s BAD ...") so that the others are not formatted twice. */
+static void imap_log_failure(struct imap_session *s, const char *fmt, va_list ap)
+{
+	struct buf line;
+	va_list copy;
+
+	if (strncmp(fmt, "%s NO ", 6) != 0 && strncmp(fmt, "%s BAD ", 7) != 0)
+		return;
+	buf_init(&line);
+	va_copy(copy, ap);
+	buf_vprintf(&line, fmt, copy);
+	va_end(copy);
+	log_info("proto=imap conn=%llu ip=%s user=%s cmd=%s reply=\"%.*s\"",
+		 (unsigned long long)net_conn_id(s->conn), net_conn_peer_ip(s->conn),
+		 s->user ? s->user : "-", s->cmd_name ? s->cmd_name : "-",
+		 (int)(line.len > 300 ? 300 : line.len), (const char *)line.data);
+	buf_free(&line);
+}
+
 void imap_reply(struct imap_session *s, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
+	imap_log_failure(s, fmt, ap);
 	net_conn_vprintf_line(s->conn, fmt, ap);
 	va_end(ap);
 }
@@ -68,6 +90,7 @@ void imap_tagged(struct imap_session *s, const char *tag, const char *fmt, ...)
 		imap_flush_updates(s, s->expunge_ok);
 	buf_init(&b);
 	va_start(ap, fmt);
+	imap_log_failure(s, fmt, ap);
 	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
 	buf_append(&b, "\r\n", 2);
@@ -262,6 +285,7 @@ static void imap_execute(struct imap_session *s)
 	for (size_t i = 0; i < ARRAY_LEN(imap_commands); i++)
 		if (str_ieq(imap_commands[i].name, name_text))
 			cmd = &imap_commands[i];
+	s->cmd_name = cmd ? cmd->name : NULL;
 	if (cmd == NULL) {
 		imap_bad(s, tag, "Unknown command");
 		return;
@@ -292,6 +316,8 @@ static bool imap_command_line(struct imap_session *s, const char *line, size_t l
 	int lit;
 	char tag[64];
 
+	if (s->cmd.len == 0)
+		s->cmd_name = NULL; /* a new command; named once known */
 	buf_append(&s->cmd, line, len);
 	buf_append(&s->cmd, "\r\n", 2);
 	lit = imap_line_literal(line, len, &size, &nonsync);
@@ -301,6 +327,8 @@ static bool imap_command_line(struct imap_session *s, const char *line, size_t l
 		return !net_conn_is_closing(s->conn);
 	}
 	imap_peek_tag(s, tag, sizeof(tag));
+	if (imap_assembling_append(s))
+		s->cmd_name = "APPEND";
 	if (lit < 0) {
 		imap_bad(s, tag, "Invalid literal size");
 		imap_reset_command(s);

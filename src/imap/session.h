@@ -26,6 +26,7 @@ struct imap_session {
 	unsigned literal_count;
 	uint64_t literal_bytes;
 	unsigned bad_count;
+	const char *cmd_name; /* of the command last run or being assembled, for the log */
 
 	/* Skipping a command whose line was too long (TESTPLAN §2.3): its tag for the BAD, and
 	 * the literals it still announces, which are skipped unread. */

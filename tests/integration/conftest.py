@@ -20,6 +20,18 @@ ROOST_BIN = os.environ.get(
     "ROOST_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "roost"))
 ROOST_BIN = os.path.abspath(ROOST_BIN)
 
+def pytest_sessionstart(session):
+    """Stops the run before the first test when the machine lacks a program, a feature of one
+    (swaks without TLS) or a Python module some test uses, naming the Debian packages
+    (preflight.py; `make deps` installs them)."""
+    import preflight
+    missing = preflight.problems()
+    if missing:
+        pytest.exit("this machine lacks what the tests need (`make deps` installs it):\n  " +
+                    "\n  ".join(missing) + "\nin one go: apt-get install " +
+                    " ".join(preflight.packages(missing)), returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
 DEMO_USER = "demo@example.test"
 DEMO_PASSWORD = "correct horse battery staple"
@@ -142,11 +154,27 @@ class Roost:
 
     def start(self):
         self.log = open(self.log_path, "a")
+        log_start = self.log.tell()
         self.proc = subprocess.Popen([ROOST_BIN, "--config", self.conf, "serve"],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         for port in self.ports.values():
             wait_for_port(port, proc=self.proc, addr=self.addr)
+        self._wait_until_ready(log_start)
         return self
+
+    def _wait_until_ready(self, log_start, timeout=30.0):
+        """Ports answer as soon as they are bound, before the server handles SIGTERM; a test
+        that stopped it then would see it killed by the signal. "server ready" comes after."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log_path, errors="replace") as f:
+                f.seek(log_start)
+                if 'msg="server ready"' in f.read():
+                    return
+            if self.proc.poll() is not None:
+                raise RuntimeError("roost exited early with status %s" % self.proc.returncode)
+            time.sleep(0.02)
+        raise TimeoutError("roost did not log \"server ready\" within %d s" % timeout)
 
     def stop(self):
         if self.proc is None:

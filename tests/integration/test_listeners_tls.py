@@ -151,11 +151,16 @@ def test_sigterm_stops_with_open_connections(make_roost):
     held = [r.connect(name) for name in ("imap", "pop3", "smtp", "submission")]
     for s in held:
         s.recv(100)  # greeting
-    t0 = time.monotonic()
-    status = r.stop()
+    status = r.stop()  # fails if the server has not exited 15 s after SIGTERM
     assert status == 0
-    assert time.monotonic() - t0 < 10
+    # The server closed them rather than waiting for them to time out.
     for s in held:
+        s.settimeout(5)
+        try:
+            while s.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass
         s.close()
 
 

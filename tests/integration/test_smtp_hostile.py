@@ -290,14 +290,20 @@ def test_broken_rcpt_params(server, smtp, params):
     assert c.cmd(b"RCPT TO:<demo@example.test> NOTIFY=NEVER ORCPT=rfc822;demo+40x")[0] == 250
 
 
-@pytest.mark.parametrize("sender", [b";sleep 10;", b"$(id)", b"a@b;c", b"a b@x",
-                                    b"a@b c", b"a\x00@b", b"a@[1.2.3.4"])
+SHELL_PROBE = "/tmp/roost-shell-probe"
+
+
+@pytest.mark.parametrize("sender", [b";touch " + SHELL_PROBE.encode() + b";",
+                                    b"$(touch " + SHELL_PROBE.encode() + b")", b"$(id)",
+                                    b"a@b;c", b"a b@x", b"a@b c", b"a\x00@b", b"a@[1.2.3.4"])
 def test_shell_metacharacters_in_sender(server, smtp, sender):
+    if os.path.exists(SHELL_PROBE):
+        os.unlink(SHELL_PROBE)
     c = smtp()
-    start = time.monotonic()
     code, lines = c.cmd(b"MAIL FROM:<" + sender + b">")
     assert code in (500, 501, 553), lines
-    assert time.monotonic() - start < 2
+    # No shell ever saw the address (a file it would have made, not a timing).
+    assert not os.path.exists(SHELL_PROBE)
     assert queued(server) == []
 
 
@@ -355,7 +361,7 @@ def test_relay_refused_on_submission_without_auth(server, smtp):
 
 def test_unknown_recipients_slow_down(tmp_path, certificate, smtp):
     r = Roost(str(tmp_path), certificate[0], certificate[1],
-              {"auth": {"failure_delay": "200", "failure_delay_max": "5000"}})
+              {"auth": {"failure_delay": "500", "failure_delay_max": "5000"}})
     r.add_user(DEMO_USER, DEMO_PASSWORD)
     r.start()
     try:
@@ -370,9 +376,12 @@ def test_unknown_recipients_slow_down(tmp_path, certificate, smtp):
         start = time.monotonic()
         assert c.cmd(b"RCPT TO:<demo@example.test>")[0] == 250
         known = time.monotonic() - start
-        assert times[0] >= 0.15, times
-        assert times[2] > times[0] + 0.1, times
-        assert known < times[0], (known, times)
+        # 500, 1000, 2000 ms: lower bounds, which load cannot break
+        for t, delay in zip(times, (0.5, 1.0, 2.0)):
+            assert t >= delay - 0.02, times
+        # A known recipient is not delayed (the next penalty would be 4 s): compared with
+        # the slowest reply of this test, not with a number of seconds.
+        assert known < times[2], (known, times)
         c.close()
     finally:
         _stop_and_check(r)
@@ -454,10 +463,10 @@ def test_stall_mid_data_times_out(server, smtp):
     open_txn(c)
     c.send(b"Subject: stalled\r\n\r\npartial body")
     start = time.monotonic()
-    code, lines = c.reply(timeout=20)
+    code, lines = c.reply(timeout=60)
     elapsed = time.monotonic() - start
     assert code == 421 and lines[0].startswith(b"421 4.4.2"), lines
-    assert 8 < elapsed < 15, elapsed
+    assert elapsed > 8, elapsed  # not (much) before the configured 10 s
     assert c.closed()
     settle()
     assert inbox(server) == before
