@@ -894,8 +894,13 @@ static void conn_timer_fired(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (c->prelogin_deadline_ms != 0 && now >= c->prelogin_deadline_ms &&
 	    c->jobs_in_flight == 0) {
-		log_info("proto=%s conn=%llu ip=%s msg=\"pre-login deadline passed; closing\"",
-			 c->proto->name, (unsigned long long)c->id, c->peer_ip);
+		static struct log_limiter limiter; /* idle clients by the thousand: not a line each */
+		uint64_t suppressed;
+		if (log_limiter_allow(&limiter, 10000, &suppressed))
+			log_info("proto=%s conn=%llu ip=%s msg=\"pre-login deadline passed; "
+				 "closing\" suppressed=%llu",
+				 c->proto->name, (unsigned long long)c->id, c->peer_ip,
+				 (unsigned long long)suppressed);
 		conn_expire(c);
 		return;
 	}
