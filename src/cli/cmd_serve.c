@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,6 +69,50 @@ static int drop_privileges(const struct config *cfg, const char *data_dir)
 	return 0;
 }
 
+/* Every client connection is a descriptor, so the soft limit (often 1024) would cap the
+ * server long before memory does: raise it to the hard limit the administrator allows. Then
+ * keep a reserve for what the server opens itself (store files, SQLite, the queue, the
+ * refusals of connections over the cap) and let clients have the rest, unless [limits]
+ * max_connections says otherwise. Returns the connection cap. */
+static uint32_t serve_connection_cap(const struct config *cfg)
+{
+	struct rlimit rl;
+	uint64_t fds, reserve, budget;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return cfg->max_connections > 0 ? (uint32_t)cfg->max_connections : 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit raised = { rl.rlim_max, rl.rlim_max };
+		if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+			rl = raised;
+		else
+			log_warn("msg=\"cannot raise the descriptor limit\" soft=%llu hard=%llu "
+				 "error=\"%s\"", (unsigned long long)rl.rlim_cur,
+				 (unsigned long long)rl.rlim_max, strerror(errno));
+	}
+	fds = rl.rlim_cur == RLIM_INFINITY ? UINT32_MAX : (uint64_t)rl.rlim_cur;
+	reserve = fds / LIMIT_FD_RESERVE_DIVISOR;
+	if (reserve < LIMIT_FD_RESERVE_MIN)
+		reserve = LIMIT_FD_RESERVE_MIN;
+	budget = fds > reserve + 1 ? fds - reserve : 1;
+	if (budget > UINT32_MAX)
+		budget = UINT32_MAX;
+	if (cfg->max_connections == 0) {
+		log_info("msg=\"connection cap\" fd_limit=%llu max_connections=%llu",
+			 (unsigned long long)fds, (unsigned long long)budget);
+		return (uint32_t)budget;
+	}
+	/* An explicit cap is kept even above the budget (accept then fails and pauses instead
+	 * of refusing cleanly), but the operator is told why that is unwise. */
+	if ((uint64_t)cfg->max_connections > budget)
+		log_warn("msg=\"[limits] max_connections leaves less than the reserve of the "
+			 "descriptor limit; raise the hard limit (LimitNOFILE=, ulimit -Hn)\" "
+			 "fd_limit=%llu max_connections=%lld reserve=%llu",
+			 (unsigned long long)fds, (long long)cfg->max_connections,
+			 (unsigned long long)reserve);
+	return (uint32_t)cfg->max_connections;
+}
+
 int cmd_serve(struct config *cfg, int argc, char **argv)
 {
 	struct serve_context ctx = { .tls = NULL, .delivery = NULL };
@@ -120,6 +165,8 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		.workers = cfg->workers > 0 ? (int)cfg->workers : (int)(cores > 0 ? cores : 1),
 		.pool_threads = (int)(cores > 0 ? cores : 1) * 2,
 		.connections_per_ip = (uint32_t)cfg->connections_per_ip,
+		.max_connections = serve_connection_cap(cfg),
+		.prelogin_seconds = (uint32_t)cfg->prelogin_timeout,
 		.reload = serve_reload,
 		.reload_ctx = &ctx,
 	};

@@ -89,6 +89,10 @@ static const struct setting settings[] = {
 	  NULL },
 	{ "limits", "bad_commands", T_INT, OFF(bad_commands), "20", 1, 1000, NULL,
 	  "protocol errors before the connection is closed" },
+	{ "limits", "max_connections", T_INT, OFF(max_connections), "0", 0, 10000000, NULL,
+	  "client connections at once, all listeners; 0 = the descriptor limit less a reserve" },
+	{ "limits", "prelogin_timeout", T_SECONDS, OFF(prelogin_timeout), "60", 0, DAY, NULL,
+	  "time from connect to login (SMTP: to MAIL), however the bytes trickle; 0 = none" },
 
 	{ "auth", "plaintext", T_ENUM, OFF(plaintext), "loopback", 0, 0, plaintext_names,
 	  "where PLAIN/LOGIN/USER are allowed without TLS" },

@@ -79,6 +79,8 @@ struct config {
 	int64_t header_block;
 	int64_t connections_per_ip;
 	int64_t bad_commands;
+	int64_t max_connections;  /* all listeners together; 0 = from the descriptor limit */
+	int64_t prelogin_timeout; /* seconds from connect to login (SMTP: to MAIL); 0 = none */
 
 	/* [auth] */
 	enum plaintext_policy plaintext;

@@ -72,6 +72,16 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
+/* For events a peer can repeat at will (refused connections, failed accepts): at most one line
+ * per interval, the line telling how many were held back since the previous one. A zeroed
+ * (static) limiter is ready to use; any thread may call. */
+struct log_limiter {
+	_Atomic uint64_t next_ms;    /* monotonic time before which lines are held back */
+	_Atomic uint64_t suppressed; /* held back since the last line written */
+};
+/* true: write the line now, mentioning *suppressed_r; false: it was counted instead. */
+bool log_limiter_allow(struct log_limiter *lim, uint32_t interval_ms, uint64_t *suppressed_r);
+
 /* ---- time ---- */
 uint64_t time_now_ms(void);      /* monotonic milliseconds */
 int64_t time_wall_seconds(void); /* seconds since the epoch */

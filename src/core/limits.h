@@ -50,6 +50,14 @@
 #define LIMIT_USER_IP_CONNECTIONS_DEFAULT 30
 #define LIMIT_BAD_COMMANDS_PREAUTH 3
 #define LIMIT_BAD_COMMANDS_POSTAUTH 20
+/* Descriptors kept out of [limits] max_connections' default for the store, the queue, SQLite
+ * and the refusals themselves: max(64, one eighth of the limit). */
+#define LIMIT_FD_RESERVE_MIN 64
+#define LIMIT_FD_RESERVE_DIVISOR 8
+/* A failed accept (EMFILE, ENFILE, ENOBUFS, ENOMEM) pauses every listener for this long,
+ * doubling up to the maximum while it keeps failing. */
+#define LIMIT_ACCEPT_BACKOFF_FIRST_MS 100
+#define LIMIT_ACCEPT_BACKOFF_MAX_MS 2000
 
 /* Pending output above which a peer that does not read is dropped. */
 #define LIMIT_OUTPUT_PENDING (16 * 1024 * 1024)

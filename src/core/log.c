@@ -1,5 +1,6 @@
 /* One-line structured logs to stderr. The level is process-wide configuration, set once at
  * start-up before any thread runs, and read-only afterwards. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -37,6 +38,20 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	/* One fprintf per line so that lines of different threads do not interleave. */
 	fprintf(stderr, "ts=%s.%03ldZ level=%s %s\n", stamp, ts.tv_nsec / 1000000, names[level],
 		line);
+}
+
+bool log_limiter_allow(struct log_limiter *lim, uint32_t interval_ms, uint64_t *suppressed_r)
+{
+	uint64_t now = time_now_ms();
+	uint64_t next = atomic_load(&lim->next_ms);
+
+	/* Of the threads that find the interval over, exactly one wins the exchange and writes. */
+	if (now < next || !atomic_compare_exchange_strong(&lim->next_ms, &next, now + interval_ms)) {
+		atomic_fetch_add(&lim->suppressed, 1);
+		return false;
+	}
+	*suppressed_r = atomic_exchange(&lim->suppressed, 0);
+	return true;
 }
 
 uint64_t time_now_ms(void)

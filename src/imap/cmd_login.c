@@ -52,6 +52,7 @@ static void imap_login_succeeded(struct imap_session *s, const char *tag, const 
 	s->userip_counted = true;
 	s->bad_count = 0;
 	net_conn_set_timeout(s->conn, (uint32_t)s->deps->cfg->imap_timeout);
+	net_conn_end_prelogin(s->conn);
 	log_info("proto=imap conn=%llu ip=%s user=%s msg=\"logged in\"",
 		 (unsigned long long)net_conn_id(s->conn), ip, canonical);
 	/* The tagged OK follows once the account is open (cmd_select.c). */

@@ -569,6 +569,7 @@ static void imap_close(void *session)
 const struct net_protocol imap_protocol = {
 	.name = "imap",
 	.refuse_line = "* BYE [UNAVAILABLE] Too many connections from your address\r\n",
+	.busy_line = "* BYE [UNAVAILABLE] Too many connections; try again later\r\n",
 	.open = imap_open,
 	.input = imap_input,
 	.tls_ready = imap_tls_ready,

@@ -9,7 +9,12 @@
  *  3. The struct's memory lives until the last reference is dropped; after finalize only
  *     `finalized`, `worker` and `refs` are looked at.
  *  4. Input is delivered to the protocol only while the connection is neither paused nor
- *     closing, so a session never sees bytes that arrived before a STARTTLS handshake. */
+ *     closing, so a session never sees bytes that arrived before a STARTTLS handshake.
+ *  5. Once aborted (peer gone, output cap) nothing more is queued or logged for the
+ *     connection: whatever the session still writes before finalisation is dropped.
+ *  6. One timer per connection serves the idle timeout and the pre-login deadline. Progress
+ *     (a complete line, consumed bytes) only stamps last_progress_ms; the timer re-arms itself
+ *     when it finds the time not yet over, so a busy connection costs no timer operations. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -34,6 +39,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_schedule_finalize(struct net_conn *c);
+static void conn_timer_fired(evutil_socket_t fd, short what, void *arg);
 
 /* ---------------- references and finalisation ---------------- */
 
@@ -79,6 +85,10 @@ static void conn_finalize(struct net_conn *c)
 		event_free(c->delay_timer);
 		c->delay_timer = NULL;
 	}
+	if (c->timer) {
+		event_free(c->timer);
+		c->timer = NULL;
+	}
 	if (c->bev) {
 		/* A TLS bufferevent owns its SSL and the descriptor (BEV_OPT_CLOSE_ON_FREE); a
 		 * plain one owns neither, and fd below is still ours. */
@@ -95,6 +105,7 @@ static void conn_finalize(struct net_conn *c)
 	c->ip_counted = false;
 	buf_free(&c->line);
 	conn_unlink(c);
+	net_server_connection_gone(w->srv);
 	log_debug("proto=%s conn=%llu ip=%s msg=closed", c->proto->name,
 		  (unsigned long long)c->id, c->peer_ip);
 	if (w->stopping && w->conn_count == 0)
@@ -130,8 +141,12 @@ static void conn_schedule_finalize(struct net_conn *c)
 static void conn_abort(struct net_conn *c)
 {
 	c->closing = true;
-	if (c->bev)
+	c->aborted = true;
+	if (c->bev) {
+		struct evbuffer *out = bufferevent_get_output(c->bev);
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		evbuffer_drain(out, evbuffer_get_length(out)); /* never sent; free it now */
+	}
 	conn_schedule_finalize(c);
 }
 
@@ -194,7 +209,7 @@ static void sockaddr_to_text(const struct sockaddr *sa, char *out, size_t outlen
 	}
 }
 
-static bool kind_is_implicit_tls(enum listen_kind kind)
+bool net_kind_is_implicit_tls(enum listen_kind kind)
 {
 	return kind == LISTEN_SUBMISSIONS || kind == LISTEN_IMAPS || kind == LISTEN_POP3S;
 }
@@ -204,10 +219,6 @@ static void conn_setup_bev(struct net_conn *c, struct bufferevent *bev)
 	c->bev = bev;
 	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(bev, EV_READ, 0, NET_READ_HIGH_WATERMARK);
-	if (c->timeout_seconds > 0) {
-		struct timeval tv = { (time_t)c->timeout_seconds, 0 };
-		bufferevent_set_timeouts(bev, &tv, NULL);
-	}
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
@@ -255,9 +266,13 @@ void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr *addr,
 	w->conn_count++;
 
 	if (!net_iplimit_acquire(srv->iplimit, c->peer_ip)) {
-		log_warn("proto=%s ip=%s msg=\"connection refused: too many from this address\"",
-			 c->proto->name, c->peer_ip);
-		if (!kind_is_implicit_tls(kind) && c->proto->refuse_line != NULL) {
+		static struct log_limiter limiter;
+		uint64_t suppressed;
+		if (log_limiter_allow(&limiter, 10000, &suppressed))
+			log_warn("proto=%s ip=%s msg=\"connection refused: too many from this "
+				 "address\" suppressed=%llu",
+				 c->proto->name, c->peer_ip, (unsigned long long)suppressed);
+		if (!net_kind_is_implicit_tls(kind) && c->proto->refuse_line != NULL) {
 			ssize_t ignored = write(fd, c->proto->refuse_line,
 						strlen(c->proto->refuse_line));
 			(void)ignored;
@@ -269,8 +284,14 @@ void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr *addr,
 	c->ip_counted = true;
 	log_debug("proto=%s conn=%llu ip=%s msg=accepted", c->proto->name,
 		  (unsigned long long)c->id, c->peer_ip);
+	c->timer = evtimer_new(w->base, conn_timer_fired, c);
+	if (c->timer == NULL)
+		abort();
+	c->last_progress_ms = time_now_ms();
+	if (srv->opts.prelogin_seconds > 0)
+		c->prelogin_deadline_ms = c->last_progress_ms + srv->opts.prelogin_seconds * 1000ULL;
 
-	if (kind_is_implicit_tls(kind)) {
+	if (net_kind_is_implicit_tls(kind)) {
 		SSL *ssl = tls_context_new_ssl(srv->opts.tls);
 		struct bufferevent *bev = bufferevent_openssl_socket_new(
 			w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
@@ -285,8 +306,8 @@ void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr *addr,
 		c->ssl = ssl;
 		c->implicit_tls_pending = true;
 		/* A client that never completes the handshake must not hold the slot forever. */
-		c->timeout_seconds = 60;
 		conn_setup_bev(c, bev);
+		net_conn_set_timeout(c, 60);
 		return;
 	}
 	struct bufferevent *bev = bufferevent_socket_new(w->base, fd, BEV_OPT_DEFER_CALLBACKS);
@@ -295,6 +316,7 @@ void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr *addr,
 		return;
 	}
 	conn_setup_bev(c, bev);
+	net_conn_set_timeout(c, 0); /* arms the pre-login deadline; the session sets its own */
 	conn_open_session(c);
 }
 
@@ -350,8 +372,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		c->tls_active = true;
 		if (c->implicit_tls_pending) {
 			c->implicit_tls_pending = false;
-			c->timeout_seconds = 0;
-			bufferevent_set_timeouts(c->bev, NULL, NULL);
+			net_conn_set_timeout(c, 0);
 			conn_open_session(c);
 		} else {
 			c->paused = false;
@@ -361,15 +382,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_deliver_input(c);
 		return;
 	}
-	if (what & BEV_EVENT_TIMEOUT) {
-		if (c->closing || c->implicit_tls_pending || c->session == NULL) {
-			conn_abort(c);
-			return;
-		}
-		if (c->proto->timeout)
-			c->proto->timeout(c->session);
-		if (!c->closing)
-			net_conn_close(c);
+	if (what & BEV_EVENT_TIMEOUT) { /* only the flush limit of net_conn_close sets one */
+		conn_abort(c);
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
@@ -438,6 +452,12 @@ static void conn_do_starttls(struct net_conn *c)
 
 /* ---------------- reader ---------------- */
 
+/* The session consumed a complete line or some bytes: what the idle timeout counts from. */
+static void conn_progress(struct net_conn *c)
+{
+	c->last_progress_ms = time_now_ms();
+}
+
 static bool conn_input_blocked(const struct net_conn *c)
 {
 	return c->paused || c->closing || c->tls_switch_pending || c->bev == NULL;
@@ -487,6 +507,7 @@ static enum net_line_status conn_long_line(struct net_conn *c, struct evbuffer *
 	conn_keep_tail(c, in, line_len);
 	if (has_lf) {
 		evbuffer_drain(in, line_len + 1);
+		conn_progress(c);
 		c->long_line_done = true;
 		c->discarding_line = false;
 	} else {
@@ -543,6 +564,7 @@ enum net_line_status net_conn_read_line(struct net_conn *c, size_t max, char **l
 			       len < 64 ? len : 64);
 			c->long_tail_len = len < 64 ? len : 64;
 			c->long_line_done = true;
+			conn_progress(c);
 			*line_r = (char *)c->line.data;
 			*len_r = head;
 			return NET_LINE_TOO_LONG;
@@ -553,6 +575,7 @@ enum net_line_status net_conn_read_line(struct net_conn *c, size_t max, char **l
 		*len_r = len;
 		if (crlf_r)
 			*crlf_r = crlf;
+		conn_progress(c);
 		return NET_LINE_OK;
 	}
 }
@@ -579,6 +602,7 @@ enum net_line_status net_conn_skip_long_line(struct net_conn *c, size_t cap, cha
 		conn_keep_tail(c, in, (size_t)pos.pos);
 		evbuffer_drain(in, (size_t)pos.pos + 1);
 		c->discarding_line = false;
+		conn_progress(c);
 	}
 	c->long_line_done = false;
 	if (c->long_tail_len > 0 && c->long_tail[c->long_tail_len - 1] == '\r')
@@ -607,6 +631,7 @@ size_t net_conn_read_bytes(struct net_conn *c, size_t max, struct buf *out)
 	buf_reserve(out, n);
 	evbuffer_remove(in, out->data + out->len, n);
 	out->len += n;
+	conn_progress(c);
 	return n;
 }
 
@@ -640,6 +665,8 @@ size_t net_conn_skip_bytes(struct net_conn *c, size_t max)
 	if (n > max)
 		n = max;
 	evbuffer_drain(in, n);
+	if (n > 0)
+		conn_progress(c);
 	return n;
 }
 
@@ -678,6 +705,7 @@ static void conn_resume(struct net_conn *c)
 	if (!c->paused || c->closing || c->tls_switch_pending || c->paused_by_protocol)
 		return;
 	c->paused = false;
+	conn_progress(c); /* the client was waiting for us: that time is not idleness */
 	if (c->bev == NULL)
 		return;
 	bufferevent_enable(c->bev, EV_READ);
@@ -695,6 +723,8 @@ void net_conn_resume(struct net_conn *c)
 
 /* ---------------- writer ---------------- */
 
+/* Called after every write; conn_abort makes every later write a no-op (invariant 5), so the
+ * warning is written once per connection however much the session still tries to send. */
 static void conn_check_output_cap(struct net_conn *c)
 {
 	if (net_conn_output_length(c) > LIMIT_OUTPUT_PENDING) {
@@ -706,7 +736,7 @@ static void conn_check_output_cap(struct net_conn *c)
 
 void net_conn_write(struct net_conn *c, const void *data, size_t len)
 {
-	if (c->bev == NULL || c->finalized || (c->closing && !c->session))
+	if (c->bev == NULL || c->finalized || c->aborted || (c->closing && !c->session))
 		return;
 	bufferevent_write(c->bev, data, len);
 	conn_check_output_cap(c);
@@ -721,7 +751,7 @@ void net_conn_printf(struct net_conn *c, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (c->bev == NULL || c->finalized)
+	if (c->bev == NULL || c->finalized || c->aborted)
 		return;
 	va_start(ap, fmt);
 	evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
@@ -733,7 +763,7 @@ void net_conn_vprintf_line(struct net_conn *c, const char *fmt, va_list ap)
 {
 	struct evbuffer *out;
 
-	if (c->bev == NULL || c->finalized)
+	if (c->bev == NULL || c->finalized || c->aborted)
 		return;
 	out = bufferevent_get_output(c->bev);
 	evbuffer_add_vprintf(out, fmt, ap);
@@ -816,17 +846,84 @@ uint64_t net_conn_id(const struct net_conn *c)
 
 /* ---------------- timers ---------------- */
 
+/* How often a connection whose pre-login deadline passed during an offloaded job looks again:
+ * the job's done() must run on a live session before the farewell. */
+#define CONN_DEADLINE_RECHECK_MS 100
+
+static void conn_timer_arm(struct net_conn *c, uint64_t now)
+{
+	uint64_t due = UINT64_MAX;
+	uint64_t wait;
+
+	if (c->timer == NULL)
+		return;
+	if (c->timeout_seconds > 0)
+		due = c->last_progress_ms + c->timeout_seconds * 1000ULL;
+	if (c->prelogin_deadline_ms != 0 && c->prelogin_deadline_ms < due)
+		due = c->prelogin_deadline_ms;
+	if (due == UINT64_MAX) {
+		evtimer_del(c->timer);
+		return;
+	}
+	wait = due > now ? due - now : CONN_DEADLINE_RECHECK_MS;
+	struct timeval tv = { (time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000 };
+	evtimer_add(c->timer, &tv);
+}
+
+/* The idle timeout or the pre-login deadline passed: the session says goodbye. */
+static void conn_expire(struct net_conn *c)
+{
+	if (c->implicit_tls_pending || c->session == NULL) {
+		conn_abort(c);
+		return;
+	}
+	if (c->proto->timeout)
+		c->proto->timeout(c->session);
+	if (!c->closing)
+		net_conn_close(c);
+}
+
+static void conn_timer_fired(evutil_socket_t fd, short what, void *arg)
+{
+	struct net_conn *c = arg;
+	uint64_t now = time_now_ms();
+
+	(void)fd;
+	(void)what;
+	if (c->closing) /* net_conn_close bounds the flush with its own limit */
+		return;
+	if (c->prelogin_deadline_ms != 0 && now >= c->prelogin_deadline_ms &&
+	    c->jobs_in_flight == 0) {
+		static struct log_limiter limiter; /* idle clients by the thousand: not a line each */
+		uint64_t suppressed;
+		if (log_limiter_allow(&limiter, 10000, &suppressed))
+			log_info("proto=%s conn=%llu ip=%s msg=\"pre-login deadline passed; "
+				 "closing\" suppressed=%llu",
+				 c->proto->name, (unsigned long long)c->id, c->peer_ip,
+				 (unsigned long long)suppressed);
+		conn_expire(c);
+		return;
+	}
+	if (c->paused) /* a job, a delay, or the session itself: the client waits for us */
+		c->last_progress_ms = now;
+	else if (c->timeout_seconds > 0 &&
+		 now - c->last_progress_ms >= c->timeout_seconds * 1000ULL) {
+		conn_expire(c);
+		return;
+	}
+	conn_timer_arm(c, now);
+}
+
 void net_conn_set_timeout(struct net_conn *c, uint32_t seconds)
 {
 	c->timeout_seconds = seconds;
-	if (c->bev == NULL)
-		return;
-	if (seconds == 0) {
-		bufferevent_set_timeouts(c->bev, NULL, NULL);
-	} else {
-		struct timeval tv = { (time_t)seconds, 0 };
-		bufferevent_set_timeouts(c->bev, &tv, NULL);
-	}
+	c->last_progress_ms = time_now_ms();
+	conn_timer_arm(c, c->last_progress_ms);
+}
+
+void net_conn_end_prelogin(struct net_conn *c)
+{
+	c->prelogin_deadline_ms = 0; /* the timer re-arms for the idle timeout when it fires */
 }
 
 static void conn_delay_fired(evutil_socket_t fd, short what, void *arg)

@@ -26,6 +26,9 @@ struct net_protocol {
 	/* Written raw and the socket closed when the per-IP connection limit refuses a client
 	 * (plain listeners only; TLS listeners just close). */
 	const char *refuse_line;
+	/* Written the same way when the server is at [limits] max_connections; refuse_line
+	 * when NULL. */
+	const char *busy_line;
 	/* A new connection (after the handshake on implicit-TLS listeners). Returns the session;
 	 * the session normally writes its greeting here. */
 	void *(*open)(struct net_conn *conn, void *protocol_ctx);
@@ -49,6 +52,8 @@ struct net_server_options {
 	int workers;		 /* event loop threads (>= 1) */
 	int pool_threads;	 /* threads for offloaded blocking work (>= 1) */
 	uint32_t connections_per_ip;
+	uint32_t max_connections; /* all listeners together; more are refused at once */
+	uint32_t prelogin_seconds; /* connect to net_conn_end_prelogin at most; 0 = unbounded */
 	void (*reload)(void *ctx); /* SIGHUP handler (e.g. certificate reload); may be NULL */
 	void *reload_ctx;
 };
@@ -135,8 +140,15 @@ int net_conn_starttls(struct net_conn *c);
 bool net_conn_tls_available(const struct net_conn *c);
 /* Flush queued output, then close. Safe to call more than once and from any callback. */
 void net_conn_close(struct net_conn *c);
-/* Idle timeout in seconds; 0 = none. */
+/* Idle timeout in seconds; 0 = none. It counts from the last complete line or the last bytes
+ * the session consumed, not from the last byte that arrived: a line trickled one byte at a
+ * time does not extend it. While the connection is paused (a job, a delay, the protocol's
+ * own pause) the client is waiting for us and the time does not count. */
 void net_conn_set_timeout(struct net_conn *c, uint32_t seconds);
+/* The client logged in (SMTP: began a transaction): lifts the pre-login deadline, the
+ * absolute limit from connect set by net_server_options.prelogin_seconds. When that
+ * deadline passes, proto->timeout runs as for the idle timeout. */
+void net_conn_end_prelogin(struct net_conn *c);
 /* One-shot timer: fn(session) after ms (replaces a pending one). While it is pending the
  * connection is paused; it resumes before fn runs. Used for login failure delays. */
 void net_conn_delay(struct net_conn *c, uint32_t ms, void (*fn)(void *session));

@@ -51,6 +51,7 @@ struct net_conn {
 	bool paused;
 	bool paused_by_protocol; /* net_conn_pause: only net_conn_resume lifts it */
 	bool closing;
+	bool aborted; /* closed without flushing: output is dropped, nothing more is written */
 	bool finalize_scheduled;
 	bool finalized; /* closed and session freed; only the memory remains */
 	bool discarding_line;
@@ -61,6 +62,9 @@ struct net_conn {
 	bool ip_counted;
 	int jobs_in_flight;
 	uint32_t timeout_seconds;
+	uint64_t last_progress_ms;   /* a complete line or consumed bytes; see conn_timer_fired */
+	uint64_t prelogin_deadline_ms; /* 0 once logged in, or when unbounded */
+	struct event *timer;	     /* idle timeout and pre-login deadline, one for both */
 	size_t drain_low;
 	bool drain_wanted;
 	struct event *delay_timer;
@@ -104,7 +108,17 @@ struct net_server {
 	struct net_iplimit *iplimit;
 	struct event *signal_events[4];
 	atomic_bool stop_requested;
+	/* Connections from accept to finalisation, against opts.max_connections. Incremented on
+	 * the main loop, decremented on the workers. */
+	atomic_uint live_connections;
+	/* Accept failures (EMFILE...): every listener paused until resume_event; main loop only. */
+	struct event *resume_event;
+	uint32_t accept_backoff_ms; /* 0 while accepts succeed */
+	bool listeners_paused;
 };
+
+/* server.c: a connection of srv->live_connections was finalised (any worker thread). */
+void net_server_connection_gone(struct net_server *srv);
 
 /* worker.c */
 void net_worker_post(struct net_worker *w, struct net_conn *conn,
@@ -114,6 +128,7 @@ void net_worker_post(struct net_worker *w, struct net_conn *conn,
 void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr *addr,
 		     socklen_t addrlen, enum listen_kind kind);
 void net_conn_shutdown_all(struct net_worker *w);
+bool net_kind_is_implicit_tls(enum listen_kind kind);
 
 /* pool.c */
 struct net_pool *net_pool_new(int threads);

@@ -2,6 +2,10 @@
  * hands each one to a worker loop (round robin), each worker running on its own thread. The
  * main loop also owns the signals: SIGTERM/SIGINT stop, SIGHUP reloads (certificates).
  *
+ * Running out of descriptors: connections beyond max_connections (set below the descriptor
+ * limit) are refused with the protocol's busy line at accept; should accept() fail anyway,
+ * the listeners pause with a growing backoff instead of retrying in a busy loop.
+ *
  * Shutdown order: listeners closed -> each worker closes its connections (flushing what it
  * can, at most a few seconds) and leaves its loop -> worker threads joined -> pool drained. */
 #include <arpa/inet.h>
@@ -80,11 +84,13 @@ static void worker_accept(struct net_conn *unused, void *arg)
 	struct worker_accept_task *t = arg;
 
 	(void)unused;
-	if (t->worker->stopping)
+	if (t->worker->stopping) {
 		close(t->sock.fd);
-	else
+		net_server_connection_gone(t->worker->srv);
+	} else {
 		net_conn_accept(t->worker, t->sock.fd, (struct sockaddr *)&t->sock.addr,
 				t->sock.addrlen, t->sock.kind);
+	}
 	free(t);
 }
 
@@ -112,15 +118,59 @@ static void *worker_main(void *arg)
 
 /* ---------------- listeners ---------------- */
 
+void net_server_connection_gone(struct net_server *srv)
+{
+	atomic_fetch_sub(&srv->live_connections, 1);
+}
+
+/* At max_connections: answer with the protocol's busy line and close at once, on the main
+ * loop, so that the client learns it now instead of waiting in the kernel's queue, and the
+ * descriptor is back before the next accept. The reserve kept below the descriptor limit
+ * pays for this one. */
+static void listener_refuse_busy(struct net_server *srv, enum listen_kind kind, int fd,
+				 const struct sockaddr *addr)
+{
+	static struct log_limiter limiter;
+	const struct net_protocol *proto = srv->protocols[kind];
+	const char *line = proto->busy_line ? proto->busy_line : proto->refuse_line;
+	uint64_t suppressed;
+
+	if (!net_kind_is_implicit_tls(kind) && line != NULL) {
+		ssize_t ignored = write(fd, line, strlen(line));
+		(void)ignored;
+	}
+	close(fd);
+	if (log_limiter_allow(&limiter, 10000, &suppressed)) {
+		char ip[64] = "unknown";
+		if (addr->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, ip,
+				  sizeof(ip));
+		else if (addr->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, ip,
+				  sizeof(ip));
+		log_warn("proto=%s ip=%s msg=\"connection refused: server at max_connections\" "
+			 "max_connections=%u suppressed=%llu",
+			 proto->name, ip, srv->opts.max_connections, (unsigned long long)suppressed);
+	}
+}
+
 static void listener_accept(struct evconnlistener *listener, evutil_socket_t fd,
 			    struct sockaddr *addr, int addrlen, void *arg)
 {
 	struct net_listener_binding *b = arg;
 	struct net_server *srv = b->srv;
+
+	(void)listener;
+	srv->accept_backoff_ms = 0;
+	if (atomic_fetch_add(&srv->live_connections, 1) >= srv->opts.max_connections) {
+		atomic_fetch_sub(&srv->live_connections, 1);
+		listener_refuse_busy(srv, b->kind, fd, addr);
+		return;
+	}
+
 	unsigned idx = atomic_fetch_add(&srv->next_worker, 1) % (unsigned)srv->worker_count;
 	struct worker_accept_task *t = xcalloc(1, sizeof(*t));
 
-	(void)listener;
 	t->worker = &srv->workers[idx];
 	t->sock.fd = fd;
 	t->sock.kind = b->kind;
@@ -130,15 +180,60 @@ static void listener_accept(struct evconnlistener *listener, evutil_socket_t fd,
 	net_worker_post(t->worker, NULL, worker_accept, t);
 }
 
+static void listeners_set_enabled(struct net_server *srv, bool enabled)
+{
+	for (size_t i = 0; i < srv->binding_count; i++) {
+		if (srv->bindings[i].listener == NULL)
+			continue;
+		if (enabled)
+			evconnlistener_enable(srv->bindings[i].listener);
+		else
+			evconnlistener_disable(srv->bindings[i].listener);
+	}
+	srv->listeners_paused = !enabled;
+}
+
+static void listeners_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct net_server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	/* The backoff stays until an accept succeeds: a failure right away doubles it. */
+	listeners_set_enabled(srv, true);
+}
+
+/* accept() failed for a reason other than "nothing to accept". Descriptors or memory ran out
+ * (EMFILE, ENFILE, ENOBUFS, ENOMEM) and retrying at once would fail the same way: a listener
+ * left armed would spin on the pending client and log each failure. So every listener pauses
+ * (EMFILE is process-wide), 100 ms doubling to 2 s while it keeps failing; clients wait in
+ * the kernel's queue meanwhile. One log line per 10 s at most, with the count held back. */
 static void listener_error(struct evconnlistener *listener, void *arg)
 {
+	static struct log_limiter limiter;
 	struct net_listener_binding *b = arg;
+	struct net_server *srv = b->srv;
 	int err = EVUTIL_SOCKET_ERROR();
+	uint64_t suppressed;
 
 	(void)listener;
-	/* EMFILE and friends: keep listening; the kernel queue holds the clients meanwhile. */
-	log_error("listener=%s msg=\"accept failed\" error=\"%s\"", config_listen_name(b->kind),
-		  evutil_socket_error_to_string(err));
+	if (srv->listeners_paused)
+		return;
+	srv->accept_backoff_ms = srv->accept_backoff_ms == 0
+					 ? LIMIT_ACCEPT_BACKOFF_FIRST_MS
+					 : srv->accept_backoff_ms * 2;
+	if (srv->accept_backoff_ms > LIMIT_ACCEPT_BACKOFF_MAX_MS)
+		srv->accept_backoff_ms = LIMIT_ACCEPT_BACKOFF_MAX_MS;
+	listeners_set_enabled(srv, false);
+	struct timeval tv = { (time_t)(srv->accept_backoff_ms / 1000),
+			      (suseconds_t)(srv->accept_backoff_ms % 1000) * 1000 };
+	evtimer_add(srv->resume_event, &tv);
+	if (log_limiter_allow(&limiter, 10000, &suppressed))
+		log_error("listener=%s msg=\"accept failed; listeners paused\" error=\"%s\" "
+			  "pause_ms=%u live_connections=%u suppressed=%llu",
+			  config_listen_name(b->kind), evutil_socket_error_to_string(err),
+			  srv->accept_backoff_ms, atomic_load(&srv->live_connections),
+			  (unsigned long long)suppressed);
 }
 
 static int bind_one(struct net_server *srv, enum listen_kind kind, const struct listen_addr *la,
@@ -281,6 +376,11 @@ struct net_server *net_server_new(const struct net_server_options *opts)
 	}
 	srv->pool = net_pool_new(opts->pool_threads);
 	srv->iplimit = net_iplimit_new(opts->connections_per_ip);
+	if (srv->opts.max_connections == 0)
+		srv->opts.max_connections = UINT32_MAX;
+	srv->resume_event = evtimer_new(srv->main_base, listeners_resume, srv);
+	if (srv->resume_event == NULL)
+		abort();
 	return srv;
 }
 
@@ -306,6 +406,7 @@ int net_server_run(struct net_server *srv)
 	event_base_dispatch(srv->main_base);
 
 	/* Stop accepting, then let each worker close its connections and leave its loop. */
+	evtimer_del(srv->resume_event);
 	for (size_t i = 0; i < srv->binding_count; i++) {
 		evconnlistener_free(srv->bindings[i].listener);
 		srv->bindings[i].listener = NULL;
@@ -351,6 +452,7 @@ void net_server_free(struct net_server **srv_p)
 	for (int i = 0; i < 3; i++)
 		if (srv->signal_events[i])
 			event_free(srv->signal_events[i]);
+	event_free(srv->resume_event);
 	/* Listeners still open: the server never ran (a later bind failed, say). */
 	for (size_t i = 0; i < srv->binding_count; i++)
 		if (srv->bindings[i].listener)

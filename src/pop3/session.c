@@ -473,6 +473,7 @@ static void pop3_close(void *session)
 const struct net_protocol pop3_protocol = {
 	.name = "pop3",
 	.refuse_line = "-ERR [SYS/TEMP] Too many connections from your address\r\n",
+	.busy_line = "-ERR [SYS/TEMP] Too many connections; try again later\r\n",
 	.open = pop3_open,
 	.input = pop3_input,
 	.tls_ready = pop3_tls_ready,

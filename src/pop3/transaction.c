@@ -174,6 +174,7 @@ static void pop3_open_done(void *session, void *arg)
 	job->md = NULL;
 	s->state = POP3_TRANSACTION;
 	s->login_claimed = false; /* the login stands: it counts for LOGIN-DELAY */
+	net_conn_end_prelogin(s->conn);
 	log_info("proto=pop3 conn=%llu ip=%s user=%s msg=\"logged in\" messages=%u octets=%llu",
 		 (unsigned long long)net_conn_id(s->conn), ip, s->user, s->md->count,
 		 (unsigned long long)s->md->total_size);

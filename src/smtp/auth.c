@@ -44,6 +44,7 @@ static void smtp_auth_succeeded(struct smtp_session *s, const char *user)
 	auth_penalty_success(s->deps->penalty, ip, user);
 	s->user = xstrdup(user);
 	s->userip_counted = true;
+	net_conn_end_prelogin(s->conn);
 	log_info("proto=smtp conn=%llu ip=%s user=%s msg=\"authenticated\"",
 		 (unsigned long long)net_conn_id(s->conn), ip, user);
 	smtp_reply(s, "235 2.7.0 Authentication successful");

@@ -369,6 +369,7 @@ static void smtp_close(void *session)
 const struct net_protocol smtp_protocol = {
 	.name = "smtp",
 	.refuse_line = "421 4.7.0 Too many connections from your address\r\n",
+	.busy_line = "421 4.3.2 Too many connections; try again later\r\n",
 	.open = smtp_open,
 	.input = smtp_input,
 	.tls_ready = smtp_tls_ready,

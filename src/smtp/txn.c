@@ -83,6 +83,7 @@ static void smtp_mail_accept(struct smtp_session *s, struct smtp_path *path)
 		t->ret = xstrdup(smtp_path_param(path, "RET", NULL));
 	buf_init(&t->header);
 	s->has_txn = true;
+	net_conn_end_prelogin(s->conn); /* a transaction is what an MX client logs in for */
 	smtp_reply(s, "250 2.1.0 Sender <%s> OK", t->sender);
 }
 
