@@ -31,6 +31,19 @@ int cmd_domain_dkim_sign(struct config *cfg, const char *domain);
  * (caller wipes and frees) or NULL on EOF/empty/too long. */
 char *cli_read_password(void);
 
+/* privsep.c: the privileged parent of serve. privsep_fork forks; the parent stays root, reads
+ * cert_path and key_path whenever the child asks, passes SIGHUP/SIGTERM/SIGINT on and exits
+ * with the child's status (it never returns); the child gets *child_r and returns 0. -1 with
+ * a message on stderr when the fork fails. */
+struct privsep;
+struct tls_pem;
+int privsep_fork(const char *cert_path, const char *key_path, struct privsep **child_r);
+/* Child: the current certificate chain and key as read by the parent (caller frees both with
+ * tls_pem_free). */
+int privsep_fetch_certificate(struct privsep *p, struct tls_pem *cert, struct tls_pem *key,
+			      char *err, size_t errlen);
+void privsep_free(struct privsep **p);
+
 /* Everything serve refuses before binding (preflight.c); -1 after printing each problem. */
 int cli_preflight(const struct config *cfg);
 

@@ -2,6 +2,7 @@
  * Order matters for least privilege (OpenSMTPD's habit): open the data, load keys and bind
  * while still root, then switch to run_as before the first byte from a client is read. */
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 
 struct serve_context {
 	struct tls_context *tls;
+	struct privsep *privsep; /* the privileged parent, when there is one (privsep.c) */
 	struct delivery *delivery;
 };
 
@@ -41,6 +43,34 @@ static int serve_deliver_local(void *arg, const char *recipient, const uint8_t *
 	return delivery_store_local(ctx->delivery, recipient, msg, len);
 }
 
+/* After the switch to run_as the files may be readable by root only: the privileged parent
+ * reads them. Without a parent (no run_as, or running as root) the server reads them itself. */
+static int serve_reload_certificate(struct serve_context *ctx, char *err, size_t errlen)
+{
+	struct tls_pem cert, key;
+	int r;
+
+	if (ctx->privsep == NULL)
+		return tls_context_reload(ctx->tls, err, errlen);
+	if (privsep_fetch_certificate(ctx->privsep, &cert, &key, err, errlen) < 0)
+		return -1;
+	r = tls_context_reload_pem(ctx->tls, &cert, &key, err, errlen);
+	tls_pem_free(&cert);
+	tls_pem_free(&key);
+	return r;
+}
+
+/* A parent is worth having when the server will give up root and has certificates to reload. */
+static bool serve_wants_privsep(const struct config *cfg)
+{
+	struct passwd *pw;
+
+	if (getuid() != 0 || cfg->run_as[0] == '\0' || cfg->tls_cert[0] == '\0')
+		return false;
+	pw = getpwnam(cfg->run_as);
+	return pw != NULL && pw->pw_uid != 0;
+}
+
 static void serve_reload(void *arg)
 {
 	struct serve_context *ctx = arg;
@@ -48,7 +78,7 @@ static void serve_reload(void *arg)
 
 	if (ctx->tls == NULL)
 		return;
-	if (tls_context_reload(ctx->tls, err, sizeof(err)) < 0)
+	if (serve_reload_certificate(ctx, err, sizeof(err)) < 0)
 		log_error("msg=\"certificate reload failed; keeping the old one\" error=\"%s\"", err);
 	else
 		log_info("msg=\"certificate reloaded\"");
@@ -154,6 +184,16 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 			goto out;
 		}
 	}
+	/* The fork comes before any thread exists (net_server_new starts the pool). */
+	if (serve_wants_privsep(cfg)) {
+		char *cert = config_resolve_path(cfg, cfg->tls_cert);
+		char *key = config_resolve_path(cfg, cfg->tls_key);
+		int r = privsep_fork(cert, key, &ctx.privsep);
+		free(cert);
+		free(key);
+		if (r < 0)
+			goto out;
+	}
 	/* The protocols get their dependencies below, after the switch; no connection is
 	 * accepted before net_server_run. */
 	struct smtp_deps smtp = { cfg, NULL, NULL, NULL };
@@ -251,6 +291,7 @@ out:
 	auth_penalty_free(&penalty);
 	auth_directory_close(&dir);
 	tls_context_free(&ctx.tls);
+	privsep_free(&ctx.privsep);
 	free(data_dir);
 	free(relay_ca_file);
 	return status;
