@@ -60,6 +60,10 @@ struct net_conn {
 	size_t long_tail_len;
 	bool ip_counted;
 	int jobs_in_flight;
+	/* Set on the loop when the connection starts closing or its peer has gone; read by pool
+	 * jobs (net_conn_gone) to stop work nobody will receive. */
+	atomic_bool gone;
+	struct event *peer_watch; /* EV_CLOSED on the socket while a bulk job runs */
 	uint32_t timeout_seconds;
 	size_t drain_low;
 	bool drain_wanted;
@@ -119,6 +123,9 @@ void net_conn_shutdown_all(struct net_worker *w);
 struct net_pool *net_pool_new(int threads);
 void net_pool_submit(struct net_pool *pool, void (*work)(void *arg),
 		     void (*complete)(void *arg), void *arg);
+/* Long work (SEARCH): never on the last free thread, and only when no normal job waits. */
+void net_pool_submit_bulk(struct net_pool *pool, void (*work)(void *arg),
+			  void (*complete)(void *arg), void *arg);
 void net_pool_free(struct net_pool **pool);
 
 #endif
