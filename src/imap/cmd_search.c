@@ -322,9 +322,11 @@ fail:
  * Pieces of text are joined with NUL, which a needle never contains (sp_astring refuses it),
  * so a match never spans two parts, as when each part was searched alone.
  *
- * Every octet parsed, decoded or scanned is charged to the command's budget ([imap]
- * search_budget); past it the search stops and answers NO [LIMIT]. The search also stops when
- * its connection has gone (net_conn_gone): nobody would read the answer. */
+ * Work is charged to the command's budget ([imap] search_budget) in octets: a message's size
+ * when it is opened (parsing, decoding and folding it are linear in it, and done once), the
+ * header block for each field lookup, and the length of every text scanned for a key. Past the
+ * budget the search stops and answers NO [LIMIT]. The search also stops when its connection
+ * has gone (net_conn_gone): nobody would read the answer. */
 
 struct header_values {
 	char *name;
@@ -427,7 +429,7 @@ static void collect_text_parts(struct eval_ctx *c, const struct mime_part *p, un
 		collect_text_parts(c, p->message, depth + 1);
 		return;
 	}
-	if (strcmp(p->type, "text") != 0 || !charge(c, p->body_size))
+	if (strcmp(p->type, "text") != 0)
 		return;
 	struct buf text;
 	buf_init(&text);
@@ -435,10 +437,8 @@ static void collect_text_parts(struct eval_ctx *c, const struct mime_part *p, un
 		buf_reset(&text);
 		buf_append(&text, mime_data(c->mm) + p->body_offset, p->body_size);
 	}
-	if (charge(c, text.len)) {
-		append_folded(&c->text, (const char *)text.data, text.len);
-		c->text_parts++;
-	}
+	append_folded(&c->text, (const char *)text.data, text.len);
+	c->text_parts++;
 	buf_free(&text);
 }
 
@@ -454,11 +454,9 @@ static bool eval_text(struct eval_ctx *c)
 	struct buf h, dec;
 	buf_init(&h);
 	buf_init(&dec);
-	if (charge(c, root->header_size)) {
-		mime_header_unfold(mime_data(c->mm) + root->header_offset, root->header_size, &h);
-		mime_decode_words((const char *)h.data, h.len, &dec);
-		mime_fold_utf8((const char *)dec.data, dec.len, &c->text);
-	}
+	mime_header_unfold(mime_data(c->mm) + root->header_offset, root->header_size, &h);
+	mime_decode_words((const char *)h.data, h.len, &dec);
+	mime_fold_utf8((const char *)dec.data, dec.len, &c->text);
 	buf_free(&h);
 	buf_free(&dec);
 	c->body_offset = c->text.len;
