@@ -118,7 +118,7 @@ static char *fold_needle(const char *text)
 
 	buf_init(&f);
 	mime_fold_utf8(text, strlen(text), &f);
-	out = xstrndup((const char *)f.data, f.len);
+	out = f.len > 0 ? xstrndup((const char *)f.data, f.len) : xstrdup("");
 	buf_free(&f);
 	return out;
 }
