@@ -1,7 +1,8 @@
 /* SEARCH and UID SEARCH (RFC 9051 §6.4.4, RFC 3501 §6.4.4) with RFC 4731 ESEARCH return
  * options (MIN MAX ALL COUNT). The key tree is parsed on the loop (sequence numbers become
- * UIDs there), evaluated in a worker over store_msg_list metadata, opening and parsing a
- * message only for header, body and sent-date keys. Nesting is limited to
+ * UIDs there), evaluated as bulk pool work over store_msg_list metadata, opening and parsing a
+ * message only for header, body and sent-date keys, once per command, within a work budget
+ * (see "evaluation" below). Nesting is limited to
  * SEARCH_DEPTH_MAX levels and SEARCH_KEYS_MAX keys (TESTPLAN §3.9). */
 #include <stdlib.h>
 #include <string.h>
