@@ -123,6 +123,8 @@ static const struct setting settings[] = {
 	  "RFC 9051 §5.4: at least 30 minutes" },
 	{ "imap", "autoexpunge_days", T_INT, OFF(imap_autoexpunge_days), "0", 0, 36500, NULL,
 	  "expunge Trash/Junk mail older than this; 0 = off" },
+	{ "imap", "search_budget", T_SIZE, OFF(imap_search_budget), "8G", 1 * MiB, 1024 * 1024 * MiB,
+	  NULL, "octets one SEARCH may open and scan (one TEXT key over 4G of mail); then NO [LIMIT]" },
 
 	{ "pop3", "delete_action", T_ENUM, OFF(pop3_delete_action), "expunge", 0, 0,
 	  delete_action_names, NULL },

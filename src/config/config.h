@@ -102,6 +102,7 @@ struct config {
 	int64_t imap_timeout_preauth;
 	int64_t imap_timeout;
 	int64_t imap_autoexpunge_days;
+	int64_t imap_search_budget; /* octets one SEARCH may decode and scan */
 
 	/* [pop3] */
 	enum pop3_delete_action pop3_delete_action;

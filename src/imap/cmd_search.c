@@ -1,10 +1,12 @@
 /* SEARCH and UID SEARCH (RFC 9051 §6.4.4, RFC 3501 §6.4.4) with RFC 4731 ESEARCH return
  * options (MIN MAX ALL COUNT). The key tree is parsed on the loop (sequence numbers become
- * UIDs there), evaluated in a worker over store_msg_list metadata, opening and parsing a
- * message only for header, body and sent-date keys. Nesting is limited to
+ * UIDs there), evaluated as bulk pool work over store_msg_list metadata, opening and parsing a
+ * message only for header, body and sent-date keys, once per command, within a work budget
+ * (see "evaluation" below). Nesting is limited to
  * SEARCH_DEPTH_MAX levels and SEARCH_KEYS_MAX keys (TESTPLAN §3.9). */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../core/core.h"
 #include "session.h"
@@ -42,6 +44,7 @@ struct skey {
 	size_t kid_count;
 	uint32_t flag;
 	char *str, *str2;
+	char *folded; /* the text to find, case-folded (HEADER, BODY, TEXT) */
 	int64_t num;
 	struct store_uid_range *r;
 	size_t nr;
@@ -50,6 +53,7 @@ struct skey {
 enum { RET_MIN = 1, RET_MAX = 2, RET_ALL = 4, RET_COUNT = 8 };
 
 struct search_job {
+	struct net_conn *conn; /* only for net_conn_gone in the worker */
 	struct store_account *acct;
 	uint64_t mailbox_id;
 	char *tag;
@@ -61,6 +65,10 @@ struct search_job {
 	size_t hit_count;
 	enum store_error error;
 	struct store_err err;
+	uint64_t budget_left; /* octets still to parse, decode or scan */
+	bool stopped;	      /* over_budget or cancelled: the result is incomplete */
+	bool over_budget;
+	bool cancelled;
 };
 
 struct search_parse {
@@ -78,6 +86,7 @@ static void skey_free(struct skey *k)
 	free(k->kids);
 	free(k->str);
 	free(k->str2);
+	free(k->folded);
 	free(k->r);
 	free(k);
 }
@@ -100,6 +109,19 @@ static bool sp_astring(struct search_parse *sp, char **out)
 	}
 	*out = xstrndup((const char *)a.data, a.len);
 	return true;
+}
+
+/* The needle as the evaluation compares it (mime_text_contains' folding, done once). */
+static char *fold_needle(const char *text)
+{
+	struct buf f;
+	char *out;
+
+	buf_init(&f);
+	mime_fold_utf8(text, strlen(text), &f);
+	out = f.len > 0 ? xstrndup((const char *)f.data, f.len) : xstrdup("");
+	buf_free(&f);
+	return out;
 }
 
 static const struct {
@@ -223,6 +245,7 @@ static struct skey *parse_key(struct search_parse *sp, unsigned depth)
 			k->str = xstrdup(header_keys[i]);
 			if (!sp_astring(sp, &k->str2))
 				goto fail;
+			k->folded = fold_needle(k->str2);
 			return k;
 		}
 	}
@@ -230,10 +253,12 @@ static struct skey *parse_key(struct search_parse *sp, unsigned depth)
 		k->kind = SK_HEADER;
 		if (!sp_astring(sp, &k->str) || !sp_astring(sp, &k->str2))
 			goto fail;
+		k->folded = fold_needle(k->str2);
 	} else if (imap_slice_ieq(&a, "BODY") || imap_slice_ieq(&a, "TEXT")) {
 		k->kind = imap_slice_ieq(&a, "BODY") ? SK_BODY : SK_TEXT;
 		if (!sp_astring(sp, &k->str))
 			goto fail;
+		k->folded = fold_needle(k->str);
 	} else if (imap_slice_ieq(&a, "KEYWORD") || imap_slice_ieq(&a, "UNKEYWORD")) {
 		struct imap_slice kw;
 		k->kind = imap_slice_ieq(&a, "KEYWORD") ? SK_KEYWORD : SK_UNKEYWORD;
@@ -288,7 +313,27 @@ fail:
 	return NULL;
 }
 
-/* ---------------- evaluation (worker) ---------------- */
+/* ---------------- evaluation (worker) ----------------
+ *
+ * Cost model. A message is opened, parsed and decoded at most once per SEARCH, whatever the
+ * number of keys: the first text key builds the message's searchable text (header block
+ * unfolded, RFC 2047-decoded, case-folded; then each text part decoded to UTF-8 and
+ * case-folded), the first HEADER key on a field name collects that field's folded values, and
+ * every later key is one memmem over what is cached. Needles are folded once, when parsed.
+ * Pieces of text are joined with NUL, which a needle never contains (sp_astring refuses it),
+ * so a match never spans two parts, as when each part was searched alone.
+ *
+ * Work is charged to the command's budget ([imap] search_budget) in octets: a message's size
+ * when it is opened (parsing, decoding and folding it are linear in it, and done once), the
+ * header block for each field lookup, and the length of every text scanned for a key. Past the
+ * budget the search stops and answers NO [LIMIT]. The search also stops when its connection
+ * has gone (net_conn_gone): nobody would read the answer. */
+
+struct header_values {
+	char *name;
+	bool present;
+	struct buf folded; /* the field's values, decoded and folded, NUL-separated */
+};
 
 struct eval_ctx {
 	struct search_job *job;
@@ -296,14 +341,44 @@ struct eval_ctx {
 	struct store_message *msg;
 	struct mime_message *mm;
 	bool opened, failed;
+	bool text_ready;
+	struct buf text;       /* folded header, NUL, folded text parts NUL-separated */
+	size_t body_offset;    /* where the parts start in text */
+	size_t text_parts;     /* BODY "" matches a message with at least one text part */
+	struct header_values *headers;
+	size_t header_count;
+	int sent_state; /* 0 not looked at, 1 sent_day valid, -1 no usable Date */
+	int64_t sent_day;
 };
+
+/* Charges n octets of work; false once the budget is spent or nobody waits for the answer. */
+static bool charge(struct eval_ctx *c, uint64_t n)
+{
+	struct search_job *job = c->job;
+
+	if (job->stopped)
+		return false;
+	if (net_conn_gone(job->conn)) {
+		job->stopped = true;
+		job->cancelled = true;
+		return false;
+	}
+	if (n > job->budget_left) {
+		job->stopped = true;
+		job->over_budget = true;
+		return false;
+	}
+	job->budget_left -= n;
+	return true;
+}
 
 static bool eval_open(struct eval_ctx *c)
 {
 	if (!c->opened) {
 		c->opened = true;
-		if (store_message_open(c->job->acct, c->job->mailbox_id, c->m->uid, &c->msg, NULL) !=
-		    STORE_OK) {
+		if (!charge(c, c->m->size) ||
+		    store_message_open(c->job->acct, c->job->mailbox_id, c->m->uid, &c->msg, NULL) !=
+			    STORE_OK) {
 			c->failed = true;
 		} else {
 			size_t len;
@@ -314,78 +389,135 @@ static bool eval_open(struct eval_ctx *c)
 	return !c->failed;
 }
 
-static bool header_contains(struct eval_ctx *c, const char *name, const char *needle)
+static void eval_ctx_free(struct eval_ctx *c)
 {
-	bool hit = false;
-	struct buf raw, dec;
-
-	if (!eval_open(c))
-		return false;
-	buf_init(&raw);
-	buf_init(&dec);
-	for (size_t nth = 0; !hit && nth < 1000; nth++) {
-		buf_reset(&raw);
-		if (mime_header_get(c->mm, mime_root(c->mm), name, nth, &raw) < 0)
-			break;
-		if (needle[0] == '\0') {
-			hit = true; /* RFC 9051 §6.4.4 HEADER with an empty string: field present */
-			break;
-		}
-		buf_reset(&dec);
-		mime_decode_words((const char *)raw.data, raw.len, &dec);
-		hit = mime_text_contains((const char *)dec.data, dec.len, needle);
+	for (size_t i = 0; i < c->header_count; i++) {
+		free(c->headers[i].name);
+		buf_free(&c->headers[i].folded);
 	}
-	buf_free(&raw);
-	buf_free(&dec);
-	return hit;
+	free(c->headers);
+	buf_free(&c->text);
+	mime_message_free(&c->mm);
+	store_message_close(&c->msg);
 }
 
-static bool body_contains_part(struct eval_ctx *c, const struct mime_part *p, const char *needle,
-			       unsigned depth)
+/* A search in cached folded text, charged by the octets scanned. */
+static bool folded_contains(struct eval_ctx *c, const uint8_t *hay, size_t len, const char *needle)
 {
-	if (depth > LIMIT_MIME_DEPTH_MAX)
+	size_t n = strlen(needle);
+
+	if (!charge(c, len))
 		return false;
+	return len >= n && memmem(hay, len, needle, n) != NULL;
+}
+
+static void append_folded(struct buf *out, const char *text, size_t len)
+{
+	buf_append_byte(out, '\0');
+	mime_fold_utf8(text, len, out);
+}
+
+static void collect_text_parts(struct eval_ctx *c, const struct mime_part *p, unsigned depth)
+{
+	if (depth > LIMIT_MIME_DEPTH_MAX || c->job->stopped)
+		return;
 	if (mime_part_is_multipart(p)) {
 		for (const struct mime_part *k = p->first_child; k; k = k->next_sibling)
-			if (body_contains_part(c, k, needle, depth + 1))
-				return true;
-		return false;
+			collect_text_parts(c, k, depth + 1);
+		return;
 	}
-	if (p->message != NULL)
-		return body_contains_part(c, p->message, needle, depth + 1);
+	if (p->message != NULL) {
+		collect_text_parts(c, p->message, depth + 1);
+		return;
+	}
 	if (strcmp(p->type, "text") != 0)
-		return false;
+		return;
 	struct buf text;
-	bool hit;
 	buf_init(&text);
 	if (mime_part_text_utf8(c->mm, p, &text) < 0) {
 		buf_reset(&text);
 		buf_append(&text, mime_data(c->mm) + p->body_offset, p->body_size);
 	}
-	hit = mime_text_contains((const char *)text.data, text.len, needle);
+	append_folded(&c->text, (const char *)text.data, text.len);
+	c->text_parts++;
 	buf_free(&text);
-	return hit;
 }
 
-static bool body_contains(struct eval_ctx *c, const char *needle, bool with_header)
+/* The message's searchable text, built on first use. */
+static bool eval_text(struct eval_ctx *c)
 {
+	if (c->text_ready)
+		return !c->failed && !c->job->stopped;
+	c->text_ready = true;
 	if (!eval_open(c))
 		return false;
 	const struct mime_part *root = mime_root(c->mm);
-	if (with_header) {
-		struct buf h, dec;
-		bool hit;
-		buf_init(&h);
-		buf_init(&dec);
-		mime_header_unfold(mime_data(c->mm) + root->header_offset, root->header_size, &h);
-		mime_decode_words((const char *)h.data, h.len, &dec);
-		hit = mime_text_contains((const char *)dec.data, dec.len, needle);
-		buf_free(&h);
-		buf_free(&dec);
-		if (hit)
-			return true;
+	struct buf h, dec;
+	buf_init(&h);
+	buf_init(&dec);
+	mime_header_unfold(mime_data(c->mm) + root->header_offset, root->header_size, &h);
+	mime_decode_words((const char *)h.data, h.len, &dec);
+	mime_fold_utf8((const char *)dec.data, dec.len, &c->text);
+	buf_free(&h);
+	buf_free(&dec);
+	c->body_offset = c->text.len;
+	collect_text_parts(c, root, 0);
+	return !c->job->stopped;
+}
+
+static bool body_contains(struct eval_ctx *c, const struct skey *k, bool with_header)
+{
+	if (!eval_text(c))
+		return false;
+	if (k->str[0] == '\0') /* as an empty needle always matched a text part */
+		return with_header || c->text_parts > 0;
+	if (with_header)
+		return folded_contains(c, c->text.data, c->text.len, k->folded);
+	return folded_contains(c, c->text.data + c->body_offset, c->text.len - c->body_offset,
+			       k->folded);
+}
+
+/* The folded values of one header field of the top-level header, collected on first use. */
+static const struct header_values *header_values(struct eval_ctx *c, const char *name)
+{
+	for (size_t i = 0; i < c->header_count; i++)
+		if (strcasecmp(c->headers[i].name, name) == 0)
+			return &c->headers[i];
+	if (!eval_open(c))
+		return NULL;
+	c->headers = xrealloc(c->headers, (c->header_count + 1) * sizeof(*c->headers));
+	struct header_values *hv = &c->headers[c->header_count++];
+	const struct mime_part *root = mime_root(c->mm);
+	struct buf raw, dec;
+
+	hv->name = xstrdup(name);
+	hv->present = false;
+	buf_init(&hv->folded);
+	buf_init(&raw);
+	buf_init(&dec);
+	for (size_t nth = 0; nth < 1000 && charge(c, root->header_size); nth++) {
+		buf_reset(&raw);
+		if (mime_header_get(c->mm, root, name, nth, &raw) < 0)
+			break;
+		hv->present = true;
+		buf_reset(&dec);
+		mime_decode_words((const char *)raw.data, raw.len, &dec);
+		append_folded(&hv->folded, (const char *)dec.data, dec.len);
 	}
-	return body_contains_part(c, root, needle, 0);
+	buf_free(&raw);
+	buf_free(&dec);
+	return c->job->stopped ? NULL : hv;
+}
+
+static bool header_contains(struct eval_ctx *c, const struct skey *k)
+{
+	const struct header_values *hv = header_values(c, k->str);
+
+	if (hv == NULL || !hv->present)
+		return false;
+	if (k->str2[0] == '\0')
+		return true; /* RFC 9051 §6.4.4 HEADER with an empty string: field present */
+	return folded_contains(c, hv->folded.data, hv->folded.len, k->folded);
 }
 
 static int64_t day_of(int64_t t)
@@ -395,20 +527,25 @@ static int64_t day_of(int64_t t)
 
 static bool sent_day(struct eval_ctx *c, int64_t *day_r)
 {
-	struct buf d;
-	int64_t t;
-	int tz;
-	bool ok;
+	if (c->sent_state == 0) {
+		struct buf d;
+		int64_t t;
+		int tz;
 
-	if (!eval_open(c))
-		return false;
-	buf_init(&d);
-	ok = mime_header_get(c->mm, mime_root(c->mm), "Date", 0, &d) == 0 &&
-	     mime_parse_date((const char *)d.data, d.len, &t, &tz) == 0;
-	buf_free(&d);
-	if (ok) /* RFC 9051 §6.4.4: the date in its own time zone, time disregarded */
-		*day_r = day_of(t + (int64_t)tz * 60);
-	return ok;
+		c->sent_state = -1;
+		if (!eval_open(c) || !charge(c, mime_root(c->mm)->header_size))
+			return false;
+		buf_init(&d);
+		if (mime_header_get(c->mm, mime_root(c->mm), "Date", 0, &d) == 0 &&
+		    mime_parse_date((const char *)d.data, d.len, &t, &tz) == 0) {
+			/* RFC 9051 §6.4.4: the date in its own time zone, time disregarded */
+			c->sent_day = day_of(t + (int64_t)tz * 60);
+			c->sent_state = 1;
+		}
+		buf_free(&d);
+	}
+	*day_r = c->sent_day;
+	return c->sent_state == 1;
 }
 
 static bool has_keyword(const char *list, const char *kw)
@@ -454,11 +591,11 @@ static bool eval(struct eval_ctx *c, const struct skey *k)
 	case SK_UNKEYWORD:
 		return !has_keyword(m->keywords, k->str);
 	case SK_HEADER:
-		return header_contains(c, k->str, k->str2);
+		return header_contains(c, k);
 	case SK_BODY:
-		return body_contains(c, k->str, false);
+		return body_contains(c, k, false);
 	case SK_TEXT:
-		return body_contains(c, k->str, true);
+		return body_contains(c, k, true);
 	case SK_BEFORE:
 		return day_of(m->internal_date) < k->num;
 	case SK_ON:
@@ -488,16 +625,21 @@ static void search_work(void *arg)
 	struct store_msg *msgs = NULL;
 	size_t n = 0;
 
+	if (net_conn_gone(job->conn)) { /* gone while the job was queued */
+		job->stopped = job->cancelled = true;
+		return;
+	}
 	job->error = store_msg_list(job->acct, job->mailbox_id, &q, &msgs, &n, &job->err);
 	if (job->error != STORE_OK)
 		return;
 	job->hits = xmalloc((n + 1) * sizeof(uint32_t));
-	for (size_t i = 0; i < n; i++) {
-		struct eval_ctx c = { job, &msgs[i], NULL, NULL, false, false };
-		if (eval(&c, job->root))
+	for (size_t i = 0; i < n && !job->stopped; i++) {
+		struct eval_ctx c = { .job = job, .m = &msgs[i] };
+		buf_init(&c.text);
+		/* A verdict reached after the budget ran out is not trusted. */
+		if (eval(&c, job->root) && !job->stopped)
 			job->hits[job->hit_count++] = msgs[i].uid;
-		mime_message_free(&c.mm);
-		store_message_close(&c.msg);
+		eval_ctx_free(&c);
 	}
 	store_msg_list_free(&msgs, n);
 }
@@ -507,7 +649,15 @@ static void search_done(void *session, void *arg)
 	struct imap_session *s = session;
 	struct search_job *job = arg;
 
-	if (job->error != STORE_OK) {
+	if (job->cancelled) {
+		log_info("proto=imap conn=%llu ip=%s user=%s msg=\"search stopped: connection closed\"",
+			 (unsigned long long)net_conn_id(s->conn), net_conn_peer_ip(s->conn), s->user);
+	} else if (job->over_budget) {
+		log_info("proto=imap conn=%llu ip=%s user=%s msg=\"search over its work budget\"",
+			 (unsigned long long)net_conn_id(s->conn), net_conn_peer_ip(s->conn), s->user);
+		imap_tagged(s, job->tag, "%s NO [LIMIT] Search needs too much work; narrow it",
+			    job->tag);
+	} else if (job->error != STORE_OK) {
 		imap_store_error(s, job->tag, job->error, &job->err);
 	} else {
 		/* Only messages the client knows; numbers as the client knows them. */
@@ -622,12 +772,14 @@ void imap_search_run(struct imap_session *s, const char *tag, struct imap_parser
 	}
 	if (job->root->kid_count == 0 || !imap_parse_crlf(ps))
 		goto bad;
+	job->conn = s->conn;
+	job->budget_left = (uint64_t)s->deps->cfg->imap_search_budget;
 	job->acct = s->acct;
 	job->mailbox_id = s->sel->id;
 	job->tag = xstrdup(tag);
 	job->uid = uid;
 	s->busy = true;
-	net_conn_offload(s->conn, search_work, search_done, job);
+	net_conn_offload_bulk(s->conn, search_work, search_done, job);
 	return;
 bad:
 	imap_bad(s, tag, ps->error ? ps->error : "Invalid SEARCH arguments");

@@ -78,9 +78,14 @@ static void conn_finalize(struct net_conn *c)
 		return;
 	c->finalized = true;
 	c->closing = true;
+	atomic_store(&c->gone, true);
 	if (c->session != NULL && c->proto->close != NULL)
 		c->proto->close(c->session);
 	c->session = NULL;
+	if (c->peer_watch) {
+		event_free(c->peer_watch);
+		c->peer_watch = NULL;
+	}
 	if (c->delay_timer) {
 		event_free(c->delay_timer);
 		c->delay_timer = NULL;
@@ -142,6 +147,7 @@ static void conn_abort(struct net_conn *c)
 {
 	c->closing = true;
 	c->aborted = true;
+	atomic_store(&c->gone, true);
 	if (c->bev) {
 		struct evbuffer *out = bufferevent_get_output(c->bev);
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
@@ -157,6 +163,7 @@ void net_conn_close(struct net_conn *c)
 	if (c->closing || c->finalized)
 		return;
 	c->closing = true;
+	atomic_store(&c->gone, true);
 	if (c->bev == NULL || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
 		conn_schedule_finalize(c);
 		return;
@@ -169,6 +176,11 @@ void net_conn_close(struct net_conn *c)
 bool net_conn_is_closing(const struct net_conn *c)
 {
 	return c->closing;
+}
+
+bool net_conn_gone(const struct net_conn *c)
+{
+	return atomic_load(&c->gone);
 }
 
 /* ---------------- creation ---------------- */
@@ -973,10 +985,16 @@ static void conn_job_done_on_loop(struct net_conn *c, void *arg)
 		if (was_paused_by_job && c->jobs_in_flight == 0 && c->delay_fn == NULL)
 			conn_resume(c);
 	}
+	if (c->jobs_in_flight == 0 && c->peer_watch != NULL) {
+		event_free(c->peer_watch);
+		c->peer_watch = NULL;
+	}
 	free(job);
 	/* A close requested while the job ran waits for its farewell to be written; the write
-	 * callback finalises once the output has drained. */
-	if (c->closing && (c->bev == NULL || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0))
+	 * callback finalises once the output has drained. An aborted connection (its peer went
+	 * away while the job ran) writes nothing more, so it is finalised now. */
+	if (c->closing && (c->bev == NULL || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 ||
+			   !(bufferevent_get_enabled(c->bev) & EV_WRITE)))
 		conn_schedule_finalize(c);
 }
 
@@ -997,8 +1015,8 @@ static void conn_job_complete(void *arg)
 	net_conn_unref(c);
 }
 
-void net_conn_offload(struct net_conn *c, void (*work)(void *arg),
-		      void (*done)(void *session, void *arg), void *arg)
+static struct conn_job *conn_job_new(struct net_conn *c, void (*work)(void *arg),
+				     void (*done)(void *session, void *arg), void *arg)
 {
 	struct conn_job *job = xcalloc(1, sizeof(*job));
 
@@ -1007,9 +1025,52 @@ void net_conn_offload(struct net_conn *c, void (*work)(void *arg),
 	job->done = done;
 	job->arg = arg;
 	c->jobs_in_flight++;
-	conn_pause(c);
 	net_conn_ref(c);
+	return job;
+}
+
+void net_conn_offload(struct net_conn *c, void (*work)(void *arg),
+		      void (*done)(void *session, void *arg), void *arg)
+{
+	struct conn_job *job = conn_job_new(c, work, done, arg);
+
+	conn_pause(c);
 	net_pool_submit(c->worker->srv->pool, conn_job_work, conn_job_complete, job);
+}
+
+/* A paused connection reads nothing, so its peer's EOF would only be seen after the job. A
+ * one-shot EV_CLOSED event (EPOLLRDHUP) notices the close without reading the socket, so the
+ * input stays where it is. Backends without EV_CLOSED simply never report it. */
+static void conn_peer_closed(evutil_socket_t fd, short what, void *arg)
+{
+	struct net_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	atomic_store(&c->gone, true);
+}
+
+static void conn_watch_peer(struct net_conn *c)
+{
+	evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
+
+	if (fd < 0 || c->peer_watch != NULL)
+		return;
+	c->peer_watch = event_new(c->worker->base, fd, EV_CLOSED, conn_peer_closed, c);
+	if (c->peer_watch != NULL && event_add(c->peer_watch, NULL) < 0) {
+		event_free(c->peer_watch);
+		c->peer_watch = NULL;
+	}
+}
+
+void net_conn_offload_bulk(struct net_conn *c, void (*work)(void *arg),
+			   void (*done)(void *session, void *arg), void *arg)
+{
+	struct conn_job *job = conn_job_new(c, work, done, arg);
+
+	conn_pause(c);
+	conn_watch_peer(c);
+	net_pool_submit_bulk(c->worker->srv->pool, conn_job_work, conn_job_complete, job);
 }
 
 /* ---------------- cross-thread posts ---------------- */

@@ -158,6 +158,15 @@ void net_conn_delay(struct net_conn *c, uint32_t ms, void (*fn)(void *session));
  * or closed it). done always runs, even if the connection is closing, so arg can be freed. */
 void net_conn_offload(struct net_conn *c, void (*work)(void *arg),
 		      void (*done)(void *session, void *arg), void *arg);
+/* The same for work that may take seconds (SEARCH over a mailbox): it runs in the pool's bulk
+ * class, which never takes the last free thread, so logins, deliveries and short store calls
+ * do not wait behind it. While it runs, a peer that closes the connection is noticed at once
+ * (net_conn_gone), not after the job. */
+void net_conn_offload_bulk(struct net_conn *c, void (*work)(void *arg),
+			   void (*done)(void *session, void *arg), void *arg);
+/* Thread-safe (for a job's work(), which holds a reference to c): true once the connection
+ * is closing or its peer has closed or failed; its results would reach nobody. */
+bool net_conn_gone(const struct net_conn *c);
 
 /* Cross-thread notification (change feed -> IDLE): take a reference on the loop thread, then
  * from any thread net_conn_post(c, fn, arg) runs fn(session, arg) on the connection's loop,

@@ -61,6 +61,10 @@ struct net_conn {
 	size_t long_tail_len;
 	bool ip_counted;
 	int jobs_in_flight;
+	/* Set on the loop when the connection starts closing or its peer has gone; read by pool
+	 * jobs (net_conn_gone) to stop work nobody will receive. */
+	atomic_bool gone;
+	struct event *peer_watch; /* EV_CLOSED on the socket while a bulk job runs */
 	uint32_t timeout_seconds;
 	uint64_t last_progress_ms;   /* a complete line or consumed bytes; see conn_timer_fired */
 	uint64_t prelogin_deadline_ms; /* 0 once logged in, or when unbounded */
@@ -134,6 +138,9 @@ bool net_kind_is_implicit_tls(enum listen_kind kind);
 struct net_pool *net_pool_new(int threads);
 void net_pool_submit(struct net_pool *pool, void (*work)(void *arg),
 		     void (*complete)(void *arg), void *arg);
+/* Long work (SEARCH): never on the last free thread, and only when no normal job waits. */
+void net_pool_submit_bulk(struct net_pool *pool, void (*work)(void *arg),
+			  void (*complete)(void *arg), void *arg);
 void net_pool_free(struct net_pool **pool);
 
 #endif
