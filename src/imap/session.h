@@ -6,6 +6,13 @@
 #include "imap.h"
 #include "parser.h"
 
+/* Output back-pressure: a session that streams (FETCH, reporting many updates) stops
+ * producing while this much is queued for the client and goes on once net reports the queue
+ * down to the low mark. Far below net's LIMIT_OUTPUT_PENDING, so a client that reads, however
+ * slowly, is never dropped for it. */
+#define IMAP_OUTPUT_HIGH_WATER (512 * 1024)
+#define IMAP_OUTPUT_LOW_WATER (256 * 1024)
+
 enum imap_state {
 	IMAP_STATE_NOT_AUTHENTICATED = 1 << 0,
 	IMAP_STATE_AUTHENTICATED = 1 << 1,
