@@ -683,6 +683,8 @@ static void resync_report(struct imap_session *s, struct imap_resync *r)
 		flag_remove(u, e);
 	}
 	buf_free(&line);
+	if (u->used == 0)
+		flag_table_clear(u);
 	store_msg_list_free(&r->msgs, r->count);
 	r->next = r->end;
 }
