@@ -62,6 +62,16 @@
 /* Pending output above which a peer that does not read is dropped. */
 #define LIMIT_OUTPUT_PENDING (16 * 1024 * 1024)
 
+/* Change-feed updates an IMAP session holds for its client (imap/selected.c): keyword text of
+ * coalesced flag changes (beyond it only UIDs are kept and the flags are read again from the
+ * store), UIDs with a flag change (beyond it the flags of the whole view are read again),
+ * appended or expunged UIDs not yet reported (beyond it "* BYE"), and keyword text of events
+ * posted to a session's loop and not yet taken in (beyond it UIDs only). */
+#define LIMIT_IMAP_PENDING_FLAG_BYTES (256 * 1024)
+#define LIMIT_IMAP_PENDING_FLAG_UIDS (16 * 1024)
+#define LIMIT_IMAP_PENDING_UIDS (128 * 1024)
+#define LIMIT_IMAP_FEED_QUEUED_BYTES (1024 * 1024)
+
 /* Login penalty records (per IP, per user) and user+IP session counts kept in memory, each
  * table; beyond it the least recently touched entry is dropped. 65536 entries cost ~10 MiB. */
 #define LIMIT_AUTH_PENALTY_ENTRIES 65536

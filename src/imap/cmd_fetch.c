@@ -2,9 +2,11 @@
  *
  * The messages are worked through in batches in a worker: metadata from one store_msg_list
  * range scan, bodies from the store's mmap. A batch's output is a list of segments: text
- * built in memory, or byte ranges of mapped messages. Large ranges are never copied: the
- * loop writes them in slices and waits for net's drained callback between slices, so a 50 MiB
- * message costs no heap. UID is always the first item of a FETCH response (Thunderbird). */
+ * built in memory, or byte ranges of mapped messages. Large ranges are never copied. The loop
+ * writes every segment in slices and stops while IMAP_OUTPUT_HIGH_WATER or more is queued,
+ * resuming on net's drained callback; the next batch is built only after that, so a client
+ * that reads slowly gets its mailbox slowly, and a 50 MiB message costs no heap. UID is
+ * always the first item of a FETCH response (Thunderbird). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,12 +72,18 @@ struct imap_fetch {
 	struct store_message **open;
 	size_t open_count;
 	const char *fail; /* tagged NO text */
+	/* On the loop: a batch is being built in a worker (segs belong to it), or the
+	 * writing waits for net's drained callback. */
+	bool job_running;
+	bool waiting_drain;
 };
 
 #define FETCH_BATCH_MSGS 256
 #define FETCH_BATCH_BYTES (1024 * 1024)
 #define FETCH_INLINE_MAX (64 * 1024)
-#define FETCH_SLICE (256 * 1024)
+/* Output is written in slices of at most this, and only while less than
+ * IMAP_OUTPUT_HIGH_WATER is queued. */
+#define FETCH_SLICE (64 * 1024)
 
 static void fitem_clear(struct fitem *it)
 {
@@ -616,36 +624,50 @@ static void fetch_finish(struct imap_session *s)
 	imap_command_done(s);
 }
 
+/* True when the client has not yet read what was written: stop producing and ask net to call
+ * back once the queue is down to the low-water mark. Every kind of output waits here (text
+ * built in memory as much as mapped ranges), so a slow reader is slowed down, never left to
+ * pile up output until net drops it. */
+static bool fetch_output_full(struct imap_session *s)
+{
+	if (net_conn_output_length(s->conn) < IMAP_OUTPUT_HIGH_WATER)
+		return false;
+	s->fetch->waiting_drain = true;
+	net_conn_want_drain(s->conn, IMAP_OUTPUT_LOW_WATER);
+	return true;
+}
+
 static void fetch_pump(struct imap_session *s)
 {
 	struct imap_fetch *f = s->fetch;
 
+	f->waiting_drain = false;
 	while (f->seg_i < f->seg_count) {
 		struct fseg *g = &f->segs[f->seg_i];
+		const uint8_t *data = g->data ? g->data : g->text.data;
+		size_t len = g->data ? g->len : g->text.len;
 
 		if (net_conn_is_closing(s->conn))
 			break;
-		if (g->data == NULL) {
-			net_conn_write(s->conn, g->text.data, g->text.len);
-			f->seg_i++;
-			continue;
-		}
-		size_t n = g->len - f->seg_off;
+		if (fetch_output_full(s))
+			return;
+		size_t n = len - f->seg_off;
 		if (n > FETCH_SLICE)
 			n = FETCH_SLICE;
-		net_conn_write(s->conn, g->data + f->seg_off, n);
+		net_conn_write(s->conn, data + f->seg_off, n);
 		f->seg_off += n;
-		if (f->seg_off == g->len) {
+		if (f->seg_off == len) {
 			f->seg_i++;
 			f->seg_off = 0;
-		}
-		if (net_conn_output_length(s->conn) >= FETCH_SLICE * 2) {
-			net_conn_want_drain(s->conn, FETCH_SLICE);
-			return;
 		}
 	}
 	batch_clear(f);
 	if (f->next < f->n && !net_conn_is_closing(s->conn)) {
+		/* The next batch is built only once this one is mostly read: at most one
+		 * batch and the high-water mark of output per FETCH. */
+		if (fetch_output_full(s))
+			return;
+		f->job_running = true;
 		net_conn_offload(s->conn, fetch_work, fetch_done, f);
 		return;
 	}
@@ -654,7 +676,7 @@ static void fetch_pump(struct imap_session *s)
 
 void imap_fetch_drained(struct imap_session *s)
 {
-	if (s->fetch != NULL && s->fetch->segs != NULL)
+	if (s->fetch != NULL && s->fetch->waiting_drain && !s->fetch->job_running)
 		fetch_pump(s);
 }
 
@@ -663,6 +685,7 @@ static void fetch_done(void *session, void *arg)
 	struct imap_session *s = session;
 
 	(void)arg;
+	s->fetch->job_running = false;
 	fetch_pump(s);
 }
 
@@ -718,6 +741,7 @@ void imap_fetch_run(struct imap_session *s, const char *tag, struct imap_parser 
 		return;
 	}
 	s->busy = true;
+	f->job_running = true;
 	net_conn_offload(s->conn, fetch_work, fetch_done, f);
 }
 

@@ -166,22 +166,42 @@ void imap_cmd_idle(struct imap_session *s, const char *tag, struct imap_parser *
 	s->idle_tag = xstrdup(tag);
 	imap_reply(s, "+ idling");
 	/* Anything queued goes out now; from here on the feed pushes directly. */
-	imap_flush_updates(s, true);
+	imap_updates_idle_start(s);
 	keepalive_start(s);
+}
+
+/* After DONE, once every change seen while idling is reported. */
+static void idle_terminated(struct imap_session *s)
+{
+	char *tag = s->idle_tag;
+
+	s->idle_tag = NULL;
+	s->expunge_ok = true;
+	imap_tagged(s, tag, "%s OK IDLE terminated", tag);
+	free(tag);
+}
+
+static void idle_terminated_after_resync(struct imap_session *s)
+{
+	idle_terminated(s);
+	if (!s->busy)
+		imap_command_done(s);
 }
 
 void imap_idle_line(struct imap_session *s, const char *line, size_t len)
 {
 	char *tag = s->idle_tag;
 
-	s->idle_tag = NULL;
 	keepalive_stop(s);
 	if (line != NULL && len == 4 && str_nieq(line, "DONE", 4)) {
-		s->expunge_ok = true;
-		imap_tagged(s, tag, "%s OK IDLE terminated", tag);
-	} else {
-		/* RFC 2177: anything but DONE ends IDLE with BAD. */
-		imap_bad(s, tag, "Expected DONE");
+		/* Flags the session could not keep while idling are read first, so the
+		 * tagged OK comes after every change made during the IDLE. */
+		if (!imap_updates_resync(s, idle_terminated_after_resync))
+			idle_terminated(s);
+		return;
 	}
+	/* RFC 2177: anything but DONE ends IDLE with BAD. */
+	s->idle_tag = NULL;
+	imap_bad(s, tag, "Expected DONE");
 	free(tag);
 }

@@ -308,6 +308,15 @@ static void imap_execute(struct imap_session *s)
 	cmd->run(s, tag, &ps);
 }
 
+/* The command that waited for a resync of the updates (imap_command_line). */
+static void imap_execute_held(struct imap_session *s)
+{
+	imap_execute(s);
+	imap_reset_command(s);
+	if (!s->busy)
+		imap_command_done(s);
+}
+
 /* A line of the command arrived. Returns false when the connection is being closed. */
 static bool imap_command_line(struct imap_session *s, const char *line, size_t len)
 {
@@ -322,6 +331,10 @@ static bool imap_command_line(struct imap_session *s, const char *line, size_t l
 	buf_append(&s->cmd, "\r\n", 2);
 	lit = imap_line_literal(line, len, &size, &nonsync);
 	if (lit == 0) {
+		/* Changes whose flags the session could not keep are read and reported
+		 * first; the command waits in s->cmd, input paused (s->busy). */
+		if (imap_updates_resync(s, imap_execute_held))
+			return true;
 		imap_execute(s);
 		imap_reset_command(s);
 		return !net_conn_is_closing(s->conn);
@@ -548,7 +561,12 @@ static void imap_timeout(void *session)
 
 static void imap_drained(void *session)
 {
-	imap_fetch_drained(session);
+	struct imap_session *s = session;
+
+	if (s->fetch != NULL)
+		imap_fetch_drained(s);
+	else
+		imap_updates_drained(s);
 }
 
 static void imap_close(void *session)

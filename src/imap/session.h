@@ -6,6 +6,13 @@
 #include "imap.h"
 #include "parser.h"
 
+/* Output back-pressure: a session that streams (FETCH, reporting many updates) stops
+ * producing while this much is queued for the client and goes on once net reports the queue
+ * down to the low mark. Far below net's LIMIT_OUTPUT_PENDING, so a client that reads, however
+ * slowly, is never dropped for it. */
+#define IMAP_OUTPUT_HIGH_WATER (512 * 1024)
+#define IMAP_OUTPUT_LOW_WATER (256 * 1024)
+
 enum imap_state {
 	IMAP_STATE_NOT_AUTHENTICATED = 1 << 0,
 	IMAP_STATE_AUTHENTICATED = 1 << 1,
@@ -50,8 +57,9 @@ struct imap_session {
 	struct store_account *acct; /* open while authenticated */
 	struct imap_selected *sel;  /* NULL unless a mailbox is selected */
 	unsigned sel_generation;    /* tells stale change-feed posts from current ones */
-	/* Change-feed events waiting for a point where RFC 9051 §7.5.1 lets us report them. */
-	struct imap_pending *pending_head, *pending_tail;
+	/* Change-feed events waiting for a point where RFC 9051 §7.5.1 lets us report them,
+	 * coalesced and bounded (selected.c). NULL when there are none. */
+	struct imap_updates *updates;
 	bool expunge_ok;	    /* the running command may report EXPUNGE */
 	bool busy;		    /* an offloaded command is running */
 
@@ -77,17 +85,6 @@ struct imap_selected {
 	unsigned generation;
 	struct store_subscription *sub;
 	struct imap_feed *feed;
-};
-
-/* One change-feed event copied for the session's loop. */
-struct imap_pending {
-	struct imap_pending *next;
-	enum store_event_kind kind;
-	unsigned generation;
-	size_t count;
-	uint32_t *uids;
-	uint32_t *flags;
-	char **keywords;
 };
 
 /* A sequence set as sent: ranges of numbers, UINT32_MAX standing for "*". */
@@ -190,6 +187,14 @@ void imap_selected_discard(struct imap_selected **sel);
 void imap_autoexpunge(struct store_account *acct, uint64_t mailbox_id, int64_t days);
 void imap_pending_forget_flags(struct imap_session *s, uint32_t uid, uint32_t flags,
 			       const char *keywords);
+/* Before a command runs: when flag changes are waiting whose flags were not kept (past the
+ * session's budget), reads and reports them from the store in batches, then calls then(s).
+ * Returns false (and does nothing) when there is nothing to read. */
+bool imap_updates_resync(struct imap_session *s, void (*then)(struct imap_session *s));
+/* IDLE began: report what is waiting (as far as the client reads). */
+void imap_updates_idle_start(struct imap_session *s);
+/* net's drained callback when no FETCH is streaming. */
+void imap_updates_drained(struct imap_session *s);
 void imap_view_add(struct imap_selected *sel, uint32_t uid);
 
 /* Commands */
