@@ -493,8 +493,15 @@ static void fetch_one(struct imap_fetch *f, uint32_t uid, uint32_t msn, const st
 	struct buf *t;
 
 	if (f->need_data) {
-		if (store_message_open(f->acct, f->mailbox_id, uid, &msg, NULL) != STORE_OK)
+		enum store_error e = store_message_open(f->acct, f->mailbox_id, uid, &msg, NULL);
+		if (e == STORE_ERR_NOT_FOUND)
 			return; /* expunged meanwhile: nothing to report */
+		if (e != STORE_OK) {
+			/* Never a tagged OK over data that could not be read (the store logged the
+			 * path); the client keeps the message and may try again. */
+			f->fail = "[UNAVAILABLE] A message cannot be read now";
+			return;
+		}
 		data = store_message_data(msg, &len);
 		f->open = xrealloc(f->open, (f->open_count + 1) * sizeof(*f->open));
 		f->open[f->open_count++] = msg;

@@ -940,9 +940,12 @@ enum store_error store_message_open(struct store_account *acct, uint64_t mailbox
 
 		fd = open(p, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
-			log_error("store=local op=message-open account=%s uid=%u errno=%s",
-				  acct->address, uid, strerror(errno));
-			e = local_fail(err_r, STORE_ERR_IO, "Message file is missing");
+			int saved = errno;
+			log_error("store=local op=message-open account=%s uid=%u path=%s errno=%s",
+				  acct->address, uid, p, strerror(saved));
+			e = local_fail(err_r, STORE_ERR_IO, "%s",
+				       saved == ENOENT ? "Message file is missing"
+						       : "Message file cannot be read");
 		}
 		free(p);
 	} else if (rc == SQLITE_DONE) {
@@ -964,8 +967,8 @@ out:
 		return local_fail(err_r, STORE_ERR_IO, "%s", store_error_str(STORE_ERR_IO));
 	}
 	if (sb.st_size > 0 && message_load(fd, (size_t)sb.st_size, msg) < 0) {
-		log_error("store=local op=message-read account=%s errno=%s", acct->address,
-			  strerror(errno));
+		log_error("store=local op=message-read account=%s mailbox_id=%llu uid=%u errno=%s",
+			  acct->address, (unsigned long long)mailbox_id, uid, strerror(errno));
 		close(fd);
 		free(msg);
 		return local_fail(err_r, STORE_ERR_IO, "%s", store_error_str(STORE_ERR_IO));
