@@ -28,7 +28,7 @@ ROOST=$ROOT/build/roost LOADGEN=$ROOT/build/bench/loadgen
 FD_RESERVE=$((512 + 4 * USERS))
 LOG=$BENCH_DIR/run.log RESULT=$BENCH_DIR/result.txt
 T_START=$(date +%s)
-ROOST_PID= LOADGEN_PID= SAMPLER_PID=
+ROOST_PID='' LOADGEN_PID='' SAMPLER_PID=''
 declare -a RESTORE=()   # "key=old value" of every sysctl changed
 NOTES=()
 
