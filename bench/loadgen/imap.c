@@ -498,3 +498,44 @@ static int st_input(struct lg_client *c)
 }
 
 const struct lg_proto lg_proto_imap_status = { "imap-status", st_begin, st_input };
+
+/* ---- fresh login while the others idle: greeting, LOGIN, LOGOUT ---- */
+
+enum { LI_GREET, LI_LOGIN, LI_LOGOUT };
+
+static void li_begin(struct lg_client *c)
+{
+	c->state = LI_GREET;
+}
+
+static int li_handle(struct lg_client *c, const char *line, enum imap_kind kind,
+		     enum imap_status status)
+{
+	if (c->state == LI_GREET) {
+		if (kind != IK_UNTAGGED || !str_has_prefix_ci(line, "* OK"))
+			return -1;
+		c->state = LI_LOGIN;
+		imap_login(c);
+		return 0;
+	}
+	if (kind != IK_TAGGED)
+		return 0;
+	if (status != IS_OK)
+		return -1;
+	if (c->state == LI_LOGIN) {
+		if (c->on_event != NULL)
+			c->on_event(c, LG_EV_LOGGED_IN, lg_now_us());
+		c->state = LI_LOGOUT;
+		imap_cmd(c, "LOGOUT");
+		return 0;
+	}
+	lg_client_finish(c);
+	return 1;
+}
+
+static int li_input(struct lg_client *c)
+{
+	return imap_pump(c, li_handle);
+}
+
+const struct lg_proto lg_proto_imap_login = { "imap-login", li_begin, li_input };

@@ -29,6 +29,8 @@
 #define LG_HIST_BUCKETS 2048
 #define LG_RETRY_MS 100                  /* pause before reconnecting after an error */
 #define LG_STATUS_POLL_MS 200            /* mailbox count polling period (smtp-deliver --track) */
+#define LG_MAX_SRC_ADDRS 65024           /* 127.1.0.1 .. 127.1.255.254 (254 hosts x 256) */
+#define LG_MAX_LOGINS 100000
 
 enum lg_workload { LG_SMTP_DELIVER, LG_IMAP_MIXED, LG_IMAP_IDLE, LG_POP3_RETR, LG_IMAP_FILL };
 
@@ -49,6 +51,10 @@ struct lg_options {
 	unsigned fill;           /* imap-fill: top each INBOX up to this many messages */
 	int server_pid;          /* imap-idle: measure this process tree's memory */
 	unsigned samples, parallel;
+	unsigned src_addrs;      /* imap-idle: spread idle connections over this many sources */
+	bool push_fanout;        /* imap-idle: time EXISTS on every idler of the recipient */
+	unsigned logins;         /* imap-idle: fresh sequential logins timed while idling */
+	bool warm;               /* imap-idle: one connection per user first, memory read then */
 	double gap, settle, hold, timeout, push_timeout, drain;
 	uint64_t seed;
 	bool verbose;
@@ -102,6 +108,7 @@ struct lg_client {
 	struct event *retry_ev;
 	const struct sockaddr *addr;
 	socklen_t addr_len;
+	uint32_t src_ip;         /* IPv4 source to bind (host order); 0: the kernel's choice */
 	uint64_t rng;
 	int state;
 	bool finished;           /* will not connect again */
@@ -111,10 +118,13 @@ struct lg_client {
 	uint64_t sessions;
 	/* SMTP */
 	unsigned msgs_in_session, rcpt_sent;
+	uint64_t t_dot;          /* when the final dot of the message in flight was queued */
 	/* IMAP */
 	unsigned tag;
 	unsigned step;
 	uint32_t exists;
+	uint32_t watch_base;     /* imap-idle --push-fanout: EXISTS count when the sample began */
+	unsigned watch_sample;   /* that sample's number + 1; 0 when not watched */
 	size_t lit_left;
 	bool in_cont;
 	uint32_t status_messages;
@@ -129,7 +139,9 @@ struct lg_client {
 };
 
 /* Events reported to on_event. */
-enum { LG_EV_IDLING, LG_EV_EXISTS, LG_EV_ACCEPTED, LG_EV_CLOSED, LG_EV_STATUS };
+enum {
+	LG_EV_IDLING, LG_EV_EXISTS, LG_EV_ACCEPTED, LG_EV_CLOSED, LG_EV_STATUS, LG_EV_LOGGED_IN
+};
 
 struct lg_thread {
 	struct lg_shared *shared;
@@ -151,6 +163,8 @@ uint64_t lg_now_us(void);
  * is not a loopback address. */
 int lg_loopback_addr(const char *host, unsigned port, struct sockaddr_storage *ss_r,
 		     socklen_t *len_r);
+/* Source address number k (0..LG_MAX_SRC_ADDRS-1) in host order: 127.1.C.D, D never 0 or 255. */
+uint32_t lg_src_addr(unsigned k);
 struct lg_client *lg_client_new(struct lg_thread *th, const struct lg_proto *proto, unsigned id,
 				const struct sockaddr *addr, socklen_t addr_len);
 void lg_client_free(struct lg_client **c);
@@ -198,6 +212,8 @@ extern const struct lg_proto lg_proto_imap_mixed;
 extern const struct lg_proto lg_proto_imap_fill;
 extern const struct lg_proto lg_proto_imap_idle;
 extern const struct lg_proto lg_proto_imap_status;
+/* Greeting, LOGIN (reports LG_EV_LOGGED_IN with the time of the OK), LOGOUT. */
+extern const struct lg_proto lg_proto_imap_login;
 /* Sends the next STATUS poll of a tracker connection that has logged in. */
 void lg_imap_status_poll(struct lg_client *c);
 /* The login name / recipient address of user n. */

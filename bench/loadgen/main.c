@@ -50,6 +50,11 @@ static void usage(FILE *out)
 		"  --gap S             imap-idle: samples S..2S s apart at random (0.5)\n"
 		"  --push-timeout S    imap-idle: give up on one sample after S s (10)\n"
 		"  --parallel N        imap-idle: logins in flight (50)\n"
+		"  --src-addrs N       imap-idle: idle connections bind to N sources 127.1.x.y (0: no)\n"
+		"  --push-fanout       imap-idle: no probe; each sample goes to the next user and\n"
+		"                      every connection idling as that user gives a latency\n"
+		"  --logins N          imap-idle: then N fresh logins one by one, timed (0)\n"
+		"  --warm              imap-idle: one connection per user first, then read memory\n"
 		"  --settle S          imap-idle: wait before measuring memory (2)\n"
 		"  --hold S            imap-idle: keep the connections S s more (0)\n"
 		"  --timeout S         per-reply timeout (30)\n"
@@ -99,7 +104,8 @@ static int parse_options(int argc, char **argv, struct lg_options *opt, char *ow
 	enum {
 		O_HOST = 256, O_USER_FMT, O_USERS, O_PASSWORD, O_DOMAIN, O_RCPT_FMT, O_FROM, O_SIZE,
 		O_MPS, O_RCPTS, O_TRACK, O_DRAIN, O_FILL, O_SMTP_PORT, O_PID, O_SAMPLES, O_GAP,
-		O_PUSH_TIMEOUT, O_PARALLEL, O_SETTLE, O_HOLD, O_TIMEOUT, O_SEED
+		O_PUSH_TIMEOUT, O_PARALLEL, O_SETTLE, O_HOLD, O_TIMEOUT, O_SEED, O_SRC_ADDRS,
+		O_PUSH_FANOUT, O_LOGINS, O_WARM
 	};
 	static const struct option longopts[] = {
 		{ "workload", required_argument, NULL, 'w' },
@@ -127,6 +133,10 @@ static int parse_options(int argc, char **argv, struct lg_options *opt, char *ow
 		{ "gap", required_argument, NULL, O_GAP },
 		{ "push-timeout", required_argument, NULL, O_PUSH_TIMEOUT },
 		{ "parallel", required_argument, NULL, O_PARALLEL },
+		{ "src-addrs", required_argument, NULL, O_SRC_ADDRS },
+		{ "push-fanout", no_argument, NULL, O_PUSH_FANOUT },
+		{ "logins", required_argument, NULL, O_LOGINS },
+		{ "warm", no_argument, NULL, O_WARM },
 		{ "settle", required_argument, NULL, O_SETTLE },
 		{ "hold", required_argument, NULL, O_HOLD },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
@@ -224,6 +234,16 @@ static int parse_options(int argc, char **argv, struct lg_options *opt, char *ow
 		case O_PARALLEL:
 			bad |= parse_uint(optarg, LG_MAX_CLIENTS, &u);
 			opt->parallel = (unsigned)u;
+			break;
+		case O_SRC_ADDRS:
+			bad |= parse_uint(optarg, LG_MAX_SRC_ADDRS, &u);
+			opt->src_addrs = (unsigned)u;
+			break;
+		case O_PUSH_FANOUT: opt->push_fanout = true; break;
+		case O_WARM: opt->warm = true; break;
+		case O_LOGINS:
+			bad |= parse_uint(optarg, LG_MAX_LOGINS, &u);
+			opt->logins = (unsigned)u;
 			break;
 		case O_SETTLE: bad |= parse_double(optarg, 0, 600, &opt->settle); break;
 		case O_HOLD: bad |= parse_double(optarg, 0, LG_MAX_SECS, &opt->hold); break;

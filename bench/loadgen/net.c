@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "loadgen.h"
 
@@ -66,6 +67,40 @@ uint64_t lg_rand(uint64_t *state)
 unsigned lg_rand_below(uint64_t *state, unsigned n)
 {
 	return n == 0 ? 0 : (unsigned)(lg_rand(state) % n);
+}
+
+uint32_t lg_src_addr(unsigned k)
+{
+	k %= LG_MAX_SRC_ADDRS;
+	return (127u << 24) | (1u << 16) | ((k / 254) << 8) | (1 + k % 254);
+}
+
+/* A socket bound to the client's own 127/8 source. One (source, destination) pair has only
+ * the ephemeral port range (about 28,000 ports), and the server limits connections per
+ * address, so many idle connections must come from many addresses. Returns -1 with errno. */
+static evutil_socket_t client_bound_socket(const struct lg_client *c)
+{
+	struct sockaddr_in src;
+	evutil_socket_t fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	memset(&src, 0, sizeof(src));
+	src.sin_family = AF_INET;
+	src.sin_addr.s_addr = htonl(c->src_ip);
+	/* The port is then picked at connect() for the whole 4-tuple, not at bind() for the
+	 * address alone (Linux 4.2+; harmless where unknown). */
+#ifdef IP_BIND_ADDRESS_NO_PORT
+	int one = 1;
+	setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+#endif
+	if (bind(fd, (const struct sockaddr *)&src, sizeof(src)) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
 }
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -127,8 +162,18 @@ void lg_client_connect(struct lg_client *c)
 	struct timeval tv;
 	int one = 1;
 
+	evutil_socket_t fd = -1;
+
 	client_close_bev(c);
-	c->bev = bufferevent_socket_new(th->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (c->src_ip != 0 && c->addr->sa_family == AF_INET) {
+		fd = client_bound_socket(c);
+		if (fd < 0) {
+			/* EMFILE and EADDRNOTAVAIL end up here: counted, not fatal. */
+			lg_client_fail(c, strerror(errno));
+			return;
+		}
+	}
+	c->bev = bufferevent_socket_new(th->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL)
 		abort();
 	bufferevent_setcb(c->bev, client_read_cb, NULL, client_event_cb, c);
@@ -152,7 +197,7 @@ void lg_client_connect(struct lg_client *c)
 		return;
 	}
 	/* Commands are small and lock-step: Nagle would add delay to every round trip. */
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	fd = bufferevent_getfd(c->bev);
 	if (fd >= 0)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->proto->begin(c);

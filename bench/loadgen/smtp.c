@@ -73,6 +73,7 @@ static void smtp_send_body(struct lg_client *c)
 	th->st.bytes += evbuffer_get_length(out) - before;
 	/* RFC 5321 §4.1.1.4: the body's lines never start with '.', so no stuffing is needed. */
 	evbuffer_add(out, ".\r\n", 3);
+	c->t_dot = lg_now_us();
 	c->state = SM_BODY;
 }
 
