@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,12 +35,13 @@ struct privsep_header {
 	uint32_t key_len;
 };
 
-static int write_all(int fd, const void *data, size_t len)
+/* Moves all of len octets (write when out, else read); -1 on error or end of file. */
+static int transfer_all(int fd, void *data, size_t len, bool out)
 {
-	const char *p = data;
+	char *p = data;
 
 	while (len > 0) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = out ? write(fd, p, len) : read(fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -50,20 +52,14 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+static int write_all(int fd, const void *data, size_t len)
+{
+	return transfer_all(fd, (void *)data, len, true);
+}
+
 static int read_all(int fd, void *data, size_t len)
 {
-	char *p = data;
-
-	while (len > 0) {
-		ssize_t n = read(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return transfer_all(fd, data, len, false);
 }
 
 /* ---------------- parent ---------------- */

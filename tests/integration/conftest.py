@@ -7,6 +7,7 @@ sanitizer reported anything in its log.
 """
 import os
 import random
+import shutil
 import signal
 import socket
 import ssl
@@ -332,3 +333,28 @@ def line_client():
     yield factory
     for c in clients:
         c.close()
+
+
+def process_uids(pid):
+    """The real, effective, saved and filesystem uids of a process."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return [int(x) for x in line.split()[1:]]
+    return []
+
+
+def child_pids(pid):
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                         text=True).stdout.split()
+    return [int(x) for x in out]
+
+
+@pytest.fixture
+def traversable_tmp():
+    """A directory under /tmp that other users (run_as) may pass through; pytest's own
+    folders are 0700."""
+    d = tempfile.mkdtemp(prefix="roost-", dir="/tmp")
+    os.chmod(d, 0o711)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

@@ -21,11 +21,8 @@ MBOX = ("From x@remote.test Thu Jan  1 00:00:00 2026\nFrom: x@remote.test\nSubje
 
 
 @pytest.fixture
-def base():
-    d = tempfile.mkdtemp(prefix="roost-runas-", dir="/tmp")
-    os.chmod(d, 0o711)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+def base(traversable_tmp):
+    return traversable_tmp
 
 
 @pytest.fixture

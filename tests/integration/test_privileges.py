@@ -5,23 +5,14 @@ import os
 import poplib
 import pwd
 import shutil
-import subprocess
 import smtplib
 import tempfile
 
 import pytest
 
-from conftest import DEMO_PASSWORD, DEMO_USER
+from conftest import DEMO_PASSWORD, DEMO_USER, child_pids, process_uids
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to test run_as")
-
-
-def uids_of(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("Uid:"):
-                return [int(x) for x in line.split()[1:]]
-    return []
 
 
 def test_run_as_drops_root_and_keeps_working(make_roost):
@@ -48,10 +39,9 @@ def test_run_as_drops_root_and_keeps_working(make_roost):
         r.start()
         # The serving process is the child of a privileged parent that only reads
         # certificates (test_privsep.py); it holds no root uid.
-        kids = subprocess.run(["ps", "-o", "pid=", "--ppid", str(r.proc.pid)],
-                              capture_output=True, text=True).stdout.split()
+        kids = child_pids(r.proc.pid)
         assert len(kids) == 1, kids
-        assert all(u == nobody.pw_uid for u in uids_of(int(kids[0])))
+        assert all(u == nobody.pw_uid for u in process_uids(kids[0]))
         assert "switched user" in r.log_text()
         s = smtplib.SMTP("127.0.0.1", r.ports["smtp"])
         s.sendmail("someone@remote.test", [DEMO_USER], b"Subject: as nobody\r\n\r\nbody\r\n")

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import DEMO_PASSWORD, DEMO_USER, ROOST_BIN
+from conftest import child_pids, process_uids
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to test run_as")
 
@@ -45,20 +45,6 @@ def file_fingerprint(cert):
     return hashlib.sha256(der).hexdigest()
 
 
-def children_of(pid):
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
-                         text=True).stdout.split()
-    return [int(x) for x in out]
-
-
-def uids_of(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("Uid:"):
-                return [int(x) for x in line.split()[1:]]
-    return []
-
-
 def wait_log(r, text, count, timeout=15):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -78,11 +64,8 @@ def keydir():
 
 
 @pytest.fixture
-def base():
-    d = tempfile.mkdtemp(prefix="roost-privsep-", dir="/tmp")
-    os.chmod(d, 0o711)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+def base(traversable_tmp):
+    return traversable_tmp
 
 
 def test_reload_with_root_only_keys(make_roost, keydir, base):
@@ -96,10 +79,10 @@ def test_reload_with_root_only_keys(make_roost, keydir, base):
                           "tls": {"cert": cert, "key": key}}, start=False)
     r.data_dir = data_dir
     r.start()
-    kids = children_of(r.proc.pid)
+    kids = child_pids(r.proc.pid)
     assert len(kids) == 1, kids
     server = kids[0]
-    assert all(u == nobody.pw_uid for u in uids_of(server))
+    assert all(u == nobody.pw_uid for u in process_uids(server))
     first = served_fingerprint(r.ports["imaps"])
     assert first == file_fingerprint(cert)
 

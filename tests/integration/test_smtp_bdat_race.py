@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from conftest import DEMO_PASSWORD, DEMO_USER, LISTENERS, Roost, SmtpClient, free_port
+from conftest import DEMO_PASSWORD, DEMO_USER, LISTENERS, SmtpClient, free_port
 
 ROUNDS = 200
 
@@ -28,19 +28,11 @@ def _inbox(r):
 
 
 @pytest.fixture
-def server(tmp_path, certificate):
+def server(make_roost):
+    """make_roost stops it and fails on a bad exit status or a sanitizer report."""
     ports = {name: free_port() for name in LISTENERS + ("lmtp",)}
-    r = Roost(str(tmp_path), certificate[0], certificate[1],
-              {"auth": {"user_ip_connections": "1000", "failure_refuse_after": "1000"}},
-              ports=ports)
-    r.add_user(DEMO_USER, DEMO_PASSWORD)
-    r.start()
-    yield r
-    status = r.stop()
-    log = r.log_text()
-    assert status == 0, "roost exited with status %s\n%s" % (status, log[-3000:])
-    for marker in ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer"):
-        assert marker not in log, "sanitizer report in roost's log:\n" + log[-6000:]
+    return make_roost(extra={"auth": {"user_ip_connections": "1000",
+                                      "failure_refuse_after": "1000"}}, ports=ports)
 
 
 def _session(r, listener, hello=b"EHLO client.test"):
