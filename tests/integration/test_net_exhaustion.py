@@ -14,6 +14,7 @@ import resource
 import smtplib
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -225,8 +226,9 @@ def test_idle_timeout_counts_from_the_last_complete_line(make_roost, line_client
 
 
 def test_output_cap_warns_once_per_connection(make_roost, line_client):
-    """An IDLE client that never reads while another session floods it with FETCH updates:
-    dropped once its pending output passes the cap, with exactly one warning."""
+    """A client that pipelines commands and never reads their replies (IDLE and FETCH are
+    paced by back-pressure, SEARCH replies are not): dropped once its pending output passes
+    the cap, with exactly one warning, however much the session writes afterwards."""
     r = make_roost()
     writer = imaplib.IMAP4(r.addr, r.ports["imap"], timeout=30)
     writer.login(DEMO_USER, DEMO_PASSWORD)
@@ -234,31 +236,40 @@ def test_output_cap_warns_once_per_connection(make_roost, line_client):
         typ, _ = writer.append("INBOX", None, None, simple("m%d" % i))
         assert typ == "OK"
     writer.select("INBOX")
-    keywords = " ".join("kw%02d_%s" % (i, "x" * 56) for i in range(40))
-    assert writer.store("1:*", "+FLAGS.SILENT", "(%s)" % keywords)[0] == "OK"
 
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect((r.addr, r.ports["imap"]))
-    idler = line_client(s)
-    assert idler.line().startswith(b"* OK")
-    idler.send(b"l LOGIN %s \"%s\"\r\ns SELECT INBOX\r\ni IDLE\r\n"
-               % (DEMO_USER.encode(), DEMO_PASSWORD.encode()))
-    idler.until(b"l OK")
-    idler.until(b"s OK")
-    assert idler.line() == b"+ idling"
+    reader = line_client(s)
+    assert reader.line().startswith(b"* OK")
+    reader.send(b"l LOGIN %s \"%s\"\r\ns SELECT INBOX\r\n"
+                % (DEMO_USER.encode(), DEMO_PASSWORD.encode()))
+    reader.until(b"l OK")
+    reader.until(b"s OK")
 
-    # Each STORE sends the idler 200 FETCH lines of ~2.4 KB; 40 of them pass 16 MiB plus
-    # whatever the kernel buffers hold. The idler reads nothing from here on.
+    # Each SEARCH ALL answers ~900 octets; 30,000 of them pass 16 MiB. The client reads
+    # nothing from here on; a thread sends, since the server may stop reading first.
     warning = "peer does not read its output"
-    for n in range(40):
-        assert writer.store("1:*", "%sFLAGS.SILENT" % ("+-"[n % 2]), "(\\Seen)")[0] == "OK"
-        if warning in r.log_text():
-            break
-    for _ in range(10):  # more updates for the dropped connection: no more warnings
+    burst = b"".join(b"q%d SEARCH ALL\r\n" % i for i in range(30000))
+
+    def send():
+        try:
+            s.settimeout(60)
+            s.sendall(burst)
+        except OSError:
+            pass
+    t = threading.Thread(target=send, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 60
+    while warning not in r.log_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert warning in r.log_text(), "the cap was never reached"
+    # More writes aimed at the dropped connection: flag updates for its selected mailbox.
+    for _ in range(10):
         writer.store("1:*", "+FLAGS.SILENT", "(\\Flagged)")
         writer.store("1:*", "-FLAGS.SILENT", "(\\Flagged)")
     writer.logout()
     s.close()
+    t.join(5)
     lines = [l for l in r.log_text().splitlines() if warning in l]
     assert len(lines) == 1, "%d warnings, first: %s" % (len(lines), lines[:2])
