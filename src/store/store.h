@@ -102,6 +102,12 @@ enum store_error store_account_usage(struct store_account *acct, uint64_t *bytes
  * opened earlier compares it with the value read before that open: unchanged means every one
  * of those messages still exists. Never blocks; safe on any thread, including event loops. */
 uint64_t store_account_removals(struct store_account *acct);
+/* Another process (roost import) committed to ADDRESS's index: when this process has the
+ * account open, messages it added beyond what this process last published are announced on
+ * the change feed now, as APPEND events. Nothing happens when the account is not open (the
+ * next open reads the index afresh). *added_r (may be NULL): how many were announced. */
+enum store_error store_account_catch_up(struct store *store, const char *address,
+					size_t *added_r, struct store_err *err_r);
 
 /* ---- mailboxes ---- */
 

@@ -192,6 +192,9 @@ static bool event_matches(const struct store_subscription *s, const struct store
 void local_unlock_publish(struct store_account *acct, bool write, const struct store_event *events,
 			  size_t count)
 {
+	for (size_t i = 0; i < count; i++)
+		if (events[i].kind == STORE_EVENT_APPEND)
+			local_seen_note(acct, events[i].mailbox_id, events[i].uidnext);
 	if (count == 0) {
 		if (write)
 			local_write_end(acct);
@@ -615,6 +618,7 @@ static void account_free(struct store_account *acct)
 	pthread_mutex_destroy(&acct->q_lock);
 	pthread_cond_destroy(&acct->q_cond);
 	pthread_mutex_destroy(&acct->feed_lock);
+	local_seen_free(acct);
 	free(acct->address);
 	free(acct->dir);
 	free(acct);
@@ -672,6 +676,32 @@ static void synced_forget(struct store *store, const char *address)
 			return;
 		}
 	}
+}
+
+int local_account_find_open(struct store *store, const char *address,
+			    struct store_account **acct_r)
+{
+	char *local, *domain, *norm;
+	int found = -1;
+
+	*acct_r = NULL;
+	if (address_split(address, &local, &domain) < 0)
+		return -1;
+	norm = xasprintf("%s@%s", local, domain);
+	pthread_mutex_lock(&store->lock);
+	for (struct store_account *acct = store->accounts; acct != NULL; acct = acct->next) {
+		if (strcmp(acct->address, norm) == 0) {
+			acct->refs++;
+			*acct_r = acct;
+			found = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&store->lock);
+	free(norm);
+	free(local);
+	free(domain);
+	return found;
 }
 
 enum store_error store_account_open(struct store *store, const char *address,
@@ -752,6 +782,8 @@ enum store_error store_account_open(struct store *store, const char *address,
 	}
 	if (e == STORE_OK && rebuild)
 		e = ensure_defaults(acct, err_r);
+	if (e == STORE_OK)
+		local_seen_load(acct);
 	local_write_end(acct);
 	if (e != STORE_OK)
 		goto fail;

@@ -129,6 +129,12 @@ struct store_account {
 	/* store_account_removals: bumped after every commit that takes messages away. */
 	_Atomic uint64_t removals;
 
+	/* The uidnext of each mailbox as this process last published it (foreign.c): what a
+	 * commit of another process added beyond it has not reached our subscribers yet. Under
+	 * acct->lock. */
+	struct local_seen *seen;
+	size_t seen_count;
+
 	/* Prepared statements of the hottest queries (one per call site, keyed by the SQL
 	 * literal's address), kept across calls under acct->lock; finalised before the
 	 * connection closes. */
@@ -281,6 +287,25 @@ enum store_error local_rename_rows(struct store_account *acct, const char *old_c
 
 /* ---- save.c ---- */
 void local_commit_queue_init(struct store_account *acct);
+
+/* ---- foreign.c: commits of other processes (roost import) ---- */
+struct local_seen {
+	uint64_t mailbox_id;
+	uint32_t uidnext;
+};
+/* An account this process has open, with one more reference (store_account_close drops it);
+ * -1 when it is not open. */
+int local_account_find_open(struct store *store, const char *address,
+			    struct store_account **acct_r);
+/* Under the index lock: (re)reads every mailbox's uidnext as the starting point. */
+void local_seen_load(struct store_account *acct);
+/* Under the index lock: a published event's mailbox is known up to its uidnext. */
+void local_seen_note(struct store_account *acct, uint64_t mailbox_id, uint32_t uidnext);
+void local_seen_free(struct store_account *acct);
+/* store_msg_list with the index lock already held. */
+enum store_error local_msg_list_locked(struct store_account *acct, uint64_t mailbox_id,
+				      const struct store_list_query *query, struct store_msg **msgs_r,
+				      size_t *count_r, struct store_err *err_r);
 
 /* ---- messages.c ---- */
 /* Copies or moves every message of RANGES (NULL = all) from src to dst under the write lock,

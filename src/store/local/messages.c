@@ -60,37 +60,27 @@ static void msg_from_row(sqlite3_stmt *st, int col, struct store_msg *msg)
 
 #define MSG_COLS "uid, flags, modseq, internal_date, size, keywords"
 
-enum store_error store_msg_list(struct store_account *acct, uint64_t mailbox_id,
-				const struct store_list_query *query, struct store_msg **msgs_r,
-				size_t *count_r, struct store_err *err_r)
+enum store_error local_msg_list_locked(struct store_account *acct, uint64_t mailbox_id,
+				      const struct store_list_query *query, struct store_msg **msgs_r,
+				      size_t *count_r, struct store_err *err_r)
 {
 	struct store_msg *msgs = NULL;
 	size_t count = 0, cap = 0;
 	sqlite3_stmt *st;
 	enum store_error e = STORE_OK;
-	struct local_mbox m;
 	int rc;
 
 	*msgs_r = NULL;
 	*count_r = 0;
-	local_read_begin(acct);
-	e = local_mbox_by_id(acct, mailbox_id, &m, err_r);
-	if (e != STORE_OK) {
-		pthread_mutex_unlock(&acct->lock);
-		return e;
-	}
 	if (sqlite3_prepare_v2(acct->db,
 			       "SELECT " MSG_COLS " FROM messages WHERE mailbox_id = ?1"
 			       " AND uid >= ?2 AND uid <= ?3 AND modseq > ?4 ORDER BY uid",
-			       -1, &st, NULL) != SQLITE_OK) {
-		e = local_db_fail(acct, err_r, "list");
-		goto out;
-	}
+			       -1, &st, NULL) != SQLITE_OK)
+		return local_db_fail(acct, err_r, "list");
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)mailbox_id);
 	sqlite3_bind_int64(st, 2, query != NULL ? query->uid_min : 0);
 	sqlite3_bind_int64(st, 3, query != NULL && query->uid_max != 0 ? query->uid_max : UINT32_MAX);
 	sqlite3_bind_int64(st, 4, query != NULL ? (sqlite3_int64)query->changedsince : 0);
-	/* Size the array once from the mailbox's UID span bound when small, else grow. */
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (count == cap) {
 			cap = cap ? cap * 2 : 256;
@@ -101,9 +91,6 @@ enum store_error store_msg_list(struct store_account *acct, uint64_t mailbox_id,
 	if (rc != SQLITE_DONE)
 		e = local_db_fail(acct, err_r, "list");
 	sqlite3_finalize(st);
-out:
-	pthread_mutex_unlock(&acct->lock);
-	local_mbox_clear(&m);
 	if (e != STORE_OK) {
 		store_msg_list_free(&msgs, count);
 		return e;
@@ -111,6 +98,24 @@ out:
 	*msgs_r = msgs;
 	*count_r = count;
 	return STORE_OK;
+}
+
+enum store_error store_msg_list(struct store_account *acct, uint64_t mailbox_id,
+				const struct store_list_query *query, struct store_msg **msgs_r,
+				size_t *count_r, struct store_err *err_r)
+{
+	enum store_error e;
+	struct local_mbox m;
+
+	*msgs_r = NULL;
+	*count_r = 0;
+	local_read_begin(acct);
+	e = local_mbox_by_id(acct, mailbox_id, &m, err_r);
+	if (e == STORE_OK)
+		e = local_msg_list_locked(acct, mailbox_id, query, msgs_r, count_r, err_r);
+	pthread_mutex_unlock(&acct->lock);
+	local_mbox_clear(&m);
+	return e;
 }
 
 /* ---- flags ---- */
