@@ -11,6 +11,7 @@ import pty
 import re
 import select
 import smtplib
+import sqlite3
 import subprocess
 import time
 
@@ -36,6 +37,14 @@ def archived_path(stdout):
 def inbox_files(maildir_root):
     return sorted(os.listdir(os.path.join(maildir_root, "cur")) +
                   os.listdir(os.path.join(maildir_root, "new")))
+
+
+def archived_index_rows(archive):
+    db = sqlite3.connect(os.path.join(archive, "roost-index.sqlite"))
+    try:
+        return db.execute("SELECT count(*) FROM messages").fetchone()[0]
+    finally:
+        db.close()
 
 
 def inbox_count(r, user, password):
@@ -138,6 +147,14 @@ def test_deleted_user_under_a_running_server(make_roost):
     assert typ == "NO"
     typ, _ = old.create("Projects")
     assert typ == "NO"
+    # Changes that touch only the index would reach the archive's index through the open
+    # database: they are refused too, and the archived message stays listed there.
+    typ, _ = old.subscribe("Trash")
+    assert typ == "NO"
+    typ, _ = old.store("1", "+FLAGS", "\\Deleted")
+    assert typ == "NO"
+    old.expunge()
+    assert archived_index_rows(archive) == 1
     assert not os.path.exists(mail_dir(r, DEMO_USER))
 
     r.cli("user", "add", DEMO_USER, input=NEW_PASSWORD + "\n")
