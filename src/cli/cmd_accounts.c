@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "../auth/auth.h"
@@ -244,10 +243,11 @@ static int delete_user(struct config *cfg, struct auth_directory *dir, const cha
 	if (e == STORE_ERR_NOT_FOUND) {
 		printf("deleted %s (it had no mail)\n", address);
 	} else if (e != STORE_OK) {
-		fprintf(stderr,
-			"roost: deleted %s, but its mail was not %s: %s\n"
-			"roost: a new user of that address would find it moved aside then\n",
-			address, purge ? "removed" : "archived", serr.text);
+		fprintf(stderr, "roost: deleted %s, but its mail was not %s: %s\n", address,
+			purge ? "removed" : "archived", serr.text);
+		if (!purge) /* it is still at the address: say what keeps it from a new user */
+			fprintf(stderr, "roost: `roost user add %s` would move it to the archive "
+				"first\n", address);
 		return 1;
 	} else if (purge) {
 		printf("deleted %s and removed its mail\n", address);
