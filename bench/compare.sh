@@ -148,6 +148,8 @@ pop3 = 127.0.0.1:$ROOST_POP3
 [auth]
 plaintext = always
 failure_delay = 0
+# every server under test gets the same short password 'pass'
+min_password_length = 4
 user_ip_connections = 100000
 [limits]
 connections_per_ip = 100000

@@ -37,6 +37,16 @@ int auth_user_del(struct auth_directory *dir, const char *address, char *err, si
 int auth_user_passwd(struct auth_directory *dir, const char *address, const char *password,
 		     char *err, size_t errlen);
 bool auth_user_exists(struct auth_directory *dir, const char *address);
+/* 0 when auth_user_add could add address as far as the directory goes (valid, its domain
+ * ours, no such user yet), else -1 with the reason: lets a caller refuse before it asks for a
+ * password. */
+int auth_user_addable(struct auth_directory *dir, const char *address, char *err,
+		      size_t errlen);
+/* The rule for a password an administrator sets (user add/passwd; not imported hashes): at
+ * least min_length characters (UTF-8 code points, as NIST SP 800-63B counts them) and not the
+ * address or its local part, in any case. 0, or -1 with the reason in err. */
+int auth_password_acceptable(const char *address, const char *password, uint32_t min_length,
+			     char *err, size_t errlen);
 /* domain NULL = all users. */
 int auth_user_list(struct auth_directory *dir, const char *domain,
 		   void (*cb)(const char *address, void *ctx), void *ctx);
@@ -53,13 +63,26 @@ int auth_user_settings(struct auth_directory *dir, const char *address,
 /* Dovecot passwd-file lines `user:{SCHEME}hash[:...]` (or `user@dom:...`); users without a
  * domain get default_domain. Keeps {SHA512-CRYPT}, {BLF-CRYPT}, {SHA256-CRYPT}, {CRYPT} hashes
  * as they are (crypt(3) verifies them), converts {PLAIN} to our hash. Returns the number of
- * users imported, or -1 (err names the file line). */
+ * users imported, or -1 (err names the file line). A user imported with a crypt hash has no
+ * SCRAM-SHA-256 keys (they derive from the plaintext, which the hash does not give back):
+ * SCRAM fails for them, like a wrong password, until their first successful plaintext login
+ * (PLAIN, LOGIN, IMAP LOGIN, POP3 USER/PASS) adds the keys, or `user passwd` sets a new
+ * password. *without_scram_r (may be NULL) gets how many of the users are in that state. */
 int auth_import_passwd_file(struct auth_directory *dir, const char *path,
-			    const char *default_domain, char *err, size_t errlen);
+			    const char *default_domain, int *without_scram_r, char *err,
+			    size_t errlen);
 
-/* Aliases: alias is a full address or "@domain" (catch-all). Several targets allowed. */
+/* Aliases: alias is a full address or "@domain" (catch-all). Several targets allowed.
+ * auth_alias_add refuses an alias that is a user's own address (its aliases would take that
+ * user's mail away), an alias naming itself, and a target from which resolution leads back
+ * to the alias at any depth (through aliases, plus-addressing and catch-alls). Loops already
+ * in the database (from older versions) are still cut by auth_resolve_recipient.
+ * auth_alias_add_shadowing allows the alias to be a user's address (`alias add --force`),
+ * and then also the user as its own target: the "keep a copy" idiom; loops stay refused. */
 int auth_alias_add(struct auth_directory *dir, const char *alias, const char *target, char *err,
 		   size_t errlen);
+int auth_alias_add_shadowing(struct auth_directory *dir, const char *alias, const char *target,
+			     char *err, size_t errlen);
 int auth_alias_del(struct auth_directory *dir, const char *alias, const char *target,
 		   char *err, size_t errlen);
 int auth_alias_list(struct auth_directory *dir,

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -556,6 +557,71 @@ bool auth_user_exists(struct auth_directory *dir, const char *address_in)
 	return n > 0;
 }
 
+int auth_user_addable(struct auth_directory *dir, const char *address_in, char *err,
+		      size_t errlen)
+{
+	char *address;
+	int ret = -1;
+
+	if (auth_address_normalize(address_in, &address, err, errlen) < 0)
+		return -1;
+	const char *domain = strchr(address, '@') + 1;
+	pthread_mutex_lock(&dir->lock);
+	int64_t users = count_locked(dir, "SELECT count(*) FROM users WHERE address = ?",
+				     address, NULL);
+	if (!domain_exists_locked(dir, domain))
+		auth_dir_set_err(err, errlen, "domain %s does not exist", domain);
+	else if (users != 0)
+		auth_dir_set_err(err, errlen, users > 0 ? "user %s exists"
+							: "accounts database error (%s)",
+				 address);
+	else
+		ret = 0;
+	pthread_mutex_unlock(&dir->lock);
+	free(address);
+	return ret;
+}
+
+/* Characters as NIST SP 800-63B counts them: each UTF-8 lead byte (or ASCII byte) starts one
+ * code point; continuation bytes 10xxxxxx do not. Invalid UTF-8 still counts one per octet
+ * that is not a continuation byte, which never overstates an ASCII password. */
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
+		if ((*p & 0xC0) != 0x80)
+			n++;
+	return n;
+}
+
+int auth_password_acceptable(const char *address, const char *password, uint32_t min_length,
+			     char *err, size_t errlen)
+{
+	const char *at = strrchr(address, '@');
+	size_t local_len = at != NULL ? (size_t)(at - address) : strlen(address);
+	size_t chars = utf8_chars(password);
+
+	if (password[0] == '\0' || strlen(password) > LIMIT_AUTH_FIELD) {
+		auth_dir_set_err(err, errlen, "password must be 1 to %d octets", LIMIT_AUTH_FIELD);
+		return -1;
+	}
+	if (chars < min_length) {
+		auth_dir_set_err(err, errlen,
+				 "password too short: %zu character(s), at least %u needed "
+				 "([auth] min_password_length)",
+				 chars, min_length);
+		return -1;
+	}
+	/* The address is the first guess of anyone who knows it; so is its local part. */
+	if (str_ieq(password, address) ||
+	    (strlen(password) == local_len && strncasecmp(password, address, local_len) == 0)) {
+		auth_dir_set_err(err, errlen, "password must not be the address or its local part");
+		return -1;
+	}
+	return 0;
+}
+
 int auth_user_list(struct auth_directory *dir, const char *domain_in,
 		   void (*cb)(const char *address, void *ctx), void *ctx)
 {
@@ -732,8 +798,154 @@ static int normalize_alias(struct auth_directory *dir, const char *alias_in, cha
 	return 0;
 }
 
-int auth_alias_add(struct auth_directory *dir, const char *alias_in, const char *target_in,
-		   char *err, size_t errlen)
+/* The addresses alias resolution visits from a start, breadth first (recipient.c's rules):
+ * an alias's targets (its own name among them means "deliver to the user too", not
+ * recursion), nothing after a user or a remote address, and for an unknown address of our
+ * domain the name without its +tag and the domain's catch-all. Bounded like a resolution. */
+struct alias_walk {
+	struct auth_directory *dir;
+	char **nodes; /* every address queued so far: the queue and the seen set in one */
+	size_t count, next;
+	bool too_big;
+};
+
+static void walk_push(struct alias_walk *w, const char *addr)
+{
+	for (size_t i = 0; i < w->count; i++)
+		if (strcmp(w->nodes[i], addr) == 0)
+			return;
+	if (w->count >= AUTH_RESOLVE_MAX) {
+		w->too_big = true;
+		return;
+	}
+	w->nodes = xrealloc(w->nodes, (w->count + 1) * sizeof(*w->nodes));
+	w->nodes[w->count++] = xstrdup(addr);
+}
+
+/* Queues the targets of alias other than alias itself; the count of targets, or -1. */
+static int walk_push_targets(struct alias_walk *w, const char *alias)
+{
+	char **targets;
+	size_t n;
+
+	if (auth_dir_alias_targets(w->dir, alias, &targets, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(targets[i], alias) != 0)
+			walk_push(w, targets[i]);
+		free(targets[i]);
+	}
+	free(targets);
+	return (int)n;
+}
+
+/* Queues where resolution goes from one unaliased address of our domains; -1 on error. */
+static int walk_push_unaliased(struct alias_walk *w, const char *addr)
+{
+	const char *at = strchr(addr, '@');
+	const char *plus = memchr(addr, '+', (size_t)(at - addr));
+	int user = auth_dir_user_known(w->dir, addr);
+
+	if (user != 0)
+		return user < 0 ? -1 : 0;
+	if (plus != NULL && plus > addr && auth_local_part_valid(addr, (size_t)(plus - addr))) {
+		char *base = xasprintf("%.*s%s", (int)(plus - addr), addr, at);
+		char **targets;
+		size_t n;
+		int base_user = auth_dir_user_known(w->dir, base);
+		int rc = auth_dir_alias_targets(w->dir, base, &targets, &n);
+
+		walk_push(w, base);
+		free(base);
+		if (rc < 0 || base_user < 0)
+			return -1;
+		for (size_t i = 0; i < n; i++)
+			free(targets[i]);
+		free(targets);
+		/* The catch-all only gets what the base name does not take. */
+		if (base_user > 0 || n > 0)
+			return 0;
+	}
+	char *catchall = xasprintf("@%s", at + 1);
+	walk_push(w, catchall);
+	free(catchall);
+	return 0;
+}
+
+/* 1 when resolving start reaches alias, 0 when it does not, -1 on a storage error or a graph
+ * too big to follow (err says which). */
+static int alias_reaches(struct auth_directory *dir, const char *start, const char *alias,
+			 char *err, size_t errlen)
+{
+	struct alias_walk w = { .dir = dir };
+	int found = 0;
+
+	walk_push(&w, start);
+	while (found == 0 && w.next < w.count) {
+		const char *addr = w.nodes[w.next++];
+
+		if (strcmp(addr, alias) == 0) {
+			found = 1;
+			break;
+		}
+		if (addr[0] == '@') {
+			found = walk_push_targets(&w, addr) < 0 ? -1 : 0;
+			continue;
+		}
+		int ours = auth_dir_domain_known(dir, strchr(addr, '@') + 1);
+		int n = ours > 0 ? walk_push_targets(&w, addr) : 0;
+		if (ours < 0 || n < 0)
+			found = -1;
+		else if (ours > 0 && n == 0 && walk_push_unaliased(&w, addr) < 0)
+			found = -1;
+	}
+	if (found == 0 && w.too_big) {
+		auth_dir_set_err(err, errlen, "aliases reached from %s are more than %d addresses; "
+				 "cannot check for a loop", start, AUTH_RESOLVE_MAX);
+		found = -1;
+	} else if (found < 0) {
+		auth_dir_set_err(err, errlen, "accounts database error");
+	}
+	for (size_t i = 0; i < w.count; i++)
+		free(w.nodes[i]);
+	free(w.nodes);
+	return found;
+}
+
+/* The checks of auth_alias_add before anything is written; alias and target normalised. */
+static int alias_check(struct auth_directory *dir, const char *alias, const char *target,
+		       bool shadowing, char *err, size_t errlen)
+{
+	int user = alias[0] == '@' ? 0 : auth_dir_user_known(dir, alias);
+
+	if (user < 0) {
+		auth_dir_set_err(err, errlen, "accounts database error");
+		return -1;
+	}
+	if (user > 0 && !shadowing) {
+		auth_dir_set_err(err, errlen,
+				 "%s is a user's address: an alias of it would take that user's "
+				 "mail away (--force adds it anyway; list %s among the targets to "
+				 "keep a copy)",
+				 alias, alias);
+		return -1;
+	}
+	if (strcmp(alias, target) == 0) {
+		/* Only a user may be its own target: it means "deliver to me as well". */
+		if (user > 0)
+			return 0;
+		auth_dir_set_err(err, errlen, "alias %s cannot point to itself", alias);
+		return -1;
+	}
+	int loop = alias_reaches(dir, target, alias, err, errlen);
+	if (loop > 0)
+		auth_dir_set_err(err, errlen, "alias %s -> %s would make a loop: %s leads back to %s",
+				 alias, target, target, alias);
+	return loop == 0 ? 0 : -1;
+}
+
+static int alias_add(struct auth_directory *dir, const char *alias_in, const char *target_in,
+		     bool shadowing, char *err, size_t errlen)
 {
 	char *alias, *target;
 	int rc;
@@ -742,6 +954,13 @@ int auth_alias_add(struct auth_directory *dir, const char *alias_in, const char 
 		return -1;
 	if (auth_address_normalize(target_in, &target, err, errlen) < 0) {
 		free(alias);
+		return -1;
+	}
+	/* Checked, then inserted under separate locks: two administrators adding the two halves
+	 * of a loop at the same instant could still make one, which resolution cuts. */
+	if (alias_check(dir, alias, target, shadowing, err, errlen) < 0) {
+		free(alias);
+		free(target);
 		return -1;
 	}
 	pthread_mutex_lock(&dir->lock);
@@ -755,6 +974,18 @@ int auth_alias_add(struct auth_directory *dir, const char *alias_in, const char 
 	free(alias);
 	free(target);
 	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int auth_alias_add(struct auth_directory *dir, const char *alias, const char *target, char *err,
+		   size_t errlen)
+{
+	return alias_add(dir, alias, target, false, err, errlen);
+}
+
+int auth_alias_add_shadowing(struct auth_directory *dir, const char *alias, const char *target,
+			     char *err, size_t errlen)
+{
+	return alias_add(dir, alias, target, true, err, errlen);
 }
 
 int auth_alias_del(struct auth_directory *dir, const char *alias_in, const char *target_in,

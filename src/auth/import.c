@@ -117,7 +117,8 @@ static void entries_free(struct import_entry *e, size_t n)
 }
 
 int auth_import_passwd_file(struct auth_directory *dir, const char *path,
-			    const char *default_domain_in, char *err, size_t errlen)
+			    const char *default_domain_in, int *without_scram_r, char *err,
+			    size_t errlen)
 {
 	struct import_entry *entries = NULL;
 	size_t count = 0, lineno = 0, cap = 0;
@@ -195,6 +196,12 @@ int auth_import_passwd_file(struct auth_directory *dir, const char *path,
 	}
 	pthread_mutex_unlock(&dir->lock);
 	ret = (int)count;
+	if (without_scram_r != NULL) {
+		*without_scram_r = 0;
+		for (size_t i = 0; i < count; i++)
+			if (entries[i].creds.iterations == 0)
+				(*without_scram_r)++;
+	}
 out:
 	fclose(f);
 	if (line != NULL)

@@ -30,6 +30,9 @@ int cmd_domain_dkim_sign(struct config *cfg, const char *domain);
 /* Reads a password from standard input: one line, without its line end. Returns a heap string
  * (caller wipes and frees) or NULL on EOF/empty/too long. */
 char *cli_read_password(void);
+/* A password being set (user add/passwd): on a terminal asked twice without echo, a mismatch
+ * refused; otherwise one line as cli_read_password. NULL after printing why. */
+char *cli_read_new_password(void);
 
 /* privsep.c: the privileged parent of serve. privsep_fork forks; the parent stays root, reads
  * cert_path and key_path whenever the child asks, passes SIGHUP/SIGTERM/SIGINT on and exits

@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "../auth/auth.h"
 #include "../core/core.h"
+#include "../store/store.h"
 #include "cli.h"
 
 /* mkdir -p with mode 0700 for the folders we create; existing ones are left as they are. */
@@ -114,10 +114,15 @@ int cmd_domain(struct config *cfg, int argc, char **argv)
 }
 
 static const char user_usage[] =
-	"user add ADDRESS | user del ADDRESS | user passwd ADDRESS | user list [DOMAIN] | "
-	"user import-passwd FILE DOMAIN | user set ADDRESS NAME VALUE | user unset ADDRESS NAME | "
-	"user settings ADDRESS\n(add and passwd read the password from standard input; set "
-	"overrides a server setting for one account: pop3.delete_action, pop3.include_junk)";
+	"user add ADDRESS | user del [--purge] ADDRESS | user passwd ADDRESS | "
+	"user list [DOMAIN] | user import-passwd FILE DOMAIN | user set ADDRESS NAME VALUE | "
+	"user unset ADDRESS NAME | user settings ADDRESS\n"
+	"(add and passwd read the password from standard input, asking twice on a terminal; it "
+	"needs [auth] min_password_length characters and must not be the address. del moves the "
+	"mail to DATA_DIR/archive/DOMAIN/USER-TIME, --purge removes it. import-passwd keeps "
+	"crypt hashes: those users have PLAIN/LOGIN at once and SCRAM-SHA-256 after their first "
+	"plaintext login or a user passwd. set overrides a server setting for one account: "
+	"pop3.delete_action, pop3.include_junk)";
 
 static void collect_setting(const char *name, const char *value, void *ctx)
 {
@@ -166,43 +171,127 @@ static int set_user_setting(struct auth_directory *dir, int argc, char **argv)
 	return 0;
 }
 
-static char *read_password(void)
+/* Mail left at a new user's address (a delete whose move failed, or a delivery that was
+ * already under way when the user was deleted) is moved to the archive before the user
+ * exists: a new account never inherits an earlier one's mail. */
+static int archive_leftover_mail(struct config *cfg, const char *address)
 {
-	struct termios saved, quiet;
-	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
-	char *pw;
+	struct store_err serr = { 0 };
+	char *archived = NULL;
+	char *data_dir = config_resolve_path(cfg, cfg->data_dir);
+	enum store_error e = store_account_remove(data_dir, address, false, &archived, &serr);
 
-	if (tty) {
-		/* typed passwords are not echoed */
-		fprintf(stderr, "Password: ");
-		quiet = saved;
-		quiet.c_lflag &= ~(tcflag_t)ECHO;
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	free(data_dir);
+	if (e == STORE_ERR_NOT_FOUND)
+		return 0;
+	if (e != STORE_OK) {
+		fprintf(stderr, "roost: mail of an earlier %s is in the way and cannot be moved: "
+			"%s\n", address, serr.text);
+		return -1;
 	}
-	pw = cli_read_password();
-	if (tty) {
-		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
-		fprintf(stderr, "\n");
+	printf("mail of an earlier %s was moved to %s; the new account starts empty\n", address,
+	       archived);
+	free(archived);
+	return 0;
+}
+
+/* `user add` and `user passwd`: every check that needs no password comes before asking for
+ * it, so a terminal user does not type a password twice to learn the domain is missing. */
+static int set_password(struct config *cfg, struct auth_directory *dir, bool add,
+			const char *address)
+{
+	char err[512];
+	char *pw;
+	int status = 0;
+
+	if (add && auth_user_addable(dir, address, err, sizeof(err)) < 0)
+		return fail(err);
+	if (!add && !auth_user_exists(dir, address)) {
+		fprintf(stderr, "roost: user %s does not exist\n", address);
+		return 1;
 	}
+	pw = cli_read_new_password();
 	if (pw == NULL)
-		fprintf(stderr,
-			"roost: no password on standard input (one line of 1 to %d octets)\n",
-			LIMIT_AUTH_FIELD);
-	return pw;
+		return 1;
+	if (auth_password_acceptable(address, pw, (uint32_t)cfg->min_password_length, err,
+				     sizeof(err)) < 0)
+		status = fail(err);
+	else if (add && archive_leftover_mail(cfg, address) < 0)
+		status = 1;
+	else if ((add ? auth_user_add(dir, address, pw, err, sizeof(err))
+		      : auth_user_passwd(dir, address, pw, err, sizeof(err))) < 0)
+		status = fail(err);
+	mem_wipe(pw, strlen(pw));
+	free(pw);
+	return status;
+}
+
+/* `user del [--purge] ADDRESS`: the user goes first, so nothing new is delivered or logged in,
+ * then the mail directory is moved (or removed) in one rename the server can detect. */
+static int delete_user(struct config *cfg, struct auth_directory *dir, const char *address,
+		       bool purge)
+{
+	struct store_err serr = { 0 };
+	char err[512];
+	char *archived = NULL;
+
+	if (auth_user_del(dir, address, err, sizeof(err)) < 0)
+		return fail(err);
+	char *data_dir = config_resolve_path(cfg, cfg->data_dir);
+	enum store_error e = store_account_remove(data_dir, address, purge, &archived, &serr);
+	free(data_dir);
+	if (e == STORE_ERR_NOT_FOUND) {
+		printf("deleted %s (it had no mail)\n", address);
+	} else if (e != STORE_OK) {
+		fprintf(stderr, "roost: deleted %s, but its mail was not %s: %s\n", address,
+			purge ? "removed" : "archived", serr.text);
+		if (!purge) /* it is still at the address: say what keeps it from a new user */
+			fprintf(stderr, "roost: `roost user add %s` would move it to the archive "
+				"first\n", address);
+		return 1;
+	} else if (purge) {
+		printf("deleted %s and removed its mail\n", address);
+	} else {
+		printf("deleted %s; its mail is in %s\n", address, archived);
+	}
+	free(archived);
+	return 0;
+}
+
+static int import_passwd(struct auth_directory *dir, const char *path, const char *domain)
+{
+	char err[512];
+	int without_scram = 0;
+	int n = auth_import_passwd_file(dir, path, domain, &without_scram, err, sizeof(err));
+
+	if (n < 0)
+		return fail(err);
+	printf("imported %d user(s)\n", n);
+	if (without_scram > 0)
+		printf("note: %d of them kept a crypt hash, which cannot give SCRAM-SHA-256 keys: "
+		       "PLAIN and LOGIN (IMAP LOGIN, POP3 USER/PASS) work for them now, "
+		       "SCRAM-SHA-256 fails for them until their first successful login with one "
+		       "of those (which adds the keys) or a new password set with "
+		       "`roost user passwd`\n",
+		       without_scram);
+	return 0;
 }
 
 int cmd_user(struct config *cfg, int argc, char **argv)
 {
 	struct auth_directory *dir;
-	char err[512];
-	char *pw = NULL;
 	int status = 0;
 
 	if (argc < 1)
 		return usage_error(user_usage);
 	const char *sub = argv[0];
+	bool purge = strcmp(sub, "del") == 0 && argc == 3 && strcmp(argv[1], "--purge") == 0;
+	if (purge) {
+		argv[1] = argv[2];
+		argc = 2;
+	}
 	bool ok = ((strcmp(sub, "add") == 0 || strcmp(sub, "del") == 0 ||
-		    strcmp(sub, "passwd") == 0) && argc == 2) ||
+		    strcmp(sub, "passwd") == 0) && argc == 2 && argv[1][0] != '-') ||
 		  (strcmp(sub, "list") == 0 && argc <= 2) ||
 		  (strcmp(sub, "import-passwd") == 0 && argc == 3) ||
 		  (strcmp(sub, "set") == 0 && argc == 4) ||
@@ -214,21 +303,9 @@ int cmd_user(struct config *cfg, int argc, char **argv)
 	if (dir == NULL)
 		return 1;
 	if (strcmp(sub, "add") == 0 || strcmp(sub, "passwd") == 0) {
-		pw = read_password();
-		if (pw == NULL) {
-			status = 1;
-		} else {
-			int rc = strcmp(sub, "add") == 0
-					 ? auth_user_add(dir, argv[1], pw, err, sizeof(err))
-					 : auth_user_passwd(dir, argv[1], pw, err, sizeof(err));
-			if (rc < 0)
-				status = fail(err);
-			mem_wipe(pw, strlen(pw));
-			free(pw);
-		}
+		status = set_password(cfg, dir, strcmp(sub, "add") == 0, argv[1]);
 	} else if (strcmp(sub, "del") == 0) {
-		if (auth_user_del(dir, argv[1], err, sizeof(err)) < 0)
-			status = fail(err);
+		status = delete_user(cfg, dir, argv[1], purge);
 	} else if (strcmp(sub, "list") == 0) {
 		if (argc == 2 && !auth_domain_exists(dir, argv[1])) {
 			fprintf(stderr, "roost: domain %s does not exist\n", argv[1]);
@@ -241,18 +318,16 @@ int cmd_user(struct config *cfg, int argc, char **argv)
 	} else if (strcmp(sub, "settings") == 0) {
 		status = print_user_settings(cfg, dir, argv[1]);
 	} else {
-		int n = auth_import_passwd_file(dir, argv[1], argv[2], err, sizeof(err));
-		if (n < 0)
-			status = fail(err);
-		else
-			printf("imported %d user(s)\n", n);
+		status = import_passwd(dir, argv[1], argv[2]);
 	}
 	auth_directory_close(&dir);
 	return status;
 }
 
-static const char alias_usage[] = "alias add ALIAS TARGET... | alias del ALIAS TARGET... | "
-				  "alias list\n(ALIAS is an address or @domain for a catch-all)";
+static const char alias_usage[] =
+	"alias add [--force] ALIAS TARGET... | alias del ALIAS TARGET... | alias list\n"
+	"(ALIAS is an address or @domain for a catch-all. add refuses an ALIAS that is a user's "
+	"address unless --force, and a TARGET that leads back to ALIAS)";
 
 int cmd_alias(struct config *cfg, int argc, char **argv)
 {
@@ -263,15 +338,23 @@ int cmd_alias(struct config *cfg, int argc, char **argv)
 	if (argc < 1)
 		return usage_error(alias_usage);
 	bool add = strcmp(argv[0], "add") == 0, del = strcmp(argv[0], "del") == 0;
-	if (!((add || del) && argc >= 3) && !(strcmp(argv[0], "list") == 0 && argc == 1))
+	bool force = add && argc >= 2 && strcmp(argv[1], "--force") == 0;
+	if (force) {
+		argv++;
+		argc--;
+	}
+	if (!((add || del) && argc >= 3 && argv[1][0] != '-') &&
+	    !(strcmp(argv[0], "list") == 0 && argc == 1))
 		return usage_error(alias_usage);
 	dir = open_directory(cfg);
 	if (dir == NULL)
 		return 1;
 	if (add || del) {
 		for (int i = 2; i < argc; i++) {
-			int rc = add ? auth_alias_add(dir, argv[1], argv[i], err, sizeof(err))
-				     : auth_alias_del(dir, argv[1], argv[i], err, sizeof(err));
+			int rc = del     ? auth_alias_del(dir, argv[1], argv[i], err, sizeof(err))
+				 : force ? auth_alias_add_shadowing(dir, argv[1], argv[i], err,
+								    sizeof(err))
+					 : auth_alias_add(dir, argv[1], argv[i], err, sizeof(err));
 			if (rc < 0) {
 				status = fail(err);
 				break;

@@ -13,9 +13,10 @@ static const struct cli_command commands[] = {
 	{ "check", "check", cmd_check, false },
 	{ "domain", "domain add|del|list|dkim|dkim-sign [DOMAIN]", cmd_domain, true },
 	{ "user",
-	  "user add|del|passwd ADDRESS | user list [DOMAIN] | user import-passwd FILE DOMAIN",
+	  "user add|passwd ADDRESS | user del [--purge] ADDRESS | user list [DOMAIN] | "
+	  "user import-passwd FILE DOMAIN",
 	  cmd_user, true },
-	{ "alias", "alias add|del ALIAS TARGET... | alias list", cmd_alias, true },
+	{ "alias", "alias add [--force] ALIAS TARGET... | alias del ALIAS TARGET... | alias list", cmd_alias, true },
 	{ "import", "import ADDRESS PATH", cmd_import, true },
 	{ "queue", "queue list | flush [DOMAIN] | delete ID", cmd_queue, true },
 };

@@ -107,6 +107,9 @@ static const struct setting settings[] = {
 	  NULL },
 	{ "auth", "login_cache", T_SECONDS, OFF(login_cache), "10m", 0, DAY, NULL,
 	  "how long a verified login spares the next one the password hash; 0 = off" },
+	{ "auth", "min_password_length", T_INT, OFF(min_password_length), "8", 1,
+	  LIMIT_AUTH_FIELD, NULL,
+	  "characters a password set with `roost user add/passwd` needs at least (NIST SP 800-63B)" },
 
 	{ "smtp", "vrfy", T_BOOL, OFF(smtp_vrfy), "no", 0, 0, NULL, NULL },
 	{ "smtp", "timeout", T_SECONDS, OFF(smtp_timeout), "5m", 10, DAY, NULL, NULL },

@@ -90,6 +90,7 @@ struct config {
 	int64_t failure_window;       /* seconds a failure is remembered */
 	int64_t user_ip_connections;
 	int64_t login_cache;	      /* seconds a verified login is remembered; 0 = off */
+	int64_t min_password_length;  /* characters, for passwords set with user add/passwd */
 
 	/* [smtp] */
 	bool smtp_vrfy;

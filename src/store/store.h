@@ -93,6 +93,17 @@ enum store_error store_account_open(struct store *store, const char *address,
 				    struct store_account **acct_r, struct store_err *err_r);
 /* Drops one reference; the last one closes the index. */
 void store_account_close(struct store_account **acct);
+/* Takes an account's mail out of the store (`roost user del`, and `user add` finding mail
+ * left by an earlier account of that address): the account's directory is renamed, in one
+ * rename(2), to DATA_DIR/archive/DOMAIN/LOCAL-YYYYMMDDTHHMMSSZ (UTC; *archived_r gets the
+ * path, caller frees), or with purge to a hidden name beside it that is then removed
+ * (*archived_r NULL). It waits for a writer in another process (the server) to finish
+ * first. A process that has the account open notices at its next write or open that the
+ * directory is not the one it opened (design note 9 of store/local): writes fail, and a new
+ * account of the address gets a new, empty directory. Needs no open store.
+ * STORE_ERR_NOT_FOUND when the account has no directory. */
+enum store_error store_account_remove(const char *data_dir, const char *address, bool purge,
+				      char **archived_r, struct store_err *err_r);
 /* Quota: 0 = unlimited. Saves beyond it fail with STORE_ERR_OVER_QUOTA. */
 void store_account_set_quota(struct store_account *acct, uint64_t max_bytes, uint64_t max_messages);
 enum store_error store_account_usage(struct store_account *acct, uint64_t *bytes_r,

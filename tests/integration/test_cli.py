@@ -219,7 +219,7 @@ def test_user_round_trip(make_roost):
     r = make_roost(users=(), start=False)
     r.cli("domain", "add", "example.test")
     r.cli("user", "add", "Alice@Example.test", input="alice pw\n")
-    r.cli("user", "add", "bob@example.test", input="bob pw\n")
+    r.cli("user", "add", "bob@example.test", input="bob password\n")
     assert r.cli("user", "list").stdout.split() == ["alice@example.test", "bob@example.test"]
     assert r.cli("user", "list", "example.test").stdout.split() == [
         "alice@example.test", "bob@example.test"]
@@ -264,7 +264,7 @@ def test_bad_addresses_rejected(make_roost, address):
 def test_alias_round_trip(make_roost):
     r = make_roost(users=(), start=False)
     r.cli("domain", "add", "example.test")
-    r.cli("user", "add", "alice@example.test", input="pw\n")
+    r.cli("user", "add", "alice@example.test", input="alice password\n")
     r.cli("alias", "add", "info@example.test", "alice@example.test", "ext@elsewhere.test")
     r.cli("alias", "add", "@example.test", "alice@example.test")
     listed = sorted(r.cli("alias", "list").stdout.splitlines())

@@ -265,9 +265,30 @@ static bool has_scram(struct fixture *f, const char *address)
 	return has;
 }
 
+/* An alias row written straight into the database, as an older version could have. */
+static void insert_alias_row(struct fixture *f, const char *alias, const char *target)
+{
+	char path[128];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	snprintf(path, sizeof(path), "%s/accounts.db", f->path);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO aliases (alias, target) VALUES (?, ?)",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, alias, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, target, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
 static void test_import_passwd(void **state)
 {
 	struct fixture *f = *state;
+	int without_scram = -1;
 	struct crypt_data *cd = calloc(1, sizeof(*cd));
 	char err[512], file[128], text[2048], sha512[256], blf[256];
 	char *setting;
@@ -295,8 +316,11 @@ static void test_import_passwd(void **state)
 		 sha512, sha512, have_blf ? "u4:{BLF-CRYPT}" : "# ", have_blf ? blf : "",
 		 have_blf ? ":" : "");
 	write_file(file, text);
-	assert_int_equal(auth_import_passwd_file(f->dir, file, "example.org", err, sizeof(err)),
+	assert_int_equal(auth_import_passwd_file(f->dir, file, "example.org", &without_scram, err,
+						 sizeof(err)),
 			 have_blf ? 4 : 3);
+	/* the count the CLI explains SCRAM with: every crypt-hash user, not the {PLAIN} one */
+	assert_int_equal(without_scram, have_blf ? 3 : 2);
 	/* crypt hashes carry no SCRAM keys; {PLAIN} ones get them at import */
 	assert_false(has_scram(f, "u1@example.org"));
 	assert_false(has_scram(f, "u3@example.org"));
@@ -322,29 +346,29 @@ static void test_import_passwd(void **state)
 
 	/* a bad line rolls back the whole file and names the line */
 	write_file(file, "n1:{PLAIN}a\nn2:{MD5}abc\n");
-	assert_int_equal(auth_import_passwd_file(f->dir, file, "example.org", err, sizeof(err)),
+	assert_int_equal(auth_import_passwd_file(f->dir, file, "example.org", NULL, err, sizeof(err)),
 			 -1);
 	assert_non_null(strstr(err, ":2:"));
 	assert_false(auth_user_exists(f->dir, "n1@example.org"));
 	write_file(file, "n1:{PLAIN}a\nu1:{PLAIN}b\n");
-	assert_int_equal(auth_import_passwd_file(f->dir, file, "example.org", err, sizeof(err)),
+	assert_int_equal(auth_import_passwd_file(f->dir, file, "example.org", NULL, err, sizeof(err)),
 			 -1);
 	assert_non_null(strstr(err, "exists"));
 	assert_false(auth_user_exists(f->dir, "n1@example.org"));
 	write_file(file, "n1:{SHA512-CRYPT}$2y$04$abc\n");
-	assert_int_equal(auth_import_passwd_file(f->dir, file, "example.org", err, sizeof(err)),
+	assert_int_equal(auth_import_passwd_file(f->dir, file, "example.org", NULL, err, sizeof(err)),
 			 -1);
 	write_file(file, "n1@nowhere.org:{PLAIN}a\n");
-	assert_int_equal(auth_import_passwd_file(f->dir, file, "example.org", err, sizeof(err)),
+	assert_int_equal(auth_import_passwd_file(f->dir, file, "example.org", NULL, err, sizeof(err)),
 			 -1);
 	write_file(file, "%u%d:{PLAIN}a\n");
-	assert_int_equal(auth_import_passwd_file(f->dir, file, "example.org", err, sizeof(err)),
+	assert_int_equal(auth_import_passwd_file(f->dir, file, "example.org", NULL, err, sizeof(err)),
 			 -1);
 	write_file(file, "n1:{PLAIN}a\nn1:{PLAIN}b\n");
-	assert_int_equal(auth_import_passwd_file(f->dir, file, "example.org", err, sizeof(err)),
+	assert_int_equal(auth_import_passwd_file(f->dir, file, "example.org", NULL, err, sizeof(err)),
 			 -1);
-	assert_int_equal(auth_import_passwd_file(f->dir, "/nonexistent/x", "example.org", err,
-						 sizeof(err)),
+	assert_int_equal(auth_import_passwd_file(f->dir, "/nonexistent/x", "example.org", NULL,
+						 err, sizeof(err)),
 			 -1);
 	free(cd);
 }
@@ -406,18 +430,24 @@ static void test_aliases_and_resolution(void **state)
 	assert_int_equal(auth_alias_add(f->dir, "l1@example.org", "l2@example.org", err,
 					sizeof(err)),
 			 0);
+	/* refused at add time now; a database from before that check may still hold one */
 	assert_int_equal(auth_alias_add(f->dir, "l2@example.org", "l1@example.org", err,
 					sizeof(err)),
-			 0);
+			 -1);
+	assert_non_null(strstr(err, "loop"));
+	insert_alias_row(f, "l2@example.org", "l1@example.org");
 	assert_int_equal(auth_alias_add(f->dir, "l2@example.org", "bob@example.org", err,
 					sizeof(err)),
 			 0);
-	/* keep-a-copy: alice is an alias of herself and of bob */
+	/* keep-a-copy: alice is an alias of herself and of bob (a user's address: --force) */
 	assert_int_equal(auth_alias_add(f->dir, "alice@example.org", "alice@example.org", err,
 					sizeof(err)),
+			 -1);
+	assert_int_equal(auth_alias_add_shadowing(f->dir, "alice@example.org",
+						  "alice@example.org", err, sizeof(err)),
 			 0);
-	assert_int_equal(auth_alias_add(f->dir, "alice@example.org", "bob@example.org", err,
-					sizeof(err)),
+	assert_int_equal(auth_alias_add_shadowing(f->dir, "alice@example.org", "bob@example.org",
+						  err, sizeof(err)),
 			 0);
 
 	c.n = 0;
@@ -470,6 +500,118 @@ static void test_aliases_and_resolution(void **state)
 	assert_int_equal(resolve(f, "whatever@catch.org", &c), 0);
 	/* a domain with aliases is not deleted under them */
 	assert_int_equal(auth_domain_del(f->dir, "example.org", err, sizeof(err)), -1);
+}
+
+/* [auth] min_password_length counts characters, not octets; the address and its local part
+ * are refused in any case. */
+static void test_password_rules(void **state)
+{
+	char err[256];
+
+	(void)state;
+	assert_int_equal(auth_password_acceptable("ann@example.org", "1234567", 8, err,
+						  sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "at least 8"));
+	assert_int_equal(auth_password_acceptable("ann@example.org", "12345678", 8, err,
+						  sizeof(err)),
+			 0);
+	/* seven characters in fourteen octets are still seven */
+	assert_int_equal(auth_password_acceptable("ann@example.org",
+						  "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+						  "\xc3\xa9\xc3\xa9",
+						  8, err, sizeof(err)),
+			 -1);
+	assert_int_equal(auth_password_acceptable("ann@example.org", "x", 1, err, sizeof(err)), 0);
+	assert_int_equal(auth_password_acceptable("ann@example.org", "", 1, err, sizeof(err)), -1);
+	assert_int_equal(auth_password_acceptable("annabelle@example.org", "AnnaBelle", 4, err,
+						  sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "address"));
+	assert_int_equal(auth_password_acceptable("annabelle@example.org",
+						  "ANNABELLE@EXAMPLE.ORG", 4, err, sizeof(err)),
+			 -1);
+	assert_int_equal(auth_password_acceptable("annabelle@example.org", "annabelle1", 4, err,
+						  sizeof(err)),
+			 0);
+}
+
+/* Add-time checks of auth_alias_add: a user's address, itself, and loops at any depth, also
+ * through plus-addressing and a catch-all. */
+static void test_alias_checks(void **state)
+{
+	struct fixture *f = *state;
+	char err[512];
+
+	assert_int_equal(auth_domain_add(f->dir, "example.org", err, sizeof(err)), 0);
+	assert_int_equal(auth_domain_add(f->dir, "other.org", err, sizeof(err)), 0);
+	assert_int_equal(auth_user_add(f->dir, "alice@example.org", "pw", err, sizeof(err)), 0);
+
+	/* shadowing a mailbox */
+	assert_int_equal(auth_alias_add(f->dir, "Alice@example.org", "x@remote.test", err,
+					sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "user"));
+	assert_non_null(strstr(err, "--force"));
+	/* pointing to itself, with no user of that name: delivers nowhere */
+	assert_int_equal(auth_alias_add(f->dir, "self@example.org", "SELF@example.org", err,
+					sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "itself"));
+	assert_int_equal(auth_alias_add_shadowing(f->dir, "self@example.org", "self@example.org",
+						  err, sizeof(err)),
+			 -1);
+
+	/* a chain twelve long (deeper than resolution follows) closed into a ring */
+	for (int i = 0; i < 11; i++) {
+		char a[64], t[64];
+		snprintf(a, sizeof(a), "r%d@example.org", i);
+		snprintf(t, sizeof(t), "r%d@%s", i + 1, i == 5 ? "other.org" : "example.org");
+		if (i == 5)
+			snprintf(a, sizeof(a), "r5@example.org");
+		assert_int_equal(auth_alias_add(f->dir, a, t, err, sizeof(err)), 0);
+		if (i == 5) /* the chain crosses to the other domain and back */
+			assert_int_equal(auth_alias_add(f->dir, "r6@other.org", "r6@example.org",
+							err, sizeof(err)),
+					 0);
+	}
+	assert_int_equal(auth_alias_add(f->dir, "r11@example.org", "r0@example.org", err,
+					sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "loop"));
+	assert_int_equal(auth_alias_add(f->dir, "r11@example.org", "alice@example.org", err,
+					sizeof(err)),
+			 0);
+	/* through plus-addressing: r0+tag is r0 */
+	assert_int_equal(auth_alias_add(f->dir, "r11@example.org", "r0+tag@example.org", err,
+					sizeof(err)),
+			 -1);
+	/* through a catch-all: an unknown name falls into @example.org, which leads to r3 */
+	assert_int_equal(auth_alias_add(f->dir, "@example.org", "r3@example.org", err,
+					sizeof(err)),
+			 0);
+	assert_int_equal(auth_alias_add(f->dir, "r11@example.org", "nobody@example.org", err,
+					sizeof(err)),
+			 -1);
+	assert_int_equal(auth_alias_add(f->dir, "@example.org", "unknown@example.org", err,
+					sizeof(err)),
+			 -1);
+	/* a target that is a user ends the walk; a remote one too */
+	assert_int_equal(auth_alias_add(f->dir, "@example.org", "alice+x@example.org", err,
+					sizeof(err)),
+			 0);
+	assert_int_equal(auth_alias_add(f->dir, "team@example.org", "r0@remote.test", err,
+					sizeof(err)),
+			 0);
+	/* with --force an alias may take a user's address, and keep a copy for the user; a
+	 * loop stays refused */
+	assert_int_equal(auth_alias_add_shadowing(f->dir, "alice@example.org", "alice@example.org",
+						  err, sizeof(err)),
+			 0);
+	assert_int_equal(auth_alias_add_shadowing(f->dir, "alice@example.org", "r0@example.org",
+						  err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "loop"));
 }
 
 struct thread_arg {
@@ -586,6 +728,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_users, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_import_passwd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_aliases_and_resolution, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_password_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alias_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_cache, setup, teardown),

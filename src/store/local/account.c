@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "local.h"
@@ -53,6 +54,8 @@ static const struct {
 enum store_error local_db_fail(struct store_account *acct, struct store_err *err_r,
 			       const char *what)
 {
+	if (atomic_load(&acct->gone))
+		return local_fail(err_r, STORE_ERR_IO, "%s", store_error_str(STORE_ERR_IO));
 	int code = sqlite3_extended_errcode(acct->db);
 
 	log_error("store=local op=%s account=%s sqlite=\"%s\" code=%d", what, acct->address,
@@ -66,7 +69,7 @@ enum store_error local_db_fail(struct store_account *acct, struct store_err *err
 
 int local_exec(struct store_account *acct, const char *sql)
 {
-	if (acct->db == NULL)
+	if (acct->db == NULL || atomic_load(&acct->gone))
 		return -1;
 	if (sqlite3_exec(acct->db, sql, NULL, NULL, NULL) == SQLITE_OK)
 		return 0;
@@ -86,19 +89,37 @@ void local_mbox_clear(struct local_mbox *m)
 
 static void index_recover(struct store_account *acct);
 
+/* Design note 9: false (and the handle marked gone, once) when the account's path no longer
+ * leads to the directory this handle opened. */
+static bool account_still_here(struct store_account *acct)
+{
+	struct stat st;
+
+	if (atomic_load(&acct->gone))
+		return false;
+	if (stat(acct->dir, &st) == 0 && st.st_dev == acct->dir_dev && st.st_ino == acct->dir_ino)
+		return true;
+	if (!atomic_exchange(&acct->gone, true))
+		log_warn("store=local op=account-gone account=%s dir=%s (removed; this handle "
+			 "writes no more)", acct->address, acct->dir);
+	return false;
+}
+
 void local_write_begin(struct store_account *acct)
 {
 	pthread_mutex_lock(&acct->lock);
 	while (flock(acct->lock_fd, LOCK_EX) < 0 && errno == EINTR)
 		;
-	if (acct->index_broken)
+	/* Under the flock: store_account_remove renames only while holding it, so a write
+	 * either finished before the move or sees it here. */
+	if (account_still_here(acct) && acct->index_broken)
 		index_recover(acct);
 }
 
 void local_read_begin(struct store_account *acct)
 {
 	pthread_mutex_lock(&acct->lock);
-	if (acct->index_broken) {
+	if (acct->index_broken && !atomic_load(&acct->gone)) {
 		while (flock(acct->lock_fd, LOCK_EX) < 0 && errno == EINTR)
 			;
 		index_recover(acct);
@@ -108,7 +129,7 @@ void local_read_begin(struct store_account *acct)
 
 bool local_db_ready(struct store_account *acct, struct store_err *err_r)
 {
-	if (acct->db != NULL && !acct->index_broken)
+	if (acct->db != NULL && !acct->index_broken && !atomic_load(&acct->gone))
 		return true;
 	local_fail(err_r, STORE_ERR_IO, "%s", store_error_str(STORE_ERR_IO));
 	return false;
@@ -162,6 +183,8 @@ static void index_recover(struct store_account *acct)
 {
 	bool rebuild;
 
+	if (atomic_load(&acct->gone))
+		return; /* the path now leads elsewhere: never reopen through it (note 9) */
 	acct->index_suspect = false;
 	acct->index_broken = false;
 	log_warn("store=local op=index-recover account=%s", acct->address);
@@ -717,6 +740,15 @@ enum store_error store_account_open(struct store *store, const char *address,
 		return local_fail(err_r, STORE_ERR_INVALID, "Invalid account address");
 	norm = xasprintf("%s@%s", local, domain);
 	pthread_mutex_lock(&store->lock);
+	for (struct store_account **pp = &store->accounts; *pp != NULL; pp = &(*pp)->next) {
+		if (strcmp((*pp)->address, norm) == 0 && !account_still_here(*pp)) {
+			/* Removed under us: its holders keep it until they close it; nobody new
+			 * gets it, and the address starts afresh below. */
+			*pp = (*pp)->next;
+			synced_forget(store, norm);
+			break;
+		}
+	}
 	for (acct = store->accounts; acct != NULL; acct = acct->next) {
 		if (strcmp(acct->address, norm) == 0) {
 			acct->refs++;
@@ -742,8 +774,13 @@ enum store_error store_account_open(struct store *store, const char *address,
 
 	char *lock_path = xasprintf("%s/%s", acct->dir, LOCAL_LOCK_FILE);
 
-	if (local_mkdir_p(acct->dir) == 0)
+	struct stat dir_st;
+
+	if (local_mkdir_p(acct->dir) == 0 && stat(acct->dir, &dir_st) == 0) {
+		acct->dir_dev = dir_st.st_dev;
+		acct->dir_ino = dir_st.st_ino;
 		acct->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	}
 	free(lock_path);
 	if (acct->lock_fd < 0) {
 		e = local_fail(err_r, local_errno_code(errno), "%s",
@@ -910,4 +947,115 @@ void local_events_clear(struct local_events *evs)
 	}
 	free(evs->ev);
 	memset(evs, 0, sizeof(*evs));
+}
+
+/* ---- removal (design note 9) ---- */
+
+/* A name under parent for the removed directory that nothing uses yet:
+ * PREFIXLOCAL-YYYYMMDDTHHMMSSZ, with -2, -3, ... for a second removal in the same second. */
+static char *removal_name(const char *parent, const char *prefix, const char *local)
+{
+	struct tm tm;
+	time_t now = (time_t)time_wall_seconds();
+	char stamp[32];
+	struct stat st;
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	for (int n = 1; n < 1000; n++) {
+		char *path = n == 1 ? xasprintf("%s/%s%s-%s", parent, prefix, local, stamp)
+				    : xasprintf("%s/%s%s-%s-%d", parent, prefix, local, stamp, n);
+		if (lstat(path, &st) < 0 && errno == ENOENT)
+			return path;
+		free(path);
+	}
+	return NULL;
+}
+
+/* rename(2) of the account's directory to dest under the account's flock, so that a writer
+ * of another process either finished before or finds the directory gone (note 9). */
+static int move_account_dir(const char *src, const char *dest)
+{
+	char *lock_path = xasprintf("%s/%s", src, LOCAL_LOCK_FILE);
+	int fd = open(lock_path, O_RDWR | O_CLOEXEC);
+	int ret, saved;
+
+	free(lock_path);
+	if (fd >= 0)
+		while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
+			;
+	ret = rename(src, dest);
+	saved = errno;
+	if (fd >= 0)
+		close(fd); /* releases the flock */
+	errno = saved;
+	return ret;
+}
+
+static char *parent_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash != NULL && slash != path ? xstrndup(path, (size_t)(slash - path))
+					      : xstrdup("/");
+}
+
+enum store_error store_account_remove(const char *data_dir, const char *address, bool purge,
+				      char **archived_r, struct store_err *err_r)
+{
+	char *local, *domain, *src = NULL, *parent = NULL, *dest = NULL;
+	enum store_error e = STORE_OK;
+	struct stat st;
+
+	*archived_r = NULL;
+	if (address_split(address, &local, &domain) < 0)
+		return local_fail(err_r, STORE_ERR_INVALID, "Invalid account address");
+	src = xasprintf("%s/mail/%s/%s", data_dir, domain, local);
+	int found = lstat(src, &st);
+	if (found < 0 && errno != ENOENT) {
+		e = local_fail(err_r, STORE_ERR_IO, "cannot read %s: %s", src, strerror(errno));
+		goto out;
+	}
+	if (found < 0 || !S_ISDIR(st.st_mode)) {
+		e = local_fail(err_r, STORE_ERR_NOT_FOUND, "%s has no mail directory", address);
+		goto out;
+	}
+	/* A purged directory first leaves the account's name in one step (a '.' name no
+	 * address maps to), so nothing sees it half removed. */
+	parent = purge ? xasprintf("%s/mail/%s", data_dir, domain)
+		       : xasprintf("%s/archive/%s", data_dir, domain);
+	if (!purge && local_mkdir_p(parent) < 0) {
+		e = local_fail(err_r, local_errno_code(errno), "cannot create %s: %s", parent,
+			       strerror(errno));
+		goto out;
+	}
+	dest = removal_name(parent, purge ? ".roost-purge-" : "", local);
+	if (dest == NULL) {
+		e = local_fail(err_r, STORE_ERR_EXISTS, "no free name in %s", parent);
+		goto out;
+	}
+	if (move_account_dir(src, dest) < 0) {
+		e = local_fail(err_r, local_errno_code(errno), "cannot move %s to %s: %s", src,
+			       dest, strerror(errno));
+		goto out;
+	}
+	char *src_parent = parent_of(src);
+	if (local_fsync_dir(src_parent) < 0 || (!purge && local_fsync_dir(parent) < 0))
+		log_warn("store=local op=account-remove fsync errno=%s", strerror(errno));
+	free(src_parent);
+	if (purge) {
+		if (local_rm_rf(dest) < 0)
+			e = local_fail(err_r, local_errno_code(errno),
+				       "moved out of the way but not fully removed: %s", dest);
+	} else {
+		*archived_r = dest;
+		dest = NULL;
+	}
+out:
+	free(dest);
+	free(parent);
+	free(src);
+	free(local);
+	free(domain);
+	return e;
 }

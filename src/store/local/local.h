@@ -36,13 +36,22 @@
  *     renamed -> account directory fsync'd -> index rows renamed and committed -> record
  *     removed (directory fsync'd). Whoever takes the write lock at account open or index
  *     recovery and finds the record finishes the rename (folders, then rows) before the sync,
- *     so after a crash the whole hierarchy is under the new name, never split. */
+ *     so after a crash the whole hierarchy is under the new name, never split.
+ *  9. An account handle belongs to the directory it opened (dir_dev/dir_ino), not to its
+ *     path: store_account_remove renames the directory away under the account's flock, and
+ *     every local_write_begin (after taking the flock) and every store_account_open of a
+ *     shared handle compares the path's inode with the handle's. A mismatch marks the handle
+ *     gone: it never writes again (not into the archive it now points at through its open
+ *     files, nor into a new directory at the path), is never recovered, and is no longer
+ *     shared; the next open of the address makes a fresh handle. Reads through a gone handle
+ *     still see the old index; message files are opened by path and are then missing. */
 #ifndef ROOST_STORE_LOCAL_H
 #define ROOST_STORE_LOCAL_H
 
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 
 #include "../../core/core.h"
 #include "../store.h"
@@ -106,6 +115,10 @@ struct store_account {
 	pthread_mutex_t lock;
 	sqlite3 *db;
 	int lock_fd;
+	/* The directory this handle opened, and whether it was found removed (note 8). */
+	dev_t dir_dev;
+	ino_t dir_ino;
+	atomic_bool gone;
 
 	pthread_mutex_t q_lock;
 	pthread_cond_t q_cond;
