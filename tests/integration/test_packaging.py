@@ -278,6 +278,12 @@ def test_installed_serve_runs_as_roost_and_answers_status(installed, tmp_path):
     ports = loopback_override(conf)
     user = pwd.getpwnam("roost")
     roost = ["/usr/sbin/roost", "--config", conf]
+    # The README's step: accounts made as the server's user, with the packaged config.
+    as_roost = ["runuser", "-u", "roost", "--", "/usr/sbin/roost"]
+    assert run(as_roost + ["domain", "add", "example.test"], cwd="/").returncode == 0
+    made = run(as_roost + ["user", "add", "alice@example.test"], cwd="/",
+               input="packaged password\n")
+    assert made.returncode == 0, made.stderr
     log = open(str(tmp_path / "serve.log"), "w")
     proc = subprocess.Popen(roost + ["serve"], stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -288,13 +294,19 @@ def test_installed_serve_runs_as_roost_and_answers_status(installed, tmp_path):
         # Every real, effective, saved and filesystem id is roost's: no way back to root.
         assert proc_ids(proc.pid) == {"Uid": {user.pw_uid}, "Gid": {user.pw_gid}}
         with socket.create_connection(("127.0.0.1", ports["imap"]), timeout=10) as s:
-            assert s.recv(100).startswith(b"* OK")
+            lines = s.makefile("rb")
+            assert lines.readline().startswith(b"* OK")
             out = run(roost + ["status"])
             assert out.returncode == 0
             assert "pid: %d\n" % proc.pid in out.stdout
             assert "listener: smtp 127.0.0.1:%d\n" % ports["smtp"] in out.stdout
             assert re.search(r"^sessions: .*imap=1", out.stdout, re.M), out.stdout
             assert "queue: 0\n" in out.stdout
+            s.sendall(b"a LOGIN alice@example.test \"packaged password\"\r\n")
+            reply = lines.readline()
+            while reply.startswith(b"* "):
+                reply = lines.readline()
+            assert reply.startswith(b"a OK"), reply
         pidfile = os.stat("/var/lib/roost/roost.pid")
         assert pidfile.st_uid == user.pw_uid
         assert open("/var/lib/roost/roost.pid").read().strip() == str(proc.pid)
