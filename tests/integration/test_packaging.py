@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import free_port, wait_for_port
+from conftest import free_port, make_certificate, wait_for_port
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LOCK_PATH = "/run/lock/roost-packaging-test.lock"
@@ -100,13 +100,15 @@ def test_unit_file_is_hardened_and_reloads_with_hup(tmp_path):
     unit.read(dest + "/usr/lib/systemd/system/roost.service")
     service = unit["Service"]
     assert service["Type"] == "notify"
+    assert service["NotifyAccess"] == "all"  # READY=1 comes from the child under privsep
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert service["ProtectSystem"] == "strict"
     assert service["ReadWritePaths"] == "/var/lib/roost"
     assert service["NoNewPrivileges"] == "yes"
     assert service["PrivateTmp"] == "yes"
     assert set(service["CapabilityBoundingSet"].split()) == {
-        "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE"}
+        "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE",
+        "CAP_KILL"}
     assert unit["Install"]["WantedBy"] == "multi-user.target"
 
 
@@ -255,11 +257,13 @@ def test_installed_check_reads_the_packaged_config(installed, tmp_path):
     assert "run_as = roost" in r.stdout
 
 
-def loopback_override(path):
-    """The packaged config with its listeners moved to free loopback ports."""
+def loopback_override(path, cert, key):
+    """The packaged config with its listeners moved to free loopback ports, and a certificate
+    (root's alone, as Let's Encrypt leaves them) as step 3 of the README sets one."""
     conf = configparser.ConfigParser(interpolation=None)
     conf.optionxform = str
     conf.read("/etc/roost/roost.conf")
+    conf["tls"] = {"cert": cert, "key": key}
     ports = {name: free_port() for name in ("smtp", "submission", "imap", "pop3")}
     conf["listen"] = {name: "127.0.0.1:%d" % port for name, port in ports.items()}
     conf["dns"] = {"resolvers": "127.0.0.1:9"}  # never the machine's resolver
@@ -280,7 +284,9 @@ def proc_ids(pid):
 
 def test_installed_serve_runs_as_roost_and_answers_status(installed, tmp_path):
     conf = str(tmp_path / "roost.conf")
-    ports = loopback_override(conf)
+    cert, key = make_certificate(str(tmp_path))
+    os.chmod(key, 0o600)
+    ports = loopback_override(conf, cert, key)
     user = pwd.getpwnam("roost")
     roost = ["/usr/sbin/roost", "--config", conf]
     # The README's step: accounts added by root with the packaged config (the commands
@@ -297,14 +303,20 @@ def test_installed_serve_runs_as_roost_and_answers_status(installed, tmp_path):
             wait_for_port(port, proc=proc)
         assert wait_until(lambda: run(roost + ["status"]).returncode == 0), \
             open(str(tmp_path / "serve.log")).read()
-        # Every real, effective, saved and filesystem id is roost's: no way back to root.
-        assert proc_ids(proc.pid) == {"Uid": {user.pw_uid}, "Gid": {user.pw_gid}}
+        # With TLS and run_as the started process stays root only to re-read the key at a
+        # reload; the child serves, and every real, effective, saved and filesystem id of it
+        # is roost's: no way back to root.
+        with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as f:
+            children = [int(p) for p in f.read().split()]
+        assert len(children) == 1, children
+        server = children[0]
+        assert proc_ids(server) == {"Uid": {user.pw_uid}, "Gid": {user.pw_gid}}
         with socket.create_connection(("127.0.0.1", ports["imap"]), timeout=10) as s:
             lines = s.makefile("rb")
             assert lines.readline().startswith(b"* OK")
             out = run(roost + ["status"])
             assert out.returncode == 0
-            assert "pid: %d\n" % proc.pid in out.stdout
+            assert "pid: %d\n" % server in out.stdout
             assert "listener: smtp 127.0.0.1:%d\n" % ports["smtp"] in out.stdout
             assert re.search(r"^sessions: .*imap=1", out.stdout, re.M), out.stdout
             assert "queue: 0\n" in out.stdout
@@ -315,9 +327,12 @@ def test_installed_serve_runs_as_roost_and_answers_status(installed, tmp_path):
             assert reply.startswith(b"a OK"), reply
         pidfile = os.stat("/var/lib/roost/roost.pid")
         assert pidfile.st_uid == user.pw_uid
-        assert open("/var/lib/roost/roost.pid").read().strip() == str(proc.pid)
-        # What `systemctl reload` sends: the server stays up.
+        assert open("/var/lib/roost/roost.pid").read().strip() == str(server)
+        # What `systemctl reload` sends to the main pid: the key, readable by root alone, is
+        # reloaded, and the server stays up.
         proc.send_signal(signal.SIGHUP)
+        assert wait_until(lambda: "certificate reloaded" in
+                          open(str(tmp_path / "serve.log")).read())
         assert run(roost + ["status"]).returncode == 0
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
