@@ -54,7 +54,8 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 integration: $(BUILD)/roost
-	ROOST_BIN=$(abspath $(BUILD)/roost) $(PYTEST) -q tests/integration $(PYTEST_ARGS)
+	ROOST_BIN=$(abspath $(BUILD)/roost) $(PYTEST) -q tests/integration \
+		--ignore=tests/integration/test_packaging.py $(PYTEST_ARGS)
 
 test: deps
 	@$(MAKE) --no-print-directory check-layers
@@ -62,6 +63,7 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory durability
+	@$(MAKE) --no-print-directory packaging-test
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="$(ASAN_FLAGS)" all
@@ -153,3 +155,42 @@ $(BUILD)/bench/loadgen: $(LOADGEN_OBJ) $(BUILD)/libroost.a
 bench: bench-tools
 	-@$(MAKE) --no-print-directory all
 	bench/compare.sh
+
+# ---- installation and the Debian package (packaging/) ----
+# `make install` puts the binary in $(SBINDIR), the systemd unit in $(UNITDIR) and, unless one is
+# there already, the config in $(SYSCONFDIR)/roost/roost.conf; DESTDIR stages it elsewhere. The
+# config directory is /etc whatever PREFIX is, because that is where roost looks. It creates no
+# user and no data directory (the package's postinst does; see README "Production").
+# `make deb` builds $(DEB_DIR)/roost_VERSION-1_ARCH.deb; `make packaging-test` builds it and
+# runs tests/integration/test_packaging.py against it (as root it installs it for real).
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DOCDIR     ?= $(PREFIX)/share/doc/roost
+DEB_DIR    ?= $(BUILD)/deb
+ROOST_BINARY ?= $(BUILD)/roost
+
+.PHONY: install install-files deb packaging-test
+
+install: $(BUILD)/roost
+	@$(MAKE) --no-print-directory install-files ROOST_BINARY=$(BUILD)/roost
+
+install-files:
+	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/roost
+	install -m 0755 $(ROOST_BINARY) $(DESTDIR)$(SBINDIR)/roost
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		-e 's|@DOCDIR@|$(DOCDIR)|g' packaging/roost.service.in > $(DESTDIR)$(UNITDIR)/roost.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/roost.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/roost/roost.conf || \
+		install -m 0640 packaging/roost.conf $(DESTDIR)$(SYSCONFDIR)/roost/roost.conf
+	install -m 0644 README.md docs/ARCHITECTURE.md $(DESTDIR)$(DOCDIR)/
+
+deb: $(BUILD)/roost
+	@mkdir -p $(DEB_DIR)
+	packaging/build-deb.sh $(BUILD)/roost $(DEB_DIR)
+
+packaging-test: deb
+	ROOST_DEB=$$(ls -t $(abspath $(DEB_DIR))/roost_*.deb | head -1) \
+		$(PYTEST) -q tests/integration/test_packaging.py $(PYTEST_ARGS)

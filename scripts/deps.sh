@@ -9,7 +9,8 @@ set -eu
 # keep the two lists in step.
 PACKAGES="build-essential pkg-config clang libevent-dev libssl-dev libsqlite3-dev libinih-dev
 libc-ares-dev libcrypt-dev zlib1g-dev libcmocka-dev python3 python3-pytest openssl curl swaks
-libnet-ssleay-perl libclang-rt-14-dev fetchmail dnsmasq-base isync mount"
+libnet-ssleay-perl libclang-rt-14-dev fetchmail dnsmasq-base isync mount
+dpkg-dev adduser systemd"
 
 missing=""
 for p in $PACKAGES; do

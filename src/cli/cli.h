@@ -3,6 +3,8 @@
 #ifndef ROOST_CLI_H
 #define ROOST_CLI_H
 
+#include <stdbool.h>
+
 #include "../config/config.h"
 
 struct cli_command {
@@ -19,6 +21,7 @@ int cmd_user(struct config *cfg, int argc, char **argv);
 int cmd_alias(struct config *cfg, int argc, char **argv);
 int cmd_import(struct config *cfg, int argc, char **argv);
 int cmd_queue(struct config *cfg, int argc, char **argv);
+int cmd_status(struct config *cfg, int argc, char **argv);
 
 /* DKIM keys of a domain (cmd_dkim.c): generation after `domain add` (a failure is printed as a
  * warning and returns -1), and `domain dkim DOMAIN` printing the TXT records to publish. */
@@ -56,5 +59,45 @@ int cli_ensure_data_dir(const char *path);
  * (created when missing) to run_as and becomes run_as for good; another caller must be
  * run_as. 0 without run_as. -1 with a message on stderr. */
 int cli_become_run_as(const struct config *cfg, const char *data_dir);
+
+/* ---- the running server's pidfile, status socket and readiness (serve_control.c) ---- */
+
+/* [server] pidfile, or DATA_DIR/roost.pid. Heap string. */
+char *cli_pidfile_path(const struct config *cfg, const char *data_dir);
+/* DATA_DIR/roost.sock, where `roost status` asks the running server. Heap string. */
+char *cli_status_socket_path(const char *data_dir);
+
+struct serve_pidfile;
+/* Opens and locks the pidfile for this process; -1 with a message on stderr when another
+ * server holds it (naming its pid) or it cannot be opened. A file left by a server that died
+ * is simply taken over: its lock went with the process. */
+int serve_pidfile_claim(const char *path, struct serve_pidfile **pf_r);
+/* Writes our pid into the claimed file. */
+int serve_pidfile_write(struct serve_pidfile *pf);
+/* Removes the file, then lets the lock go. Accepts NULL. */
+void serve_pidfile_release(struct serve_pidfile **pf);
+/* The pid of the server holding the pidfile at path: > 0 that pid, 0 none (*stale_r tells
+ * whether a file without a live server was there), -1 undeterminable (no permission, or a
+ * server is starting and has not written its pid yet). */
+long cli_pidfile_holder(const char *path, bool *stale_r);
+
+/* Sends state ("READY=1", "STOPPING=1") to $NOTIFY_SOCKET when the service manager set it
+ * (systemd Type=notify); nothing otherwise. */
+void cli_notify_service_manager(const char *state);
+
+struct net_server;
+struct queue;
+struct serve_status_source {
+	const struct config *cfg;
+	struct net_server *srv;
+	struct queue *queue;
+};
+struct serve_status;
+/* Serves `roost status` on a Unix socket at path (mode 0600, made by the current user) from a
+ * thread of its own. NULL, after a warning in the log, when the socket cannot be made: the
+ * server runs on without it. */
+struct serve_status *serve_status_start(const char *path, const struct serve_status_source *src);
+/* Stops the thread and removes the socket. Accepts NULL. */
+void serve_status_stop(struct serve_status **st);
 
 #endif

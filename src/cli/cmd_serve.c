@@ -143,6 +143,28 @@ static uint32_t serve_connection_cap(const struct config *cfg)
 	return (uint32_t)cfg->max_connections;
 }
 
+/* Before binding, so a second server says who runs instead of failing on a busy port. */
+static int claim_pidfile(const struct config *cfg, const char *data_dir,
+			 struct serve_pidfile **pidfile_r)
+{
+	char *path = cli_pidfile_path(cfg, data_dir);
+	int rc = serve_pidfile_claim(path, pidfile_r);
+
+	free(path);
+	return rc;
+}
+
+static struct serve_status *start_status_socket(const struct config *cfg, const char *data_dir,
+						struct net_server *srv, struct queue *queue)
+{
+	struct serve_status_source src = { cfg, srv, queue };
+	char *path = cli_status_socket_path(data_dir);
+	struct serve_status *st = serve_status_start(path, &src);
+
+	free(path);
+	return st;
+}
+
 int cmd_serve(struct config *cfg, int argc, char **argv)
 {
 	struct serve_context ctx = { .tls = NULL, .delivery = NULL };
@@ -153,6 +175,8 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	struct queue *queue = NULL;
 	struct delivery *delivery = NULL;
 	struct queue_runner *runner = NULL;
+	struct serve_pidfile *pidfile = NULL;
+	struct serve_status *status_socket = NULL;
 	struct store_err serr = { STORE_OK, "" };
 	char err[1024];
 	char *data_dir;
@@ -170,7 +194,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	data_dir = config_resolve_path(cfg, cfg->data_dir);
 	relay_ca_file = cfg->relay_ca_file[0] != '\0' ? config_resolve_path(cfg, cfg->relay_ca_file)
 						      : xstrdup("");
-	if (cli_ensure_data_dir(data_dir) < 0)
+	if (cli_ensure_data_dir(data_dir) < 0 || claim_pidfile(cfg, data_dir, &pidfile) < 0)
 		goto out;
 	/* Least privilege: the key and the ports while still root... */
 	if (cfg->tls_cert[0] != '\0') {
@@ -223,6 +247,8 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		fprintf(stderr, "roost: %s\n", err);
 		goto out;
 	}
+	if (serve_pidfile_write(pidfile) < 0)
+		goto out;
 	/* ...then become run_as before any data is opened or any client byte is read. */
 	if (drop_privileges(cfg, data_dir) < 0)
 		goto out;
@@ -281,8 +307,12 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		.deliver_local = serve_deliver_local,
 	};
 	runner = queue_runner_start(queue, &qcfg, &hooks);
+	status_socket = start_status_socket(cfg, data_dir, srv, queue);
+	cli_notify_service_manager("READY=1");
 	status = net_server_run(srv) < 0 ? 1 : 0;
+	cli_notify_service_manager("STOPPING=1");
 out:
+	serve_status_stop(&status_socket);
 	queue_runner_stop(&runner);
 	net_server_free(&srv);
 	delivery_free(&delivery);
@@ -292,6 +322,7 @@ out:
 	auth_directory_close(&dir);
 	tls_context_free(&ctx.tls);
 	privsep_free(&ctx.privsep);
+	serve_pidfile_release(&pidfile);
 	free(data_dir);
 	free(relay_ca_file);
 	return status;

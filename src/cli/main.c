@@ -19,6 +19,7 @@ static const struct cli_command commands[] = {
 	{ "alias", "alias add [--force] ALIAS TARGET... | alias del ALIAS TARGET... | alias list", cmd_alias, true },
 	{ "import", "import ADDRESS PATH", cmd_import, true },
 	{ "queue", "queue list | flush [DOMAIN] | delete ID", cmd_queue, true },
+	{ "status", "status", cmd_status, false },
 };
 
 static void usage(FILE *out)

@@ -49,6 +49,8 @@ static const struct setting settings[] = {
 	  "accounts, mail store and queue live here" },
 	{ "server", "run_as", T_STR, OFF(run_as), "", 0, 0, NULL,
 	  "user to switch to after binding when started as root" },
+	{ "server", "pidfile", T_STR, OFF(pidfile), "", 0, 0, NULL,
+	  "process id of the running server, locked while it runs; empty = DATA_DIR/roost.pid" },
 	{ "server", "workers", T_INT, OFF(workers), "0", 0, 256, NULL,
 	  "event loop threads; 0 = one per core" },
 	{ "server", "log_level", T_ENUM, OFF(log_level), "info", 0, 0, log_level_names, NULL },

@@ -57,6 +57,7 @@ struct config {
 	char *hostname;
 	char *data_dir;
 	char *run_as;
+	char *pidfile; /* "" = DATA_DIR/roost.pid */
 	int64_t workers; /* 0 = one per core */
 	char *log_level;
 

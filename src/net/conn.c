@@ -68,6 +68,7 @@ static void conn_unlink(struct net_conn *c)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
 	w->conn_count--;
+	atomic_fetch_sub(&w->srv->kind_connections[c->kind], 1);
 }
 
 static void conn_finalize(struct net_conn *c)
@@ -276,6 +277,7 @@ void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr *addr,
 		w->conns->prev = c;
 	w->conns = c;
 	w->conn_count++;
+	atomic_fetch_add(&srv->kind_connections[kind], 1);
 
 	if (!net_iplimit_acquire(srv->iplimit, c->peer_ip)) {
 		static struct log_limiter limiter;

@@ -68,6 +68,8 @@ int net_server_bind(struct net_server *srv, char *err, size_t errlen);
 int net_server_run(struct net_server *srv);
 /* Thread-safe. */
 void net_server_stop(struct net_server *srv);
+/* Connections open right now on listeners of one kind (for `roost status`). Thread-safe. */
+size_t net_server_connections(struct net_server *srv, enum listen_kind kind);
 void net_server_free(struct net_server **srv);
 
 /* ---- connection facts ---- */

@@ -119,6 +119,8 @@ struct net_server {
 	struct event *resume_event;
 	uint32_t accept_backoff_ms; /* 0 while accepts succeed */
 	bool listeners_paused;
+	/* Live connections per listener kind, for net_server_connections (any thread). */
+	atomic_size_t kind_connections[LISTEN_KIND_COUNT];
 };
 
 /* server.c: a connection of srv->live_connections was finalised (any worker thread). */

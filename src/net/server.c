@@ -419,6 +419,11 @@ int net_server_run(struct net_server *srv)
 	return 0;
 }
 
+size_t net_server_connections(struct net_server *srv, enum listen_kind kind)
+{
+	return atomic_load(&srv->kind_connections[kind]);
+}
+
 void net_server_stop(struct net_server *srv)
 {
 	atomic_store(&srv->stop_requested, true);

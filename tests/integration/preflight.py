@@ -69,6 +69,9 @@ PROGRAMS = [
     ("dnsmasq", "dnsmasq-base", "DNS for the queue federation tests", _version_runs("--version")),
     ("mount", "mount", "low-disk tests on a small tmpfs", None),
     ("umount", "mount", "low-disk tests on a small tmpfs", None),
+    ("dpkg-shlibdeps", "dpkg-dev", "make deb and the package test", None),
+    ("adduser", "adduser", "the package's postinst (package test)", None),
+    ("systemd-analyze", "systemd", "the package test's check of the unit", None),
 ]
 
 # Python modules beyond pytest are the standard library, but Debian splits some of it out.
