@@ -91,8 +91,12 @@ struct serve_status_source {
 	const struct config *cfg;
 	struct net_server *srv;
 	struct queue *queue;
+	struct store *store; /* for "catch-up ADDRESS" after `roost import` */
 };
 struct serve_status;
+/* cmd_status.c: sends one request line to the running server's status socket and copies its
+ * one-line answer (without the newline) to reply. -1 when no server answers there. */
+int cli_server_request(const char *data_dir, const char *request, char *reply, size_t replylen);
 /* Serves `roost status` on a Unix socket at path (mode 0600, made by the current user) from a
  * thread of its own. NULL, after a warning in the log, when the socket cannot be made: the
  * server runs on without it. */

@@ -588,6 +588,23 @@ static int import_source_check(const char *path, const struct stat *sb)
 	return ok ? 0 : -1;
 }
 
+/* A running server shares the index but not its change feed: ask it to announce what was
+ * added, so sessions with the mailbox open see it now. No server, nothing to do. */
+static void tell_running_server(const struct config *cfg, const char *address)
+{
+	char *data_dir = config_resolve_path(cfg, cfg->data_dir);
+	char *request = xasprintf("catch-up %s", address);
+	char reply[256];
+
+	if (cli_server_request(data_dir, request, reply, sizeof(reply)) == 0 &&
+	    strncmp(reply, "ok", 2) != 0)
+		fprintf(stderr, "roost import: the running server did not take the new messages "
+				"in (%s); its sessions see them after they select the mailbox again\n",
+			reply);
+	free(request);
+	free(data_dir);
+}
+
 int cmd_import(struct config *cfg, int argc, char **argv)
 {
 	struct store_settings set = { .data_dir = cfg->data_dir,
@@ -625,5 +642,7 @@ int cmd_import(struct config *cfg, int argc, char **argv)
 	       ctx.failures);
 	store_account_close(&ctx.acct);
 	store_close(&store);
+	if (ctx.messages > 0)
+		tell_running_server(cfg, argv[0]);
 	return r < 0 || ctx.failures > 0 ? 1 : 0;
 }

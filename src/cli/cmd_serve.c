@@ -155,9 +155,10 @@ static int claim_pidfile(const struct config *cfg, const char *data_dir,
 }
 
 static struct serve_status *start_status_socket(const struct config *cfg, const char *data_dir,
-						struct net_server *srv, struct queue *queue)
+						struct net_server *srv, struct queue *queue,
+						struct store *store)
 {
-	struct serve_status_source src = { cfg, srv, queue };
+	struct serve_status_source src = { cfg, srv, queue, store };
 	char *path = cli_status_socket_path(data_dir);
 	struct serve_status *st = serve_status_start(path, &src);
 
@@ -307,7 +308,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		.deliver_local = serve_deliver_local,
 	};
 	runner = queue_runner_start(queue, &qcfg, &hooks);
-	status_socket = start_status_socket(cfg, data_dir, srv, queue);
+	status_socket = start_status_socket(cfg, data_dir, srv, queue, store);
 	cli_notify_service_manager("READY=1");
 	status = net_server_run(srv) < 0 ? 1 : 0;
 	cli_notify_service_manager("STOPPING=1");

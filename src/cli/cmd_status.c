@@ -74,6 +74,36 @@ static int status_exchange(int fd)
 	return total > 0 ? 0 : -1;
 }
 
+int cli_server_request(const char *data_dir, const char *request, char *reply, size_t replylen)
+{
+	char *path = cli_status_socket_path(data_dir);
+	int fd = status_connect(path);
+	size_t len = strlen(request), got = 0;
+
+	free(path);
+	if (replylen > 0)
+		reply[0] = '\0';
+	if (fd < 0)
+		return -1;
+	if (send(fd, request, len, MSG_NOSIGNAL) != (ssize_t)len ||
+	    send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
+		close(fd);
+		return -1;
+	}
+	while (got + 1 < replylen) {
+		ssize_t n = read(fd, reply + got, replylen - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	if (replylen == 0)
+		return 0;
+	reply[got] = '\0';
+	reply[strcspn(reply, "\n")] = '\0';
+	return got > 0 ? 0 : -1;
+}
+
 /* No answer on the socket: the pidfile tells "not running" from "running but silent". */
 static int status_without_answer(const char *socket_path, int connect_errno,
 				 const char *pidfile)

@@ -24,10 +24,11 @@
 #include "../core/core.h"
 #include "../net/net.h"
 #include "../queue/queue.h"
+#include "../store/store.h"
 #include "cli.h"
 
 #define CONTROL_IO_TIMEOUT_SECONDS 2
-#define CONTROL_REQUEST_MAX 64
+#define CONTROL_REQUEST_MAX 512 /* "catch-up " and an address of up to 254 octets */
 
 char *cli_pidfile_path(const struct config *cfg, const char *data_dir)
 {
@@ -245,6 +246,24 @@ static void status_report(struct serve_status *st, struct buf *out)
 	}
 }
 
+/* `roost import` added messages to ADDRESS behind the server's back (the index is shared, the
+ * change feed is not): announce them to the sessions that watch the account. */
+static void catch_up_answer(struct serve_status *st, char *address, struct buf *out)
+{
+	struct store_err serr = { STORE_OK, "" };
+	size_t added = 0;
+
+	address[strcspn(address, "\r\n")] = '\0';
+	if (st->src.store == NULL || address[0] == '\0') {
+		buf_printf(out, "error: nothing to catch up\n");
+		return;
+	}
+	if (store_account_catch_up(st->src.store, address, &added, &serr) != STORE_OK)
+		buf_printf(out, "error: %s\n", serr.text[0] ? serr.text : "store error");
+	else
+		buf_printf(out, "ok %zu\n", added);
+}
+
 /* Only root and the server's own user may ask (the socket's mode says the same; this holds
  * even if the socket is moved somewhere laxer). */
 static bool status_peer_allowed(int fd)
@@ -278,6 +297,8 @@ static void status_answer(struct serve_status *st, int fd)
 	buf_init(&out);
 	if (strncmp(request, "status\n", 7) == 0)
 		status_report(st, &out);
+	else if (strncmp(request, "catch-up ", 9) == 0)
+		catch_up_answer(st, request + 9, &out);
 	else
 		buf_printf(&out, "error: unknown request\n");
 	for (size_t sent = 0; sent < out.len;) {
