@@ -21,6 +21,7 @@ int cmd_user(struct config *cfg, int argc, char **argv);
 int cmd_alias(struct config *cfg, int argc, char **argv);
 int cmd_import(struct config *cfg, int argc, char **argv);
 int cmd_queue(struct config *cfg, int argc, char **argv);
+int cmd_reload(struct config *cfg, int argc, char **argv);
 int cmd_status(struct config *cfg, int argc, char **argv);
 
 /* DKIM keys of a domain (cmd_dkim.c): generation after `domain add` (a failure is printed as a

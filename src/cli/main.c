@@ -20,6 +20,7 @@ static const struct cli_command commands[] = {
 	{ "import", "import ADDRESS PATH", cmd_import, true },
 	{ "queue", "queue list | flush [DOMAIN] | delete ID", cmd_queue, true },
 	{ "status", "status", cmd_status, false },
+	{ "reload", "reload", cmd_reload, false },
 };
 
 static void usage(FILE *out)

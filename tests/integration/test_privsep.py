@@ -100,6 +100,15 @@ def test_reload_with_root_only_keys(make_roost, keydir, base):
     third = served_fingerprint(r.ports["imaps"])
     assert third == file_fingerprint(cert) and third not in (first, second)
 
+    # `roost reload` (the pidfile names the server) goes the same way.
+    make_pair(keydir, "fourth.example.test")
+    res = r.cli("reload")
+    assert "reload requested" in res.stdout, res.stdout
+    wait_log(r, 'msg="certificate reloaded"', 3)
+    fourth = served_fingerprint(r.ports["imaps"])
+    assert fourth == file_fingerprint(cert) and fourth != third
+    third = fourth
+
     # A broken file keeps the old certificate.
     with open(key, "w") as f:
         f.write("garbage\n")
@@ -110,5 +119,6 @@ def test_reload_with_root_only_keys(make_roost, keydir, base):
 
     # SIGTERM to the parent stops both, with the server's status.
     assert r.stop() == 0
+    assert r.cli("reload", check=False).returncode == 3
     assert not os.path.exists("/proc/%d" % server) or \
         open("/proc/%d/stat" % server).read().split()[2] == "Z"
