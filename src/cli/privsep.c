@@ -175,6 +175,8 @@ int privsep_fork(const char *cert_path, const char *key_path, struct privsep **c
 		return 0;
 	}
 	close(sv[1]);
+	/* A child gone mid-answer must not kill the parent before it reports the child's status. */
+	signal(SIGPIPE, SIG_IGN);
 	int sigfd = signalfd(-1, &set, SFD_CLOEXEC);
 	if (sigfd < 0) {
 		kill(pid, SIGTERM);
