@@ -32,6 +32,7 @@ static const char *const delete_action_names[] = { "expunge", "trash", "keep", N
 static const char *const pop3_lock_names[] = { "share", "refuse", NULL };
 static const char *const relay_tls_names[] = { "verify", "encrypt", "none", NULL };
 static const char *const log_level_names[] = { "debug", "info", "warn", "error", NULL };
+static const char *const log_format_names[] = { "logfmt", "json", NULL };
 
 static const char *const listen_names[LISTEN_KIND_COUNT] = {
 	"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "metrics",
@@ -52,6 +53,8 @@ static const struct setting settings[] = {
 	{ "server", "workers", T_INT, OFF(workers), "0", 0, 256, NULL,
 	  "event loop threads; 0 = one per core" },
 	{ "server", "log_level", T_ENUM, OFF(log_level), "info", 0, 0, log_level_names, NULL },
+	{ "log", "format", T_ENUM, OFF(log_format), "logfmt", 0, 0, log_format_names,
+	  "logfmt (key=value) or json (one object per line, the same keys)" },
 
 	{ "tls", "cert", T_FILE, OFF(tls_cert), "", 0, 0, NULL, "PEM certificate chain" },
 	{ "tls", "key", T_FILE, OFF(tls_key), "", 0, 0, NULL, "PEM private key" },

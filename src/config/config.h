@@ -59,6 +59,7 @@ struct config {
 	char *run_as;
 	int64_t workers; /* 0 = one per core */
 	char *log_level;
+	int log_format; /* [log] format: enum log_format order (logfmt, json) */
 
 	/* [tls] */
 	char *tls_cert;
