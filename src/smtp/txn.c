@@ -72,6 +72,19 @@ static void smtp_log_rcpt_rejected(struct smtp_session *s, const char *to, const
 	smtp_log_outcome(s, &o);
 }
 
+/* MAIL refused for a reason of policy or resources (not syntax): the sender is all we know. */
+static void smtp_log_mail_rejected(struct smtp_session *s, const char *sender, const char *reason,
+				   const char *reply)
+{
+	char helo[128], from[256];
+
+	log_info("event=mail outcome=rejected stage=mail proto=%s conn=%llu client=\"%s[%s]\" "
+		 "user=%s from=<%s> reason=\"%s\" reply=\"%s\"",
+		 s->lmtp ? "lmtp" : "smtp", (unsigned long long)net_conn_id(s->conn),
+		 log_clean(s->helo, helo, sizeof(helo)), net_conn_peer_ip(s->conn),
+		 s->user ? s->user : "", log_clean(sender, from, sizeof(from)), reason, reply);
+}
+
 /* Every accepted recipient of the transaction refused at the end of (or during) the data. */
 static void smtp_log_data_rejected(struct smtp_session *s, const char *reason, const char *reply)
 {
@@ -156,10 +169,12 @@ static void mail_job_done(void *session, void *arg)
 	struct smtp_session *s = session;
 	struct mail_job *job = arg;
 
-	if (!job->owned)
+	if (!job->owned) {
+		smtp_log_mail_rejected(s, job->path.mailbox, "sender address not owned by the user",
+				       "553 5.7.1");
 		smtp_reply(s, "553 5.7.1 Sender address <%s> not owned by user %s",
 			   job->path.mailbox, s->user);
-	else
+	} else
 		smtp_mail_accept(s, &job->path);
 	smtp_path_clear(&job->path);
 	free(job->user);
@@ -228,7 +243,8 @@ static bool smtp_rate_refused(struct smtp_session *s)
 					(uint32_t)cfg->smtp_rate_per_ip);
 	if (wait_s == 0)
 		return false;
-	log_info("proto=smtp conn=%llu ip=%s user=%s msg=\"message rate exceeded\" wait_s=%u",
+	log_info("event=mail outcome=rejected stage=mail proto=smtp conn=%llu ip=%s user=%s "
+		 "msg=\"message rate exceeded\" wait_s=%u reason=\"rate limit\"",
 		 (unsigned long long)net_conn_id(s->conn), ip, s->user ? s->user : "", wait_s);
 	smtp_reply(s, "451 4.7.1 Too many messages %s; try again in %u minute%s",
 		   s->submission ? "from this account" : "from your address",
@@ -268,6 +284,7 @@ void smtp_cmd_mail(struct smtp_session *s, const char *args)
 		return;
 	}
 	if (!delivery_disk_ok(s->deps->delivery)) {
+		smtp_log_mail_rejected(s, path.mailbox, "insufficient system storage", "452 4.3.1");
 		smtp_reply(s, "452 4.3.1 Insufficient system storage");
 		smtp_path_clear(&path);
 		return;
@@ -419,7 +436,12 @@ void smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		return;
 	}
 	if (s->txn.rcpt_count >= (size_t)s->deps->cfg->recipients) {
-		smtp_log_rcpt_rejected(s, args, "recipient limit", "452 4.5.3");
+		/* not parsed (a syntax error must not count here): the text between < and > */
+		const char *lt = strchr(args, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+		char to[256];
+		snprintf(to, sizeof(to), "%.*s", gt ? (int)(gt - lt - 1) : (int)strlen(args),
+			 gt ? lt + 1 : args);
+		smtp_log_rcpt_rejected(s, to, "recipient limit", "452 4.5.3");
 		smtp_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}

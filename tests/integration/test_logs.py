@@ -55,9 +55,10 @@ def message(msgid, to, filler=b""):
 def mail_run(server):
     """Local delivery, an unknown user, a message too big, and a remote recipient."""
     c = smtp(server)
-    codes, reply = send(c, "sender@remote.test", [DEMO_USER, "nobody@example.test"],
+    codes, reply = send(c, "sender@remote.test",
+                        [DEMO_USER, "nobody@example.test", "someone@elsewhere.test"],
                         message("local.1@remote.test", DEMO_USER))
-    assert codes == [250, 550] and reply[0] == 250
+    assert codes == [250, 550, 554] and reply[0] == 250
     codes, reply = send(c, "sender@remote.test", [DEMO_USER],
                         message("big.1@remote.test", DEMO_USER, b"x" * 70 + b"\r\n") * 100)
     assert reply[0] == 552
@@ -89,6 +90,8 @@ def test_one_line_per_recipient_and_outcome(make_roost):
     unknown = lines_with(server, "event=rcpt", "outcome=rejected", "stage=rcpt",
                          "to=<nobody@example.test>")
     assert len(unknown) == 1 and logfmt(unknown[0])["reason"] == "unknown user"
+    relay = lines_with(server, "event=rcpt", "outcome=rejected", "to=<someone@elsewhere.test>")
+    assert len(relay) == 1 and logfmt(relay[0])["reason"] == "relay denied"
 
     big = lines_with(server, "event=rcpt", "outcome=rejected", "stage=data",
                      'reason="message too big"')
