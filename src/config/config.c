@@ -53,8 +53,6 @@ static const struct setting settings[] = {
 	{ "server", "workers", T_INT, OFF(workers), "0", 0, 256, NULL,
 	  "event loop threads; 0 = one per core" },
 	{ "server", "log_level", T_ENUM, OFF(log_level), "info", 0, 0, log_level_names, NULL },
-	{ "log", "format", T_ENUM, OFF(log_format), "logfmt", 0, 0, log_format_names,
-	  "logfmt (key=value) or json (one object per line, the same keys)" },
 
 	{ "tls", "cert", T_FILE, OFF(tls_cert), "", 0, 0, NULL, "PEM certificate chain" },
 	{ "tls", "key", T_FILE, OFF(tls_key), "", 0, 0, NULL, "PEM private key" },
@@ -156,6 +154,9 @@ static const struct setting settings[] = {
 	  "port of remote mail servers" },
 	{ "queue", "threads", T_INT, OFF(queue_threads), "8", 1, 256, NULL,
 	  "concurrent outbound deliveries" },
+
+	{ "log", "format", T_ENUM, OFF(log_format), "logfmt", 0, 0, log_format_names,
+	  "logfmt (key=value) or json (one object per line, the same keys)" },
 };
 
 const char *config_listen_name(enum listen_kind kind)
