@@ -105,6 +105,12 @@ enum auth_result { AUTH_OK, AUTH_FAILED, AUTH_TEMPFAIL };
  * loop. Accepts "user@domain"; a bare "user" is tried in the only domain when there is just one. */
 enum auth_result auth_verify_password(struct auth_directory *dir, const char *user,
 				      const char *password, char **canonical_r);
+/* The same, and *reason_r (static text, for the log only, never for the client) says why a
+ * login did not succeed: "unknown user", "wrong password", "empty or over-long password",
+ * "accounts directory error"; NULL on AUTH_OK. */
+enum auth_result auth_verify_password_reason(struct auth_directory *dir, const char *user,
+					     const char *password, char **canonical_r,
+					     const char **reason_r);
 
 /* Turns on the verified-login cache (login_cache.c): a login that repeats, with the same
  * password, one verified within ttl_seconds skips the slow hash. 0 turns it off. Call before
@@ -144,6 +150,9 @@ enum sasl_status sasl_step(struct sasl_session *s, const char *line, size_t len,
 const char *sasl_username(const struct sasl_session *s);
 /* The user name the client claimed (for penalties/logging), or NULL if not yet known. */
 const char *sasl_claimed_user(const struct sasl_session *s);
+/* Why the last step did not succeed, for the log only (static text: "unknown user", "wrong
+ * password", "malformed SASL response", ...); NULL after SASL_CONTINUE or SASL_OK. */
+const char *sasl_failure_reason(const struct sasl_session *s);
 void sasl_free(struct sasl_session **s);
 
 /* One sasl_step as work for a worker thread (sasl_job.c). line NULL asks for the server's
@@ -154,6 +163,7 @@ struct sasl_job {
 	size_t len;
 	enum sasl_status status; /* set by sasl_job_run */
 	struct buf challenge;	 /* set by sasl_job_run: base64 text to send */
+	const char *reason;	 /* set by sasl_job_run: sasl_failure_reason, for the log */
 };
 struct sasl_job *sasl_job_new(struct sasl_session *sasl, const char *line, size_t len);
 /* Runs the step; the signature fits a worker pool's work callback. */
@@ -169,12 +179,19 @@ struct password_job {
 	size_t password_len;
 	enum auth_result result; /* set by password_job_run */
 	char *canonical;	 /* set by password_job_run when result is AUTH_OK */
+	const char *reason;	 /* set by password_job_run: why it failed, for the log */
 };
 struct password_job *password_job_new(struct auth_directory *dir, const char *user,
 				      size_t user_len, const char *password, size_t password_len);
 /* Runs the check; the signature fits a worker pool's work callback. */
 void password_job_run(void *job);
 void password_job_free(struct password_job **job);
+
+/* One log line for a login that did not succeed (login_log.c): delay_ms >= 0 after a credentials
+ * check that failed (outcome=failed, the penalty delay), -1 for a refusal (outcome=refused).
+ * reason is for the operator only and never goes to the client. */
+void auth_log_login_failure(const char *proto, unsigned long long conn, const char *ip,
+			    const char *user, const char *reason, int64_t delay_ms);
 
 /* ---------------- penalties and per-user connection limits ---------------- */
 

@@ -73,6 +73,7 @@ struct sasl_session {
 	char *username; /* canonical, after SASL_OK */
 	char *claimed;  /* what the client said its name was */
 	char *login_user; /* LOGIN: the name between the two challenges */
+	const char *fail_reason; /* static text for the log; see sasl_failure_reason */
 	struct auth_scram_state scram;
 };
 

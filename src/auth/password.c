@@ -66,6 +66,15 @@ static void upgrade_scram(struct auth_directory *dir, const char *address, const
 enum auth_result auth_verify_password(struct auth_directory *dir, const char *user,
 				      const char *password, char **canonical_r)
 {
+	const char *reason;
+
+	return auth_verify_password_reason(dir, user, password, canonical_r, &reason);
+}
+
+enum auth_result auth_verify_password_reason(struct auth_directory *dir, const char *user,
+					     const char *password, char **canonical_r,
+					     const char **reason_r)
+{
 	struct auth_scram_creds creds;
 	char *address = NULL, *hash = NULL;
 	int found = 0;
@@ -74,6 +83,7 @@ enum auth_result auth_verify_password(struct auth_directory *dir, const char *us
 	memset(&creds, 0, sizeof(creds));
 	if (canonical_r != NULL)
 		*canonical_r = NULL;
+	*reason_r = "accounts directory error";
 	if (strnlen(password, LIMIT_AUTH_FIELD + 1) > LIMIT_AUTH_FIELD)
 		password = "";
 	int rc = auth_dir_canonical_user(dir, user, &address);
@@ -100,8 +110,12 @@ enum auth_result auth_verify_password(struct auth_directory *dir, const char *us
 	free(hash);
 	if (!ok) {
 		free(address);
+		*reason_r = found <= 0		 ? "unknown user"
+			    : password[0] == '\0' ? "empty or over-long password"
+						 : "wrong password";
 		return AUTH_FAILED;
 	}
+	*reason_r = NULL;
 	if (canonical_r != NULL)
 		*canonical_r = address;
 	else

@@ -21,7 +21,8 @@ void password_job_run(void *arg)
 {
 	struct password_job *job = arg;
 
-	job->result = auth_verify_password(job->dir, job->user, job->password, &job->canonical);
+	job->result = auth_verify_password_reason(job->dir, job->user, job->password,
+						  &job->canonical, &job->reason);
 }
 
 void password_job_free(struct password_job **jobp)

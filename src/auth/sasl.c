@@ -57,12 +57,17 @@ const char *sasl_claimed_user(const struct sasl_session *s)
 	return s->claimed;
 }
 
+const char *sasl_failure_reason(const struct sasl_session *s)
+{
+	return s->fail_reason;
+}
+
 static enum sasl_status check_password(struct sasl_session *s, const char *user,
 				       const char *password)
 {
 	char *canonical = NULL;
 
-	switch (auth_verify_password(s->dir, user, password, &canonical)) {
+	switch (auth_verify_password_reason(s->dir, user, password, &canonical, &s->fail_reason)) {
 	case AUTH_OK:
 		s->username = canonical;
 		return SASL_OK;
@@ -104,9 +109,10 @@ static enum sasl_status plain_step(struct sasl_session *s, const uint8_t *msg, s
 
 	s->claimed = xstrdup(authcid);
 	/* Acting as someone else needs an administrator role we do not have (§2). */
-	if (zlen > 0 && !str_ieq(authzid, authcid))
+	if (zlen > 0 && !str_ieq(authzid, authcid)) {
+		s->fail_reason = "authorization identity other than the user";
 		status = SASL_FAILED;
-	else
+	} else
 		status = check_password(s, authcid, passwd);
 	mem_wipe(passwd, plen);
 	free(passwd);
@@ -140,13 +146,17 @@ enum sasl_status sasl_step(struct sasl_session *s, const char *line, size_t len,
 	struct buf raw, out;
 	enum sasl_status status;
 
-	if (s->done)
+	if (s->done) {
+		s->fail_reason = "malformed SASL response";
 		return SASL_MALFORMED;
+	}
 	if (line == NULL) {
 		/* The server speaks first: LOGIN asks for the name, the others send an empty
 		 * challenge inviting the initial response. */
-		if (s->step != 0 || s->login_user != NULL)
+		if (s->step != 0 || s->login_user != NULL) {
+			s->fail_reason = "malformed SASL response";
 			return SASL_MALFORMED;
+		}
 		if (s->mech == AUTH_MECH_LOGIN)
 			b64_encode(challenge_r, (const uint8_t *)"Username:", 9);
 		return SASL_CONTINUE;
@@ -154,10 +164,12 @@ enum sasl_status sasl_step(struct sasl_session *s, const char *line, size_t len,
 	/* RFC 4954 §4: "*" cancels; the line bound is RFC 4954's 12288 octets. */
 	if (len == 1 && line[0] == '*') {
 		s->done = true;
+		s->fail_reason = "cancelled by the client";
 		return SASL_CANCELLED;
 	}
 	if (len > LIMIT_SASL_RESPONSE) {
 		s->done = true;
+		s->fail_reason = "malformed SASL response";
 		return SASL_MALFORMED;
 	}
 	buf_init(&raw);
@@ -181,7 +193,20 @@ enum sasl_status sasl_step(struct sasl_session *s, const char *line, size_t len,
 	}
 	if (status == SASL_CONTINUE || status == SASL_OK)
 		b64_encode(challenge_r, out.data, out.len);
+	if (status == SASL_FAILED && s->mech == AUTH_MECH_SCRAM_SHA_256)
+		s->fail_reason = s->scram.known ? "wrong password (SCRAM proof)"
+						: "unknown user (or no SCRAM keys yet)";
 out:
+	if (status == SASL_CONTINUE || status == SASL_OK)
+		s->fail_reason = NULL;
+	else if (status == SASL_MALFORMED)
+		s->fail_reason = "malformed SASL response";
+	else if (status == SASL_CANCELLED)
+		s->fail_reason = "cancelled by the client";
+	else if (status == SASL_TEMPFAIL)
+		s->fail_reason = "accounts directory error";
+	else if (s->fail_reason == NULL)
+		s->fail_reason = "authentication failed";
 	s->step++;
 	if (status != SASL_CONTINUE)
 		s->done = true;

@@ -24,6 +24,7 @@ void sasl_job_run(void *arg)
 	struct sasl_job *job = arg;
 
 	job->status = sasl_step(job->sasl, job->line, job->line ? job->len : 0, &job->challenge);
+	job->reason = sasl_failure_reason(job->sasl);
 }
 
 void sasl_job_free(struct sasl_job **jobp)

@@ -126,6 +126,7 @@ int main(int argc, char **argv)
 		log_set_level(LOG_WARN);
 	else if (strcmp(cfg.log_level, "error") == 0)
 		log_set_level(LOG_ERROR);
+	log_set_format(cfg.log_format == LOG_FORMAT_JSON ? LOG_FORMAT_JSON : LOG_FORMAT_LOGFMT);
 
 	if (cmd->writes_data && become_run_as(&cfg) < 0) {
 		config_free(&cfg);

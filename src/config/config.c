@@ -32,6 +32,7 @@ static const char *const delete_action_names[] = { "expunge", "trash", "keep", N
 static const char *const pop3_lock_names[] = { "share", "refuse", NULL };
 static const char *const relay_tls_names[] = { "verify", "encrypt", "none", NULL };
 static const char *const log_level_names[] = { "debug", "info", "warn", "error", NULL };
+static const char *const log_format_names[] = { "logfmt", "json", NULL };
 
 static const char *const listen_names[LISTEN_KIND_COUNT] = {
 	"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "metrics",
@@ -160,6 +161,9 @@ static const struct setting settings[] = {
 	  "port of remote mail servers" },
 	{ "queue", "threads", T_INT, OFF(queue_threads), "8", 1, 256, NULL,
 	  "concurrent outbound deliveries" },
+
+	{ "log", "format", T_ENUM, OFF(log_format), "logfmt", 0, 0, log_format_names,
+	  "logfmt (key=value) or json (one object per line, the same keys)" },
 };
 
 const char *config_listen_name(enum listen_kind kind)

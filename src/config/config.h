@@ -60,6 +60,7 @@ struct config {
 	char *pidfile; /* "" = DATA_DIR/roost.pid */
 	int64_t workers; /* 0 = one per core */
 	char *log_level;
+	int log_format; /* [log] format: enum log_format order (logfmt, json) */
 
 	/* [tls] */
 	char *tls_cert;

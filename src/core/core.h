@@ -72,6 +72,37 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
+/* [log] format: logfmt (key=value, the default) or one JSON object per line. Set once at
+ * start-up like the level; call sites always write logfmt and log_msg converts. */
+enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
+void log_set_format(enum log_format format);
+/* Converts one logfmt line (key=value, key="quoted \"value\"") into a JSON object, keys and
+ * values as JSON strings; any input gives valid JSON (a word without "=" becomes a key with
+ * the value true, invalid UTF-8 becomes U+FFFD). Returns 0, or -1 when out was too small (out
+ * then holds "{}" if it fits). */
+int log_logfmt_to_json(const char *line, char *out, size_t outlen);
+/* Copies text for a quoted logfmt value: '"' becomes '\'', '\\' becomes '/', control
+ * characters become spaces; truncated to fit. Returns dst. */
+char *log_clean(const char *text, char *dst, size_t dstlen);
+
+/* Finds the Message-ID header field while a message's header block streams past, keeping at
+ * most LOG_MSGID_MAX octets of its value (white space, quotes and control characters dropped
+ * so the value is one logfmt token). Zero it to start; feed it any chunking of the message;
+ * it ignores everything after the header block. */
+#define LOG_MSGID_MAX 256
+struct log_msgid_scan {
+	bool done;	/* header block over, or the field's value complete */
+	bool at_line_start;
+	bool started;	/* the first octet was seen */
+	bool capturing; /* inside the Message-ID field's value */
+	uint8_t matched; /* octets of "message-id:" matched on this line; 0xff: not this field */
+	size_t len;
+	char value[LOG_MSGID_MAX + 1];
+};
+void log_msgid_feed(struct log_msgid_scan *scan, const void *data, size_t len);
+/* The value found so far, or "" (never NULL). */
+const char *log_msgid_value(const struct log_msgid_scan *scan);
+
 /* For events a peer can repeat at will (refused connections, failed accepts): at most one line
  * per interval, the line telling how many were held back since the previous one. A zeroed
  * (static) limiter is ready to use; any thread may call. */

@@ -420,7 +420,7 @@ int delivery_txn_finish(struct delivery_txn **tp, struct delivery_outcome *outco
 	int failures = 0;
 
 	for (size_t i = 0; i < env->rcpt_count; i++)
-		outcomes[i] = (struct delivery_outcome){ true, false, "delivered" };
+		outcomes[i] = (struct delivery_outcome){ true, false, "delivered", "" };
 
 	if (t->save) {
 		struct store_err serr = { STORE_OK, "" };
@@ -445,11 +445,13 @@ int delivery_txn_finish(struct delivery_txn **tp, struct delivery_outcome *outco
 			}
 		}
 	}
+	char id[32] = "";
 	if (t->queued) {
-		char id[32], err[256];
+		char err[256];
 		if (queue_entry_commit(&t->queued, id, err, sizeof(err)) < 0) {
 			log_error("msg=\"queueing failed\" error=\"%s\"", err);
 			queue_ok = false;
+			id[0] = '\0';
 		} else {
 			log_info("msg=queued queue_id=%s sender=<%s>", id, env->sender);
 		}
@@ -459,6 +461,8 @@ int delivery_txn_finish(struct delivery_txn **tp, struct delivery_outcome *outco
 			outcomes[i].ok = false;
 			outcomes[i].temporary = true;
 			outcomes[i].text = "cannot queue the message";
+		} else if (env->rcpts[i].remote_count > 0) {
+			snprintf(outcomes[i].queue_id, sizeof(outcomes[i].queue_id), "%s", id);
 		}
 		if (!outcomes[i].ok)
 			failures++;

@@ -74,6 +74,7 @@ struct delivery_outcome {
 	bool ok;
 	bool temporary; /* when !ok: a temporary failure (disk, quota, I/O) */
 	const char *text;
+	char queue_id[32]; /* when the recipient (or one of its targets) was queued: the entry */
 };
 
 /* Opens the local saves and the queue entry. NULL with a reason in err on failure. The

@@ -36,6 +36,12 @@ static void imap_send_pending_reply(void *session)
 	}
 }
 
+static void imap_log_login_refused(struct imap_session *s, const char *user, const char *reason)
+{
+	auth_log_login_failure("imap", (unsigned long long)net_conn_id(s->conn),
+			       net_conn_peer_ip(s->conn), user, reason, -1);
+}
+
 static void imap_login_succeeded(struct imap_session *s, const char *tag, const char *canonical)
 {
 	const char *ip = net_conn_peer_ip(s->conn);
@@ -43,6 +49,7 @@ static void imap_login_succeeded(struct imap_session *s, const char *tag, const 
 	if (!auth_userip_acquire(s->deps->penalty, canonical, ip)) {
 		log_warn("proto=imap ip=%s user=%s msg=\"too many connections for user and address\"",
 			 ip, canonical);
+		imap_log_login_refused(s, canonical, "too many connections for user and address");
 		imap_reply(s, "%s NO [LIMIT] Too many connections for this user from your address",
 			   tag);
 		return;
@@ -59,13 +66,14 @@ static void imap_login_succeeded(struct imap_session *s, const char *tag, const 
 	imap_account_open(s, tag);
 }
 
-static void imap_login_failed(struct imap_session *s, const char *tag, const char *claimed)
+static void imap_login_failed(struct imap_session *s, const char *tag, const char *claimed,
+			      const char *reason)
 {
 	const char *ip = net_conn_peer_ip(s->conn);
 	uint32_t delay = auth_penalty_fail(s->deps->penalty, ip, claimed);
 
-	log_info("proto=imap conn=%llu ip=%s user=\"%s\" msg=\"authentication failed\" delay_ms=%u",
-		 (unsigned long long)net_conn_id(s->conn), ip, claimed ? claimed : "", delay);
+	auth_log_login_failure("imap", (unsigned long long)net_conn_id(s->conn), ip, claimed,
+			       reason, delay);
 	free(s->pending_reply);
 	s->pending_reply = xasprintf("%s NO [AUTHENTICATIONFAILED] Authentication failed", tag);
 	if (delay == 0)
@@ -78,6 +86,7 @@ static void imap_login_failed(struct imap_session *s, const char *tag, const cha
 static bool imap_login_precheck(struct imap_session *s, const char *tag)
 {
 	if (auth_penalty_refused(s->deps->penalty, net_conn_peer_ip(s->conn))) {
+		imap_log_login_refused(s, NULL, "address refused after too many failed logins");
 		imap_reply(s, "%s NO [UNAVAILABLE] Too many failed logins from your address; try later",
 			   tag);
 		return true;
@@ -99,9 +108,10 @@ static void login_done(void *session, void *arg)
 		imap_login_succeeded(s, tag, job->canonical);
 		break;
 	case AUTH_FAILED:
-		imap_login_failed(s, tag, job->user);
+		imap_login_failed(s, tag, job->user, job->reason);
 		break;
 	case AUTH_TEMPFAIL:
+		imap_log_login_refused(s, job->user, job->reason);
 		imap_reply(s, "%s NO [UNAVAILABLE] Temporary authentication failure", tag);
 		break;
 	}
@@ -125,6 +135,7 @@ void imap_cmd_login(struct imap_session *s, const char *tag, struct imap_parser 
 		return;
 	}
 	if (!imap_plaintext_allowed(s)) {
+		imap_log_login_refused(s, NULL, "plaintext not allowed on this connection");
 		imap_reply(s, "%s NO [PRIVACYREQUIRED] Plaintext login requires TLS", tag);
 		return;
 	}
@@ -179,10 +190,11 @@ static void sasl_done(void *session, void *arg)
 	}
 	case SASL_FAILED:
 		imap_sasl_finish(s);
-		imap_login_failed(s, tag, claimed);
+		imap_login_failed(s, tag, claimed, job->reason);
 		break;
 	case SASL_CANCELLED:
 		imap_sasl_finish(s);
+		imap_log_login_refused(s, claimed, job->reason);
 		/* RFC 9051 §6.2.2: a cancelled exchange is answered with BAD. */
 		/* RFC 9051 §6.2.2 wants BAD, but a client that cancels made no syntax
 		 * error: it does not count toward the bad-command limit. */
@@ -190,10 +202,12 @@ static void sasl_done(void *session, void *arg)
 		break;
 	case SASL_MALFORMED:
 		imap_sasl_finish(s);
+		imap_log_login_refused(s, claimed, job->reason);
 		imap_bad(s, tag, "Malformed authentication response");
 		break;
 	case SASL_TEMPFAIL:
 		imap_sasl_finish(s);
+		imap_log_login_refused(s, claimed, job->reason);
 		imap_reply(s, "%s NO [UNAVAILABLE] Temporary authentication failure", tag);
 		break;
 	}
@@ -264,7 +278,10 @@ void imap_cmd_authenticate(struct imap_session *s, const char *tag, struct imap_
 	s->sasl = sasl_new(s->deps->dir, mech_name, imap_plaintext_allowed(s));
 	if (s->sasl == NULL) {
 		bool plaintext_mech = str_ieq(mech_name, "PLAIN") || str_ieq(mech_name, "LOGIN");
-		if (plaintext_mech && !imap_plaintext_allowed(s))
+		bool privacy = plaintext_mech && !imap_plaintext_allowed(s);
+		imap_log_login_refused(s, NULL, privacy ? "plaintext not allowed on this connection"
+							: "unknown SASL mechanism");
+		if (privacy)
 			imap_reply(s, "%s NO [PRIVACYREQUIRED] This mechanism requires TLS", tag);
 		else
 			imap_reply(s, "%s NO Unsupported authentication mechanism", tag);

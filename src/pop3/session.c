@@ -78,6 +78,12 @@ static bool pop3_login_delay_refused(struct pop3_session *s, const char *user)
 	return true;
 }
 
+static void pop3_log_login_refused(struct pop3_session *s, const char *user, const char *reason)
+{
+	auth_log_login_failure("pop3", (unsigned long long)net_conn_id(s->conn),
+			       net_conn_peer_ip(s->conn), user, reason, -1);
+}
+
 static void pop3_login_succeeded(struct pop3_session *s, const char *user)
 {
 	const char *ip = net_conn_peer_ip(s->conn);
@@ -88,6 +94,7 @@ static void pop3_login_succeeded(struct pop3_session *s, const char *user)
 		if (s->login_claimed)
 			auth_login_interval_release(s->deps->penalty, user);
 		s->login_claimed = false;
+		pop3_log_login_refused(s, user, "too many connections for user and address");
 		pop3_reply(s, "-ERR [IN-USE] Too many connections for this user from your address");
 		return;
 	}
@@ -96,13 +103,13 @@ static void pop3_login_succeeded(struct pop3_session *s, const char *user)
 	pop3_transaction_begin(s, user);
 }
 
-static void pop3_login_failed(struct pop3_session *s, const char *claimed)
+static void pop3_login_failed(struct pop3_session *s, const char *claimed, const char *reason)
 {
 	const char *ip = net_conn_peer_ip(s->conn);
 	uint32_t delay = auth_penalty_fail(s->deps->penalty, ip, claimed);
 
-	log_info("proto=pop3 conn=%llu ip=%s user=\"%s\" msg=\"authentication failed\" delay_ms=%u",
-		 (unsigned long long)net_conn_id(s->conn), ip, claimed ? claimed : "", delay);
+	auth_log_login_failure("pop3", (unsigned long long)net_conn_id(s->conn), ip, claimed,
+			       reason, delay);
 	free(s->pending_reply);
 	s->pending_reply = xstrdup("-ERR [AUTH] Authentication failed");
 	if (delay == 0)
@@ -137,16 +144,19 @@ static void pop3_sasl_done(void *session, void *arg)
 		pop3_login_succeeded(s, sasl_username(s->sasl));
 		break;
 	case SASL_FAILED:
-		pop3_login_failed(s, claimed);
+		pop3_login_failed(s, claimed, job->reason);
 		break;
 	case SASL_CANCELLED:
+		pop3_log_login_refused(s, claimed, job->reason);
 		pop3_error(s, "Authentication cancelled");
 		break;
 	case SASL_MALFORMED:
+		pop3_log_login_refused(s, claimed, job->reason);
 		pop3_error(s, "Malformed authentication response");
 		break;
 	case SASL_TEMPFAIL:
 	case SASL_CONTINUE:
+		pop3_log_login_refused(s, claimed, job->reason);
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
 		break;
 	}
@@ -161,12 +171,14 @@ static void pop3_password_done(void *session, void *arg)
 	struct pop3_session *s = session;
 	struct password_job *job = arg;
 
-	if (job->result == AUTH_OK)
+	if (job->result == AUTH_OK) {
 		pop3_login_succeeded(s, job->canonical);
-	else if (job->result == AUTH_FAILED)
-		pop3_login_failed(s, job->user);
-	else
+	} else if (job->result == AUTH_FAILED) {
+		pop3_login_failed(s, job->user, job->reason);
+	} else {
+		pop3_log_login_refused(s, job->user, job->reason);
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
+	}
 	password_job_free(&job);
 }
 
@@ -179,10 +191,13 @@ static void pop3_submit_sasl(struct pop3_session *s, const char *line, size_t le
 static bool pop3_login_precheck(struct pop3_session *s)
 {
 	if (!pop3_plaintext_allowed(s)) {
+		pop3_log_login_refused(s, s->user_arg, "plaintext not allowed on this connection");
 		pop3_reply(s, "-ERR [AUTH] Plaintext authentication requires TLS (use STLS)");
 		return false;
 	}
 	if (auth_penalty_refused(s->deps->penalty, net_conn_peer_ip(s->conn))) {
+		pop3_log_login_refused(s, s->user_arg,
+				       "address refused after too many failed logins");
 		pop3_reply(s, "-ERR [SYS/TEMP] Too many failed logins from your address; try later");
 		return false;
 	}
@@ -196,6 +211,7 @@ static void pop3_cmd_user(struct pop3_session *s, const char *arg)
 		return;
 	}
 	if (!pop3_plaintext_allowed(s)) {
+		pop3_log_login_refused(s, arg, "plaintext not allowed on this connection");
 		pop3_reply(s, "-ERR [AUTH] Plaintext authentication requires TLS (use STLS)");
 		return;
 	}
@@ -250,13 +266,17 @@ static void pop3_cmd_auth(struct pop3_session *s, const char *arg)
 	while (*initial == ' ')
 		initial++;
 	if (auth_penalty_refused(s->deps->penalty, net_conn_peer_ip(s->conn))) {
+		pop3_log_login_refused(s, NULL, "address refused after too many failed logins");
 		pop3_reply(s, "-ERR [SYS/TEMP] Too many failed logins from your address; try later");
 		return;
 	}
 	s->sasl = sasl_new(s->deps->dir, mech, pop3_plaintext_allowed(s));
 	if (s->sasl == NULL) {
 		bool plaintext_mech = str_ieq(mech, "PLAIN") || str_ieq(mech, "LOGIN");
-		if (plaintext_mech && !pop3_plaintext_allowed(s))
+		bool privacy = plaintext_mech && !pop3_plaintext_allowed(s);
+		pop3_log_login_refused(s, NULL, privacy ? "plaintext not allowed on this connection"
+							: "unknown SASL mechanism");
+		if (privacy)
 			pop3_reply(s, "-ERR [AUTH] This mechanism requires TLS (use STLS)");
 		else
 			pop3_error(s, "Unknown mechanism");

@@ -149,8 +149,9 @@ static int mx_compare(const void *a, const void *b)
 	return (int)x->priority - (int)y->priority;
 }
 
+/* *temp_r: the c-ares status of a lookup that failed temporarily (ARES_SUCCESS: none did). */
 static void add_host(ares_channel ch, const char *host, struct queue_dns_target **targets,
-		     size_t *count, bool *temp)
+		     size_t *count, int *temp_r)
 {
 	int families[2] = { AF_INET, AF_INET6 };
 
@@ -160,7 +161,7 @@ static void add_host(ares_channel ch, const char *host, struct queue_dns_target 
 		run_channel(ch);
 		if (ha.status != ARES_SUCCESS && ha.status != ARES_ENOTFOUND &&
 		    ha.status != ARES_ENODATA)
-			*temp = true;
+			*temp_r = ha.status;
 		for (size_t i = 0; i < ha.count && *count < QUEUE_DNS_MAX_TARGETS; i++) {
 			*targets = xrealloc(*targets, (*count + 1) * sizeof(**targets));
 			snprintf((*targets)[*count].host, sizeof((*targets)[*count].host), "%s", host);
@@ -168,6 +169,15 @@ static void add_host(ares_channel ch, const char *host, struct queue_dns_target 
 			(*count)++;
 		}
 	}
+}
+
+/* A lookup that failed for now: the mail waits, and the operator needs the resolver's own
+ * words (timeout, refused, server failure) to tell a local resolver problem from the
+ * destination's. */
+static void log_dns_deferral(const char *domain, const char *query, const char *error)
+{
+	log_warn("event=dns outcome=deferred domain=%s query=%s error=\"%s\"", domain, query,
+		 error);
 }
 
 enum queue_dns_status queue_dns_resolve(const char *resolvers, const char *domain,
@@ -178,7 +188,7 @@ enum queue_dns_status queue_dns_resolve(const char *resolvers, const char *domai
 	struct mx_answer mx = { ARES_ENOTFOUND, NULL };
 	struct queue_dns_target *targets = NULL;
 	size_t count = 0;
-	bool temp = false;
+	int temp = ARES_SUCCESS;
 
 	*targets_r = NULL;
 	*count_r = 0;
@@ -199,8 +209,10 @@ enum queue_dns_status queue_dns_resolve(const char *resolvers, const char *domai
 		*count_r = 1;
 		return QUEUE_DNS_OK;
 	}
-	if (open_channel(resolvers, &ch, err, errlen) < 0)
+	if (open_channel(resolvers, &ch, err, errlen) < 0) {
+		log_dns_deferral(domain, "MX", err);
 		return QUEUE_DNS_TEMPFAIL;
+	}
 	ares_query(ch, domain, ns_c_in, ns_t_mx, mx_callback, &mx);
 	run_channel(ch);
 	if (mx.status == ARES_SUCCESS && mx.mx != NULL) {
@@ -230,12 +242,16 @@ enum queue_dns_status queue_dns_resolve(const char *resolvers, const char *domai
 	} else {
 		ares_destroy(ch);
 		snprintf(err, errlen, "MX lookup for %s: %s", domain, ares_strerror(mx.status));
+		log_dns_deferral(domain, "MX", ares_strerror(mx.status));
 		return QUEUE_DNS_TEMPFAIL;
 	}
 	ares_destroy(ch);
 	if (count == 0) {
 		snprintf(err, errlen, "no address for the mail servers of %s", domain);
-		return temp ? QUEUE_DNS_TEMPFAIL : QUEUE_DNS_NO_SUCH_DOMAIN;
+		if (temp == ARES_SUCCESS)
+			return QUEUE_DNS_NO_SUCH_DOMAIN;
+		log_dns_deferral(domain, "A/AAAA", ares_strerror(temp));
+		return QUEUE_DNS_TEMPFAIL;
 	}
 	*targets_r = targets;
 	*count_r = count;

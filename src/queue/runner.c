@@ -172,6 +172,38 @@ static int smarthost_targets(const char *spec, struct queue_dns_target **t_r, si
 	return 0;
 }
 
+/* One line per recipient and outcome, in the words the SMTP side uses (event=rcpt
+ * outcome=delivered|deferred|bounced, stage=remote|dns|queue), so a message can be followed
+ * from its arrival by queue_id or message_id. The Message-ID comes from the queued header. */
+struct runner_rcpt_log {
+	const char *outcome;
+	const char *stage;
+	const char *relay_host; /* NULL when no server was reached */
+	const char *relay_ip;
+	int64_t next_retry_s;	/* deferrals: seconds until the next attempt; else -1 */
+};
+
+static void runner_log_rcpt(const struct queue_entry *e, const char *message_id,
+			    const struct queue_rcpt *rc, const struct runner_rcpt_log *l)
+{
+	char from[256], to[256], reply[512], relay[300] = "", retry[48] = "";
+
+	if (l->relay_host != NULL && l->relay_ip != NULL)
+		snprintf(relay, sizeof(relay), " relay=%s[%s]", l->relay_host, l->relay_ip);
+	else if (l->relay_host != NULL)
+		snprintf(relay, sizeof(relay), " relay=%s", l->relay_host);
+	if (l->next_retry_s >= 0)
+		snprintf(retry, sizeof(retry), " next_retry_s=%lld", (long long)l->next_retry_s);
+	/* status= is the older word for outcome, kept for scripts that read it */
+	log_info("event=rcpt outcome=%s stage=%s queue_id=%s%s%s from=<%s> to=<%s> size=%llu%s "
+		 "status=%s reply=\"%s\"%s",
+		 l->outcome, l->stage, e->id, message_id[0] ? " message_id=" : "", message_id,
+		 log_clean(e->sender, from, sizeof(from)), log_clean(rc->address, to, sizeof(to)),
+		 (unsigned long long)e->data_size, relay,
+		 strcmp(l->outcome, "delivered") == 0 ? "sent" : l->outcome,
+		 log_clean(rc->last_reply ? rc->last_reply : "", reply, sizeof(reply)), retry);
+}
+
 static void set_rcpt(struct queue_rcpt *rc, enum queue_rcpt_state st, const char *host,
 		     const char *reply)
 {
@@ -188,8 +220,9 @@ static void set_rcpt(struct queue_rcpt *rc, enum queue_rcpt_state st, const char
 
 /* Delivers the pending recipients of one domain (or all, through a smarthost). */
 static void runner_deliver_group(struct queue_runner *r, struct queue_entry *e,
-				 const uint8_t *data, const struct buf *prefix,
-				 struct queue_rcpt **group, size_t n, struct smtpc **session)
+				 const char *message_id, const uint8_t *data,
+				 const struct buf *prefix, struct queue_rcpt **group, size_t n,
+				 struct smtpc **session)
 {
 	struct queue_dns_target *targets = NULL;
 	size_t target_count = 0;
@@ -213,11 +246,16 @@ static void runner_deliver_group(struct queue_runner *r, struct queue_entry *e,
 			char *reply = st == QUEUE_DNS_NULL_MX ? xasprintf("556 5.1.10 %s", err)
 				      : st == QUEUE_DNS_NO_SUCH_DOMAIN ? xasprintf("550 5.1.2 %s", err)
 								       : xasprintf("451 4.4.3 %s", err);
-			for (size_t i = 0; i < n; i++)
+			for (size_t i = 0; i < n; i++) {
 				set_rcpt(group[i],
 					 st == QUEUE_DNS_TEMPFAIL ? QUEUE_RCPT_PENDING
 								  : QUEUE_RCPT_FAILED,
 					 NULL, reply);
+				/* deferrals are logged once the next attempt is known */
+				struct runner_rcpt_log l = { "bounced", "dns", NULL, NULL, -1 };
+				if (st != QUEUE_DNS_TEMPFAIL)
+					runner_log_rcpt(e, message_id, group[i], &l);
+			}
 			free(reply);
 			return;
 		}
@@ -261,11 +299,10 @@ static void runner_deliver_group(struct queue_runner *r, struct queue_entry *e,
 										      : QUEUE_RCPT_PENDING;
 			set_rcpt(group[i], st, targets[t].host,
 				 replies[i] ? replies[i] : "451 4.4.0 no reply");
-			log_info("queue_id=%s to=<%s> relay=%s[%s] status=%s reply=\"%s\"", e->id,
-				 group[i]->address, targets[t].host, targets[t].ip,
-				 st == QUEUE_RCPT_SENT ? "sent" : st == QUEUE_RCPT_FAILED ? "bounced"
-											 : "deferred",
-				 group[i]->last_reply);
+			struct runner_rcpt_log l = { st == QUEUE_RCPT_SENT ? "delivered" : "bounced",
+						     "remote", targets[t].host, targets[t].ip, -1 };
+			if (st != QUEUE_RCPT_PENDING)
+				runner_log_rcpt(e, message_id, group[i], &l);
 		}
 	}
 	if (!reached) {
@@ -326,6 +363,10 @@ static void runner_deliver(struct queue_runner *r, const char *id, struct smtpc 
 		queue_entry_free(&e);
 		return;
 	}
+	struct log_msgid_scan *scan = xcalloc(1, sizeof(*scan));
+	if (data != NULL)
+		log_msgid_feed(scan, data, e->data_size);
+	const char *message_id = log_msgid_value(scan);
 	before = xcalloc(e->rcpt_count, sizeof(*before));
 	for (size_t i = 0; i < e->rcpt_count; i++)
 		before[i] = e->rcpts[i].state;
@@ -351,7 +392,7 @@ static void runner_deliver(struct queue_runner *r, const char *id, struct smtpc 
 			group[n++] = &e->rcpts[k];
 			done[k] = true;
 		}
-		runner_deliver_group(r, e, data, &prefix, group, n, session);
+		runner_deliver_group(r, e, message_id, data, &prefix, group, n, session);
 		if (queue_state_save(r->q, e, err, sizeof(err)) < 0)
 			log_error("queue_id=%s msg=\"%s\"", id, err);
 	}
@@ -379,6 +420,8 @@ static void runner_deliver(struct queue_runner *r, const char *id, struct smtpc 
 						rc->last_reply ? rc->last_reply : "none");
 			set_rcpt(rc, QUEUE_RCPT_FAILED, rc->remote_host, reply);
 			free(reply);
+			struct runner_rcpt_log l = { "bounced", "queue", NULL, NULL, -1 };
+			runner_log_rcpt(e, message_id, rc, &l);
 			if (!notify_has(rc->notify, "NEVER") &&
 			    (rc->notify[0] == '\0' || notify_has(rc->notify, "FAILURE")))
 				idx[failed++] = i;
@@ -397,6 +440,13 @@ static void runner_deliver(struct queue_runner *r, const char *id, struct smtpc 
 		if (delay > scaled_ms(r, r->cfg.retry_max))
 			delay = scaled_ms(r, r->cfg.retry_max);
 		e->next_attempt = now + delay;
+		for (size_t i = 0; i < e->rcpt_count; i++) {
+			const struct queue_rcpt *rc = &e->rcpts[i];
+			struct runner_rcpt_log l = { "deferred", rc->remote_host ? "remote" : "queue",
+						     rc->remote_host, NULL, delay / 1000 };
+			if (rc->state == QUEUE_RCPT_PENDING && before[i] == QUEUE_RCPT_PENDING)
+				runner_log_rcpt(e, message_id, rc, &l);
+		}
 		if (!e->warned && r->cfg.warn_after > 0 &&
 		    now - e->arrived * 1000 >= scaled_ms(r, r->cfg.warn_after)) {
 			size_t warn = 0;
@@ -413,6 +463,7 @@ static void runner_deliver(struct queue_runner *r, const char *id, struct smtpc 
 	}
 	free(idx);
 	free(before);
+	free(scan);
 	buf_free(&prefix);
 	queue_data_unmap(cookie, e);
 	queue_entry_free(&e);

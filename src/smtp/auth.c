@@ -33,11 +33,18 @@ static void smtp_send_pending_reply(void *session)
 	}
 }
 
+static void smtp_log_login_refused(struct smtp_session *s, const char *user, const char *reason)
+{
+	auth_log_login_failure("smtp", (unsigned long long)net_conn_id(s->conn),
+			       net_conn_peer_ip(s->conn), user, reason, -1);
+}
+
 static void smtp_auth_succeeded(struct smtp_session *s, const char *user)
 {
 	const char *ip = net_conn_peer_ip(s->conn);
 
 	if (!auth_userip_acquire(s->deps->penalty, user, ip)) {
+		smtp_log_login_refused(s, user, "too many connections for user and address");
 		smtp_reply(s, "454 4.7.0 Too many connections for this user from your address");
 		return;
 	}
@@ -50,13 +57,13 @@ static void smtp_auth_succeeded(struct smtp_session *s, const char *user)
 	smtp_reply(s, "235 2.7.0 Authentication successful");
 }
 
-static void smtp_auth_failed(struct smtp_session *s, const char *claimed)
+static void smtp_auth_failed(struct smtp_session *s, const char *claimed, const char *reason)
 {
 	const char *ip = net_conn_peer_ip(s->conn);
 	uint32_t delay = auth_penalty_fail(s->deps->penalty, ip, claimed);
 
-	log_info("proto=smtp conn=%llu ip=%s user=\"%s\" msg=\"authentication failed\" delay_ms=%u",
-		 (unsigned long long)net_conn_id(s->conn), ip, claimed ? claimed : "", delay);
+	auth_log_login_failure("smtp", (unsigned long long)net_conn_id(s->conn), ip, claimed,
+			       reason, delay);
 	free(s->pending_reply);
 	s->pending_reply = xstrdup("535 5.7.8 Authentication credentials invalid");
 	if (delay == 0)
@@ -94,18 +101,21 @@ static void smtp_sasl_done(void *session, void *arg)
 		break;
 	case SASL_FAILED:
 		sasl_free(&s->sasl);
-		smtp_auth_failed(s, claimed);
+		smtp_auth_failed(s, claimed, job->reason);
 		break;
 	case SASL_CANCELLED:
 		sasl_free(&s->sasl);
+		smtp_log_login_refused(s, claimed, job->reason);
 		smtp_error(s, "501 5.7.0 Authentication cancelled");
 		break;
 	case SASL_MALFORMED:
 		sasl_free(&s->sasl);
+		smtp_log_login_refused(s, claimed, job->reason);
 		smtp_error(s, "501 5.5.2 Malformed authentication response");
 		break;
 	case SASL_TEMPFAIL:
 		sasl_free(&s->sasl);
+		smtp_log_login_refused(s, claimed, job->reason);
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 		break;
 	}
@@ -171,15 +181,18 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args)
 		initial++;
 	if (!smtp_plaintext_allowed(s)) {
 		/* RFC 3207 §4: the plain form of RFC 4954's 538 */
+		smtp_log_login_refused(s, NULL, "plaintext not allowed on this connection");
 		smtp_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
 		return;
 	}
 	if (auth_penalty_refused(s->deps->penalty, net_conn_peer_ip(s->conn))) {
+		smtp_log_login_refused(s, NULL, "address refused after too many failed logins");
 		smtp_reply(s, "454 4.7.0 Too many failed logins from your address; try later");
 		return;
 	}
 	s->sasl = sasl_new(s->deps->dir, mech, true);
 	if (s->sasl == NULL) {
+		smtp_log_login_refused(s, NULL, "unknown SASL mechanism");
 		smtp_error(s, "504 5.5.4 Unrecognized authentication type");
 		return;
 	}

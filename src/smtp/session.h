@@ -30,6 +30,7 @@ struct smtp_txn {
 	bool bdat_cr;	 /* the last chunk octet seen was a CR */
 	bool bdat_bare;	 /* a bare CR or LF was seen in the chunks */
 	struct buf header;	       /* the first octets, for the From: check on submission */
+	struct log_msgid_scan *msgid;  /* the Message-ID for the log, from MAIL on */
 };
 
 struct smtp_session {

@@ -20,6 +20,81 @@
 
 static const char *smtp_enhanced_ok = "250 2.0.0";
 
+/* ---------------- the outcome lines ----------------
+ * One line per recipient and outcome, so an operator can follow a message by its queue ID,
+ * Message-ID or addresses: event=rcpt outcome=delivered|queued|rejected stage=rcpt|data, then
+ * proto, conn, client="helo[ip]", queue_id, message_id, from, to, size, reason and reply where
+ * they are known (the queue runner goes on with stage=remote and stage=queue lines). */
+
+struct smtp_outcome {
+	const char *outcome;
+	const char *stage;
+	const char *to;
+	const char *queue_id; /* NULL or "" when not queued */
+	const char *reason;   /* NULL when there is none */
+	const char *reply;    /* the reply the client got, NULL when it was a plain 250 */
+};
+
+static void smtp_log_outcome(struct smtp_session *s, const struct smtp_outcome *o)
+{
+	const struct smtp_txn *t = &s->txn;
+	char helo[128], from[256], to[256], text[512];
+	struct buf line;
+
+	buf_init(&line);
+	buf_printf(&line, "event=rcpt outcome=%s stage=%s proto=%s conn=%llu client=\"%s[%s]\"",
+		   o->outcome, o->stage, s->lmtp ? "lmtp" : "smtp",
+		   (unsigned long long)net_conn_id(s->conn), log_clean(s->helo, helo, sizeof(helo)),
+		   net_conn_peer_ip(s->conn));
+	if (s->user != NULL)
+		buf_printf(&line, " user=%s", log_clean(s->user, from, sizeof(from)));
+	if (o->queue_id != NULL && o->queue_id[0] != '\0')
+		buf_printf(&line, " queue_id=%s", o->queue_id);
+	if (t->msgid != NULL && log_msgid_value(t->msgid)[0] != '\0')
+		buf_printf(&line, " message_id=%s", log_msgid_value(t->msgid));
+	buf_printf(&line, " from=<%s> to=<%s>", log_clean(t->sender, from, sizeof(from)),
+		   log_clean(o->to, to, sizeof(to)));
+	if (strcmp(o->stage, "rcpt") != 0)
+		buf_printf(&line, " size=%llu", (unsigned long long)t->size);
+	if (o->reason != NULL)
+		buf_printf(&line, " reason=\"%s\"", log_clean(o->reason, text, sizeof(text)));
+	if (o->reply != NULL)
+		buf_printf(&line, " reply=\"%s\"", log_clean(o->reply, text, sizeof(text)));
+	log_info("%s", buf_cstr(&line));
+	buf_free(&line);
+}
+
+static void smtp_log_rcpt_rejected(struct smtp_session *s, const char *to, const char *reason,
+				   const char *reply)
+{
+	struct smtp_outcome o = { "rejected", "rcpt", to, NULL, reason, reply };
+
+	smtp_log_outcome(s, &o);
+}
+
+/* MAIL refused for a reason of policy or resources (not syntax): the sender is all we know. */
+static void smtp_log_mail_rejected(struct smtp_session *s, const char *sender, const char *reason,
+				   const char *reply)
+{
+	char helo[128], from[256];
+
+	log_info("event=mail outcome=rejected stage=mail proto=%s conn=%llu client=\"%s[%s]\" "
+		 "user=%s from=<%s> reason=\"%s\" reply=\"%s\"",
+		 s->lmtp ? "lmtp" : "smtp", (unsigned long long)net_conn_id(s->conn),
+		 log_clean(s->helo, helo, sizeof(helo)), net_conn_peer_ip(s->conn),
+		 s->user ? s->user : "", log_clean(sender, from, sizeof(from)), reason, reply);
+}
+
+/* Every accepted recipient of the transaction refused at the end of (or during) the data. */
+static void smtp_log_data_rejected(struct smtp_session *s, const char *reason, const char *reply)
+{
+	for (size_t i = 0; i < s->txn.rcpt_count; i++) {
+		struct smtp_outcome o = { "rejected", "data", s->txn.rcpts[i].address, NULL, reason,
+					  reply };
+		smtp_log_outcome(s, &o);
+	}
+}
+
 void smtp_txn_reset(struct smtp_session *s)
 {
 	struct smtp_txn *t = &s->txn;
@@ -33,6 +108,7 @@ void smtp_txn_reset(struct smtp_session *s)
 		delivery_rcpt_clear(&t->rcpts[i]);
 	free(t->rcpts);
 	buf_free(&t->header);
+	free(t->msgid);
 	memset(t, 0, sizeof(*t));
 	s->has_txn = false;
 	s->rx = SMTP_RX_COMMANDS;
@@ -82,6 +158,7 @@ static void smtp_mail_accept(struct smtp_session *s, struct smtp_path *path)
 	if (smtp_path_param(path, "RET", NULL))
 		t->ret = xstrdup(smtp_path_param(path, "RET", NULL));
 	buf_init(&t->header);
+	t->msgid = xcalloc(1, sizeof(*t->msgid));
 	s->has_txn = true;
 	net_conn_end_prelogin(s->conn); /* a transaction is what an MX client logs in for */
 	smtp_reply(s, "250 2.1.0 Sender <%s> OK", t->sender);
@@ -92,10 +169,12 @@ static void mail_job_done(void *session, void *arg)
 	struct smtp_session *s = session;
 	struct mail_job *job = arg;
 
-	if (!job->owned)
+	if (!job->owned) {
+		smtp_log_mail_rejected(s, job->path.mailbox, "sender address not owned by the user",
+				       "553 5.7.1");
 		smtp_reply(s, "553 5.7.1 Sender address <%s> not owned by user %s",
 			   job->path.mailbox, s->user);
-	else
+	} else
 		smtp_mail_accept(s, &job->path);
 	smtp_path_clear(&job->path);
 	free(job->user);
@@ -164,7 +243,8 @@ static bool smtp_rate_refused(struct smtp_session *s)
 					(uint32_t)cfg->smtp_rate_per_ip);
 	if (wait_s == 0)
 		return false;
-	log_info("proto=smtp conn=%llu ip=%s user=%s msg=\"message rate exceeded\" wait_s=%u",
+	log_info("event=mail outcome=rejected stage=mail proto=smtp conn=%llu ip=%s user=%s "
+		 "msg=\"message rate exceeded\" wait_s=%u reason=\"rate limit\"",
 		 (unsigned long long)net_conn_id(s->conn), ip, s->user ? s->user : "", wait_s);
 	smtp_reply(s, "451 4.7.1 Too many messages %s; try again in %u minute%s",
 		   s->submission ? "from this account" : "from your address",
@@ -204,6 +284,7 @@ void smtp_cmd_mail(struct smtp_session *s, const char *args)
 		return;
 	}
 	if (!delivery_disk_ok(s->deps->delivery)) {
+		smtp_log_mail_rejected(s, path.mailbox, "insufficient system storage", "452 4.3.1");
 		smtp_reply(s, "452 4.3.1 Insufficient system storage");
 		smtp_path_clear(&path);
 		return;
@@ -283,6 +364,7 @@ static void rcpt_job_done(void *session, void *arg)
 		s->pending_reply = xasprintf("550 5.1.1 <%s>: Recipient address rejected: "
 					     "no such user here",
 					     job->address);
+		smtp_log_rcpt_rejected(s, job->address, "unknown user", s->pending_reply);
 		if (delay == 0)
 			smtp_send_delayed(s);
 		else
@@ -290,12 +372,17 @@ static void rcpt_job_done(void *session, void *arg)
 		break;
 	}
 	case DELIVERY_RCPT_RELAY_DENIED:
+		smtp_log_rcpt_rejected(s, job->address, "relay denied", "554 5.7.1");
 		smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", job->address);
 		break;
 	case DELIVERY_RCPT_TEMPFAIL:
+		smtp_log_rcpt_rejected(s, job->address, "accounts directory lookup failed",
+				       "451 4.3.0");
 		smtp_reply(s, "451 4.3.0 <%s>: Temporary lookup failure", job->address);
 		break;
 	case DELIVERY_RCPT_UNSUPPORTED:
+		smtp_log_rcpt_rejected(s, job->address, "address the queue cannot carry",
+				       "553 5.1.3");
 		smtp_reply(s, "553 5.1.3 <%s>: Address cannot be relayed", job->address);
 		break;
 	}
@@ -349,6 +436,12 @@ void smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		return;
 	}
 	if (s->txn.rcpt_count >= (size_t)s->deps->cfg->recipients) {
+		/* not parsed (a syntax error must not count here): the text between < and > */
+		const char *lt = strchr(args, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+		char to[256];
+		snprintf(to, sizeof(to), "%.*s", gt ? (int)(gt - lt - 1) : (int)strlen(args),
+			 gt ? lt + 1 : args);
+		smtp_log_rcpt_rejected(s, to, "recipient limit", "452 4.5.3");
 		smtp_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
@@ -640,9 +733,30 @@ static void finish_job_done(void *session, void *arg)
 	struct finish_job *job = arg;
 
 	if (job->from_refused) {
+		char *reason = xasprintf("%s: address %s not owned by the user", job->from_field,
+					 job->from_bad);
+		smtp_log_data_rejected(s, reason, "553 5.7.1");
+		free(reason);
 		smtp_reply(s, "553 5.7.1 %s: address %s not owned by user %s", job->from_field,
 			   job->from_bad, s->user);
-	} else if (s->lmtp) {
+		goto done;
+	}
+	for (size_t i = 0; i < job->count; i++) {
+		const struct delivery_rcpt *r = &s->txn.rcpts[i];
+		const struct delivery_outcome *oc = &job->outcomes[i];
+		struct smtp_outcome o = { r->local_count > 0 ? "delivered" : "queued", "data",
+					  r->address, oc->queue_id, NULL, NULL };
+		if (!oc->ok) {
+			o.outcome = "rejected";
+			o.reason = oc->text;
+			o.reply = "451 4.3.0";
+		} else if (!s->lmtp && job->result != 0) {
+			/* Stored, but the client is told to send the whole message again. */
+			o.reason = "another recipient failed; the client will retry";
+		}
+		smtp_log_outcome(s, &o);
+	}
+	if (s->lmtp) {
 		/* RFC 2033 §4.2: one reply per accepted recipient, in order. */
 		for (size_t i = 0; i < job->count; i++) {
 			if (job->outcomes[i].ok)
@@ -665,6 +779,7 @@ static void finish_job_done(void *session, void *arg)
 				text = job->outcomes[i].text;
 		smtp_reply(s, "451 4.3.0 Message not accepted: %s; try again later", text);
 	}
+done:
 	free(job->from_bad);
 	free(job->outcomes);
 	free(job);
@@ -692,9 +807,12 @@ static void smtp_flush_out(struct smtp_session *s)
  * the same refusal; a single reply would leave the client waiting for the others. An error on
  * a BDAT chunk that is not the last (end_of_data false) is the answer to that chunk: one reply
  * (RFC 3030 §3: the client sends no more chunks). */
-static void smtp_data_refuse(struct smtp_session *s, bool end_of_data, const char *text)
+static void smtp_data_refuse(struct smtp_session *s, bool end_of_data, const char *text,
+			     const char *reason)
 {
 	size_t n = s->lmtp && end_of_data && s->txn.rcpt_count > 0 ? s->txn.rcpt_count : 1;
+
+	smtp_log_data_rejected(s, reason, text);
 
 	for (size_t i = 0; i < n; i++)
 		smtp_reply(s, "%s", text);
@@ -711,27 +829,32 @@ static void smtp_data_complete(struct smtp_session *s, bool bare_line_ends, bool
 	if (t->delivery_failed) {
 		if (t->delivery_error && t->delivery_error[0] >= '2' && t->delivery_error[0] <= '5' &&
 		    t->delivery_error[3] == ' ')
-			smtp_data_refuse(s, end_of_data, t->delivery_error);
+			smtp_data_refuse(s, end_of_data, t->delivery_error, "no valid recipients");
 		else
 			smtp_data_refuse(s, end_of_data,
-					 "451 4.3.0 Cannot accept the message now; try again later");
+					 "451 4.3.0 Cannot accept the message now; try again later",
+					 t->delivery_error ? t->delivery_error
+							   : "cannot start delivery");
 		return;
 	}
 	if (t->too_big) {
 		smtp_data_refuse(s, end_of_data,
-				 "552 5.3.4 Message size exceeds fixed maximum message size");
+				 "552 5.3.4 Message size exceeds fixed maximum message size",
+				 "message too big");
 		return;
 	}
 	if (bare_line_ends && !s->submission) {
 		/* RFC 5321 §2.3.8: CR and LF only as CRLF. Refusing them on the MX leaves no
 		 * room for an end-of-data ambiguity with a relaying server (SMTP smuggling). */
 		smtp_data_refuse(s, end_of_data,
-				 "554 5.6.0 Message contains bare CR or LF characters");
+				 "554 5.6.0 Message contains bare CR or LF characters",
+				 "bare CR or LF");
 		return;
 	}
 	if (t->write_failed) {
 		smtp_data_refuse(s, end_of_data,
-				 "451 4.3.0 Cannot store the message now; try again later");
+				 "451 4.3.0 Cannot store the message now; try again later",
+				 "storage write failed");
 		return;
 	}
 	job = xcalloc(1, sizeof(*job));
@@ -803,6 +926,8 @@ bool smtp_receive(struct smtp_session *s)
 			size_t before = s->out.len;
 			size_t used = smtp_data_feed(&t->decoder, in, avail, &s->out);
 			net_conn_skip_bytes(s->conn, used);
+			if (t->msgid != NULL)
+				log_msgid_feed(t->msgid, s->out.data + before, s->out.len - before);
 			smtp_count(s, s->out.len - before);
 			if (t->too_big)
 				buf_reset(&s->out);
@@ -822,8 +947,13 @@ bool smtp_receive(struct smtp_session *s)
 			if (avail == 0)
 				return false;
 			smtp_count(s, avail);
-			if (!t->too_big && !t->delivery_failed)
+			if (!t->too_big && !t->delivery_failed) {
+				size_t before = s->out.len;
 				smtp_bdat_lines(t, in, avail, &s->out);
+				if (t->msgid != NULL)
+					log_msgid_feed(t->msgid, s->out.data + before,
+						       s->out.len - before);
+			}
 			net_conn_skip_bytes(s->conn, avail);
 			t->bdat_remaining -= avail;
 			if (s->out.len >= SMTP_DATA_CHUNK)

@@ -170,7 +170,8 @@ class Roost:
         while time.monotonic() < deadline:
             with open(self.log_path, errors="replace") as f:
                 f.seek(log_start)
-                if 'msg="server ready"' in f.read():
+                text = f.read()
+                if 'msg="server ready"' in text or '"msg":"server ready"' in text:  # logfmt, json
                     return
             if self.proc.poll() is not None:
                 raise RuntimeError("roost exited early with status %s" % self.proc.returncode)
