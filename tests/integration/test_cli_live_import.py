@@ -3,7 +3,6 @@ new messages at once (the command tells it over its status socket), so a session
 mailbox selected sees them as EXISTS at its next NOOP or while it idles, and FETCH returns
 their data."""
 import imaplib
-import os
 
 from conftest import DEMO_PASSWORD, DEMO_USER
 

@@ -5,10 +5,8 @@ that is neither root nor run_as is refused with a clear message."""
 import imaplib
 import os
 import pwd
-import shutil
 import smtplib
 import subprocess
-import tempfile
 
 import pytest
 
