@@ -346,9 +346,21 @@ def process_uids(pid):
 
 
 def child_pids(pid):
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
-                         text=True).stdout.split()
-    return [int(x) for x in out]
+    """The processes whose parent is pid, read from /proc (no ps on a minimal system)."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name in parentheses may hold spaces; the parent pid follows it.
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            kids.append(int(entry))
+    return kids
 
 
 @pytest.fixture
