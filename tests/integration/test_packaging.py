@@ -101,7 +101,8 @@ def test_unit_file_is_hardened_and_reloads_with_hup(tmp_path):
     service = unit["Service"]
     assert service["Type"] == "notify"
     assert service["NotifyAccess"] == "all"  # READY=1 comes from the child under privsep
-    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert service["ExecReload"].endswith("/roost --config /etc/roost/roost.conf reload")
+    assert service["ExecReload"].startswith("/usr/")
     assert service["ProtectSystem"] == "strict"
     assert service["ReadWritePaths"] == "/var/lib/roost"
     assert service["NoNewPrivileges"] == "yes"
