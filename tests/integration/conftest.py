@@ -371,3 +371,13 @@ def traversable_tmp():
     os.chmod(d, 0o711)
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+def wait_until(predicate, timeout=10.0):
+    """Polls predicate until it holds or timeout seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()

@@ -11,16 +11,7 @@ import socket
 import subprocess
 import time
 
-from conftest import DEMO_PASSWORD, DEMO_USER, ROOST_BIN, client_tls_context
-
-
-def wait_until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+from conftest import DEMO_PASSWORD, DEMO_USER, ROOST_BIN, client_tls_context, wait_until
 
 
 def status(r):

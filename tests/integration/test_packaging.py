@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import free_port, make_certificate, wait_for_port
+from conftest import free_port, make_certificate, wait_for_port, wait_until
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LOCK_PATH = "/run/lock/roost-packaging-test.lock"
@@ -36,15 +36,6 @@ def run(args, **kw):
     kw.setdefault("text", True)
     kw.setdefault("timeout", 300)
     return subprocess.run(args, **kw)
-
-
-def wait_until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 # ---------------- make install ----------------
