@@ -14,7 +14,8 @@ allowed() {
 	mime) echo "core config mime" ;;
 	auth) echo "core config auth" ;;
 	store) echo "core config mime store" ;;
-	queue) echo "core config net mime queue" ;;
+	dns) echo "core config dns" ;;
+	queue) echo "core config net mime dns queue" ;;
 	delivery) echo "core config mime auth store queue delivery" ;;
 	smtp) echo "core config net mime auth delivery smtp" ;;
 	imap) echo "core config net mime auth store imap" ;;

@@ -20,7 +20,7 @@
 
 #include "../core/core.h"
 #include "dkim.h"
-#include "dns.h"
+#include "../dns/dns.h"
 #include "queue_internal.h"
 
 #define RUNNER_MAX_PENDING 256
@@ -132,7 +132,7 @@ static void runner_send_dsn(struct queue_runner *r, const struct queue_entry *e,
 }
 
 /* Addresses for a smarthost "host:port" (numeric or a name from the system resolver). */
-static int smarthost_targets(const char *spec, struct queue_dns_target **t_r, size_t *n_r,
+static int smarthost_targets(const char *spec, struct dns_mx_target **t_r, size_t *n_r,
 			     unsigned *port_r, char *err, size_t errlen)
 {
 	const char *colon = strrchr(spec, ':');
@@ -224,7 +224,7 @@ static void runner_deliver_group(struct queue_runner *r, struct queue_entry *e,
 				 const struct buf *prefix, struct queue_rcpt **group, size_t n,
 				 struct smtpc **session)
 {
-	struct queue_dns_target *targets = NULL;
+	struct dns_mx_target *targets = NULL;
 	size_t target_count = 0;
 	unsigned port = r->cfg.smtp_port ? r->cfg.smtp_port : 25;
 	char err[512] = "";
@@ -240,20 +240,20 @@ static void runner_deliver_group(struct queue_runner *r, struct queue_entry *e,
 			return;
 		}
 	} else {
-		enum queue_dns_status st = queue_dns_resolve(r->cfg.resolvers, domain, &targets,
+		enum dns_mx_status st = dns_mx_resolve(r->cfg.resolvers, domain, &targets,
 							     &target_count, err, sizeof(err));
-		if (st != QUEUE_DNS_OK) {
-			char *reply = st == QUEUE_DNS_NULL_MX ? xasprintf("556 5.1.10 %s", err)
-				      : st == QUEUE_DNS_NO_SUCH_DOMAIN ? xasprintf("550 5.1.2 %s", err)
+		if (st != DNS_MX_OK) {
+			char *reply = st == DNS_MX_NULL_MX ? xasprintf("556 5.1.10 %s", err)
+				      : st == DNS_MX_NO_SUCH_DOMAIN ? xasprintf("550 5.1.2 %s", err)
 								       : xasprintf("451 4.4.3 %s", err);
 			for (size_t i = 0; i < n; i++) {
 				set_rcpt(group[i],
-					 st == QUEUE_DNS_TEMPFAIL ? QUEUE_RCPT_PENDING
+					 st == DNS_MX_TEMPFAIL ? QUEUE_RCPT_PENDING
 								  : QUEUE_RCPT_FAILED,
 					 NULL, reply);
 				/* deferrals are logged once the next attempt is known */
 				struct runner_rcpt_log l = { "bounced", "dns", NULL, NULL, -1 };
-				if (st != QUEUE_DNS_TEMPFAIL)
+				if (st != DNS_MX_TEMPFAIL)
 					runner_log_rcpt(e, message_id, group[i], &l);
 			}
 			free(reply);
