@@ -46,11 +46,10 @@ struct imap_session {
 	struct sasl_session *sasl;
 	char *auth_tag;
 	bool in_sasl_exchange;
-	char *pending_reply;	   /* sent after a failure delay */
 	char *sasl_success_user; /* authenticated, awaiting the client's final empty response */
 
 	char *user; /* canonical address once authenticated */
-	bool userip_counted;
+	struct auth_login login; /* penalties, the held reply, the user+address count */
 	bool enabled_rev2;
 	bool enabled_utf8; /* RFC 6855 UTF8=ACCEPT */
 

@@ -39,6 +39,8 @@ static void *pop3_open(struct net_conn *conn, void *ctx)
 	s->conn = conn;
 	s->deps = ctx;
 	s->state = POP3_AUTHORIZATION;
+	auth_login_init(&s->login, s->deps->penalty, "pop3", (unsigned long long)net_conn_id(conn),
+			net_conn_peer_ip(conn));
 	net_conn_set_timeout(conn, (uint32_t)s->deps->cfg->pop3_timeout);
 	pop3_reply(s, "+OK Roost POP3 ready");
 	return s;
@@ -46,76 +48,49 @@ static void *pop3_open(struct net_conn *conn, void *ctx)
 
 /* ---------------- login ---------------- */
 
-static void pop3_send_pending(void *session)
+static void pop3_send_held_reply(void *session)
 {
 	struct pop3_session *s = session;
+	char *reply = auth_login_take_reply(&s->login);
 
-	if (s->pending_reply) {
-		pop3_reply(s, "%s", s->pending_reply);
-		free(s->pending_reply);
-		s->pending_reply = NULL;
-	}
-}
-
-/* RFC 2449 §6.5, §8.1.1: a second login of a user within [pop3] login_delay is refused
- * after the password was checked (never at USER, which would tell who exists). */
-static bool pop3_login_delay_refused(struct pop3_session *s, const char *user)
-{
-	int64_t delay_s = s->deps->cfg->pop3_login_delay;
-	uint32_t left;
-
-	if (delay_s <= 0)
-		return false;
-	left = auth_login_interval_claim(s->deps->penalty, user, (uint32_t)(delay_s * 1000));
-	if (left == 0) {
-		s->login_claimed = true;
-		return false;
-	}
-	log_info("proto=pop3 conn=%llu ip=%s user=%s msg=\"login within login_delay\" wait_ms=%u",
-		 (unsigned long long)net_conn_id(s->conn), net_conn_peer_ip(s->conn), user, left);
-	pop3_reply(s, "-ERR [LOGIN-DELAY] Logins are at least %lld seconds apart; try again in "
-		   "%u seconds", (long long)delay_s, (left + 999) / 1000);
-	return true;
-}
-
-static void pop3_log_login_refused(struct pop3_session *s, const char *user, const char *reason)
-{
-	auth_log_login_failure("pop3", (unsigned long long)net_conn_id(s->conn),
-			       net_conn_peer_ip(s->conn), user, reason, -1);
+	if (reply != NULL)
+		pop3_reply(s, "%s", reply);
+	free(reply);
 }
 
 static void pop3_login_succeeded(struct pop3_session *s, const char *user)
 {
-	const char *ip = net_conn_peer_ip(s->conn);
+	int64_t min_interval_s = s->deps->cfg->pop3_login_delay;
+	uint32_t wait_ms;
 
-	if (pop3_login_delay_refused(s, user))
-		return;
-	if (!auth_userip_acquire(s->deps->penalty, user, ip)) {
-		if (s->login_claimed)
-			auth_login_interval_release(s->deps->penalty, user);
-		s->login_claimed = false;
-		pop3_log_login_refused(s, user, "too many connections for user and address");
+	switch (auth_login_succeeded(&s->login, user,
+				     min_interval_s > 0 ? (uint32_t)(min_interval_s * 1000) : 0,
+				     &wait_ms)) {
+	case AUTH_LOGIN_OK:
+		pop3_transaction_begin(s, user);
+		break;
+	case AUTH_LOGIN_TOO_SOON: /* RFC 2449 §6.5, §8.1.1 */
+		log_info("proto=pop3 conn=%llu ip=%s user=%s msg=\"login within login_delay\" "
+			 "wait_ms=%u", (unsigned long long)net_conn_id(s->conn),
+			 net_conn_peer_ip(s->conn), user, wait_ms);
+		pop3_reply(s, "-ERR [LOGIN-DELAY] Logins are at least %lld seconds apart; try "
+			   "again in %u seconds", (long long)min_interval_s, (wait_ms + 999) / 1000);
+		break;
+	case AUTH_LOGIN_LIMIT:
 		pop3_reply(s, "-ERR [IN-USE] Too many connections for this user from your address");
-		return;
+		break;
 	}
-	auth_penalty_success(s->deps->penalty, ip, user);
-	s->userip_counted = true;
-	pop3_transaction_begin(s, user);
 }
 
 static void pop3_login_failed(struct pop3_session *s, const char *claimed, const char *reason)
 {
-	const char *ip = net_conn_peer_ip(s->conn);
-	uint32_t delay = auth_penalty_fail(s->deps->penalty, ip, claimed);
+	uint32_t delay = auth_login_failed(&s->login, claimed, reason,
+					   xstrdup("-ERR [AUTH] Authentication failed"));
 
-	auth_log_login_failure("pop3", (unsigned long long)net_conn_id(s->conn), ip, claimed,
-			       reason, delay);
-	free(s->pending_reply);
-	s->pending_reply = xstrdup("-ERR [AUTH] Authentication failed");
 	if (delay == 0)
-		pop3_send_pending(s);
+		pop3_send_held_reply(s);
 	else
-		net_conn_delay(s->conn, delay, pop3_send_pending);
+		net_conn_delay(s->conn, delay, pop3_send_held_reply);
 }
 
 static void pop3_sasl_done(void *session, void *arg)
@@ -147,16 +122,16 @@ static void pop3_sasl_done(void *session, void *arg)
 		pop3_login_failed(s, claimed, job->reason);
 		break;
 	case SASL_CANCELLED:
-		pop3_log_login_refused(s, claimed, job->reason);
+		auth_login_refused(&s->login, claimed, job->reason);
 		pop3_error(s, "Authentication cancelled");
 		break;
 	case SASL_MALFORMED:
-		pop3_log_login_refused(s, claimed, job->reason);
+		auth_login_refused(&s->login, claimed, job->reason);
 		pop3_error(s, "Malformed authentication response");
 		break;
 	case SASL_TEMPFAIL:
 	case SASL_CONTINUE:
-		pop3_log_login_refused(s, claimed, job->reason);
+		auth_login_refused(&s->login, claimed, job->reason);
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
 		break;
 	}
@@ -176,7 +151,7 @@ static void pop3_password_done(void *session, void *arg)
 	} else if (job->result == AUTH_FAILED) {
 		pop3_login_failed(s, job->user, job->reason);
 	} else {
-		pop3_log_login_refused(s, job->user, job->reason);
+		auth_login_refused(&s->login, job->user, job->reason);
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
 	}
 	password_job_free(&job);
@@ -191,13 +166,11 @@ static void pop3_submit_sasl(struct pop3_session *s, const char *line, size_t le
 static bool pop3_login_precheck(struct pop3_session *s)
 {
 	if (!pop3_plaintext_allowed(s)) {
-		pop3_log_login_refused(s, s->user_arg, "plaintext not allowed on this connection");
+		auth_login_refused(&s->login, s->user_arg, "plaintext not allowed on this connection");
 		pop3_reply(s, "-ERR [AUTH] Plaintext authentication requires TLS (use STLS)");
 		return false;
 	}
-	if (auth_penalty_refused(s->deps->penalty, net_conn_peer_ip(s->conn))) {
-		pop3_log_login_refused(s, s->user_arg,
-				       "address refused after too many failed logins");
+	if (auth_login_address_refused(&s->login, s->user_arg)) {
 		pop3_reply(s, "-ERR [SYS/TEMP] Too many failed logins from your address; try later");
 		return false;
 	}
@@ -211,7 +184,7 @@ static void pop3_cmd_user(struct pop3_session *s, const char *arg)
 		return;
 	}
 	if (!pop3_plaintext_allowed(s)) {
-		pop3_log_login_refused(s, arg, "plaintext not allowed on this connection");
+		auth_login_refused(&s->login, arg, "plaintext not allowed on this connection");
 		pop3_reply(s, "-ERR [AUTH] Plaintext authentication requires TLS (use STLS)");
 		return;
 	}
@@ -265,8 +238,7 @@ static void pop3_cmd_auth(struct pop3_session *s, const char *arg)
 	mech[mech_len] = '\0';
 	while (*initial == ' ')
 		initial++;
-	if (auth_penalty_refused(s->deps->penalty, net_conn_peer_ip(s->conn))) {
-		pop3_log_login_refused(s, NULL, "address refused after too many failed logins");
+	if (auth_login_address_refused(&s->login, NULL)) {
 		pop3_reply(s, "-ERR [SYS/TEMP] Too many failed logins from your address; try later");
 		return;
 	}
@@ -274,7 +246,7 @@ static void pop3_cmd_auth(struct pop3_session *s, const char *arg)
 	if (s->sasl == NULL) {
 		bool plaintext_mech = str_ieq(mech, "PLAIN") || str_ieq(mech, "LOGIN");
 		bool privacy = plaintext_mech && !pop3_plaintext_allowed(s);
-		pop3_log_login_refused(s, NULL, privacy ? "plaintext not allowed on this connection"
+		auth_login_refused(&s->login, NULL, privacy ? "plaintext not allowed on this connection"
 							: "unknown SASL mechanism");
 		if (privacy)
 			pop3_reply(s, "-ERR [AUTH] This mechanism requires TLS (use STLS)");
@@ -482,11 +454,9 @@ static void pop3_close(void *session)
 
 	pop3_transaction_end(s);
 	sasl_free(&s->sasl);
-	if (s->userip_counted)
-		auth_userip_release(s->deps->penalty, s->user, net_conn_peer_ip(s->conn));
+	auth_login_end(&s->login);
 	free(s->user);
 	free(s->user_arg);
-	free(s->pending_reply);
 	free(s);
 }
 

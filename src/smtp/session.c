@@ -56,6 +56,8 @@ static void *smtp_open(struct net_conn *conn, void *ctx)
 	s->deps = ctx;
 	s->submission = kind == LISTEN_SUBMISSION || kind == LISTEN_SUBMISSIONS;
 	s->lmtp = kind == LISTEN_LMTP;
+	auth_login_init(&s->login, s->deps->penalty, "smtp", (unsigned long long)net_conn_id(conn),
+			net_conn_peer_ip(conn));
 	buf_init(&s->out);
 	net_conn_set_timeout(conn, (uint32_t)s->deps->cfg->smtp_timeout);
 	smtp_reply(s, "220 %s %s Roost", s->deps->cfg->hostname, s->lmtp ? "LMTP" : "ESMTP");

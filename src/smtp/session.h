@@ -45,10 +45,9 @@ struct smtp_session {
 	/* AUTH exchange */
 	struct sasl_session *sasl;
 	bool in_sasl_exchange;
-	char *pending_reply;	   /* sent after a failure delay */
 	char *sasl_success_user; /* authenticated, awaiting the client's final empty response */
 	char *user; /* authenticated address */
-	bool userip_counted;
+	struct auth_login login; /* penalties, the held reply, the user+address count */
 
 	struct smtp_txn txn;
 	bool has_txn; /* MAIL was accepted */
@@ -83,5 +82,8 @@ int smtp_header_addresses(const uint8_t *msg, size_t len, const char *field,
 void smtp_cmd_auth(struct smtp_session *s, const char *args);
 void smtp_sasl_continue(struct smtp_session *s, const char *line, size_t len);
 void smtp_auth_end(struct smtp_session *s);
+/* Sends the reply held in s->login after delay_ms (at once for 0); the session is paused
+ * meanwhile, so pipelined commands wait. */
+void smtp_reply_after(struct smtp_session *s, uint32_t delay_ms);
 
 #endif

@@ -329,17 +329,6 @@ static void rcpt_job_work(void *arg)
 				       &job->rcpt);
 }
 
-static void smtp_send_delayed(void *session)
-{
-	struct smtp_session *s = session;
-
-	if (s->pending_reply) {
-		smtp_reply(s, "%s", s->pending_reply);
-		free(s->pending_reply);
-		s->pending_reply = NULL;
-	}
-}
-
 static void rcpt_job_done(void *session, void *arg)
 {
 	struct smtp_session *s = session;
@@ -354,21 +343,15 @@ static void rcpt_job_done(void *session, void *arg)
 		smtp_reply(s, "250 2.1.5 Recipient <%s> OK", job->address);
 		break;
 	case DELIVERY_RCPT_UNKNOWN: {
-		/* TESTPLAN §3.11: unknown recipients cost the sender the same growing delay as
+		/* Unknown recipients cost the sender the same growing delay as
 		 * failed logins, so RCPT is no faster an account oracle than AUTH. A trusted
 		 * LMTP client is not slowed down. */
-		uint32_t delay = s->lmtp ? 0
-					 : auth_penalty_fail(s->deps->penalty,
-							     net_conn_peer_ip(s->conn), NULL);
-		free(s->pending_reply);
-		s->pending_reply = xasprintf("550 5.1.1 <%s>: Recipient address rejected: "
-					     "no such user here",
-					     job->address);
-		smtp_log_rcpt_rejected(s, job->address, "unknown user", s->pending_reply);
-		if (delay == 0)
-			smtp_send_delayed(s);
-		else
-			net_conn_delay(s->conn, delay, smtp_send_delayed);
+		char *reply = xasprintf("550 5.1.1 <%s>: Recipient address rejected: "
+					"no such user here",
+					job->address);
+		smtp_log_rcpt_rejected(s, job->address, "unknown user", reply);
+		auth_login_hold_reply(&s->login, reply);
+		smtp_reply_after(s, s->lmtp ? 0 : auth_login_probe_failed(&s->login));
 		break;
 	}
 	case DELIVERY_RCPT_RELAY_DENIED:
