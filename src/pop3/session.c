@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../core/core.h"
 #include "session.h"
@@ -374,12 +375,13 @@ static void pop3_command(struct pop3_session *s, char *line, size_t len)
 		return;
 	}
 	verb = pop3_command_parse(line, len, &carg);
-	/* AUTH carries an initial response (RFC 5034 §4) and PASS a password (up to
-	 * LIMIT_AUTH_FIELD, RFC 4616's 255 and more), both beyond RFC 2449 §4's 255 octets. */
+	/* AUTH carries an initial response (RFC 5034 §4) and PASS a password, both beyond RFC
+	 * 2449 §4's 255 octets: AUTH up to what pop3_line_cap lets it read, PASS up to
+	 * LIMIT_POP3_LINE (a longer password goes through AUTH PLAIN). */
 	if (verb == POP3_CMD_AUTH)
 		max = LIMIT_SASL_RESPONSE;
 	else if (verb == POP3_CMD_PASS)
-		max = LIMIT_AUTH_FIELD + 5;
+		max = LIMIT_POP3_LINE;
 	if (len > max) {
 		pop3_error(s, "Command line too long");
 		return;
@@ -405,6 +407,26 @@ static void pop3_command(struct pop3_session *s, char *line, size_t len)
 		pop3_transaction_command(s, verb, carg);
 }
 
+/* How long the next line may be. Command lines, before login too, are read only up to
+ * LIMIT_POP3_LINE, so a client holds no more of the server's memory than that, with one
+ * exception decided from the line's first octets: an AUTH line, whose initial response may be
+ * as long as a SASL response (RFC 4616's 255-octet PLAIN fields are over 255 octets once
+ * encoded, whatever RFC 5034 §4 advises clients), and the responses of an exchange. */
+static size_t pop3_line_cap(struct pop3_session *s)
+{
+	const uint8_t *head;
+	size_t len;
+
+	if (s->in_sasl_exchange)
+		return LIMIT_SASL_RESPONSE;
+	if (s->state != POP3_AUTHORIZATION)
+		return LIMIT_POP3_LINE;
+	head = net_conn_peek(s->conn, 5, &len);
+	if (len == 5 && strncasecmp((const char *)head, "AUTH ", 5) == 0)
+		return LIMIT_SASL_RESPONSE;
+	return LIMIT_POP3_LINE;
+}
+
 void pop3_input(void *session)
 {
 	struct pop3_session *s = session;
@@ -416,7 +438,7 @@ void pop3_input(void *session)
 		char *line;
 		size_t len;
 		enum net_line_status st =
-			net_conn_read_line(s->conn, LIMIT_SASL_RESPONSE, &line, &len, NULL);
+			net_conn_read_line(s->conn, pop3_line_cap(s), &line, &len, NULL);
 
 		if (st == NET_LINE_NONE)
 			return;
