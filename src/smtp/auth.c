@@ -13,7 +13,6 @@ void smtp_auth_end(struct smtp_session *s)
 	free(s->sasl_success_user);
 	s->sasl_success_user = NULL;
 	sasl_free(&s->sasl);
-	s->in_sasl_exchange = false;
 	auth_login_end(&s->login);
 	free(s->user);
 	s->user = NULL;
@@ -68,7 +67,7 @@ static void smtp_sasl_done(void *session, void *arg)
 	switch (job->status) {
 	case SASL_CONTINUE:
 		smtp_reply(s, "334 %s", buf_cstr(&job->challenge));
-		s->in_sasl_exchange = true;
+		smtp_enter(s, SMTP_STATE_AUTH);
 		break;
 	case SASL_OK:
 		user = xstrdup(sasl_username(s->sasl));
@@ -79,7 +78,7 @@ static void smtp_sasl_done(void *session, void *arg)
 		if (job->challenge.len > 0) {
 			smtp_reply(s, "334 %s", buf_cstr(&job->challenge));
 			s->sasl_success_user = user;
-			s->in_sasl_exchange = true;
+			smtp_enter(s, SMTP_STATE_AUTH);
 			user = NULL;
 			break;
 		}
@@ -112,7 +111,7 @@ static void smtp_sasl_done(void *session, void *arg)
 
 static void smtp_sasl_submit(struct smtp_session *s, const char *line, size_t len)
 {
-	s->in_sasl_exchange = false;
+	smtp_enter(s, SMTP_STATE_GREETED);
 	net_conn_offload(s->conn, sasl_job_run, smtp_sasl_done, sasl_job_new(s->sasl, line, len));
 }
 
@@ -120,7 +119,7 @@ void smtp_sasl_continue(struct smtp_session *s, const char *line, size_t len)
 {
 	if (line == NULL) {
 		sasl_free(&s->sasl);
-		s->in_sasl_exchange = false;
+		smtp_enter(s, SMTP_STATE_GREETED);
 		smtp_error(s, "500 5.5.6 Authentication exchange line is too long");
 		return;
 	}
@@ -128,7 +127,7 @@ void smtp_sasl_continue(struct smtp_session *s, const char *line, size_t len)
 		/* The client's answer to the server-final 334 of a successful exchange. */
 		char *user = s->sasl_success_user;
 		s->sasl_success_user = NULL;
-		s->in_sasl_exchange = false;
+		smtp_enter(s, SMTP_STATE_GREETED);
 		if (len == 0 || (len == 1 && line[0] == '='))
 			smtp_auth_succeeded(s, user);
 		else
@@ -187,6 +186,6 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args)
 		smtp_sasl_submit(s, NULL, 0);
 	else {
 		smtp_reply(s, "334 ");
-		s->in_sasl_exchange = true;
+		smtp_enter(s, SMTP_STATE_AUTH);
 	}
 }

@@ -42,6 +42,29 @@ void smtp_error(struct smtp_session *s, const char *fmt, ...)
 	}
 }
 
+static const char *const smtp_state_names[] = {
+	[SMTP_STATE_CONNECTED] = "connected", [SMTP_STATE_GREETED] = "greeted",
+	[SMTP_STATE_AUTH] = "auth",	      [SMTP_STATE_MAIL] = "mail",
+	[SMTP_STATE_RCPT] = "rcpt",	      [SMTP_STATE_DATA] = "data",
+	[SMTP_STATE_BDAT] = "bdat",	      [SMTP_STATE_CHUNKING] = "chunking",
+	[SMTP_STATE_FINISHING] = "finishing",
+};
+
+void smtp_enter(struct smtp_session *s, enum smtp_state state)
+{
+	if (s->state == state)
+		return;
+	log_debug("proto=smtp conn=%llu msg=\"state\" from=%s to=%s",
+		  (unsigned long long)net_conn_id(s->conn), smtp_state_names[s->state],
+		  smtp_state_names[state]);
+	s->state = state;
+}
+
+void smtp_enter_idle(struct smtp_session *s)
+{
+	smtp_enter(s, s->helo != NULL ? SMTP_STATE_GREETED : SMTP_STATE_CONNECTED);
+}
+
 bool smtp_plaintext_allowed(const struct smtp_session *s)
 {
 	return net_conn_plaintext_allowed(s->conn, s->deps->cfg->plaintext);
@@ -86,6 +109,7 @@ static void smtp_cmd_ehlo(struct smtp_session *s, const char *args, bool extende
 	free(s->helo);
 	s->helo = xstrdup(args);
 	s->esmtp = extended;
+	smtp_enter(s, SMTP_STATE_GREETED);
 	if (!extended) {
 		smtp_reply(s, "250 %s", s->deps->cfg->hostname);
 	} else {
@@ -138,11 +162,17 @@ static void smtp_tls_ready(void *session)
 	free(s->helo);
 	s->helo = NULL;
 	s->esmtp = false;
+	smtp_enter(s, SMTP_STATE_CONNECTED);
 }
 
+/* A command runs only in the states of its mask; elsewhere the client gets refusal's reply
+ * (counted as an error). Commands whose checks come in an order of their own (AUTH, ETRN,
+ * BDAT) run in every command state and check inside. */
 struct smtp_command {
 	const char *verb;
 	void (*run)(struct smtp_session *s, const char *args);
+	unsigned states;
+	const char *(*refusal)(const struct smtp_session *s);
 };
 
 static void cmd_ehlo(struct smtp_session *s, const char *args)
@@ -210,7 +240,7 @@ static void cmd_etrn(struct smtp_session *s, const char *args)
 		smtp_error(s, "502 5.5.1 ETRN is offered on the MX port only");
 		return;
 	}
-	if (s->helo == NULL) {
+	if (s->state == SMTP_STATE_CONNECTED) {
 		smtp_error(s, "503 5.5.1 Send EHLO/HELO first");
 		return;
 	}
@@ -286,12 +316,26 @@ static void cmd_auth(struct smtp_session *s, const char *args)
 	smtp_cmd_auth(s, args);
 }
 
+#define SMTP_TXN_STATES                                                                     \
+	(SMTP_IN(SMTP_STATE_MAIL) | SMTP_IN(SMTP_STATE_RCPT) | SMTP_IN(SMTP_STATE_CHUNKING))
+
 static const struct smtp_command smtp_commands[] = {
-	{ "EHLO", cmd_ehlo }, { "HELO", cmd_helo }, { "LHLO", cmd_lhlo },
-	{ "STARTTLS", smtp_cmd_starttls }, { "AUTH", cmd_auth }, { "MAIL", cmd_mail },
-	{ "RCPT", cmd_rcpt }, { "DATA", cmd_data }, { "BDAT", cmd_bdat },
-	{ "NOOP", cmd_noop }, { "RSET", cmd_rset }, { "HELP", cmd_help },
-	{ "VRFY", cmd_vrfy }, { "ETRN", cmd_etrn }, { "QUIT", cmd_quit },
+	{ "EHLO", cmd_ehlo, SMTP_COMMAND_STATES, NULL },
+	{ "HELO", cmd_helo, SMTP_COMMAND_STATES, NULL },
+	{ "LHLO", cmd_lhlo, SMTP_COMMAND_STATES, NULL },
+	{ "STARTTLS", smtp_cmd_starttls, SMTP_COMMAND_STATES, NULL },
+	{ "AUTH", cmd_auth, SMTP_COMMAND_STATES, NULL },
+	{ "MAIL", cmd_mail, SMTP_IN(SMTP_STATE_GREETED), smtp_mail_refusal },
+	/* RCPT between BDAT chunks is accepted: the recipients are read at the end of data. */
+	{ "RCPT", cmd_rcpt, SMTP_TXN_STATES, smtp_rcpt_refusal },
+	{ "DATA", cmd_data, SMTP_IN(SMTP_STATE_RCPT), smtp_data_refusal },
+	{ "BDAT", cmd_bdat, SMTP_COMMAND_STATES, NULL },
+	{ "NOOP", cmd_noop, SMTP_COMMAND_STATES, NULL },
+	{ "RSET", cmd_rset, SMTP_COMMAND_STATES, NULL },
+	{ "HELP", cmd_help, SMTP_COMMAND_STATES, NULL },
+	{ "VRFY", cmd_vrfy, SMTP_COMMAND_STATES, NULL },
+	{ "ETRN", cmd_etrn, SMTP_COMMAND_STATES, NULL },
+	{ "QUIT", cmd_quit, SMTP_COMMAND_STATES, NULL },
 };
 
 static void smtp_command(struct smtp_session *s, char *line, size_t len)
@@ -308,7 +352,10 @@ static void smtp_command(struct smtp_session *s, char *line, size_t len)
 	for (size_t i = 0; i < ARRAY_LEN(smtp_commands); i++) {
 		const struct smtp_command *c = &smtp_commands[i];
 		if (strlen(c->verb) == verb_len && str_nieq(line, c->verb, verb_len)) {
-			c->run(s, args);
+			if (c->states & SMTP_IN(s->state))
+				c->run(s, args);
+			else
+				smtp_error(s, "%s", c->refusal(s));
 			return;
 		}
 	}
@@ -322,18 +369,18 @@ static void smtp_input(void *session)
 	while (!net_conn_is_closing(s->conn)) {
 		char *line;
 		size_t len;
-		if (s->rx != SMTP_RX_COMMANDS) {
+		if (s->state == SMTP_STATE_DATA || s->state == SMTP_STATE_BDAT) {
 			if (!smtp_receive(s))
 				return;
 			continue;
 		}
-		size_t max = s->in_sasl_exchange ? LIMIT_SASL_RESPONSE
+		size_t max = s->state == SMTP_STATE_AUTH ? LIMIT_SASL_RESPONSE
 						 : (size_t)s->deps->cfg->smtp_line;
 		enum net_line_status st = net_conn_read_line(s->conn, max, &line, &len, NULL);
 
 		if (st == NET_LINE_NONE)
 			return;
-		if (s->in_sasl_exchange) {
+		if (s->state == SMTP_STATE_AUTH) {
 			smtp_sasl_continue(s, st == NET_LINE_TOO_LONG ? NULL : line, len);
 			continue;
 		}
