@@ -3,7 +3,8 @@
  *
  * A command is assembled completely — every line and every literal — before it is parsed, so
  * a command that turns out to be bad is skipped as a whole: its literals are never read as
- * commands (TESTPLAN §3.6). Sizes are checked when a literal is announced, before any of it
+ * commands (a literal's bytes are the client's data, never commands, whatever they hold).
+ * Sizes are checked when a literal is announced, before any of it
  * is read or any buffer is sized for it. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -35,8 +35,8 @@ struct imap_session {
 	unsigned bad_count;
 	const char *cmd_name; /* of the command last run or being assembled, for the log */
 
-	/* Skipping a command whose line was too long (TESTPLAN §2.3): its tag for the BAD, and
-	 * the literals it still announces, which are skipped unread. */
+	/* Skipping a command whose line was too long (read to its end, never parsed): its tag for
+	 * the BAD, and the literals it still announces, which are skipped unread. */
 	char *skip_tag;
 	bool skipping_long_line;
 	bool skipping_command;

@@ -297,7 +297,7 @@ static void cmd_help(struct smtp_session *s, const char *args)
 	smtp_reply(s, "214 2.0.0 Roost ESMTP; see RFC 5321");
 }
 
-/* TESTPLAN §3.11: VRFY answers the same for every address, so it is no enumeration oracle. */
+/* VRFY answers the same for every address, so it is no oracle for which accounts exist. */
 static void cmd_vrfy(struct smtp_session *s, const char *args)
 {
 	(void)args;

@@ -866,8 +866,9 @@ static void smtp_count(struct smtp_session *s, size_t n)
 /* The same line-end rule for BDAT as for DATA (data.h): without BINARYMIME a chunked message
  * is still made of CRLF lines (RFC 3030 §3), so a bare CR or LF is flagged (the MX and LMTP
  * refuse the message) and written as CRLF (submission). Otherwise a message submitted with
- * BDAT could carry "\n.\n" into the queue and on to the next server by DATA (TESTPLAN §3.1,
- * outbound role). A CR at the end of a chunk waits for the next chunk's first octet. */
+ * BDAT could carry "\n.\n" into the queue and on to a next server that reads it as the end
+ * of data (SMTP smuggling, with us as the sender). A CR at the end of a chunk waits for the
+ * next chunk's first octet. */
 static void smtp_bdat_lines(struct smtp_txn *t, const uint8_t *in, size_t len, struct buf *out)
 {
 	size_t i = 0;

@@ -1,4 +1,4 @@
-"""Hostile SMTP clients (TESTPLAN §3.1-§3.4, §3.10, §3.11): smuggling end-of-data sequences,
+"""Hostile SMTP clients: smuggling end-of-data sequences,
 unauthorised pipelining, STARTTLS injection, recipient floods, broken parameters, shell
 metacharacters, the open-relay matrix, the unknown-recipient slow-down, long lines and
 garbage, stalled clients and a full disk. Every test checks what was stored or queued."""
