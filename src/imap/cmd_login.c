@@ -20,16 +20,6 @@ void imap_auth_session_end(struct imap_session *s)
 	s->user = NULL;
 }
 
-static void imap_send_held_reply(void *session)
-{
-	struct imap_session *s = session;
-	char *reply = auth_login_take_reply(&s->login);
-
-	if (reply != NULL)
-		imap_reply(s, "%s", reply);
-	free(reply);
-}
-
 static void imap_login_succeeded(struct imap_session *s, const char *tag, const char *canonical)
 {
 	const char *ip = net_conn_peer_ip(s->conn);
@@ -52,16 +42,23 @@ static void imap_login_succeeded(struct imap_session *s, const char *tag, const 
 	imap_account_open(s, tag);
 }
 
+/* After a failed login's delay: the reply its login object held. */
+static void imap_send_held_reply(void *session)
+{
+	char *reply = auth_login_take_reply(&((struct imap_session *)session)->login);
+
+	if (reply != NULL)
+		imap_reply(session, "%s", reply);
+	free(reply);
+}
+
 static void imap_login_failed(struct imap_session *s, const char *tag, const char *claimed,
 			      const char *reason)
 {
 	char *reply = xasprintf("%s NO [AUTHENTICATIONFAILED] Authentication failed", tag);
-	uint32_t delay = auth_login_failed(&s->login, claimed, reason, reply);
 
-	if (delay == 0)
-		imap_send_held_reply(s);
-	else
-		net_conn_delay(s->conn, delay, imap_send_held_reply);
+	net_conn_delay(s->conn, auth_login_failed(&s->login, claimed, reason, reply),
+		       imap_send_held_reply);
 }
 
 /* Refusals that come before any password is looked at. Returns true when it answered. */

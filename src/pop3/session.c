@@ -49,16 +49,6 @@ static void *pop3_open(struct net_conn *conn, void *ctx)
 
 /* ---------------- login ---------------- */
 
-static void pop3_send_held_reply(void *session)
-{
-	struct pop3_session *s = session;
-	char *reply = auth_login_take_reply(&s->login);
-
-	if (reply != NULL)
-		pop3_reply(s, "%s", reply);
-	free(reply);
-}
-
 static void pop3_login_succeeded(struct pop3_session *s, const char *user)
 {
 	int64_t min_interval_s = s->deps->cfg->pop3_login_delay;
@@ -83,15 +73,21 @@ static void pop3_login_succeeded(struct pop3_session *s, const char *user)
 	}
 }
 
+/* After a failed login's delay: the reply its login object held. */
+static void pop3_send_held_reply(void *session)
+{
+	char *reply = auth_login_take_reply(&((struct pop3_session *)session)->login);
+
+	if (reply != NULL)
+		pop3_reply(session, "%s", reply);
+	free(reply);
+}
+
 static void pop3_login_failed(struct pop3_session *s, const char *claimed, const char *reason)
 {
-	uint32_t delay = auth_login_failed(&s->login, claimed, reason,
-					   xstrdup("-ERR [AUTH] Authentication failed"));
-
-	if (delay == 0)
-		pop3_send_held_reply(s);
-	else
-		net_conn_delay(s->conn, delay, pop3_send_held_reply);
+	net_conn_delay(s->conn, auth_login_failed(&s->login, claimed, reason,
+						  xstrdup("-ERR [AUTH] Authentication failed")),
+		       pop3_send_held_reply);
 }
 
 static void pop3_sasl_done(void *session, void *arg)

@@ -18,22 +18,19 @@ void smtp_auth_end(struct smtp_session *s)
 	s->user = NULL;
 }
 
+/* After a failed login's delay: the reply its login object held. */
 static void smtp_send_held_reply(void *session)
 {
-	struct smtp_session *s = session;
-	char *reply = auth_login_take_reply(&s->login);
+	char *reply = auth_login_take_reply(&((struct smtp_session *)session)->login);
 
 	if (reply != NULL)
-		smtp_reply(s, "%s", reply);
+		smtp_reply(session, "%s", reply);
 	free(reply);
 }
 
 void smtp_reply_after(struct smtp_session *s, uint32_t delay_ms)
 {
-	if (delay_ms == 0)
-		smtp_send_held_reply(s);
-	else
-		net_conn_delay(s->conn, delay_ms, smtp_send_held_reply);
+	net_conn_delay(s->conn, delay_ms, smtp_send_held_reply);
 }
 
 static void smtp_auth_succeeded(struct smtp_session *s, const char *user)

@@ -111,8 +111,8 @@ int smtp_header_addresses(const uint8_t *msg, size_t len, const char *field,
 void smtp_cmd_auth(struct smtp_session *s, const char *args);
 void smtp_sasl_continue(struct smtp_session *s, const char *line, size_t len);
 void smtp_auth_end(struct smtp_session *s);
-/* Sends the reply held in s->login after delay_ms (at once for 0); the session is paused
- * meanwhile, so pipelined commands wait. */
+/* Sends the reply held in s->login after delay_ms (0: at the loop's next turn); the session is
+ * paused meanwhile, so pipelined commands wait. */
 void smtp_reply_after(struct smtp_session *s, uint32_t delay_ms);
 
 #endif
