@@ -222,6 +222,11 @@ void auth_login_init(struct auth_login *l, struct auth_penalty *penalty, const c
 /* true (and one log line naming user, which may be NULL) when the address is refused outright
  * after too many failures. */
 bool auth_login_address_refused(const struct auth_login *l, const char *user);
+/* Starts a SASL exchange of mech (as sasl_new). NULL after the refusal's log line; then
+ * *needs_tls_r tells a plaintext mechanism refused on this connection from an unknown one. */
+struct sasl_session *auth_login_sasl_begin(const struct auth_login *l, struct auth_directory *dir,
+					   const char *mech, bool plaintext_allowed,
+					   bool *needs_tls_r);
 /* The log line of a login turned away for reason (user may be NULL). */
 void auth_login_refused(const struct auth_login *l, const char *user, const char *reason);
 /* The credentials of user were right. min_interval_ms > 0 asks for POP3's LOGIN-DELAY. */

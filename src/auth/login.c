@@ -27,6 +27,21 @@ bool auth_login_address_refused(const struct auth_login *l, const char *user)
 	return true;
 }
 
+struct sasl_session *auth_login_sasl_begin(const struct auth_login *l, struct auth_directory *dir,
+					   const char *mech, bool plaintext_allowed,
+					   bool *needs_tls_r)
+{
+	struct sasl_session *sasl = sasl_new(dir, mech, plaintext_allowed);
+
+	*needs_tls_r = false;
+	if (sasl != NULL)
+		return sasl;
+	*needs_tls_r = !plaintext_allowed && (str_ieq(mech, "PLAIN") || str_ieq(mech, "LOGIN"));
+	auth_login_refused(l, NULL, *needs_tls_r ? "plaintext not allowed on this connection"
+						 : "unknown SASL mechanism");
+	return NULL;
+}
+
 /* RFC 2449 §6.5: the interval is claimed only once the password was right (never at USER,
  * which would tell who exists). */
 static bool auth_login_too_soon(struct auth_login *l, const char *user, uint32_t min_interval_ms,

@@ -231,7 +231,7 @@ void imap_cmd_authenticate(struct imap_session *s, const char *tag, struct imap_
 {
 	struct imap_slice mech, initial;
 	char mech_name[32];
-	bool has_initial = false;
+	bool has_initial = false, needs_tls;
 
 	if (!imap_parse_atom(ps, &mech) || mech.len >= sizeof(mech_name)) {
 		imap_bad(s, tag, "Expected a mechanism name");
@@ -253,13 +253,10 @@ void imap_cmd_authenticate(struct imap_session *s, const char *tag, struct imap_
 	}
 	memcpy(mech_name, mech.data, mech.len);
 	mech_name[mech.len] = '\0';
-	s->sasl = sasl_new(s->deps->dir, mech_name, imap_plaintext_allowed(s));
+	s->sasl = auth_login_sasl_begin(&s->login, s->deps->dir, mech_name,
+					imap_plaintext_allowed(s), &needs_tls);
 	if (s->sasl == NULL) {
-		bool plaintext_mech = str_ieq(mech_name, "PLAIN") || str_ieq(mech_name, "LOGIN");
-		bool privacy = plaintext_mech && !imap_plaintext_allowed(s);
-		auth_login_refused(&s->login, NULL, privacy ? "plaintext not allowed on this connection"
-							: "unknown SASL mechanism");
-		if (privacy)
+		if (needs_tls)
 			imap_reply(s, "%s NO [PRIVACYREQUIRED] This mechanism requires TLS", tag);
 		else
 			imap_reply(s, "%s NO Unsupported authentication mechanism", tag);
@@ -270,12 +267,10 @@ void imap_cmd_authenticate(struct imap_session *s, const char *tag, struct imap_
 		return;
 	}
 	s->auth_tag = xstrdup(tag);
-	if (has_initial) {
+	/* Without an initial response the first challenge is the mechanism's (sasl_step): LOGIN's
+	 * "Username:", an empty one for the others. */
+	if (has_initial)
 		imap_sasl_submit(s, (const char *)initial.data, initial.len);
-	} else if (str_ieq(mech_name, "LOGIN")) {
-		imap_sasl_submit(s, NULL, 0); /* the server speaks first */
-	} else {
-		imap_reply(s, "+ ");
-		s->in_sasl_exchange = true;
-	}
+	else
+		imap_sasl_submit(s, NULL, 0);
 }

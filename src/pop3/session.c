@@ -212,6 +212,7 @@ static void pop3_cmd_auth(struct pop3_session *s, const char *arg)
 	char mech[32];
 	size_t mech_len = strcspn(arg, " ");
 	const char *initial = arg + mech_len;
+	bool needs_tls;
 
 	if (mech_len == 0) {
 		/* Pre-RFC 5034 clients ask for the list this way. */
@@ -239,26 +240,18 @@ static void pop3_cmd_auth(struct pop3_session *s, const char *arg)
 		pop3_reply(s, "-ERR [SYS/TEMP] Too many failed logins from your address; try later");
 		return;
 	}
-	s->sasl = sasl_new(s->deps->dir, mech, pop3_plaintext_allowed(s));
+	s->sasl = auth_login_sasl_begin(&s->login, s->deps->dir, mech, pop3_plaintext_allowed(s),
+					&needs_tls);
 	if (s->sasl == NULL) {
-		bool plaintext_mech = str_ieq(mech, "PLAIN") || str_ieq(mech, "LOGIN");
-		bool privacy = plaintext_mech && !pop3_plaintext_allowed(s);
-		auth_login_refused(&s->login, NULL, privacy ? "plaintext not allowed on this connection"
-							: "unknown SASL mechanism");
-		if (privacy)
+		if (needs_tls)
 			pop3_reply(s, "-ERR [AUTH] This mechanism requires TLS (use STLS)");
 		else
 			pop3_error(s, "Unknown mechanism");
 		return;
 	}
-	if (*initial != '\0')
-		pop3_submit_sasl(s, initial, strlen(initial));
-	else if (str_ieq(mech, "LOGIN"))
-		pop3_submit_sasl(s, NULL, 0);
-	else {
-		pop3_reply(s, "+ ");
-		s->in_sasl_exchange = true;
-	}
+	/* Without an initial response the first challenge is the mechanism's (sasl_step): LOGIN's
+	 * "Username:", an empty one for the others. */
+	pop3_submit_sasl(s, *initial != '\0' ? initial : NULL, strlen(initial));
 }
 
 static void pop3_sasl_line(struct pop3_session *s, const char *line, size_t len)

@@ -140,6 +140,7 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args)
 	char mech[32];
 	size_t mech_len = strcspn(args, " ");
 	const char *initial = args + mech_len;
+	bool needs_tls;
 
 	if (!s->submission) {
 		smtp_error(s, "503 5.5.1 AUTH is offered on the submission ports only");
@@ -171,18 +172,12 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args)
 		smtp_reply(s, "454 4.7.0 Too many failed logins from your address; try later");
 		return;
 	}
-	s->sasl = sasl_new(s->deps->dir, mech, true);
+	s->sasl = auth_login_sasl_begin(&s->login, s->deps->dir, mech, true, &needs_tls);
 	if (s->sasl == NULL) {
-		auth_login_refused(&s->login, NULL, "unknown SASL mechanism");
 		smtp_error(s, "504 5.5.4 Unrecognized authentication type");
 		return;
 	}
-	if (*initial != '\0')
-		smtp_sasl_submit(s, initial, strlen(initial));
-	else if (str_ieq(mech, "LOGIN"))
-		smtp_sasl_submit(s, NULL, 0);
-	else {
-		smtp_reply(s, "334 ");
-		smtp_enter(s, SMTP_STATE_AUTH);
-	}
+	/* Without an initial response the first challenge is the mechanism's (sasl_step): LOGIN's
+	 * "Username:", an empty one for the others. */
+	smtp_sasl_submit(s, *initial != '\0' ? initial : NULL, strlen(initial));
 }

@@ -132,12 +132,39 @@ static void test_login_interval(void **state)
 	auth_penalty_free(&p);
 }
 
+/* Mechanisms that cannot start: unknown ones, and plaintext ones where plaintext is not allowed
+ * (the protocol then asks for TLS); SCRAM starts anywhere. */
+static void test_sasl_begin(void **state)
+{
+	struct auth_penalty *p = auth_penalty_new(&cfg);
+	struct auth_login l;
+	struct sasl_session *sasl;
+	bool needs_tls = true;
+
+	(void)state;
+	auth_login_init(&l, p, "imap", 9, "192.0.2.9");
+	assert_null(auth_login_sasl_begin(&l, NULL, "CRAM-MD5", false, &needs_tls));
+	assert_false(needs_tls);
+	assert_null(auth_login_sasl_begin(&l, NULL, "plain", false, &needs_tls));
+	assert_true(needs_tls);
+	sasl = auth_login_sasl_begin(&l, NULL, "LOGIN", true, &needs_tls);
+	assert_non_null(sasl);
+	assert_false(needs_tls);
+	sasl_free(&sasl);
+	sasl = auth_login_sasl_begin(&l, NULL, "SCRAM-SHA-256", false, &needs_tls);
+	assert_non_null(sasl);
+	sasl_free(&sasl);
+	auth_login_end(&l);
+	auth_penalty_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_success_counts_until_end),
 		cmocka_unit_test(test_failure_delay_and_held_reply),
 		cmocka_unit_test(test_login_interval),
+		cmocka_unit_test(test_sasl_begin),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
