@@ -137,10 +137,7 @@ static void smtp_cmd_ehlo(struct smtp_session *s, const char *args, bool extende
 
 static void smtp_cmd_starttls(struct smtp_session *s, const char *args)
 {
-	if (args[0] != '\0') {
-		smtp_error(s, "501 5.5.4 STARTTLS takes no arguments");
-		return;
-	}
+	(void)args;
 	if (net_conn_is_tls(s->conn)) {
 		smtp_error(s, "503 5.5.1 TLS already active");
 		return;
@@ -166,13 +163,15 @@ static void smtp_tls_ready(void *session)
 }
 
 /* A command runs only in the states of its mask; elsewhere the client gets refusal's reply
- * (counted as an error). Commands whose checks come in an order of their own (AUTH, ETRN,
- * BDAT) run in every command state and check inside. */
+ * (counted as an error). A command that takes no arguments is refused with them first.
+ * Commands whose checks come in an order of their own (AUTH, ETRN, BDAT) run in every
+ * command state and check inside. */
 struct smtp_command {
 	const char *verb;
 	void (*run)(struct smtp_session *s, const char *args);
 	unsigned states;
 	const char *(*refusal)(const struct smtp_session *s);
+	bool no_args;
 };
 
 static void cmd_ehlo(struct smtp_session *s, const char *args)
@@ -283,10 +282,7 @@ static void cmd_noop(struct smtp_session *s, const char *args)
 
 static void cmd_rset(struct smtp_session *s, const char *args)
 {
-	if (args[0] != '\0') {
-		smtp_error(s, "501 5.5.4 RSET takes no arguments");
-		return;
-	}
+	(void)args;
 	smtp_txn_reset(s);
 	smtp_reply(s, "250 2.0.0 OK");
 }
@@ -320,22 +316,22 @@ static void cmd_auth(struct smtp_session *s, const char *args)
 	(SMTP_IN(SMTP_STATE_MAIL) | SMTP_IN(SMTP_STATE_RCPT) | SMTP_IN(SMTP_STATE_CHUNKING))
 
 static const struct smtp_command smtp_commands[] = {
-	{ "EHLO", cmd_ehlo, SMTP_COMMAND_STATES, NULL },
-	{ "HELO", cmd_helo, SMTP_COMMAND_STATES, NULL },
-	{ "LHLO", cmd_lhlo, SMTP_COMMAND_STATES, NULL },
-	{ "STARTTLS", smtp_cmd_starttls, SMTP_COMMAND_STATES, NULL },
-	{ "AUTH", cmd_auth, SMTP_COMMAND_STATES, NULL },
-	{ "MAIL", cmd_mail, SMTP_IN(SMTP_STATE_GREETED), smtp_mail_refusal },
+	{ "EHLO", cmd_ehlo, SMTP_COMMAND_STATES, NULL, false },
+	{ "HELO", cmd_helo, SMTP_COMMAND_STATES, NULL, false },
+	{ "LHLO", cmd_lhlo, SMTP_COMMAND_STATES, NULL, false },
+	{ "STARTTLS", smtp_cmd_starttls, SMTP_COMMAND_STATES, NULL, true },
+	{ "AUTH", cmd_auth, SMTP_COMMAND_STATES, NULL, false },
+	{ "MAIL", cmd_mail, SMTP_IN(SMTP_STATE_GREETED), smtp_mail_refusal, false },
 	/* RCPT between BDAT chunks is accepted: the recipients are read at the end of data. */
-	{ "RCPT", cmd_rcpt, SMTP_TXN_STATES, smtp_rcpt_refusal },
-	{ "DATA", cmd_data, SMTP_IN(SMTP_STATE_RCPT), smtp_data_refusal },
-	{ "BDAT", cmd_bdat, SMTP_COMMAND_STATES, NULL },
-	{ "NOOP", cmd_noop, SMTP_COMMAND_STATES, NULL },
-	{ "RSET", cmd_rset, SMTP_COMMAND_STATES, NULL },
-	{ "HELP", cmd_help, SMTP_COMMAND_STATES, NULL },
-	{ "VRFY", cmd_vrfy, SMTP_COMMAND_STATES, NULL },
-	{ "ETRN", cmd_etrn, SMTP_COMMAND_STATES, NULL },
-	{ "QUIT", cmd_quit, SMTP_COMMAND_STATES, NULL },
+	{ "RCPT", cmd_rcpt, SMTP_TXN_STATES, smtp_rcpt_refusal, false },
+	{ "DATA", cmd_data, SMTP_IN(SMTP_STATE_RCPT), smtp_data_refusal, true },
+	{ "BDAT", cmd_bdat, SMTP_COMMAND_STATES, NULL, false },
+	{ "NOOP", cmd_noop, SMTP_COMMAND_STATES, NULL, false },
+	{ "RSET", cmd_rset, SMTP_COMMAND_STATES, NULL, true },
+	{ "HELP", cmd_help, SMTP_COMMAND_STATES, NULL, false },
+	{ "VRFY", cmd_vrfy, SMTP_COMMAND_STATES, NULL, false },
+	{ "ETRN", cmd_etrn, SMTP_COMMAND_STATES, NULL, false },
+	{ "QUIT", cmd_quit, SMTP_COMMAND_STATES, NULL, false },
 };
 
 static void smtp_command(struct smtp_session *s, char *line, size_t len)
@@ -352,7 +348,9 @@ static void smtp_command(struct smtp_session *s, char *line, size_t len)
 	for (size_t i = 0; i < ARRAY_LEN(smtp_commands); i++) {
 		const struct smtp_command *c = &smtp_commands[i];
 		if (strlen(c->verb) == verb_len && str_nieq(line, c->verb, verb_len)) {
-			if (c->states & SMTP_IN(s->state))
+			if (c->no_args && args[0] != '\0')
+				smtp_error(s, "501 5.5.4 %s takes no arguments", c->verb);
+			else if (c->states & SMTP_IN(s->state))
 				c->run(s, args);
 			else
 				smtp_error(s, "%s", c->refusal(s));

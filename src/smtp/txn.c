@@ -571,10 +571,7 @@ static void data_begin_done(void *session, void *arg)
 
 void smtp_cmd_data(struct smtp_session *s, const char *args)
 {
-	if (args[0] != '\0') {
-		smtp_error(s, "501 5.5.4 DATA takes no arguments");
-		return;
-	}
+	(void)args;
 	net_conn_offload(s->conn, begin_job_work, data_begin_done, smtp_begin_job(s));
 }
 

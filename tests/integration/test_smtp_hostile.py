@@ -509,6 +509,8 @@ def test_commands_out_of_sequence_get_their_reply(server):
     assert lines[-1].startswith(b"503 5.5.1 Need MAIL before RCPT"), lines
     code, lines = c.cmd(b"DATA")
     assert lines[-1].startswith(b"503 5.5.1 Need MAIL command"), lines
+    code, lines = c.cmd(b"DATA now")  # its arguments are refused first, in any state
+    assert lines[-1].startswith(b"501 5.5.4 DATA takes no arguments"), lines
     # A chunk outside a transaction is read whole, then refused; nothing in it runs.
     c.send(b"BDAT 6 LAST\r\nRSET\r\n")
     code, lines = c.reply()
