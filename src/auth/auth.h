@@ -193,6 +193,64 @@ void password_job_free(struct password_job **job);
 void auth_log_login_failure(const char *proto, unsigned long long conn, const char *ip,
 			    const char *user, const char *reason, int64_t delay_ms);
 
+/* ---------------- the login lifecycle (login.c) ----------------
+ * One per session, embedded in it: auth_login_init at open, auth_login_end at close (and when a
+ * login is taken back). Between them: auth_login_address_refused before any password is
+ * checked, then auth_login_succeeded or auth_login_failed with the result of the check. The
+ * protocol answers with its own wording; after a failure it sends the reply it handed over
+ * (auth_login_take_reply) once the returned delay has passed, so an unknown user and a wrong
+ * password look the same from outside. Not thread-safe: used on the session's loop only. */
+
+enum auth_login_outcome {
+	AUTH_LOGIN_OK,	     /* counted against user+address, the failure record cleared */
+	AUTH_LOGIN_TOO_SOON, /* POP3 LOGIN-DELAY: *wait_ms_r left; nothing counted */
+	AUTH_LOGIN_LIMIT     /* too many sessions of the user from the address; nothing counted */
+};
+
+struct auth_login {
+	struct auth_penalty *penalty;
+	const char *proto;	/* "smtp", "imap", "pop3": static text for the log */
+	unsigned long long conn;
+	const char *ip;		/* borrowed from the connection, which outlives the session */
+	char *user;		/* the counted user after AUTH_LOGIN_OK; owned */
+	bool interval_claimed;	/* LOGIN-DELAY recorded this login; taken back if it fails */
+	char *held_reply;	/* the answer to a failure, held through its delay; owned */
+};
+
+void auth_login_init(struct auth_login *l, struct auth_penalty *penalty, const char *proto,
+		     unsigned long long conn, const char *ip);
+/* true (and one log line naming user, which may be NULL) when the address is refused outright
+ * after too many failures. */
+bool auth_login_address_refused(const struct auth_login *l, const char *user);
+/* Starts a SASL exchange of mech (as sasl_new). NULL after the refusal's log line; then
+ * *needs_tls_r tells a plaintext mechanism refused on this connection from an unknown one. */
+struct sasl_session *auth_login_sasl_begin(const struct auth_login *l, struct auth_directory *dir,
+					   const char *mech, bool plaintext_allowed,
+					   bool *needs_tls_r);
+/* The log line of a login turned away for reason (user may be NULL). */
+void auth_login_refused(const struct auth_login *l, const char *user, const char *reason);
+/* The credentials of user were right. min_interval_ms > 0 asks for POP3's LOGIN-DELAY. */
+enum auth_login_outcome auth_login_succeeded(struct auth_login *l, const char *user,
+					     uint32_t min_interval_ms, uint32_t *wait_ms_r);
+/* The credentials were wrong (claimed may be NULL): records and logs the failure, takes
+ * ownership of reply and returns the delay in ms after which to send it. */
+uint32_t auth_login_failed(struct auth_login *l, const char *claimed, const char *reason,
+			   char *reply);
+/* An unknown SMTP recipient costs the same delay as a failed login (no account oracle):
+ * records a failure against the address and returns the delay. Logs nothing. */
+uint32_t auth_login_probe_failed(struct auth_login *l);
+/* Holds reply (owned) for later, replacing one still held. */
+void auth_login_hold_reply(struct auth_login *l, char *reply);
+/* The held reply, now the caller's to free; NULL when none is held. */
+char *auth_login_take_reply(struct auth_login *l);
+/* The login is complete: LOGIN-DELAY keeps counting it. */
+void auth_login_confirm(struct auth_login *l);
+/* The counted user, or NULL before a success and after auth_login_end. */
+const char *auth_login_user(const struct auth_login *l);
+/* Releases the user+address count and an unconfirmed LOGIN-DELAY claim, frees what is held.
+ * The object may be used for another login afterwards. */
+void auth_login_end(struct auth_login *l);
+
 /* ---------------- penalties and per-user connection limits ---------------- */
 
 struct auth_penalty_config {

@@ -4,7 +4,7 @@
  * counts (keyed by user+IP), the last login of each user (POP3 LOGIN-DELAY) and message rates
  * (keyed by IP or by user). Keys are
  * hashed with SipHash-2-4 under a per-process random key so nobody can aim collisions at one
- * bucket (TESTPLAN §3.9). Each table holds at most
+ * bucket and turn a lookup into a linear scan. Each table holds at most
  * LIMIT_AUTH_PENALTY_ENTRIES; inserting into a full table drops the least recently touched
  * entry (an LRU list), so a flood of distinct addresses costs bounded memory. A failure record
  * is forgotten window_seconds after its last failure. */

@@ -12,37 +12,14 @@
 #include "../store/store.h"
 #include "cli.h"
 
-/* mkdir -p with mode 0700 for the folders we create; existing ones are left as they are. */
-static int make_dirs(const char *path)
-{
-	char *copy = xstrdup(path);
-	int ret = 0;
-
-	for (char *p = copy + 1;; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-		*p = '\0';
-		if (mkdir(copy, 0700) < 0 && errno != EEXIST) {
-			fprintf(stderr, "roost: cannot create %s: %s\n", copy, strerror(errno));
-			ret = -1;
-			break;
-		}
-		*p = saved;
-		if (saved == '\0')
-			break;
-	}
-	free(copy);
-	return ret;
-}
-
 static struct auth_directory *open_directory(struct config *cfg)
 {
 	struct auth_directory *dir = NULL;
 	char err[512];
 	char *data_dir = config_resolve_path(cfg, cfg->data_dir);
 
-	if (make_dirs(data_dir) < 0) {
+	if (fs_mkdir_p(data_dir) < 0) {
+		fprintf(stderr, "roost: cannot create %s: %s\n", data_dir, strerror(errno));
 		free(data_dir);
 		return NULL;
 	}

@@ -42,6 +42,14 @@ static const char *const listen_names[LISTEN_KIND_COUNT] = {
 #define LISTEN_OFF(kind) (offsetof(struct config, listen) + (kind) * sizeof(struct listen_list))
 #define MiB (1024LL * 1024)
 #define DAY (86400LL)
+/* A setting that is a limit of core/limits.h takes its default and bounds from there, so the
+ * header and the table cannot drift apart: NAME_DEFAULT (a decimal literal, taken as text and
+ * parsed like a value from the file), NAME_MIN, NAME_MAX. */
+#define LIMIT_TEXT(x) #x
+#define LIMIT_DEFAULT_TEXT(x) LIMIT_TEXT(x)
+#define FROM_LIMITS(sec, k, t, field, NAME, h)                                              \
+	{ sec, k, t, OFF(field), LIMIT_DEFAULT_TEXT(NAME##_DEFAULT), NAME##_MIN, NAME##_MAX, NULL, \
+	  h }
 
 static const struct setting settings[] = {
 	{ "server", "hostname", T_STR, OFF(hostname), "localhost", 0, 0, NULL,
@@ -75,27 +83,28 @@ static const struct setting settings[] = {
 	{ "listen", "metrics", T_LISTEN, LISTEN_OFF(LISTEN_METRICS), "", 0, 0, NULL,
 	  "Prometheus counters over HTTP" },
 
-	{ "limits", "imap_line_preauth", T_SIZE, OFF(imap_line_preauth), "8K", 1024, 1 * MiB, NULL,
-	  NULL },
-	{ "limits", "imap_line", T_SIZE, OFF(imap_line), "64K", 8192, 1 * MiB, NULL, NULL },
-	{ "limits", "imap_literal", T_SIZE, OFF(imap_literal), "64K", 1024, 16 * MiB, NULL,
-	  "literal size outside APPEND" },
-	{ "limits", "smtp_line", T_SIZE, OFF(smtp_line), "2K", 512, 64 * 1024, NULL, NULL },
-	{ "limits", "message_size", T_SIZE, OFF(message_size), "50M", 1024, 2048 * MiB, NULL,
-	  NULL },
-	{ "limits", "recipients", T_INT, OFF(recipients), "1000", 100, 100000, NULL, NULL },
-	{ "limits", "mime_depth", T_INT, OFF(mime_depth), "100", 2, 1000, NULL, NULL },
-	{ "limits", "mime_parts", T_INT, OFF(mime_parts), "10000", 10, 1000000, NULL, NULL },
-	{ "limits", "header_block", T_SIZE, OFF(header_block), "1M", 64 * 1024, 64 * MiB, NULL,
-	  NULL },
-	{ "limits", "connections_per_ip", T_INT, OFF(connections_per_ip), "100", 1, 100000, NULL,
-	  NULL },
-	{ "limits", "bad_commands", T_INT, OFF(bad_commands), "20", 1, 1000, NULL,
-	  "protocol errors before the connection is closed" },
-	{ "limits", "max_connections", T_INT, OFF(max_connections), "0", 0, 10000000, NULL,
-	  "client connections at once, all listeners; 0 = the descriptor limit less a reserve" },
-	{ "limits", "prelogin_timeout", T_SECONDS, OFF(prelogin_timeout), "60", 0, DAY, NULL,
-	  "time from connect to login (SMTP: to MAIL), however the bytes trickle; 0 = none" },
+	FROM_LIMITS("limits", "imap_line_preauth", T_SIZE, imap_line_preauth,
+		    LIMIT_IMAP_LINE_PREAUTH, NULL),
+	FROM_LIMITS("limits", "imap_line", T_SIZE, imap_line, LIMIT_IMAP_LINE, NULL),
+	FROM_LIMITS("limits", "imap_literal", T_SIZE, imap_literal, LIMIT_IMAP_LITERAL,
+		    "literal size outside APPEND"),
+	FROM_LIMITS("limits", "smtp_line", T_SIZE, smtp_line, LIMIT_SMTP_LINE, NULL),
+	FROM_LIMITS("limits", "message_size", T_SIZE, message_size, LIMIT_MESSAGE_SIZE, NULL),
+	FROM_LIMITS("limits", "recipients", T_INT, recipients, LIMIT_SMTP_RECIPIENTS, NULL),
+	FROM_LIMITS("limits", "mime_depth", T_INT, mime_depth, LIMIT_MIME_DEPTH, NULL),
+	FROM_LIMITS("limits", "mime_parts", T_INT, mime_parts, LIMIT_MIME_PARTS, NULL),
+	FROM_LIMITS("limits", "header_block", T_SIZE, header_block, LIMIT_HEADER_BLOCK, NULL),
+	FROM_LIMITS("limits", "connections_per_ip", T_INT, connections_per_ip,
+		    LIMIT_CONNECTIONS_PER_IP, NULL),
+	FROM_LIMITS("limits", "bad_commands", T_INT, bad_commands, LIMIT_BAD_COMMANDS,
+		    "protocol errors before the connection is closed"),
+	FROM_LIMITS("limits", "max_connections", T_INT, max_connections, LIMIT_MAX_CONNECTIONS,
+		    "client connections at once, all listeners; 0 = the descriptor limit less a "
+		    "reserve"),
+	FROM_LIMITS("limits", "prelogin_timeout", T_SECONDS, prelogin_timeout,
+		    LIMIT_PRELOGIN_TIMEOUT,
+		    "time from connect to login (SMTP: to MAIL), however the bytes trickle; "
+		    "0 = none"),
 
 	{ "auth", "plaintext", T_ENUM, OFF(plaintext), "loopback", 0, 0, plaintext_names,
 	  "where PLAIN/LOGIN/USER are allowed without TLS" },
@@ -106,8 +115,8 @@ static const struct setting settings[] = {
 	{ "auth", "failure_refuse_after", T_INT, OFF(failure_refuse_after), "50", 1, 100000, NULL,
 	  "failures per IP within the window after which logins are refused" },
 	{ "auth", "failure_window", T_SECONDS, OFF(failure_window), "15m", 1, DAY, NULL, NULL },
-	{ "auth", "user_ip_connections", T_INT, OFF(user_ip_connections), "30", 1, 100000, NULL,
-	  NULL },
+	FROM_LIMITS("auth", "user_ip_connections", T_INT, user_ip_connections,
+		    LIMIT_USER_IP_CONNECTIONS, NULL),
 	{ "auth", "login_cache", T_SECONDS, OFF(login_cache), "10m", 0, DAY, NULL,
 	  "how long a verified login spares the next one the password hash; 0 = off" },
 	{ "auth", "min_password_length", T_INT, OFF(min_password_length), "8", 1,

@@ -116,5 +116,13 @@ bool log_limiter_allow(struct log_limiter *lim, uint32_t interval_ms, uint64_t *
 /* ---- time ---- */
 uint64_t time_now_ms(void);      /* monotonic milliseconds */
 int64_t time_wall_seconds(void); /* seconds since the epoch */
+/* Days from 1970-01-01 to year-month-day of the proleptic Gregorian calendar (calendar.c). */
+int64_t time_days_from_civil(int64_t year, unsigned month, unsigned day);
+
+/* ---- files (fs.c): -1 with errno set on failure ---- */
+/* fsync of a directory, so that what was renamed or created in it survives a crash. */
+int fs_fsync_dir(const char *path);
+/* mkdir -p, mode 0700 for what it creates; existing directories are left as they are. */
+int fs_mkdir_p(const char *path);
 
 #endif

@@ -1,41 +1,61 @@
 /* Every protocol and parser limit in one place: its meaning, its default and its hard ceiling.
- * The defaults are what [limits] in roost.conf starts from; the ceilings bound what an operator
- * may configure, so that no setting can turn a parser into a memory bomb. Reasons for the
- * numbers are in ../shared TESTPLAN §2.3 and the RFCs named beside them. */
+ * A limit that is also a setting has NAME_DEFAULT (a plain decimal literal: the settings table
+ * takes it as text), NAME_MIN and NAME_MAX, and config/config.c builds its table entry from
+ * exactly these three (tests/unit/test_config_limits.c checks
+ * that they agree); the ceilings bound what an operator may configure, so that no setting can
+ * turn a parser into a memory bomb. The reason for each number is beside it: the RFC that
+ * asks for it, or the cost it bounds. */
 #ifndef ROOST_LIMITS_H
 #define ROOST_LIMITS_H
 
-/* IMAP command line excluding literals; RFC 2683 §3.2.1.5 asks for at least 8000 octets. */
-#define LIMIT_IMAP_LINE_PREAUTH_DEFAULT (8 * 1024)
-#define LIMIT_IMAP_LINE_DEFAULT (64 * 1024)
+/* IMAP command line excluding literals ([limits] imap_line_preauth, imap_line); RFC 2683
+ * §3.2.1.5 asks for at least 8000 octets once logged in. */
+#define LIMIT_IMAP_LINE_PREAUTH_DEFAULT 8192
+#define LIMIT_IMAP_LINE_PREAUTH_MIN 1024
+#define LIMIT_IMAP_LINE_PREAUTH_MAX LIMIT_IMAP_LINE_MAX
+#define LIMIT_IMAP_LINE_DEFAULT 65536
+#define LIMIT_IMAP_LINE_MIN 8192
 #define LIMIT_IMAP_LINE_MAX (1024 * 1024)
-/* A literal outside APPEND, and the sum of literals of one command. */
-#define LIMIT_IMAP_LITERAL_DEFAULT (64 * 1024)
+/* A literal outside APPEND ([limits] imap_literal), and the sum of literals of one command. */
+#define LIMIT_IMAP_LITERAL_DEFAULT 65536
+#define LIMIT_IMAP_LITERAL_MIN 1024
+#define LIMIT_IMAP_LITERAL_MAX (16 * 1024 * 1024)
 #define LIMIT_IMAP_COMMAND_BYTES_DEFAULT (1024 * 1024)
 #define LIMIT_IMAP_LITERALS_PER_COMMAND 1000
-/* RFC 7888: a non-synchronising literal with LITERAL- is at most 4096 octets. */
-#define LIMIT_IMAP_LITERAL_MINUS 4096
 
-/* SMTP: RFC 5321 §4.5.3.1.4 requires 512; we allow 2 KiB, and RFC 4954's 12288 for AUTH. */
+/* SMTP ([limits] smtp_line): RFC 5321 §4.5.3.1.4 requires 512; we allow 2 KiB, and RFC 4954's
+ * 12288 for AUTH. */
 #define LIMIT_SMTP_LINE_DEFAULT 2048
+#define LIMIT_SMTP_LINE_MIN 512
+#define LIMIT_SMTP_LINE_MAX (64 * 1024)
 #define LIMIT_SASL_RESPONSE 12288
+/* [limits] recipients: RFC 5321 §4.5.3.1.8 asks for at least 100. */
 #define LIMIT_SMTP_RECIPIENTS_DEFAULT 1000
+#define LIMIT_SMTP_RECIPIENTS_MIN 100
 #define LIMIT_SMTP_RECIPIENTS_MAX 100000
 
-/* POP3 command line: RFC 2449 allows 255 octets; we allow more for AUTH responses. */
-#define LIMIT_POP3_LINE_DEFAULT 512
+/* POP3 command line as read, fixed: RFC 2449 §4 allows 255 octets with CRLF per command and 40
+ * per argument; twice that leaves room for USER/PASS of long addresses and passwords. Only AUTH
+ * lines (an initial response) and SASL responses may be LIMIT_SASL_RESPONSE long. */
+#define LIMIT_POP3_LINE 512
 
-/* Message size: default 50 MiB, ceiling 2 GiB. */
-#define LIMIT_MESSAGE_SIZE_DEFAULT (50LL * 1024 * 1024)
+/* [limits] message_size: default 50 MiB, ceiling 2 GiB. */
+#define LIMIT_MESSAGE_SIZE_DEFAULT 52428800 /* 50 MiB */
+#define LIMIT_MESSAGE_SIZE_MIN 1024
 #define LIMIT_MESSAGE_SIZE_MAX (2048LL * 1024 * 1024)
 
-/* MIME parsing: beyond these the rest is treated as opaque body. */
+/* MIME parsing ([limits] mime_depth, mime_parts, header_block): beyond these the rest is
+ * treated as opaque body. The depth's ceiling: the IMAP renderings recurse once per level. */
 #define LIMIT_MIME_DEPTH_DEFAULT 100
-#define LIMIT_MIME_PARTS_DEFAULT 10000
-#define LIMIT_HEADER_BLOCK_DEFAULT (1024 * 1024)
-#define LIMIT_MIME_BOUNDARY 2048
-/* Ceiling for a configured nesting depth: the IMAP renderings recurse once per level. */
+#define LIMIT_MIME_DEPTH_MIN 2
 #define LIMIT_MIME_DEPTH_MAX 1000
+#define LIMIT_MIME_PARTS_DEFAULT 10000
+#define LIMIT_MIME_PARTS_MIN 10
+#define LIMIT_MIME_PARTS_MAX 1000000
+#define LIMIT_HEADER_BLOCK_DEFAULT 1048576 /* 1 MiB */
+#define LIMIT_HEADER_BLOCK_MIN (64 * 1024)
+#define LIMIT_HEADER_BLOCK_MAX (64 * 1024 * 1024)
+#define LIMIT_MIME_BOUNDARY 2048
 /* Parameters kept per Content-Type/Content-Disposition field, and the highest RFC 2231
  * continuation section number honoured (CVE-2026-27859: 100 k continuations stay cheap). */
 #define LIMIT_MIME_PARAMS 256
@@ -45,11 +65,26 @@
 #define LIMIT_KEYWORD_LENGTH 64
 #define LIMIT_KEYWORDS_PER_MAILBOX 256
 
-/* Connections. */
+/* Connections: [limits] connections_per_ip, [auth] user_ip_connections, [limits]
+ * bad_commands (protocol errors before a connection is closed; IMAP allows only
+ * LIMIT_BAD_COMMANDS_PREAUTH before login), [limits] max_connections (0: from the descriptor
+ * limit, below) and [limits] prelogin_timeout (seconds from connect to login; 0 = none). */
 #define LIMIT_CONNECTIONS_PER_IP_DEFAULT 100
+#define LIMIT_CONNECTIONS_PER_IP_MIN 1
+#define LIMIT_CONNECTIONS_PER_IP_MAX 100000
 #define LIMIT_USER_IP_CONNECTIONS_DEFAULT 30
+#define LIMIT_USER_IP_CONNECTIONS_MIN 1
+#define LIMIT_USER_IP_CONNECTIONS_MAX 100000
 #define LIMIT_BAD_COMMANDS_PREAUTH 3
-#define LIMIT_BAD_COMMANDS_POSTAUTH 20
+#define LIMIT_BAD_COMMANDS_DEFAULT 20
+#define LIMIT_BAD_COMMANDS_MIN 1
+#define LIMIT_BAD_COMMANDS_MAX 1000
+#define LIMIT_MAX_CONNECTIONS_DEFAULT 0
+#define LIMIT_MAX_CONNECTIONS_MIN 0
+#define LIMIT_MAX_CONNECTIONS_MAX 10000000
+#define LIMIT_PRELOGIN_TIMEOUT_DEFAULT 60
+#define LIMIT_PRELOGIN_TIMEOUT_MIN 0
+#define LIMIT_PRELOGIN_TIMEOUT_MAX 86400
 /* Descriptors kept out of [limits] max_connections' default for the store, the queue, SQLite
  * and the refusals themselves: max(64, one eighth of the limit). */
 #define LIMIT_FD_RESERVE_MIN 64

@@ -189,8 +189,9 @@ enum delivery_rcpt_status delivery_resolve(struct delivery *d, const char *addre
 		add_unique(&out->remote, &out->remote_count, address);
 		return DELIVERY_RCPT_OK;
 	}
-	/* Relay tricks through a local domain (TESTPLAN §3.10): a local part that itself holds
-	 * a routing character never names a local mailbox, and is never routed onwards. */
+	/* Relay tricks through a local domain ("user%remote@local", "remote!user@local",
+	 * "@local:user@remote"): a local part that itself holds a routing character never names
+	 * a local mailbox, and is never routed onwards, or we would be an open relay. */
 	if (strpbrk(address, "%!") != NULL || memchr(address, '@', (size_t)(at - address)) != NULL)
 		return relay_allowed ? DELIVERY_RCPT_UNKNOWN : DELIVERY_RCPT_RELAY_DENIED;
 	{

@@ -295,7 +295,7 @@ static bool parse_att(struct imap_parser *ps, struct imap_fetch *f)
 		add_item(f, FI_BODY);
 		f->need_data = f->need_mime = true;
 	} else if (imap_slice_ieq(&a, "RFC822") || imap_slice_ieq(&a, "RFC822.PEEK")) {
-		/* RFC822.PEEK is not in any RFC, but Outlook sends it (TESTPLAN §6). */
+		/* RFC822.PEEK is not in any RFC, but Outlook sends it. */
 		it = add_item(f, FI_SECTION);
 		it->label = xstrdup("RFC822");
 		it->peek = imap_slice_ieq(&a, "RFC822.PEEK");

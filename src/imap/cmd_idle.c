@@ -3,7 +3,7 @@
  * buffer is released when IDLE starts.
  *
  * Keep-alive: "* OK Still here" every [imap] idle_keepalive seconds so NAT boxes keep the
- * flow (TESTPLAN §6). net offers a per-connection inactivity timeout that closes the
+ * flow (many drop an idle TCP mapping after a few minutes). net offers a per-connection inactivity timeout that closes the
  * connection and a one-shot delay that pauses input; neither fits a periodic write while
  * input stays live, so one process-wide ticker thread keeps a FIFO of idling connections
  * (one interval for all, so the FIFO stays sorted by due time) and posts the keep-alive to

@@ -15,48 +15,24 @@ void imap_auth_session_end(struct imap_session *s)
 	free(s->auth_tag);
 	s->auth_tag = NULL;
 	s->in_sasl_exchange = false;
-	free(s->pending_reply);
-	s->pending_reply = NULL;
-	if (s->userip_counted) {
-		auth_userip_release(s->deps->penalty, s->user, net_conn_peer_ip(s->conn));
-		s->userip_counted = false;
-	}
+	auth_login_end(&s->login);
 	free(s->user);
 	s->user = NULL;
-}
-
-static void imap_send_pending_reply(void *session)
-{
-	struct imap_session *s = session;
-
-	if (s->pending_reply) {
-		imap_reply(s, "%s", s->pending_reply);
-		free(s->pending_reply);
-		s->pending_reply = NULL;
-	}
-}
-
-static void imap_log_login_refused(struct imap_session *s, const char *user, const char *reason)
-{
-	auth_log_login_failure("imap", (unsigned long long)net_conn_id(s->conn),
-			       net_conn_peer_ip(s->conn), user, reason, -1);
 }
 
 static void imap_login_succeeded(struct imap_session *s, const char *tag, const char *canonical)
 {
 	const char *ip = net_conn_peer_ip(s->conn);
+	uint32_t wait_ms;
 
-	if (!auth_userip_acquire(s->deps->penalty, canonical, ip)) {
+	if (auth_login_succeeded(&s->login, canonical, 0, &wait_ms) != AUTH_LOGIN_OK) {
 		log_warn("proto=imap ip=%s user=%s msg=\"too many connections for user and address\"",
 			 ip, canonical);
-		imap_log_login_refused(s, canonical, "too many connections for user and address");
 		imap_reply(s, "%s NO [LIMIT] Too many connections for this user from your address",
 			   tag);
 		return;
 	}
-	auth_penalty_success(s->deps->penalty, ip, canonical);
 	s->user = xstrdup(canonical);
-	s->userip_counted = true;
 	s->bad_count = 0;
 	net_conn_set_timeout(s->conn, (uint32_t)s->deps->cfg->imap_timeout);
 	net_conn_end_prelogin(s->conn);
@@ -66,27 +42,29 @@ static void imap_login_succeeded(struct imap_session *s, const char *tag, const 
 	imap_account_open(s, tag);
 }
 
+/* After a failed login's delay: the reply its login object held. */
+static void imap_send_held_reply(void *session)
+{
+	char *reply = auth_login_take_reply(&((struct imap_session *)session)->login);
+
+	if (reply != NULL)
+		imap_reply(session, "%s", reply);
+	free(reply);
+}
+
 static void imap_login_failed(struct imap_session *s, const char *tag, const char *claimed,
 			      const char *reason)
 {
-	const char *ip = net_conn_peer_ip(s->conn);
-	uint32_t delay = auth_penalty_fail(s->deps->penalty, ip, claimed);
+	char *reply = xasprintf("%s NO [AUTHENTICATIONFAILED] Authentication failed", tag);
 
-	auth_log_login_failure("imap", (unsigned long long)net_conn_id(s->conn), ip, claimed,
-			       reason, delay);
-	free(s->pending_reply);
-	s->pending_reply = xasprintf("%s NO [AUTHENTICATIONFAILED] Authentication failed", tag);
-	if (delay == 0)
-		imap_send_pending_reply(s);
-	else
-		net_conn_delay(s->conn, delay, imap_send_pending_reply);
+	net_conn_delay(s->conn, auth_login_failed(&s->login, claimed, reason, reply),
+		       imap_send_held_reply);
 }
 
 /* Refusals that come before any password is looked at. Returns true when it answered. */
 static bool imap_login_precheck(struct imap_session *s, const char *tag)
 {
-	if (auth_penalty_refused(s->deps->penalty, net_conn_peer_ip(s->conn))) {
-		imap_log_login_refused(s, NULL, "address refused after too many failed logins");
+	if (auth_login_address_refused(&s->login, NULL)) {
 		imap_reply(s, "%s NO [UNAVAILABLE] Too many failed logins from your address; try later",
 			   tag);
 		return true;
@@ -111,7 +89,7 @@ static void login_done(void *session, void *arg)
 		imap_login_failed(s, tag, job->user, job->reason);
 		break;
 	case AUTH_TEMPFAIL:
-		imap_log_login_refused(s, job->user, job->reason);
+		auth_login_refused(&s->login, job->user, job->reason);
 		imap_reply(s, "%s NO [UNAVAILABLE] Temporary authentication failure", tag);
 		break;
 	}
@@ -135,7 +113,7 @@ void imap_cmd_login(struct imap_session *s, const char *tag, struct imap_parser 
 		return;
 	}
 	if (!imap_plaintext_allowed(s)) {
-		imap_log_login_refused(s, NULL, "plaintext not allowed on this connection");
+		auth_login_refused(&s->login, NULL, "plaintext not allowed on this connection");
 		imap_reply(s, "%s NO [PRIVACYREQUIRED] Plaintext login requires TLS", tag);
 		return;
 	}
@@ -194,7 +172,7 @@ static void sasl_done(void *session, void *arg)
 		break;
 	case SASL_CANCELLED:
 		imap_sasl_finish(s);
-		imap_log_login_refused(s, claimed, job->reason);
+		auth_login_refused(&s->login, claimed, job->reason);
 		/* RFC 9051 §6.2.2: a cancelled exchange is answered with BAD. */
 		/* RFC 9051 §6.2.2 wants BAD, but a client that cancels made no syntax
 		 * error: it does not count toward the bad-command limit. */
@@ -202,12 +180,12 @@ static void sasl_done(void *session, void *arg)
 		break;
 	case SASL_MALFORMED:
 		imap_sasl_finish(s);
-		imap_log_login_refused(s, claimed, job->reason);
+		auth_login_refused(&s->login, claimed, job->reason);
 		imap_bad(s, tag, "Malformed authentication response");
 		break;
 	case SASL_TEMPFAIL:
 		imap_sasl_finish(s);
-		imap_log_login_refused(s, claimed, job->reason);
+		auth_login_refused(&s->login, claimed, job->reason);
 		imap_reply(s, "%s NO [UNAVAILABLE] Temporary authentication failure", tag);
 		break;
 	}
@@ -253,7 +231,7 @@ void imap_cmd_authenticate(struct imap_session *s, const char *tag, struct imap_
 {
 	struct imap_slice mech, initial;
 	char mech_name[32];
-	bool has_initial = false;
+	bool has_initial = false, needs_tls;
 
 	if (!imap_parse_atom(ps, &mech) || mech.len >= sizeof(mech_name)) {
 		imap_bad(s, tag, "Expected a mechanism name");
@@ -275,13 +253,10 @@ void imap_cmd_authenticate(struct imap_session *s, const char *tag, struct imap_
 	}
 	memcpy(mech_name, mech.data, mech.len);
 	mech_name[mech.len] = '\0';
-	s->sasl = sasl_new(s->deps->dir, mech_name, imap_plaintext_allowed(s));
+	s->sasl = auth_login_sasl_begin(&s->login, s->deps->dir, mech_name,
+					imap_plaintext_allowed(s), &needs_tls);
 	if (s->sasl == NULL) {
-		bool plaintext_mech = str_ieq(mech_name, "PLAIN") || str_ieq(mech_name, "LOGIN");
-		bool privacy = plaintext_mech && !imap_plaintext_allowed(s);
-		imap_log_login_refused(s, NULL, privacy ? "plaintext not allowed on this connection"
-							: "unknown SASL mechanism");
-		if (privacy)
+		if (needs_tls)
 			imap_reply(s, "%s NO [PRIVACYREQUIRED] This mechanism requires TLS", tag);
 		else
 			imap_reply(s, "%s NO Unsupported authentication mechanism", tag);
@@ -292,12 +267,10 @@ void imap_cmd_authenticate(struct imap_session *s, const char *tag, struct imap_
 		return;
 	}
 	s->auth_tag = xstrdup(tag);
-	if (has_initial) {
+	/* Without an initial response the first challenge is the mechanism's (sasl_step): LOGIN's
+	 * "Username:", an empty one for the others. */
+	if (has_initial)
 		imap_sasl_submit(s, (const char *)initial.data, initial.len);
-	} else if (str_ieq(mech_name, "LOGIN")) {
-		imap_sasl_submit(s, NULL, 0); /* the server speaks first */
-	} else {
-		imap_reply(s, "+ ");
-		s->in_sasl_exchange = true;
-	}
+	else
+		imap_sasl_submit(s, NULL, 0);
 }

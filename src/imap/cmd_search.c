@@ -3,7 +3,8 @@
  * UIDs there), evaluated as bulk pool work over store_msg_list metadata, opening and parsing a
  * message only for header, body and sent-date keys, once per command, within a work budget
  * (see "evaluation" below). Nesting is limited to
- * SEARCH_DEPTH_MAX levels and SEARCH_KEYS_MAX keys (TESTPLAN §3.9). */
+ * SEARCH_DEPTH_MAX levels and SEARCH_KEYS_MAX keys, so a deeply nested key cannot exhaust the
+ * stack of the thread that evaluates it. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>

@@ -541,7 +541,7 @@ static void write_flags(struct imap_session *s, struct buf *line, uint32_t uid, 
 	if (msn == 0)
 		return;
 	buf_reset(line);
-	/* UID first in every FETCH (Thunderbird, TESTPLAN §6). */
+	/* UID first in every FETCH, unsolicited ones too: Thunderbird relies on finding it. */
 	buf_printf(line, "* %u FETCH (UID %u FLAGS ", msn, uid);
 	imap_append_flags(line, flags, keywords);
 	buf_append_str(line, ")\r\n");

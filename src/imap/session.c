@@ -3,7 +3,8 @@
  *
  * A command is assembled completely — every line and every literal — before it is parsed, so
  * a command that turns out to be bad is skipped as a whole: its literals are never read as
- * commands (TESTPLAN §3.6). Sizes are checked when a literal is announced, before any of it
+ * commands (a literal's bytes are the client's data, never commands, whatever they hold).
+ * Sizes are checked when a literal is announced, before any of it
  * is read or any buffer is sized for it. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,11 +207,14 @@ static void *imap_open(struct net_conn *conn, void *ctx)
 	s->conn = conn;
 	s->deps = ctx;
 	s->state = IMAP_STATE_NOT_AUTHENTICATED;
+	auth_login_init(&s->login, s->deps->penalty, "imap", (unsigned long long)net_conn_id(conn),
+			net_conn_peer_ip(conn));
 	buf_init(&s->cmd);
 	net_conn_set_timeout(conn, (uint32_t)s->deps->cfg->imap_timeout_preauth);
 	buf_init(&caps);
 	imap_capabilities(s, &caps);
-	/* Never PREAUTH (TESTPLAN §3.2): every session authenticates. */
+	/* Never PREAUTH: every session authenticates, so penalties and per-user limits apply
+	 * to all of them. */
 	imap_reply(s, "* OK [CAPABILITY %s] Roost IMAP ready", buf_cstr(&caps));
 	buf_free(&caps);
 	log_debug("proto=imap conn=%llu ip=%s msg=connected", (unsigned long long)net_conn_id(conn),

@@ -35,8 +35,8 @@ struct imap_session {
 	unsigned bad_count;
 	const char *cmd_name; /* of the command last run or being assembled, for the log */
 
-	/* Skipping a command whose line was too long (TESTPLAN §2.3): its tag for the BAD, and
-	 * the literals it still announces, which are skipped unread. */
+	/* Skipping a command whose line was too long (read to its end, never parsed): its tag for
+	 * the BAD, and the literals it still announces, which are skipped unread. */
 	char *skip_tag;
 	bool skipping_long_line;
 	bool skipping_command;
@@ -46,11 +46,10 @@ struct imap_session {
 	struct sasl_session *sasl;
 	char *auth_tag;
 	bool in_sasl_exchange;
-	char *pending_reply;	   /* sent after a failure delay */
 	char *sasl_success_user; /* authenticated, awaiting the client's final empty response */
 
 	char *user; /* canonical address once authenticated */
-	bool userip_counted;
+	struct auth_login login; /* penalties, the held reply, the user+address count */
 	bool enabled_rev2;
 	bool enabled_utf8; /* RFC 6855 UTF8=ACCEPT */
 

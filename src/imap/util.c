@@ -379,17 +379,6 @@ void imap_append_flags(struct buf *out, uint32_t flags, const char *keywords)
 static const char imap_months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 					 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
 void imap_append_date_time(struct buf *out, int64_t t)
 {
 	time_t tt = (time_t)t;
@@ -438,7 +427,7 @@ static bool parse_date_text(const uint8_t **pp, const uint8_t *end, int64_t *day
 	p += 4;
 	if (!parse_digits(&p, end, 4, &y) || d < 1 || d > 31)
 		return false;
-	*day_r = days_from_civil(y, (unsigned)mon + 1, d) * 86400;
+	*day_r = time_days_from_civil(y, (unsigned)mon + 1, d) * 86400;
 	*pp = p;
 	return true;
 }

@@ -50,17 +50,6 @@ static size_t read_word(struct date_cursor *c, const char **w_r)
 	return c->i - start;
 }
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	/* Proleptic Gregorian calendar, days since 1970-01-01. */
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
 static bool zone_name(const char *w, size_t n, int *minutes_r)
 {
 	static const struct {
@@ -156,7 +145,7 @@ int mime_parse_date(const char *s, size_t len, int64_t *unix_r, int *tz_minutes_
 	if (year < 1900 || year > 9999 || day < 1 || day > mdays[mon - 1] ||
 	    (mon == 2 && day == 29 && !leap) || hour > 23 || min > 59 || sec > 60)
 		return -1;
-	*unix_r = days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 + hour * 3600 +
+	*unix_r = time_days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 + hour * 3600 +
 		  min * 60 + sec - (int64_t)tz * 60;
 	*tz_minutes_r = tz;
 	return 0;

@@ -151,8 +151,9 @@ void net_conn_set_timeout(struct net_conn *c, uint32_t seconds);
  * absolute limit from connect set by net_server_options.prelogin_seconds. When that
  * deadline passes, proto->timeout runs as for the idle timeout. */
 void net_conn_end_prelogin(struct net_conn *c);
-/* One-shot timer: fn(session) after ms (replaces a pending one). While it is pending the
- * connection is paused; it resumes before fn runs. Used for login failure delays. */
+/* One-shot timer: fn(session) after ms (replaces a pending one; 0 runs it at the loop's next
+ * turn). While it is pending the connection is paused; it resumes before fn runs. Used for
+ * login failure delays. */
 void net_conn_delay(struct net_conn *c, uint32_t ms, void (*fn)(void *session));
 
 /* Runs work(arg) on the worker pool, then done(session, arg) on the connection's loop. The

@@ -13,8 +13,8 @@
 
 /* Limits of the POP3 server (they live here rather than in core/limits.h because only this
  * folder uses them):
- * - POP3_COMMAND_MAX: RFC 2449 §4 caps a command line at 255 octets; AUTH continuation lines
- *   may be up to LIMIT_SASL_RESPONSE.
+ * - POP3_COMMAND_MAX: RFC 2449 §4 caps a command line at 255 octets; PASS may use the whole
+ *   LIMIT_POP3_LINE that is read, AUTH lines and continuations LIMIT_SASL_RESPONSE.
  * - POP3_MAILDROP_MAX: messages one session snapshots (16 bytes each: 16 MiB at the ceiling);
  *   a larger mailbox shows its oldest messages, the rest appear once those are gone.
  * - POP3_STREAM_CHUNK: bytes of a message handed to the connection per step.

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../core/core.h"
 #include "session.h"
@@ -39,6 +40,8 @@ static void *pop3_open(struct net_conn *conn, void *ctx)
 	s->conn = conn;
 	s->deps = ctx;
 	s->state = POP3_AUTHORIZATION;
+	auth_login_init(&s->login, s->deps->penalty, "pop3", (unsigned long long)net_conn_id(conn),
+			net_conn_peer_ip(conn));
 	net_conn_set_timeout(conn, (uint32_t)s->deps->cfg->pop3_timeout);
 	pop3_reply(s, "+OK Roost POP3 ready");
 	return s;
@@ -46,76 +49,45 @@ static void *pop3_open(struct net_conn *conn, void *ctx)
 
 /* ---------------- login ---------------- */
 
-static void pop3_send_pending(void *session)
-{
-	struct pop3_session *s = session;
-
-	if (s->pending_reply) {
-		pop3_reply(s, "%s", s->pending_reply);
-		free(s->pending_reply);
-		s->pending_reply = NULL;
-	}
-}
-
-/* RFC 2449 §6.5, §8.1.1: a second login of a user within [pop3] login_delay is refused
- * after the password was checked (never at USER, which would tell who exists). */
-static bool pop3_login_delay_refused(struct pop3_session *s, const char *user)
-{
-	int64_t delay_s = s->deps->cfg->pop3_login_delay;
-	uint32_t left;
-
-	if (delay_s <= 0)
-		return false;
-	left = auth_login_interval_claim(s->deps->penalty, user, (uint32_t)(delay_s * 1000));
-	if (left == 0) {
-		s->login_claimed = true;
-		return false;
-	}
-	log_info("proto=pop3 conn=%llu ip=%s user=%s msg=\"login within login_delay\" wait_ms=%u",
-		 (unsigned long long)net_conn_id(s->conn), net_conn_peer_ip(s->conn), user, left);
-	pop3_reply(s, "-ERR [LOGIN-DELAY] Logins are at least %lld seconds apart; try again in "
-		   "%u seconds", (long long)delay_s, (left + 999) / 1000);
-	return true;
-}
-
-static void pop3_log_login_refused(struct pop3_session *s, const char *user, const char *reason)
-{
-	auth_log_login_failure("pop3", (unsigned long long)net_conn_id(s->conn),
-			       net_conn_peer_ip(s->conn), user, reason, -1);
-}
-
 static void pop3_login_succeeded(struct pop3_session *s, const char *user)
 {
-	const char *ip = net_conn_peer_ip(s->conn);
+	int64_t min_interval_s = s->deps->cfg->pop3_login_delay;
+	uint32_t wait_ms;
 
-	if (pop3_login_delay_refused(s, user))
-		return;
-	if (!auth_userip_acquire(s->deps->penalty, user, ip)) {
-		if (s->login_claimed)
-			auth_login_interval_release(s->deps->penalty, user);
-		s->login_claimed = false;
-		pop3_log_login_refused(s, user, "too many connections for user and address");
+	switch (auth_login_succeeded(&s->login, user,
+				     min_interval_s > 0 ? (uint32_t)(min_interval_s * 1000) : 0,
+				     &wait_ms)) {
+	case AUTH_LOGIN_OK:
+		pop3_transaction_begin(s, user);
+		break;
+	case AUTH_LOGIN_TOO_SOON: /* RFC 2449 §6.5, §8.1.1 */
+		log_info("proto=pop3 conn=%llu ip=%s user=%s msg=\"login within login_delay\" "
+			 "wait_ms=%u", (unsigned long long)net_conn_id(s->conn),
+			 net_conn_peer_ip(s->conn), user, wait_ms);
+		pop3_reply(s, "-ERR [LOGIN-DELAY] Logins are at least %lld seconds apart; try "
+			   "again in %u seconds", (long long)min_interval_s, (wait_ms + 999) / 1000);
+		break;
+	case AUTH_LOGIN_LIMIT:
 		pop3_reply(s, "-ERR [IN-USE] Too many connections for this user from your address");
-		return;
+		break;
 	}
-	auth_penalty_success(s->deps->penalty, ip, user);
-	s->userip_counted = true;
-	pop3_transaction_begin(s, user);
+}
+
+/* After a failed login's delay: the reply its login object held. */
+static void pop3_send_held_reply(void *session)
+{
+	char *reply = auth_login_take_reply(&((struct pop3_session *)session)->login);
+
+	if (reply != NULL)
+		pop3_reply(session, "%s", reply);
+	free(reply);
 }
 
 static void pop3_login_failed(struct pop3_session *s, const char *claimed, const char *reason)
 {
-	const char *ip = net_conn_peer_ip(s->conn);
-	uint32_t delay = auth_penalty_fail(s->deps->penalty, ip, claimed);
-
-	auth_log_login_failure("pop3", (unsigned long long)net_conn_id(s->conn), ip, claimed,
-			       reason, delay);
-	free(s->pending_reply);
-	s->pending_reply = xstrdup("-ERR [AUTH] Authentication failed");
-	if (delay == 0)
-		pop3_send_pending(s);
-	else
-		net_conn_delay(s->conn, delay, pop3_send_pending);
+	net_conn_delay(s->conn, auth_login_failed(&s->login, claimed, reason,
+						  xstrdup("-ERR [AUTH] Authentication failed")),
+		       pop3_send_held_reply);
 }
 
 static void pop3_sasl_done(void *session, void *arg)
@@ -147,16 +119,16 @@ static void pop3_sasl_done(void *session, void *arg)
 		pop3_login_failed(s, claimed, job->reason);
 		break;
 	case SASL_CANCELLED:
-		pop3_log_login_refused(s, claimed, job->reason);
+		auth_login_refused(&s->login, claimed, job->reason);
 		pop3_error(s, "Authentication cancelled");
 		break;
 	case SASL_MALFORMED:
-		pop3_log_login_refused(s, claimed, job->reason);
+		auth_login_refused(&s->login, claimed, job->reason);
 		pop3_error(s, "Malformed authentication response");
 		break;
 	case SASL_TEMPFAIL:
 	case SASL_CONTINUE:
-		pop3_log_login_refused(s, claimed, job->reason);
+		auth_login_refused(&s->login, claimed, job->reason);
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
 		break;
 	}
@@ -176,7 +148,7 @@ static void pop3_password_done(void *session, void *arg)
 	} else if (job->result == AUTH_FAILED) {
 		pop3_login_failed(s, job->user, job->reason);
 	} else {
-		pop3_log_login_refused(s, job->user, job->reason);
+		auth_login_refused(&s->login, job->user, job->reason);
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure");
 	}
 	password_job_free(&job);
@@ -191,13 +163,11 @@ static void pop3_submit_sasl(struct pop3_session *s, const char *line, size_t le
 static bool pop3_login_precheck(struct pop3_session *s)
 {
 	if (!pop3_plaintext_allowed(s)) {
-		pop3_log_login_refused(s, s->user_arg, "plaintext not allowed on this connection");
+		auth_login_refused(&s->login, s->user_arg, "plaintext not allowed on this connection");
 		pop3_reply(s, "-ERR [AUTH] Plaintext authentication requires TLS (use STLS)");
 		return false;
 	}
-	if (auth_penalty_refused(s->deps->penalty, net_conn_peer_ip(s->conn))) {
-		pop3_log_login_refused(s, s->user_arg,
-				       "address refused after too many failed logins");
+	if (auth_login_address_refused(&s->login, s->user_arg)) {
 		pop3_reply(s, "-ERR [SYS/TEMP] Too many failed logins from your address; try later");
 		return false;
 	}
@@ -211,7 +181,7 @@ static void pop3_cmd_user(struct pop3_session *s, const char *arg)
 		return;
 	}
 	if (!pop3_plaintext_allowed(s)) {
-		pop3_log_login_refused(s, arg, "plaintext not allowed on this connection");
+		auth_login_refused(&s->login, arg, "plaintext not allowed on this connection");
 		pop3_reply(s, "-ERR [AUTH] Plaintext authentication requires TLS (use STLS)");
 		return;
 	}
@@ -242,6 +212,7 @@ static void pop3_cmd_auth(struct pop3_session *s, const char *arg)
 	char mech[32];
 	size_t mech_len = strcspn(arg, " ");
 	const char *initial = arg + mech_len;
+	bool needs_tls;
 
 	if (mech_len == 0) {
 		/* Pre-RFC 5034 clients ask for the list this way. */
@@ -265,31 +236,22 @@ static void pop3_cmd_auth(struct pop3_session *s, const char *arg)
 	mech[mech_len] = '\0';
 	while (*initial == ' ')
 		initial++;
-	if (auth_penalty_refused(s->deps->penalty, net_conn_peer_ip(s->conn))) {
-		pop3_log_login_refused(s, NULL, "address refused after too many failed logins");
+	if (auth_login_address_refused(&s->login, NULL)) {
 		pop3_reply(s, "-ERR [SYS/TEMP] Too many failed logins from your address; try later");
 		return;
 	}
-	s->sasl = sasl_new(s->deps->dir, mech, pop3_plaintext_allowed(s));
+	s->sasl = auth_login_sasl_begin(&s->login, s->deps->dir, mech, pop3_plaintext_allowed(s),
+					&needs_tls);
 	if (s->sasl == NULL) {
-		bool plaintext_mech = str_ieq(mech, "PLAIN") || str_ieq(mech, "LOGIN");
-		bool privacy = plaintext_mech && !pop3_plaintext_allowed(s);
-		pop3_log_login_refused(s, NULL, privacy ? "plaintext not allowed on this connection"
-							: "unknown SASL mechanism");
-		if (privacy)
+		if (needs_tls)
 			pop3_reply(s, "-ERR [AUTH] This mechanism requires TLS (use STLS)");
 		else
 			pop3_error(s, "Unknown mechanism");
 		return;
 	}
-	if (*initial != '\0')
-		pop3_submit_sasl(s, initial, strlen(initial));
-	else if (str_ieq(mech, "LOGIN"))
-		pop3_submit_sasl(s, NULL, 0);
-	else {
-		pop3_reply(s, "+ ");
-		s->in_sasl_exchange = true;
-	}
+	/* Without an initial response the first challenge is the mechanism's (sasl_step): LOGIN's
+	 * "Username:", an empty one for the others. */
+	pop3_submit_sasl(s, *initial != '\0' ? initial : NULL, strlen(initial));
 }
 
 static void pop3_sasl_line(struct pop3_session *s, const char *line, size_t len)
@@ -402,12 +364,13 @@ static void pop3_command(struct pop3_session *s, char *line, size_t len)
 		return;
 	}
 	verb = pop3_command_parse(line, len, &carg);
-	/* AUTH carries an initial response (RFC 5034 §4) and PASS a password (up to
-	 * LIMIT_AUTH_FIELD, RFC 4616's 255 and more), both beyond RFC 2449 §4's 255 octets. */
+	/* AUTH carries an initial response (RFC 5034 §4) and PASS a password, both beyond RFC
+	 * 2449 §4's 255 octets: AUTH up to what pop3_line_cap lets it read, PASS up to
+	 * LIMIT_POP3_LINE (a longer password goes through AUTH PLAIN). */
 	if (verb == POP3_CMD_AUTH)
 		max = LIMIT_SASL_RESPONSE;
 	else if (verb == POP3_CMD_PASS)
-		max = LIMIT_AUTH_FIELD + 5;
+		max = LIMIT_POP3_LINE;
 	if (len > max) {
 		pop3_error(s, "Command line too long");
 		return;
@@ -433,6 +396,26 @@ static void pop3_command(struct pop3_session *s, char *line, size_t len)
 		pop3_transaction_command(s, verb, carg);
 }
 
+/* How long the next line may be. Command lines, before login too, are read only up to
+ * LIMIT_POP3_LINE, so a client holds no more of the server's memory than that, with one
+ * exception decided from the line's first octets: an AUTH line, whose initial response may be
+ * as long as a SASL response (RFC 4616's 255-octet PLAIN fields are over 255 octets once
+ * encoded, whatever RFC 5034 §4 advises clients), and the responses of an exchange. */
+static size_t pop3_line_cap(struct pop3_session *s)
+{
+	const uint8_t *head;
+	size_t len;
+
+	if (s->in_sasl_exchange)
+		return LIMIT_SASL_RESPONSE;
+	if (s->state != POP3_AUTHORIZATION)
+		return LIMIT_POP3_LINE;
+	head = net_conn_peek(s->conn, 5, &len);
+	if (len == 5 && strncasecmp((const char *)head, "AUTH ", 5) == 0)
+		return LIMIT_SASL_RESPONSE;
+	return LIMIT_POP3_LINE;
+}
+
 void pop3_input(void *session)
 {
 	struct pop3_session *s = session;
@@ -444,7 +427,7 @@ void pop3_input(void *session)
 		char *line;
 		size_t len;
 		enum net_line_status st =
-			net_conn_read_line(s->conn, LIMIT_SASL_RESPONSE, &line, &len, NULL);
+			net_conn_read_line(s->conn, pop3_line_cap(s), &line, &len, NULL);
 
 		if (st == NET_LINE_NONE)
 			return;
@@ -482,11 +465,9 @@ static void pop3_close(void *session)
 
 	pop3_transaction_end(s);
 	sasl_free(&s->sasl);
-	if (s->userip_counted)
-		auth_userip_release(s->deps->penalty, s->user, net_conn_peer_ip(s->conn));
+	auth_login_end(&s->login);
 	free(s->user);
 	free(s->user_arg);
-	free(s->pending_reply);
 	free(s);
 }
 

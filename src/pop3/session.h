@@ -26,11 +26,9 @@ struct pop3_session {
 	char *user_arg; /* USER given, waiting for PASS */
 	struct sasl_session *sasl;
 	bool in_sasl_exchange;
-	char *pending_reply;
 	char *user;
-	bool userip_counted;
+	struct auth_login login; /* penalties, the held reply, the user+address count */
 	bool locked;		 /* holds the lock=refuse entry for user */
-	bool login_claimed;	 /* LOGIN-DELAY recorded this login; taken back if it fails */
 	bool close_when_drained; /* UPDATE done: close once the farewell is sent */
 
 	/* TRANSACTION state */

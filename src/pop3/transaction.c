@@ -132,26 +132,16 @@ static const char *pop3_store_reason(enum store_error e)
 
 /* ---------------- login: opening the maildrop ---------------- */
 
+/* Ends a login: after TRANSACTION, or one that got past the password but not into it (which
+ * then does not count for LOGIN-DELAY either: auth_login_end takes an unconfirmed claim back). */
 static void pop3_release_login(struct pop3_session *s)
 {
-	s->login_claimed = false;
 	if (s->locked)
 		pop3_lock_release(s->user);
 	s->locked = false;
-	if (s->userip_counted)
-		auth_userip_release(s->deps->penalty, s->user, net_conn_peer_ip(s->conn));
-	s->userip_counted = false;
+	auth_login_end(&s->login);
 	free(s->user);
 	s->user = NULL;
-}
-
-/* A login that got past the password but not into TRANSACTION: it does not count for
- * LOGIN-DELAY either. */
-static void pop3_abandon_login(struct pop3_session *s)
-{
-	if (s->login_claimed)
-		auth_login_interval_release(s->deps->penalty, s->user);
-	pop3_release_login(s);
 }
 
 static void pop3_open_done(void *session, void *arg)
@@ -164,7 +154,7 @@ static void pop3_open_done(void *session, void *arg)
 		log_error("proto=pop3 conn=%llu ip=%s user=%s msg=\"cannot open maildrop\" "
 			  "error=\"%s\"", (unsigned long long)net_conn_id(s->conn), ip, s->user,
 			  store_error_str(job->err));
-		pop3_abandon_login(s);
+		pop3_release_login(s);
 		/* RFC 1939 §4: the server may stay in AUTHORIZATION after a failed open. */
 		pop3_reply(s, "-ERR [SYS/TEMP] Unable to open the maildrop; try again later");
 		pop3_job_free(&job);
@@ -173,7 +163,7 @@ static void pop3_open_done(void *session, void *arg)
 	s->md = job->md;
 	job->md = NULL;
 	s->state = POP3_TRANSACTION;
-	s->login_claimed = false; /* the login stands: it counts for LOGIN-DELAY */
+	auth_login_confirm(&s->login); /* the login stands: it counts for LOGIN-DELAY */
 	net_conn_end_prelogin(s->conn);
 	log_info("proto=pop3 conn=%llu ip=%s user=%s msg=\"logged in\" messages=%u octets=%llu",
 		 (unsigned long long)net_conn_id(s->conn), ip, s->user, s->md->count,
@@ -189,11 +179,11 @@ void pop3_transaction_begin(struct pop3_session *s, const char *user)
 
 	s->user = xstrdup(user);
 	/* RFC 1939 §8 wants an exclusive lock; lock = share (the default) gives up on it, as
-	 * dead connections would keep mailboxes locked (TESTPLAN §6), and relies on snapshots
-	 * instead. RFC 2449 §8.1.2: IN-USE when the lock is refused. */
+	 * the connection of a client that died without QUIT would keep its mailbox locked until
+	 * the timeout, and relies on snapshots instead. RFC 2449 §8.1.2: IN-USE when the lock is refused. */
 	if (s->deps->cfg->pop3_lock == POP3_LOCK_REFUSE) {
 		if (!pop3_lock_acquire(user)) {
-			pop3_abandon_login(s);
+			pop3_release_login(s);
 			pop3_reply(s, "-ERR [IN-USE] Maildrop is in use by another POP3 session");
 			return;
 		}

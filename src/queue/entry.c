@@ -202,7 +202,7 @@ int queue_state_save(struct queue *q, const struct queue_entry *e, char *err, si
 	if (fd >= 0 && write(fd, b.data, b.len) == (ssize_t)b.len && fsync(fd) == 0 &&
 	    close(fd) == 0) {
 		fd = -1;
-		if (rename(tmp, path) == 0 && queue_fsync_dir(q->state_dir) == 0)
+		if (rename(tmp, path) == 0 && fs_fsync_dir(q->state_dir) == 0)
 			ret = 0;
 	}
 	if (fd >= 0)
@@ -225,8 +225,8 @@ void queue_entry_remove(struct queue *q, const char *id)
 
 	unlink(a);
 	unlink(s);
-	queue_fsync_dir(q->active_dir);
-	queue_fsync_dir(q->state_dir);
+	fs_fsync_dir(q->active_dir);
+	fs_fsync_dir(q->state_dir);
 	free(a);
 	free(s);
 }

@@ -61,7 +61,6 @@ void queue_entry_remove(struct queue *q, const char *id);
 /* Maps the message bytes of an entry read-only; queue_data_unmap releases them. */
 const uint8_t *queue_data_map(struct queue *q, const struct queue_entry *e, void **cookie_r);
 void queue_data_unmap(void *cookie, const struct queue_entry *e);
-int queue_fsync_dir(const char *path);
 
 /* smtpc.c: one SMTP transaction to one server. */
 struct smtpc_request {

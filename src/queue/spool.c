@@ -33,23 +33,11 @@ struct queue_entry_writer {
 
 static int make_dir(const char *path, char *err, size_t errlen)
 {
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+	if (fs_mkdir_p(path) < 0) {
 		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
 		return -1;
 	}
 	return 0;
-}
-
-int queue_fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int ret;
-
-	if (fd < 0)
-		return -1;
-	ret = fsync(fd);
-	close(fd);
-	return ret;
 }
 
 struct queue *queue_open(const char *data_dir, char *err, size_t errlen)
@@ -199,7 +187,7 @@ int queue_entry_commit(struct queue_entry_writer **wp, char *id_r, char *err, si
 		return -1;
 	}
 	final_path = xasprintf("%s/%s", w->q->active_dir, w->id);
-	if (rename(w->tmp_path, final_path) < 0 || queue_fsync_dir(w->q->active_dir) < 0) {
+	if (rename(w->tmp_path, final_path) < 0 || fs_fsync_dir(w->q->active_dir) < 0) {
 		snprintf(err, errlen, "cannot move the message into the queue: %s",
 			 strerror(errno));
 		unlink(final_path);

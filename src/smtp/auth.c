@@ -1,6 +1,7 @@
 /* SMTP AUTH (RFC 4954) on the submission listeners. The SASL exchange runs on the worker pool;
- * failures are answered after the penalty delay, the same for unknown users and bad
- * passwords (TESTPLAN §3.11). */
+ * the login itself (penalties, delays, per-user counts) is auth's struct auth_login. Failures
+ * are answered after the penalty delay, the same for unknown users and bad passwords, so that
+ * AUTH cannot tell which accounts exist. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,64 +13,45 @@ void smtp_auth_end(struct smtp_session *s)
 	free(s->sasl_success_user);
 	s->sasl_success_user = NULL;
 	sasl_free(&s->sasl);
-	s->in_sasl_exchange = false;
-	free(s->pending_reply);
-	s->pending_reply = NULL;
-	if (s->userip_counted)
-		auth_userip_release(s->deps->penalty, s->user, net_conn_peer_ip(s->conn));
-	s->userip_counted = false;
+	auth_login_end(&s->login);
 	free(s->user);
 	s->user = NULL;
 }
 
-static void smtp_send_pending_reply(void *session)
+/* After a failed login's delay: the reply its login object held. */
+static void smtp_send_held_reply(void *session)
 {
-	struct smtp_session *s = session;
+	char *reply = auth_login_take_reply(&((struct smtp_session *)session)->login);
 
-	if (s->pending_reply) {
-		smtp_reply(s, "%s", s->pending_reply);
-		free(s->pending_reply);
-		s->pending_reply = NULL;
-	}
+	if (reply != NULL)
+		smtp_reply(session, "%s", reply);
+	free(reply);
 }
 
-static void smtp_log_login_refused(struct smtp_session *s, const char *user, const char *reason)
+void smtp_reply_after(struct smtp_session *s, uint32_t delay_ms)
 {
-	auth_log_login_failure("smtp", (unsigned long long)net_conn_id(s->conn),
-			       net_conn_peer_ip(s->conn), user, reason, -1);
+	net_conn_delay(s->conn, delay_ms, smtp_send_held_reply);
 }
 
 static void smtp_auth_succeeded(struct smtp_session *s, const char *user)
 {
-	const char *ip = net_conn_peer_ip(s->conn);
+	uint32_t wait_ms;
 
-	if (!auth_userip_acquire(s->deps->penalty, user, ip)) {
-		smtp_log_login_refused(s, user, "too many connections for user and address");
+	if (auth_login_succeeded(&s->login, user, 0, &wait_ms) != AUTH_LOGIN_OK) {
 		smtp_reply(s, "454 4.7.0 Too many connections for this user from your address");
 		return;
 	}
-	auth_penalty_success(s->deps->penalty, ip, user);
 	s->user = xstrdup(user);
-	s->userip_counted = true;
 	net_conn_end_prelogin(s->conn);
 	log_info("proto=smtp conn=%llu ip=%s user=%s msg=\"authenticated\"",
-		 (unsigned long long)net_conn_id(s->conn), ip, user);
+		 (unsigned long long)net_conn_id(s->conn), net_conn_peer_ip(s->conn), user);
 	smtp_reply(s, "235 2.7.0 Authentication successful");
 }
 
 static void smtp_auth_failed(struct smtp_session *s, const char *claimed, const char *reason)
 {
-	const char *ip = net_conn_peer_ip(s->conn);
-	uint32_t delay = auth_penalty_fail(s->deps->penalty, ip, claimed);
-
-	auth_log_login_failure("smtp", (unsigned long long)net_conn_id(s->conn), ip, claimed,
-			       reason, delay);
-	free(s->pending_reply);
-	s->pending_reply = xstrdup("535 5.7.8 Authentication credentials invalid");
-	if (delay == 0)
-		smtp_send_pending_reply(s);
-	else
-		net_conn_delay(s->conn, delay, smtp_send_pending_reply);
+	smtp_reply_after(s, auth_login_failed(&s->login, claimed, reason,
+					      xstrdup("535 5.7.8 Authentication credentials invalid")));
 }
 
 static void smtp_sasl_done(void *session, void *arg)
@@ -82,7 +64,7 @@ static void smtp_sasl_done(void *session, void *arg)
 	switch (job->status) {
 	case SASL_CONTINUE:
 		smtp_reply(s, "334 %s", buf_cstr(&job->challenge));
-		s->in_sasl_exchange = true;
+		smtp_enter(s, SMTP_STATE_AUTH);
 		break;
 	case SASL_OK:
 		user = xstrdup(sasl_username(s->sasl));
@@ -93,7 +75,7 @@ static void smtp_sasl_done(void *session, void *arg)
 		if (job->challenge.len > 0) {
 			smtp_reply(s, "334 %s", buf_cstr(&job->challenge));
 			s->sasl_success_user = user;
-			s->in_sasl_exchange = true;
+			smtp_enter(s, SMTP_STATE_AUTH);
 			user = NULL;
 			break;
 		}
@@ -105,17 +87,17 @@ static void smtp_sasl_done(void *session, void *arg)
 		break;
 	case SASL_CANCELLED:
 		sasl_free(&s->sasl);
-		smtp_log_login_refused(s, claimed, job->reason);
+		auth_login_refused(&s->login, claimed, job->reason);
 		smtp_error(s, "501 5.7.0 Authentication cancelled");
 		break;
 	case SASL_MALFORMED:
 		sasl_free(&s->sasl);
-		smtp_log_login_refused(s, claimed, job->reason);
+		auth_login_refused(&s->login, claimed, job->reason);
 		smtp_error(s, "501 5.5.2 Malformed authentication response");
 		break;
 	case SASL_TEMPFAIL:
 		sasl_free(&s->sasl);
-		smtp_log_login_refused(s, claimed, job->reason);
+		auth_login_refused(&s->login, claimed, job->reason);
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 		break;
 	}
@@ -126,7 +108,7 @@ static void smtp_sasl_done(void *session, void *arg)
 
 static void smtp_sasl_submit(struct smtp_session *s, const char *line, size_t len)
 {
-	s->in_sasl_exchange = false;
+	smtp_enter(s, SMTP_STATE_GREETED);
 	net_conn_offload(s->conn, sasl_job_run, smtp_sasl_done, sasl_job_new(s->sasl, line, len));
 }
 
@@ -134,7 +116,7 @@ void smtp_sasl_continue(struct smtp_session *s, const char *line, size_t len)
 {
 	if (line == NULL) {
 		sasl_free(&s->sasl);
-		s->in_sasl_exchange = false;
+		smtp_enter(s, SMTP_STATE_GREETED);
 		smtp_error(s, "500 5.5.6 Authentication exchange line is too long");
 		return;
 	}
@@ -142,7 +124,7 @@ void smtp_sasl_continue(struct smtp_session *s, const char *line, size_t len)
 		/* The client's answer to the server-final 334 of a successful exchange. */
 		char *user = s->sasl_success_user;
 		s->sasl_success_user = NULL;
-		s->in_sasl_exchange = false;
+		smtp_enter(s, SMTP_STATE_GREETED);
 		if (len == 0 || (len == 1 && line[0] == '='))
 			smtp_auth_succeeded(s, user);
 		else
@@ -158,6 +140,7 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args)
 	char mech[32];
 	size_t mech_len = strcspn(args, " ");
 	const char *initial = args + mech_len;
+	bool needs_tls;
 
 	if (!s->submission) {
 		smtp_error(s, "503 5.5.1 AUTH is offered on the submission ports only");
@@ -181,27 +164,20 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args)
 		initial++;
 	if (!smtp_plaintext_allowed(s)) {
 		/* RFC 3207 §4: the plain form of RFC 4954's 538 */
-		smtp_log_login_refused(s, NULL, "plaintext not allowed on this connection");
+		auth_login_refused(&s->login, NULL, "plaintext not allowed on this connection");
 		smtp_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
 		return;
 	}
-	if (auth_penalty_refused(s->deps->penalty, net_conn_peer_ip(s->conn))) {
-		smtp_log_login_refused(s, NULL, "address refused after too many failed logins");
+	if (auth_login_address_refused(&s->login, NULL)) {
 		smtp_reply(s, "454 4.7.0 Too many failed logins from your address; try later");
 		return;
 	}
-	s->sasl = sasl_new(s->deps->dir, mech, true);
+	s->sasl = auth_login_sasl_begin(&s->login, s->deps->dir, mech, true, &needs_tls);
 	if (s->sasl == NULL) {
-		smtp_log_login_refused(s, NULL, "unknown SASL mechanism");
 		smtp_error(s, "504 5.5.4 Unrecognized authentication type");
 		return;
 	}
-	if (*initial != '\0')
-		smtp_sasl_submit(s, initial, strlen(initial));
-	else if (str_ieq(mech, "LOGIN"))
-		smtp_sasl_submit(s, NULL, 0);
-	else {
-		smtp_reply(s, "334 ");
-		s->in_sasl_exchange = true;
-	}
+	/* Without an initial response the first challenge is the mechanism's (sasl_step): LOGIN's
+	 * "Username:", an empty one for the others. */
+	smtp_sasl_submit(s, *initial != '\0' ? initial : NULL, strlen(initial));
 }

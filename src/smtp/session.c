@@ -42,6 +42,29 @@ void smtp_error(struct smtp_session *s, const char *fmt, ...)
 	}
 }
 
+static const char *const smtp_state_names[] = {
+	[SMTP_STATE_CONNECTED] = "connected", [SMTP_STATE_GREETED] = "greeted",
+	[SMTP_STATE_AUTH] = "auth",	      [SMTP_STATE_MAIL] = "mail",
+	[SMTP_STATE_RCPT] = "rcpt",	      [SMTP_STATE_DATA] = "data",
+	[SMTP_STATE_BDAT] = "bdat",	      [SMTP_STATE_CHUNKING] = "chunking",
+	[SMTP_STATE_FINISHING] = "finishing",
+};
+
+void smtp_enter(struct smtp_session *s, enum smtp_state state)
+{
+	if (s->state == state)
+		return;
+	log_debug("proto=smtp conn=%llu msg=\"state\" from=%s to=%s",
+		  (unsigned long long)net_conn_id(s->conn), smtp_state_names[s->state],
+		  smtp_state_names[state]);
+	s->state = state;
+}
+
+void smtp_enter_idle(struct smtp_session *s)
+{
+	smtp_enter(s, s->helo != NULL ? SMTP_STATE_GREETED : SMTP_STATE_CONNECTED);
+}
+
 bool smtp_plaintext_allowed(const struct smtp_session *s)
 {
 	return net_conn_plaintext_allowed(s->conn, s->deps->cfg->plaintext);
@@ -56,6 +79,8 @@ static void *smtp_open(struct net_conn *conn, void *ctx)
 	s->deps = ctx;
 	s->submission = kind == LISTEN_SUBMISSION || kind == LISTEN_SUBMISSIONS;
 	s->lmtp = kind == LISTEN_LMTP;
+	auth_login_init(&s->login, s->deps->penalty, "smtp", (unsigned long long)net_conn_id(conn),
+			net_conn_peer_ip(conn));
 	buf_init(&s->out);
 	net_conn_set_timeout(conn, (uint32_t)s->deps->cfg->smtp_timeout);
 	smtp_reply(s, "220 %s %s Roost", s->deps->cfg->hostname, s->lmtp ? "LMTP" : "ESMTP");
@@ -84,6 +109,7 @@ static void smtp_cmd_ehlo(struct smtp_session *s, const char *args, bool extende
 	free(s->helo);
 	s->helo = xstrdup(args);
 	s->esmtp = extended;
+	smtp_enter(s, SMTP_STATE_GREETED);
 	if (!extended) {
 		smtp_reply(s, "250 %s", s->deps->cfg->hostname);
 	} else {
@@ -111,10 +137,7 @@ static void smtp_cmd_ehlo(struct smtp_session *s, const char *args, bool extende
 
 static void smtp_cmd_starttls(struct smtp_session *s, const char *args)
 {
-	if (args[0] != '\0') {
-		smtp_error(s, "501 5.5.4 STARTTLS takes no arguments");
-		return;
-	}
+	(void)args;
 	if (net_conn_is_tls(s->conn)) {
 		smtp_error(s, "503 5.5.1 TLS already active");
 		return;
@@ -136,11 +159,19 @@ static void smtp_tls_ready(void *session)
 	free(s->helo);
 	s->helo = NULL;
 	s->esmtp = false;
+	smtp_enter(s, SMTP_STATE_CONNECTED);
 }
 
+/* A command runs only in the states of its mask; elsewhere the client gets refusal's reply
+ * (counted as an error). A command that takes no arguments is refused with them first.
+ * Commands whose checks come in an order of their own (AUTH, ETRN, BDAT) run in every
+ * command state and check inside. */
 struct smtp_command {
 	const char *verb;
 	void (*run)(struct smtp_session *s, const char *args);
+	unsigned states;
+	const char *(*refusal)(const struct smtp_session *s);
+	bool no_args;
 };
 
 static void cmd_ehlo(struct smtp_session *s, const char *args)
@@ -208,7 +239,7 @@ static void cmd_etrn(struct smtp_session *s, const char *args)
 		smtp_error(s, "502 5.5.1 ETRN is offered on the MX port only");
 		return;
 	}
-	if (s->helo == NULL) {
+	if (s->state == SMTP_STATE_CONNECTED) {
 		smtp_error(s, "503 5.5.1 Send EHLO/HELO first");
 		return;
 	}
@@ -251,10 +282,7 @@ static void cmd_noop(struct smtp_session *s, const char *args)
 
 static void cmd_rset(struct smtp_session *s, const char *args)
 {
-	if (args[0] != '\0') {
-		smtp_error(s, "501 5.5.4 RSET takes no arguments");
-		return;
-	}
+	(void)args;
 	smtp_txn_reset(s);
 	smtp_reply(s, "250 2.0.0 OK");
 }
@@ -265,7 +293,7 @@ static void cmd_help(struct smtp_session *s, const char *args)
 	smtp_reply(s, "214 2.0.0 Roost ESMTP; see RFC 5321");
 }
 
-/* TESTPLAN §3.11: VRFY answers the same for every address, so it is no enumeration oracle. */
+/* VRFY answers the same for every address, so it is no oracle for which accounts exist. */
 static void cmd_vrfy(struct smtp_session *s, const char *args)
 {
 	(void)args;
@@ -284,12 +312,26 @@ static void cmd_auth(struct smtp_session *s, const char *args)
 	smtp_cmd_auth(s, args);
 }
 
+#define SMTP_TXN_STATES                                                                     \
+	(SMTP_IN(SMTP_STATE_MAIL) | SMTP_IN(SMTP_STATE_RCPT) | SMTP_IN(SMTP_STATE_CHUNKING))
+
 static const struct smtp_command smtp_commands[] = {
-	{ "EHLO", cmd_ehlo }, { "HELO", cmd_helo }, { "LHLO", cmd_lhlo },
-	{ "STARTTLS", smtp_cmd_starttls }, { "AUTH", cmd_auth }, { "MAIL", cmd_mail },
-	{ "RCPT", cmd_rcpt }, { "DATA", cmd_data }, { "BDAT", cmd_bdat },
-	{ "NOOP", cmd_noop }, { "RSET", cmd_rset }, { "HELP", cmd_help },
-	{ "VRFY", cmd_vrfy }, { "ETRN", cmd_etrn }, { "QUIT", cmd_quit },
+	{ "EHLO", cmd_ehlo, SMTP_COMMAND_STATES, NULL, false },
+	{ "HELO", cmd_helo, SMTP_COMMAND_STATES, NULL, false },
+	{ "LHLO", cmd_lhlo, SMTP_COMMAND_STATES, NULL, false },
+	{ "STARTTLS", smtp_cmd_starttls, SMTP_COMMAND_STATES, NULL, true },
+	{ "AUTH", cmd_auth, SMTP_COMMAND_STATES, NULL, false },
+	{ "MAIL", cmd_mail, SMTP_IN(SMTP_STATE_GREETED), smtp_mail_refusal, false },
+	/* RCPT between BDAT chunks is accepted: the recipients are read at the end of data. */
+	{ "RCPT", cmd_rcpt, SMTP_TXN_STATES, smtp_rcpt_refusal, false },
+	{ "DATA", cmd_data, SMTP_IN(SMTP_STATE_RCPT), smtp_data_refusal, true },
+	{ "BDAT", cmd_bdat, SMTP_COMMAND_STATES, NULL, false },
+	{ "NOOP", cmd_noop, SMTP_COMMAND_STATES, NULL, false },
+	{ "RSET", cmd_rset, SMTP_COMMAND_STATES, NULL, true },
+	{ "HELP", cmd_help, SMTP_COMMAND_STATES, NULL, false },
+	{ "VRFY", cmd_vrfy, SMTP_COMMAND_STATES, NULL, false },
+	{ "ETRN", cmd_etrn, SMTP_COMMAND_STATES, NULL, false },
+	{ "QUIT", cmd_quit, SMTP_COMMAND_STATES, NULL, false },
 };
 
 static void smtp_command(struct smtp_session *s, char *line, size_t len)
@@ -306,7 +348,12 @@ static void smtp_command(struct smtp_session *s, char *line, size_t len)
 	for (size_t i = 0; i < ARRAY_LEN(smtp_commands); i++) {
 		const struct smtp_command *c = &smtp_commands[i];
 		if (strlen(c->verb) == verb_len && str_nieq(line, c->verb, verb_len)) {
-			c->run(s, args);
+			if (c->no_args && args[0] != '\0')
+				smtp_error(s, "501 5.5.4 %s takes no arguments", c->verb);
+			else if (c->states & SMTP_IN(s->state))
+				c->run(s, args);
+			else
+				smtp_error(s, "%s", c->refusal(s));
 			return;
 		}
 	}
@@ -320,18 +367,18 @@ static void smtp_input(void *session)
 	while (!net_conn_is_closing(s->conn)) {
 		char *line;
 		size_t len;
-		if (s->rx != SMTP_RX_COMMANDS) {
+		if (s->state == SMTP_STATE_DATA || s->state == SMTP_STATE_BDAT) {
 			if (!smtp_receive(s))
 				return;
 			continue;
 		}
-		size_t max = s->in_sasl_exchange ? LIMIT_SASL_RESPONSE
+		size_t max = s->state == SMTP_STATE_AUTH ? LIMIT_SASL_RESPONSE
 						 : (size_t)s->deps->cfg->smtp_line;
 		enum net_line_status st = net_conn_read_line(s->conn, max, &line, &len, NULL);
 
 		if (st == NET_LINE_NONE)
 			return;
-		if (s->in_sasl_exchange) {
+		if (s->state == SMTP_STATE_AUTH) {
 			smtp_sasl_continue(s, st == NET_LINE_TOO_LONG ? NULL : line, len);
 			continue;
 		}

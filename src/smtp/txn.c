@@ -110,9 +110,34 @@ void smtp_txn_reset(struct smtp_session *s)
 	buf_free(&t->header);
 	free(t->msgid);
 	memset(t, 0, sizeof(*t));
-	s->has_txn = false;
-	s->rx = SMTP_RX_COMMANDS;
+	smtp_enter_idle(s);
 	buf_free(&s->out);
+}
+
+const char *smtp_mail_refusal(const struct smtp_session *s)
+{
+	if (s->state == SMTP_STATE_CONNECTED)
+		return s->lmtp ? "503 5.5.1 Send LHLO first" : "503 5.5.1 Send EHLO/HELO first";
+	return "503 5.5.1 Sender already specified";
+}
+
+const char *smtp_rcpt_refusal(const struct smtp_session *s)
+{
+	(void)s;
+	return "503 5.5.1 Need MAIL before RCPT";
+}
+
+const char *smtp_data_refusal(const struct smtp_session *s)
+{
+	switch (s->state) {
+	case SMTP_STATE_MAIL:
+		/* RFC 2033 §4.2: LMTP answers 503 here, SMTP 554 (RFC 5321 §3.3) */
+		return s->lmtp ? "503 5.5.1 No valid recipients" : "554 5.5.1 No valid recipients";
+	case SMTP_STATE_CHUNKING:
+		return "503 5.5.1 DATA cannot follow BDAT";
+	default:
+		return "503 5.5.1 Need MAIL command";
+	}
 }
 
 /* Pipelining rule (RFC 2920 §3.1, CVE-2023-51765): after a command that ends a batch (EHLO,
@@ -159,7 +184,7 @@ static void smtp_mail_accept(struct smtp_session *s, struct smtp_path *path)
 		t->ret = xstrdup(smtp_path_param(path, "RET", NULL));
 	buf_init(&t->header);
 	t->msgid = xcalloc(1, sizeof(*t->msgid));
-	s->has_txn = true;
+	smtp_enter(s, SMTP_STATE_MAIL);
 	net_conn_end_prelogin(s->conn); /* a transaction is what an MX client logs in for */
 	smtp_reply(s, "250 2.1.0 Sender <%s> OK", t->sender);
 }
@@ -258,14 +283,6 @@ void smtp_cmd_mail(struct smtp_session *s, const char *args)
 	const char *why = NULL;
 	bool utf8 = false;
 
-	if (s->helo == NULL) {
-		smtp_error(s, "503 5.5.1 Send %s first", s->lmtp ? "LHLO" : "EHLO/HELO");
-		return;
-	}
-	if (s->has_txn) {
-		smtp_error(s, "503 5.5.1 Sender already specified");
-		return;
-	}
 	if (s->submission && s->user == NULL) {
 		smtp_reply(s, "530 5.7.0 Authentication required");
 		return;
@@ -329,17 +346,6 @@ static void rcpt_job_work(void *arg)
 				       &job->rcpt);
 }
 
-static void smtp_send_delayed(void *session)
-{
-	struct smtp_session *s = session;
-
-	if (s->pending_reply) {
-		smtp_reply(s, "%s", s->pending_reply);
-		free(s->pending_reply);
-		s->pending_reply = NULL;
-	}
-}
-
 static void rcpt_job_done(void *session, void *arg)
 {
 	struct smtp_session *s = session;
@@ -351,24 +357,20 @@ static void rcpt_job_done(void *session, void *arg)
 		t->rcpts = xrealloc(t->rcpts, (t->rcpt_count + 1) * sizeof(*t->rcpts));
 		t->rcpts[t->rcpt_count++] = job->rcpt;
 		memset(&job->rcpt, 0, sizeof(job->rcpt));
+		if (s->state == SMTP_STATE_MAIL)
+			smtp_enter(s, SMTP_STATE_RCPT);
 		smtp_reply(s, "250 2.1.5 Recipient <%s> OK", job->address);
 		break;
 	case DELIVERY_RCPT_UNKNOWN: {
-		/* TESTPLAN §3.11: unknown recipients cost the sender the same growing delay as
+		/* Unknown recipients cost the sender the same growing delay as
 		 * failed logins, so RCPT is no faster an account oracle than AUTH. A trusted
 		 * LMTP client is not slowed down. */
-		uint32_t delay = s->lmtp ? 0
-					 : auth_penalty_fail(s->deps->penalty,
-							     net_conn_peer_ip(s->conn), NULL);
-		free(s->pending_reply);
-		s->pending_reply = xasprintf("550 5.1.1 <%s>: Recipient address rejected: "
-					     "no such user here",
-					     job->address);
-		smtp_log_rcpt_rejected(s, job->address, "unknown user", s->pending_reply);
-		if (delay == 0)
-			smtp_send_delayed(s);
-		else
-			net_conn_delay(s->conn, delay, smtp_send_delayed);
+		char *reply = xasprintf("550 5.1.1 <%s>: Recipient address rejected: "
+					"no such user here",
+					job->address);
+		smtp_log_rcpt_rejected(s, job->address, "unknown user", reply);
+		auth_login_hold_reply(&s->login, reply);
+		smtp_reply_after(s, s->lmtp ? 0 : auth_login_probe_failed(&s->login));
 		break;
 	}
 	case DELIVERY_RCPT_RELAY_DENIED:
@@ -431,10 +433,6 @@ void smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 	const char *why = NULL;
 	struct rcpt_job *job;
 
-	if (!s->has_txn) {
-		smtp_error(s, "503 5.5.1 Need MAIL before RCPT");
-		return;
-	}
 	if (s->txn.rcpt_count >= (size_t)s->deps->cfg->recipients) {
 		/* not parsed (a syntax error must not count here): the text between < and > */
 		const char *lt = strchr(args, '<'), *gt = lt ? strchr(lt, '>') : NULL;
@@ -566,31 +564,14 @@ static void data_begin_done(void *session, void *arg)
 		return;
 	}
 	smtp_data_init(&s->txn.decoder);
-	s->rx = SMTP_RX_DATA;
+	smtp_enter(s, SMTP_STATE_DATA);
 	smtp_reply(s, "354 Start mail input; end with <CRLF>.<CRLF>");
 	smtp_pipelining_violation(s);
 }
 
 void smtp_cmd_data(struct smtp_session *s, const char *args)
 {
-	if (args[0] != '\0') {
-		smtp_error(s, "501 5.5.4 DATA takes no arguments");
-		return;
-	}
-	if (!s->has_txn) {
-		smtp_error(s, "503 5.5.1 Need MAIL command");
-		return;
-	}
-	if (s->txn.rcpt_count == 0) {
-		/* RFC 2033 §4.2: LMTP answers 503 here, SMTP 554 (RFC 5321 §3.3) */
-		smtp_error(s, s->lmtp ? "503 5.5.1 No valid recipients"
-				      : "554 5.5.1 No valid recipients");
-		return;
-	}
-	if (s->txn.bdat_started) {
-		smtp_error(s, "503 5.5.1 DATA cannot follow BDAT");
-		return;
-	}
+	(void)args;
 	net_conn_offload(s->conn, begin_job_work, data_begin_done, smtp_begin_job(s));
 }
 
@@ -602,7 +583,7 @@ static void bdat_begin_done(void *session, void *arg)
 	smtp_begin_done_common(s, arg);
 	/* A chunk that was already complete (BDAT 0 LAST, or a chunk whose octets all arrived
 	 * before the job ended) waited for the delivery; no new input will announce it. */
-	if (s->rx == SMTP_RX_BDAT)
+	if (s->state == SMTP_STATE_BDAT)
 		smtp_continue(s);
 }
 
@@ -611,7 +592,7 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *args)
 	struct smtp_txn *t = &s->txn;
 	size_t digits = strspn(args, "0123456789");
 	uint64_t size;
-	bool last = false;
+	bool last = false, first_chunk;
 
 	if (digits == 0 || digits > 19 || str_to_u64(args, digits, UINT64_MAX >> 1, &size) < 0 ||
 	    (args[digits] != '\0' && !str_ieq(args + digits, " LAST"))) {
@@ -622,20 +603,21 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *args)
 		return;
 	}
 	last = args[digits] != '\0';
-	t->bdat_remaining = size;
-	t->bdat_last = last;
-	s->rx = SMTP_RX_BDAT;
-	if (!s->has_txn || t->rcpt_count == 0) {
+	if (s->state != SMTP_STATE_RCPT && s->state != SMTP_STATE_CHUNKING) {
 		/* Read and drop the chunk, then refuse it. */
-		t->delivery_failed = true;
 		free(t->delivery_error);
-		t->delivery_error = xstrdup(!s->has_txn ? "503 5.5.1 Need MAIL command"
-					    : s->lmtp   ? "503 5.5.1 No valid recipients"
-							: "554 5.5.1 No valid recipients");
+		t->delivery_error = xstrdup(smtp_data_refusal(s));
+		t->delivery_failed = true;
+		t->bdat_remaining = size;
+		t->bdat_last = last;
+		smtp_enter(s, SMTP_STATE_BDAT);
 		return;
 	}
-	if (!t->bdat_started) {
-		t->bdat_started = true;
+	first_chunk = s->state == SMTP_STATE_RCPT;
+	t->bdat_remaining = size;
+	t->bdat_last = last;
+	smtp_enter(s, SMTP_STATE_BDAT);
+	if (first_chunk) {
 		t->begin_pending = true;
 		net_conn_offload(s->conn, begin_job_work, bdat_begin_done, smtp_begin_job(s));
 	}
@@ -825,7 +807,7 @@ static void smtp_data_complete(struct smtp_session *s, bool bare_line_ends, bool
 	struct finish_job *job;
 
 	smtp_flush_out(s);
-	s->rx = SMTP_RX_COMMANDS;
+	smtp_enter(s, SMTP_STATE_FINISHING);
 	if (t->delivery_failed) {
 		if (t->delivery_error && t->delivery_error[0] >= '2' && t->delivery_error[0] <= '5' &&
 		    t->delivery_error[3] == ' ')
@@ -881,8 +863,9 @@ static void smtp_count(struct smtp_session *s, size_t n)
 /* The same line-end rule for BDAT as for DATA (data.h): without BINARYMIME a chunked message
  * is still made of CRLF lines (RFC 3030 §3), so a bare CR or LF is flagged (the MX and LMTP
  * refuse the message) and written as CRLF (submission). Otherwise a message submitted with
- * BDAT could carry "\n.\n" into the queue and on to the next server by DATA (TESTPLAN §3.1,
- * outbound role). A CR at the end of a chunk waits for the next chunk's first octet. */
+ * BDAT could carry "\n.\n" into the queue and on to a next server that reads it as the end
+ * of data (SMTP smuggling, with us as the sender). A CR at the end of a chunk waits for the
+ * next chunk's first octet. */
 static void smtp_bdat_lines(struct smtp_txn *t, const uint8_t *in, size_t len, struct buf *out)
 {
 	size_t i = 0;
@@ -919,7 +902,7 @@ bool smtp_receive(struct smtp_session *s)
 
 	while (!net_conn_is_closing(s->conn)) {
 		size_t avail;
-		if (s->rx == SMTP_RX_DATA) {
+		if (s->state == SMTP_STATE_DATA) {
 			const uint8_t *in = net_conn_peek(s->conn, SMTP_DATA_CHUNK, &avail);
 			if (avail == 0)
 				return false;
@@ -975,7 +958,7 @@ bool smtp_receive(struct smtp_session *s)
 			return true;
 		}
 		smtp_flush_out(s);
-		s->rx = SMTP_RX_COMMANDS;
+		smtp_enter(s, SMTP_STATE_CHUNKING);
 		smtp_reply(s, "250 2.0.0 %llu octets received", (unsigned long long)t->size);
 		return true;
 	}

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""ENOSPC test for the mail store (TESTPLAN §1.6 item 3).
+"""ENOSPC test for the mail store.
 
 Mounts a 4 MiB tmpfs (needs root; skipped with a message when mount is not permitted), runs
 append_child "fill": 256 KiB appends until the disk is full, then expunges three messages and

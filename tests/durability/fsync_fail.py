@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""fsync-failure injection for the mail store (TESTPLAN §1.6 item 2).
+"""fsync-failure injection for the mail store.
 
 For N = 1, 2, ... the append driver runs under the fsync_fail.so shim, whose Nth fsync or
 fdatasync fails with EIO (once, then also as a sticky failure). Asserts for every N:

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""kill -9 loop for the mail store (TESTPLAN §1.6 item 1).
+"""kill -9 loop for the mail store.
 
 Starts append_child in "run" mode again and again, SIGKILLs it at a random moment (during
 start-up recovery, or while it appends and expunges), and checks on every restart:

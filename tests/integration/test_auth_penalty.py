@@ -1,4 +1,4 @@
-"""Login failure handling (TESTPLAN §3.11, issue acceptance): unknown users and wrong passwords
+"""Login failure handling: unknown users and wrong passwords
 look the same in reply and timing; failures from one address are slowed down, then refused;
 at most N sessions per user and address.
 

@@ -1,4 +1,4 @@
-"""Bad input (TESTPLAN §3.5-3.6, §6): BAD without dropping the connection, literals of a bad
+"""Bad input: BAD without dropping the connection, literals of a bad
 command skipped, limits, NUL and control characters, select parameters, curl interop."""
 import shutil
 import subprocess
@@ -66,7 +66,7 @@ def test_unterminated_literal_and_long_line(roost_server, line_client):
     r.send(b"abc")
     assert r.silent(0.5)
     r.close()
-    # TESTPLAN §2.3: a line over the 64 KiB limit that does end is answered BAD [TOOBIG]
+    # A line over the 64 KiB limit that does end is answered BAD [TOOBIG]
     # with its tag and skipped; the session goes on.
     r = raw_login(roost_server, line_client)
     r.send(b"b NOOP " + b"x" * (100 * 1024) + b"\r\n")

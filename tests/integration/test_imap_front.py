@@ -1,6 +1,6 @@
 """IMAP before login, over raw sockets: greeting, tags, literals and their limits, recovery after
 BAD, pipelining, byte-at-a-time input, ID, the pre-auth bad-command limit and the pre-auth idle
-timeout (TESTPLAN §2.3, §3.2, §3.5, §3.6)."""
+timeout."""
 import socket
 import ssl
 import time
@@ -138,7 +138,7 @@ def test_10k_tag_over_the_preauth_line_limit_gets_bad_toobig(server, line_client
 
 
 def test_overlong_line_with_tag_gets_tagged_bad_and_its_literal_is_skipped(server, line_client):
-    """TESTPLAN §2.3/§3.6: an over-long line is answered BAD [TOOBIG] with its tag, skipped to
+    """An over-long line is answered BAD [TOOBIG] with its tag, skipped to
     its end, and a non-synchronising literal it announces is skipped unread: a command hidden
     in that literal never runs."""
     c = connect(server, line_client)
@@ -311,7 +311,7 @@ def test_100k_line_without_crlf_gets_bye_toobig(server, line_client):
 
 @pytest.mark.parametrize("head", (b"a BOGUS", b"a LOGIN", b"a NOOP"))
 def test_literal_of_bad_command_is_never_executed(server, line_client, head):
-    # TESTPLAN §3.6: after BAD the whole command is skipped, announced literals included.
+    # After BAD the whole command is skipped, announced literals included.
     c = connect(server, line_client)
     inner = b"\r\nx LOGOUT\r\n"
     c.send(head + b" {%d+}\r\n" % len(inner) + inner + b"\r\ny NOOP\r\n")
@@ -394,7 +394,7 @@ def test_preauth_idle_timeout_is_configurable(make_roost, line_client):
     assert c.closed(3)
 
 
-# ---------------- STARTTLS (TESTPLAN §3.2) ----------------
+# ---------------- STARTTLS ----------------
 
 def test_starttls_injection_discarded_and_capabilities_recomputed(server, line_client):
     c = connect(server, line_client)

@@ -1,6 +1,5 @@
 """Mailbox commands: CREATE (CREATE-SPECIAL-USE), DELETE, RENAME, SUBSCRIBE, LIST-EXTENDED,
-LIST-STATUS, LSUB, NAMESPACE, STATUS, ENABLE; INBOX rules and modified UTF-7 names (TESTPLAN
-§3.7, §6)."""
+LIST-STATUS, LSUB, NAMESPACE, STATUS, ENABLE; INBOX rules and modified UTF-7 names."""
 import re
 
 from imap_util import append, login, raw_login, simple

@@ -20,6 +20,20 @@ def test_overlong_line_discarded_whole(make_roost):
     p.close()
 
 
+def test_prelogin_line_cap_is_512_octets(make_roost):
+    """A command line is read only up to 512 octets, before login too: an unterminated longer
+    line is answered as soon as that much has arrived, not buffered up to the 12 KiB that a
+    SASL response may take, and its rest is discarded when it ends."""
+    r = make_roost()
+    p = pop_connect(r, login=False)
+    p.sock.sendall(b"USER " + b"u" * 2000)  # no line end yet
+    assert b"too long" in p.line().lower()
+    p.sock.sendall(b"u" * 3000 + b"PASS x\r\n")  # the rest of that line: never a command
+    p.login()
+    assert p.cmd("NOOP") == b"+OK"
+    p.close()
+
+
 def test_unknown_and_malformed_commands(make_roost):
     r = make_roost()
     import_messages(r, [message(1)])

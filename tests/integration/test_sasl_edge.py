@@ -1,5 +1,5 @@
 """SASL edge cases over IMAP AUTHENTICATE (with SASL-IR), SMTP AUTH on the submission port and
-POP3 AUTH, all on loopback where PLAIN and LOGIN are allowed (TESTPLAN §3.8, §3.11, §6).
+POP3 AUTH, all on loopback where PLAIN and LOGIN are allowed.
 
 Every case runs against the three protocols through one small driver that sends a mechanism
 and responses and classifies the reply as a continuation, success, authentication failure or

@@ -1,8 +1,8 @@
 """SMTP delivery end to end: what a client sends over the MX, submission and LMTP listeners is
 what lands in the Maildir (after the added Return-Path:/Received: lines) or in the queue spool.
 Covers plain DATA, pipelining, BDAT (RFC 3030), 8BITMIME/SMTPUTF8, per-recipient failures,
-aliases/plus-addressing/catch-all/postmaster, AUTH + sender policy, relay policy (TESTPLAN
-§3.10), SIZE (RFC 1870) and the message size limit, swaks over STARTTLS, and LMTP (RFC 2033).
+aliases/plus-addressing/catch-all/postmaster, AUTH + sender policy, relay policy, SIZE
+(RFC 1870) and the message size limit, swaks over STARTTLS, and LMTP (RFC 2033).
 
 Mail is read straight from DATA_DIR/mail/<domain>/<user>/cur/ and DATA_DIR/queue/active/."""
 import base64
@@ -568,7 +568,7 @@ def test_own_sender_and_resent_fields_accepted(server, smtp):
 ])
 def test_bdat_bare_line_ends_normalised_on_submission(server, smtp, body, expect):
     """As with DATA, a message submitted with BDAT is stored (and queued) with CRLF only, so
-    "\n.\n" can never reach the next server (TESTPLAN §3.1, outbound role)."""
+    "\n.\n" can never reach the next server."""
     c = smtp("submission")
     c.auth_plain(DEMO_USER, DEMO_PASSWORD)
     before = inbox_files(server, BOB)

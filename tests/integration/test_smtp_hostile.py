@@ -1,4 +1,4 @@
-"""Hostile SMTP clients (TESTPLAN §3.1-§3.4, §3.10, §3.11): smuggling end-of-data sequences,
+"""Hostile SMTP clients: smuggling end-of-data sequences,
 unauthorised pipelining, STARTTLS injection, recipient floods, broken parameters, shell
 metacharacters, the open-relay matrix, the unknown-recipient slow-down, long lines and
 garbage, stalled clients and a full disk. Every test checks what was stored or queued."""
@@ -496,3 +496,34 @@ def test_low_disk_refused_at_mail(tmp_path, certificate, smtp):
             _stop_and_check(srv)
     finally:
         subprocess.run(["umount", "-l", mnt], capture_output=True)
+
+
+def test_commands_out_of_sequence_get_their_reply(server):
+    """Each command runs only in the states it belongs to; elsewhere the reply names what is
+    missing, and the session goes on (RFC 5321 §4.1.4, RFC 3030 §2)."""
+    c = Smtp(server, ehlo=False)
+    code, lines = c.cmd(b"MAIL FROM:<a@remote.test>")
+    assert lines[-1].startswith(b"503 5.5.1 Send EHLO/HELO first"), lines
+    assert c.cmd(b"EHLO client.test")[0] == 250
+    code, lines = c.cmd(b"RCPT TO:<%s>" % DEMO_USER.encode())
+    assert lines[-1].startswith(b"503 5.5.1 Need MAIL before RCPT"), lines
+    code, lines = c.cmd(b"DATA")
+    assert lines[-1].startswith(b"503 5.5.1 Need MAIL command"), lines
+    code, lines = c.cmd(b"DATA now")  # its arguments are refused first, in any state
+    assert lines[-1].startswith(b"501 5.5.4 DATA takes no arguments"), lines
+    # A chunk outside a transaction is read whole, then refused; nothing in it runs.
+    c.send(b"BDAT 6 LAST\r\nRSET\r\n")
+    code, lines = c.reply()
+    assert lines[-1].startswith(b"503 5.5.1 Need MAIL command"), lines
+    assert c.cmd(b"MAIL FROM:<a@remote.test>")[0] == 250
+    code, lines = c.cmd(b"MAIL FROM:<a@remote.test>")
+    assert lines[-1].startswith(b"503 5.5.1 Sender already specified"), lines
+    code, lines = c.cmd(b"DATA")
+    assert lines[-1].startswith(b"554 5.5.1 No valid recipients"), lines
+    assert c.cmd(b"RCPT TO:<%s>" % DEMO_USER.encode())[0] == 250
+    c.send(b"BDAT 3\r\nabc")
+    assert c.reply()[0] == 250
+    code, lines = c.cmd(b"DATA")
+    assert lines[-1].startswith(b"503 5.5.1 DATA cannot follow BDAT"), lines
+    assert c.cmd(b"RSET")[0] == 250
+    assert c.cmd(b"NOOP")[0] == 250

@@ -1,6 +1,6 @@
 """SMTP (MX and submission) and POP3 before any mail command, over raw sockets: greetings,
 EHLO/CAPA contents, where AUTH is offered, error replies and limits, VRFY as no enumeration
-oracle, STARTTLS/STLS state and command injection (TESTPLAN §2.3, §3.2, §3.11, §6)."""
+oracle, STARTTLS/STLS state and command injection."""
 import base64
 import re
 import ssl

@@ -1,4 +1,4 @@
-"""CVE-2011-0411 class (TESTPLAN §3.2): commands pipelined in clear text after STARTTLS/STLS
+"""CVE-2011-0411 class: commands pipelined in clear text after STARTTLS/STLS
 must never run inside the TLS session."""
 import base64
 

@@ -1,5 +1,5 @@
 /* Accounts directory: domains, users and aliases in a temporary data_dir; name validation
- * (TESTPLAN §3.8, CVE-2017-2669); password verification for our yescrypt hashes and imported
+ * (CVE-2017-2669); password verification for our yescrypt hashes and imported
  * Dovecot hashes; recipient resolution with aliases, catch-all, plus-addressing and loops. */
 #include <crypt.h>
 #include <pthread.h>

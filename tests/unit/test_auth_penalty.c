@@ -1,6 +1,6 @@
 /* Login penalties: the growing delay and its cap, refusal after N failures, forgetting after
  * the window and on success, user+IP session limits, the POP3 LOGIN-DELAY record, and the
- * table bound under a flood of distinct addresses (TESTPLAN §3.9, §3.11). */
+ * table bound under a flood of distinct addresses. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

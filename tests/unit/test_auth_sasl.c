@@ -1,4 +1,4 @@
-/* SASL mechanisms: PLAIN and LOGIN framing and limits (TESTPLAN §3.8), and SCRAM-SHA-256 driven
+/* SASL mechanisms: PLAIN and LOGIN framing and limits, and SCRAM-SHA-256 driven
  * by a client computed here with libcrypto, including the RFC 7677 §3 example exchange. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,5 +1,6 @@
 /* Modified UTF-7 mailbox names (RFC 3501 §5.1.3): valid names round-trip, every malformed or
- * non-canonical form listed in TESTPLAN §3.7 is refused. */
+ * non-canonical form (bad or unterminated base64, non-zero padding bits, lone surrogates,
+ * encoded printable ASCII, adjacent shifts, raw 8-bit or control octets) is refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -229,7 +229,7 @@ static void test_quoted_invalid(void **state)
 		{ "\"a\nb\"", 5 },	   /* LF inside */
 		{ "\"a\r\n", 4 },	   /* line ends inside */
 		{ "\"a\0b\"", 5 },	   /* NUL inside (CVE-2019-11500) */
-		{ "\"IN\\\\\0BOX\"", 9 }, /* NUL after an escape (TESTPLAN §3.5) */
+		{ "\"IN\\\\\0BOX\"", 9 }, /* NUL after an escape */
 		{ "\"a\\\0\"", 5 },	   /* escaped NUL */
 		{ "\"abc", 4 },	   /* unterminated */
 		{ "\"", 1 },		   /* unterminated */

@@ -1,5 +1,5 @@
 /* The DATA decoder (smtp/data.c): only <CRLF>.<CRLF> ends the data, every SMTP smuggling
- * sequence of TESTPLAN §3.1 is plain (flagged) content, bare CR/LF come out as CRLF, dots are
+ * sequence (a lone LF or CR in place of a CRLF around the dot) is plain (flagged) content, bare CR/LF come out as CRLF, dots are
  * un-stuffed; and feeding the input in one piece or one byte at a time gives the same result. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -139,7 +139,7 @@ static void test_trailing_commands_untouched(void **state)
 	expect(S("hi\r\n.\r\nMAIL FROM:<a@b>\r\n"), true, 7, false, S("hi\r\n"));
 }
 
-/* TESTPLAN §3.1: every sequence, followed by a smuggled transaction. None ends the data; the
+/* Every smuggling sequence, followed by a smuggled transaction. None ends the data; the
  * only end is the final real CRLF.CRLF, and a bare CR or LF is flagged. */
 static void test_smuggling_sequences(void **state)
 {

@@ -497,7 +497,7 @@ struct store *store_open(const struct store_settings *settings, struct store_err
 			*p = '_';
 	atomic_init(&store->counter, 0);
 	pthread_mutex_init(&store->lock, NULL);
-	if (local_mkdir_p(store->mail_dir) < 0) {
+	if (fs_mkdir_p(store->mail_dir) < 0) {
 		log_error("store=local op=open dir=%s errno=%s", store->mail_dir, strerror(errno));
 		local_fail(err_r, local_errno_code(errno), "Cannot create the mail directory");
 		store_close(&store);
@@ -776,7 +776,7 @@ enum store_error store_account_open(struct store *store, const char *address,
 
 	struct stat dir_st;
 
-	if (local_mkdir_p(acct->dir) == 0 && stat(acct->dir, &dir_st) == 0) {
+	if (fs_mkdir_p(acct->dir) == 0 && stat(acct->dir, &dir_st) == 0) {
 		acct->dir_dev = dir_st.st_dev;
 		acct->dir_ino = dir_st.st_ino;
 		acct->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -1024,7 +1024,7 @@ enum store_error store_account_remove(const char *data_dir, const char *address,
 	 * address maps to), so nothing sees it half removed. */
 	parent = purge ? xasprintf("%s/mail/%s", data_dir, domain)
 		       : xasprintf("%s/archive/%s", data_dir, domain);
-	if (!purge && local_mkdir_p(parent) < 0) {
+	if (!purge && fs_mkdir_p(parent) < 0) {
 		e = local_fail(err_r, local_errno_code(errno), "cannot create %s: %s", parent,
 			       strerror(errno));
 		goto out;
@@ -1040,7 +1040,7 @@ enum store_error store_account_remove(const char *data_dir, const char *address,
 		goto out;
 	}
 	char *src_parent = parent_of(src);
-	if (local_fsync_dir(src_parent) < 0 || (!purge && local_fsync_dir(parent) < 0))
+	if (fs_fsync_dir(src_parent) < 0 || (!purge && fs_fsync_dir(parent) < 0))
 		log_warn("store=local op=account-remove fsync errno=%s", strerror(errno));
 	free(src_parent);
 	if (purge) {

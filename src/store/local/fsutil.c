@@ -32,40 +32,6 @@ enum store_error local_errno_code(int err)
 	return STORE_ERR_IO;
 }
 
-int local_fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int ret, saved;
-
-	if (fd < 0)
-		return -1;
-	ret = fsync(fd);
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return ret;
-}
-
-int local_mkdir_p(const char *path)
-{
-	char *copy = xstrdup(path);
-
-	for (char *p = copy + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(copy, 0700) < 0 && errno != EEXIST) {
-			free(copy);
-			return -1;
-		}
-		*p = '/';
-	}
-	free(copy);
-	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
 /* cur/ new/ tmp/ of a folder, made durable so a later rename into them survives a crash. */
 int local_folder_create_dirs(const char *folder)
 {
@@ -81,7 +47,7 @@ int local_folder_create_dirs(const char *folder)
 		if (r < 0 && errno != EEXIST)
 			return -1;
 	}
-	if (local_fsync_dir(folder) < 0)
+	if (fs_fsync_dir(folder) < 0)
 		return -1;
 	char *parent = xstrdup(folder);
 	char *slash = strrchr(parent, '/');
@@ -89,7 +55,7 @@ int local_folder_create_dirs(const char *folder)
 
 	if (slash != NULL && slash != parent) {
 		*slash = '\0';
-		r = local_fsync_dir(parent);
+		r = fs_fsync_dir(parent);
 	}
 	free(parent);
 	return r;
@@ -149,7 +115,7 @@ int local_write_durable(const char *folder, const char *name, const char *text, 
 		errno = saved;
 		goto out;
 	}
-	ret = local_fsync_dir(folder);
+	ret = fs_fsync_dir(folder);
 out:
 	free(tmp);
 	free(dst);

@@ -232,8 +232,6 @@ void local_filename_letters(const char *name, char out[LOCAL_KW_LETTERS + 1]);
 char *local_kwmap_keywords(struct local_kwmap *map, const char *folder, const char *name);
 
 /* ---- fsutil.c ---- */
-int local_fsync_dir(const char *path);
-int local_mkdir_p(const char *path);
 int local_folder_create_dirs(const char *folder);
 /* Replaces FOLDER/NAME with TEXT durably (tmp file, fsync, rename, directory fsync); -1 with
  * errno. */

@@ -288,7 +288,7 @@ enum store_error store_mailbox_delete(struct store_account *acct, const char *na
 	 * the files are removed last, outside any visible name. */
 	local_new_base(acct->store, base, sizeof(base));
 	aside = xasprintf("%s/roost-deleted.%s", acct->dir, base);
-	if (rename(m.dir, aside) < 0 || local_fsync_dir(acct->dir) < 0) {
+	if (rename(m.dir, aside) < 0 || fs_fsync_dir(acct->dir) < 0) {
 		int err = errno;
 
 		log_error("store=local op=delete account=%s errno=%s", acct->address, strerror(err));
@@ -528,7 +528,7 @@ static enum store_error rename_tree(struct store_account *acct, const char *old_
 		}
 		ents[i].moved = true;
 	}
-	if (e == STORE_OK && local_fsync_dir(acct->dir) < 0)
+	if (e == STORE_OK && fs_fsync_dir(acct->dir) < 0)
 		e = errno_fail(err_r, errno);
 	if (e == STORE_OK)
 		e = local_rename_rows(acct, old_canon, new_canon, err_r);
@@ -544,7 +544,7 @@ static enum store_error rename_tree(struct store_account *acct, const char *old_
 		}
 		if (undone) {
 			undo_creates(acct, evs);
-			if (local_fsync_dir(acct->dir) < 0 || local_rename_intent_clear(acct) < 0)
+			if (fs_fsync_dir(acct->dir) < 0 || local_rename_intent_clear(acct) < 0)
 				undone = false;
 		}
 	} else if (local_rename_intent_clear(acct) < 0) {

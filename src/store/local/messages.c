@@ -493,7 +493,7 @@ enum store_error store_expunge(struct store_account *acct, uint64_t mailbox_id,
 				  acct->address, strerror(errno));
 		free(p);
 	}
-	if (local_fsync_dir(cur) < 0)
+	if (fs_fsync_dir(cur) < 0)
 		log_error("store=local op=expunge-fsync account=%s errno=%s", acct->address,
 			  strerror(errno));
 	free(cur);
@@ -758,12 +758,12 @@ enum store_error local_copy_locked(struct store_account *acct, struct local_mbox
 	}
 	if (done_count > 0) {
 		char *d = xasprintf("%s/cur", dst->dir);
-		int r = local_fsync_dir(d);
+		int r = fs_fsync_dir(d);
 
 		free(d);
 		if (r == 0 && move) {
 			d = xasprintf("%s/cur", src->dir);
-			r = local_fsync_dir(d);
+			r = fs_fsync_dir(d);
 			free(d);
 		}
 		if (r < 0) {

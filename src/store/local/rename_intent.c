@@ -51,7 +51,7 @@ int local_rename_intent_clear(struct store_account *acct)
 	free(path);
 	if (r < 0 && errno != ENOENT)
 		return -1;
-	return local_fsync_dir(acct->dir);
+	return fs_fsync_dir(acct->dir);
 }
 
 /* Reads the record into the two folder prefixes. 1 when there is one, 0 when there is none,
@@ -145,7 +145,7 @@ static int finish_folders(struct store_account *acct, const char *old_folder,
 		free(names[i]);
 	}
 	free(names);
-	if (ret == 0 && count > 0 && local_fsync_dir(acct->dir) < 0)
+	if (ret == 0 && count > 0 && fs_fsync_dir(acct->dir) < 0)
 		ret = -1;
 	return ret;
 }

@@ -202,7 +202,7 @@ static void commit_batch(struct store_account *acct, struct commit_item *batch)
 		if (!boxes[i].touched)
 			continue;
 		char *cur = xasprintf("%s/cur", boxes[i].m.dir);
-		int r = local_fsync_dir(cur);
+		int r = fs_fsync_dir(cur);
 		int err = errno;
 
 		free(cur);
@@ -254,7 +254,7 @@ fail:
 		if (boxes[i].touched) {
 			char *cur = xasprintf("%s/cur", boxes[i].m.dir);
 
-			local_fsync_dir(cur);
+			fs_fsync_dir(cur);
 			free(cur);
 		}
 		store_msg_list_free(&boxes[i].added, boxes[i].added_count);

@@ -343,7 +343,7 @@ enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbo
 		if (e != STORE_OK)
 			goto rollback;
 	}
-	if (local_fsync_dir(cur) < 0 || (used_new && local_fsync_dir(newdir) < 0)) {
+	if (fs_fsync_dir(cur) < 0 || (used_new && fs_fsync_dir(newdir) < 0)) {
 		int err = errno;
 
 		e = local_fail(err_r, local_errno_code(err), "%s",
