@@ -122,6 +122,12 @@ static bool parse_seq_number(struct imap_parser *ps, uint32_t *n_r)
 			ps->error = "Invalid sequence set";
 		return false;
 	}
+	/* UINT32_MAX stands for "*" from here on. The number 4294967295 itself means that UID,
+	 * which the store never assigns (its uidnext stops there), so it becomes the highest
+	 * assignable one: "n:4294967295" past the last UID then matches nothing instead of
+	 * the last message (RFC 9051 §9, only "*" means the last). */
+	if (*n_r == UINT32_MAX)
+		*n_r = UINT32_MAX - 1;
 	return true;
 }
 
