@@ -64,6 +64,9 @@ struct imap_fetch {
 	bool need_mime;
 	uint32_t *uids, *msns;
 	size_t n, next;
+	/* UIDs recent in this session (a copy: the view may change while a batch is built) */
+	struct store_uid_range *recent;
+	size_t recent_count;
 	struct store_account *acct;
 	uint64_t mailbox_id;
 	/* batch output */
@@ -116,6 +119,7 @@ static void fetch_destroy(struct imap_fetch *f)
 		fitem_clear(&f->items[i]);
 	free(f->items);
 	free(f->uids);
+	free(f->recent);
 	free(f->msns);
 	free(f->tag);
 	free(f);
@@ -537,7 +541,8 @@ static void fetch_one(struct imap_fetch *f, uint32_t uid, uint32_t msn, const st
 			break;
 		case FI_FLAGS:
 			buf_append_str(t, " FLAGS ");
-			imap_append_flags(t, m->flags, m->keywords);
+			imap_append_flags_recent(t, m->flags, m->keywords,
+						 imap_uid_in_ranges(uid, f->recent, f->recent_count));
 			break;
 		case FI_INTERNALDATE:
 			buf_append_str(t, " INTERNALDATE ");
@@ -763,6 +768,11 @@ void imap_fetch_run(struct imap_session *s, const char *tag, struct imap_parser 
 	f->tag = xstrdup(tag);
 	f->acct = s->acct;
 	f->mailbox_id = s->sel->id;
+	if (!s->enabled_rev2 && s->sel->recent_count > 0) {
+		f->recent_count = s->sel->recent_count;
+		f->recent = xmalloc(f->recent_count * sizeof(*f->recent));
+		memcpy(f->recent, s->sel->recent, f->recent_count * sizeof(*f->recent));
+	}
 	s->fetch = f;
 	if (f->n == 0) {
 		fetch_finish(s);

@@ -251,6 +251,7 @@ static void selected_destroy(struct imap_selected **selp)
 	net_conn_unref(sel->feed->conn);
 	feed_unref(sel->feed);
 	free(sel->uids);
+	free(sel->recent);
 	free(sel->name);
 	free(sel);
 	*selp = NULL;
@@ -543,7 +544,8 @@ static void write_flags(struct imap_session *s, struct buf *line, uint32_t uid, 
 	buf_reset(line);
 	/* UID first in every FETCH (Thunderbird, TESTPLAN §6). */
 	buf_printf(line, "* %u FETCH (UID %u FLAGS ", msn, uid);
-	imap_append_flags(line, flags, keywords);
+	imap_append_flags_recent(line, flags, keywords,
+				 !s->enabled_rev2 && imap_recent_is(s->sel, uid));
 	buf_append_str(line, ")\r\n");
 	net_conn_write(s->conn, line->data, line->len);
 }
@@ -595,11 +597,19 @@ void imap_flush_updates(struct imap_session *s, bool allow_expunge)
 		size_t before = s->sel->count;
 		/* Appends only add UIDs above the view's, so reporting them ahead of an
 		 * EXPUNGE held back keeps every sequence number right. */
-		for (size_t i = 0; i < u->appended.count; i++)
+		for (size_t i = 0; i < u->appended.count; i++) {
+			size_t had = s->sel->count;
 			imap_view_add(s->sel, u->appended.v[i]);
+			if (s->sel->count != had)
+				imap_recent_arrived(s, u->appended.v[i]);
+		}
 		uid_list_clear(&u->appended);
-		if (s->sel->count != before)
+		if (s->sel->count != before) {
 			imap_reply(s, "* %zu EXISTS", s->sel->count);
+			/* RFC 3501 §7.3.2: RECENT goes with every change of EXISTS. */
+			if (!s->enabled_rev2)
+				imap_reply(s, "* %u RECENT", imap_recent_count(s->sel));
+		}
 	}
 	flush_cached_flags(s, u);
 	if (allow_expunge && u->expunged.count > 0) {

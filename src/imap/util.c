@@ -361,9 +361,17 @@ fail:
 
 void imap_append_flags(struct buf *out, uint32_t flags, const char *keywords)
 {
-	bool first = true;
+	imap_append_flags_recent(out, flags, keywords, false);
+}
+
+void imap_append_flags_recent(struct buf *out, uint32_t flags, const char *keywords,
+			      bool recent)
+{
+	bool first = !recent;
 
 	buf_append_byte(out, '(');
+	if (recent)
+		buf_append_str(out, "\\Recent");
 	for (size_t i = 0; i < ARRAY_LEN(imap_system_flags); i++) {
 		if (flags & imap_system_flags[i].bit) {
 			if (!first)
