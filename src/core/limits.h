@@ -44,6 +44,8 @@
 /* Keywords per mailbox and their length. */
 #define LIMIT_KEYWORD_LENGTH 64
 #define LIMIT_KEYWORDS_PER_MAILBOX 256
+/* Keyword names an IMAP session lists in its FLAGS response, in octets. */
+#define LIMIT_IMAP_ANNOUNCED_KEYWORDS (LIMIT_KEYWORDS_PER_MAILBOX * (LIMIT_KEYWORD_LENGTH + 1))
 
 /* Connections. */
 #define LIMIT_CONNECTIONS_PER_IP_DEFAULT 100

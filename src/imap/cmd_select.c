@@ -250,6 +250,7 @@ static void select_done(void *session, void *arg)
 
 		s->sel = sel;
 		job->sel = NULL;
+		imap_keywords_collect(&sel->keywords, buf_cstr(&job->keywords));
 		s->state = IMAP_STATE_SELECTED;
 		buf_init(&out);
 		buf_printf(&out, "* %zu EXISTS\r\n", sel->count);

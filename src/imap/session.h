@@ -90,6 +90,8 @@ struct imap_selected {
 	struct store_uid_range *recent;
 	size_t recent_count, recent_cap;
 	bool recent_claims;
+	/* Keywords the client was told of in FLAGS, " kw1 kw2" (RFC 3501 §7.2.6). */
+	struct buf keywords;
 };
 
 /* A sequence set as sent: ranges of numbers, UINT32_MAX standing for "*". */
@@ -219,6 +221,11 @@ void imap_updates_idle_start(struct imap_session *s);
 /* net's drained callback when no FETCH is streaming. */
 void imap_updates_drained(struct imap_session *s);
 void imap_view_add(struct imap_selected *sel, uint32_t uid);
+/* Before a FETCH that shows keywords: writes "* FLAGS" and PERMANENTFLAGS when one of them
+ * (space-separated) is new to the client. */
+void imap_keywords_announce(struct imap_session *s, const char *keywords);
+/* Adds the keywords that the view does not list yet to out (" kw"), deduplicated. */
+void imap_keywords_collect(struct buf *out, const char *keywords);
 
 /* Commands */
 imap_command_fn imap_cmd_enable, imap_cmd_select, imap_cmd_examine, imap_cmd_close,

@@ -118,7 +118,10 @@ def test_store_variants(roost_server, line_client):
     r.send(b"s SELECT INBOX\r\n")
     r.until(b"s OK")
     r.send(b"a STORE 1 FLAGS (\\Answered kw)\r\n")
-    assert r.until(b"a ")[0] == b"* 1 FETCH (UID 1 FLAGS (\\Recent \\Answered kw))"
+    lines = r.until(b"a ")
+    # kw is new to the mailbox: announced first (RFC 3501 §7.2.6)
+    assert lines[0] == b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft kw)"
+    assert lines[2] == b"* 1 FETCH (UID 1 FLAGS (\\Recent \\Answered kw))"
     r.send(b"b STORE 1 -FLAGS \\Answered\r\n")
     assert r.until(b"b ")[0] == b"* 1 FETCH (UID 1 FLAGS (\\Recent kw))"
     r.send(b"c STORE 1 (UNCHANGEDSINCE 5) FLAGS ()\r\n")
