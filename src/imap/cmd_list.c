@@ -294,6 +294,22 @@ static bool any_pattern(const struct list_job *job, const char *name)
 	return false;
 }
 
+/* True when a subscribed descendant of mb is left out of the listing because no pattern
+ * matches it: what RECURSIVEMATCH reports with CHILDINFO (RFC 5258 §3.5, redundant ones
+ * suppressed as it asks) and LSUB with \Noselect on the parent (RFC 3501 §6.3.9). */
+static bool subscribed_descendant_hidden(const struct list_job *job,
+					 const struct store_mailbox_info *list, size_t n,
+					 const struct store_mailbox_info *mb)
+{
+	size_t len = strlen(mb->name);
+
+	for (size_t k = 0; k < n; k++)
+		if (list[k].subscribed && strncmp(list[k].name, mb->name, len) == 0 &&
+		    list[k].name[len] == '/' && !any_pattern(job, list[k].name))
+			return true;
+	return false;
+}
+
 static void list_work(void *arg)
 {
 	struct list_job *job = arg;
@@ -320,13 +336,8 @@ static void list_work(void *arg)
 		if ((job->opts & SEL_SPECIAL_USE) && mb->special_use == 0)
 			continue;
 		if (job->opts & SEL_SUBSCRIBED) {
-			if (!mb->subscribed && (job->opts & SEL_RECURSIVE)) {
-				size_t len = strlen(mb->name);
-				for (size_t k = 0; k < n; k++)
-					if (list[k].subscribed && strncmp(list[k].name, mb->name, len) == 0 &&
-					    list[k].name[len] == '/')
-						child_subscribed = true;
-			}
+			if ((job->opts & SEL_RECURSIVE) || (job->lsub && !mb->subscribed))
+				child_subscribed = subscribed_descendant_hidden(job, list, n, mb);
 			if (!mb->subscribed && !child_subscribed)
 				continue;
 		}
@@ -341,6 +352,8 @@ static void list_work(void *arg)
 		/* RFC 3348 / RFC 5258 §4: children information is cheap here. */
 		if (!job->lsub)
 			ATTR(mb->has_children ? "\\HasChildren" : "\\HasNoChildren");
+		else if (!mb->subscribed)
+			ATTR("\\Noselect"); /* only listed for a subscribed descendant */
 		if (mb->subscribed && ((job->opts & (SEL_SUBSCRIBED | RET_SUBSCRIBED)) && !job->lsub))
 			ATTR("\\Subscribed");
 		if (!job->lsub || (job->opts & RET_SPECIAL_USE)) {
@@ -358,7 +371,7 @@ static void list_work(void *arg)
 #undef ATTR
 		buf_append_str(&job->out, ") \"/\" ");
 		imap_append_mbox(&job->out, mb->name, job->utf8);
-		if (child_subscribed && !mb->subscribed)
+		if (child_subscribed && !job->lsub)
 			buf_append_str(&job->out, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 		buf_append_str(&job->out, "\r\n");
 		if (job->opts & RET_STATUS) {

@@ -290,7 +290,7 @@ def test_search_address_keys_match_display_names_and_groups(roost_server):
 
 # ---------------------------------------------------------------- LIST-EXTENDED, LSUB
 
-def test_list_extended_subscribed_and_lsub_parents(roost_server, line_client):
+def test_list_subscribed_names_that_do_not_exist(roost_server, line_client):
     c = raw_login(roost_server, line_client)
     # A subscription outlives its mailbox (RFC 3501 §6.3.6).
     ok(c, b"g", b"CREATE Ghost")
@@ -299,7 +299,23 @@ def test_list_extended_subscribed_and_lsub_parents(roost_server, line_client):
     lines = ok(c, b"l", b'LIST (SUBSCRIBED) "" "*"')
     ghost = [l for l in lines if l.endswith(b" Ghost")]
     assert ghost and b"\\NonExistent" in ghost[0] and b"\\Subscribed" in ghost[0], lines
+    lines = ok(c, b"ls", b'LSUB "" "*"')
+    assert any(l.startswith(b"* LSUB") and l.endswith(b" Ghost") for l in lines), lines
+    # Subscribing to a name that does not exist is allowed too; UNSUBSCRIBE ends it.
+    ok(c, b"b", b"SUBSCRIBE Never")
+    lines = ok(c, b"l2", b'LIST (SUBSCRIBED) "" "Never"')
+    assert any(l.endswith(b" Never") and b"\\NonExistent" in l for l in lines), lines
+    ok(c, b"u", b"UNSUBSCRIBE Never")
+    lines = ok(c, b"l3", b'LIST (SUBSCRIBED) "" "Never"')
+    assert len(lines) == 1, lines
+    # Created again, it is the subscribed mailbox once more.
+    ok(c, b"g2", b"CREATE Ghost")
+    lines = ok(c, b"l4", b'LIST (SUBSCRIBED) "" "Ghost"')
+    assert b"\\NonExistent" not in lines[0] and b"\\Subscribed" in lines[0], lines
 
+
+def test_list_extended_recursivematch_and_lsub_parents(roost_server, line_client):
+    c = raw_login(roost_server, line_client)
     ok(c, b"c", b"CREATE Par/Child")
     ok(c, b"c2", b"CREATE Other/Kid")
     ok(c, b"su", b"SUBSCRIBE Par/Child")
@@ -307,6 +323,16 @@ def test_list_extended_subscribed_and_lsub_parents(roost_server, line_client):
     par = [l for l in lines if b' "/" Par' in l]
     assert par and b'("CHILDINFO" ("SUBSCRIBED"))' in par[0], lines
     assert b"\\Subscribed" not in par[0], lines
+    # A subscribed parent with a subscribed child left out also gets CHILDINFO...
+    ok(c, b"sp", b"SUBSCRIBE Par")
+    lines = ok(c, b"l4", b'LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"')
+    par = [l for l in lines if b' "/" Par' in l]
+    assert par and b"\\Subscribed" in par[0] and b"CHILDINFO" in par[0], lines
+    # ... but not when the child is listed itself (RFC 5258 §3.5: redundant).
+    lines = ok(c, b"l5", b'LIST (SUBSCRIBED RECURSIVEMATCH) "" "*"')
+    par = [l for l in lines if l.endswith(b' "/" Par')]
+    assert par, lines
+    ok(c, b"up", b"UNSUBSCRIBE Par")
     # Other has no subscribed child: no CHILDINFO, and it is not listed at all.
     assert not any(b"Other" in l for l in lines), lines
     # Without RECURSIVEMATCH there is no CHILDINFO (RFC 5258 §3.5).
