@@ -86,6 +86,8 @@
  * saves one group commit may take at once. */
 #define LIMIT_MAILBOX_NAME 1000
 #define LIMIT_MAILBOXES_PER_ACCOUNT 10000
+/* Subscribed names without a mailbox (RFC 3501 §6.3.6) an account may keep. */
+#define LIMIT_ORPHAN_SUBSCRIPTIONS 1000
 #define LIMIT_STORE_COMMIT_BATCH 256
 /* Unreferenced files in a Maildir tmp/ older than this many seconds are leftovers of a crash. */
 #define LIMIT_STORE_TMP_AGE 3600

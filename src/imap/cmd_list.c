@@ -310,6 +310,26 @@ static bool subscribed_descendant_hidden(const struct list_job *job,
 	return false;
 }
 
+/* Subscribed names without a mailbox: LSUB lists them as it lists any subscription, LIST
+ * (SUBSCRIBED) with \NonExistent (RFC 5258 §3.4); never with STATUS. */
+static void list_orphan_subscriptions(struct list_job *job)
+{
+	char **names = NULL;
+	size_t n = 0;
+
+	if (store_orphan_subscriptions(job->acct, &names, &n, NULL) != STORE_OK)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (!any_pattern(job, names[i]))
+			continue;
+		buf_append_str(&job->out, job->lsub ? "* LSUB () \"/\" "
+						     : "* LIST (\\NonExistent \\Subscribed) \"/\" ");
+		imap_append_mbox(&job->out, names[i], job->utf8);
+		buf_append_str(&job->out, "\r\n");
+	}
+	store_names_free(&names, n);
+}
+
 static void list_work(void *arg)
 {
 	struct list_job *job = arg;
@@ -381,6 +401,8 @@ static void list_work(void *arg)
 		}
 	}
 	store_mailbox_list_free(&list, n);
+	if ((job->opts & SEL_SUBSCRIBED) && !(job->opts & SEL_SPECIAL_USE))
+		list_orphan_subscriptions(job);
 }
 
 static void list_done(void *session, void *arg)
