@@ -174,7 +174,10 @@ MULTIPART = (b"From: a@example.test\r\nTo: demo@example.test\r\nSubject: parts\r
              b"--XX\r\nContent-Type: message/rfc822\r\n\r\n"
              b"Subject: inner\r\nContent-Type: text/plain\r\n"
              b"Content-Transfer-Encoding: quoted-printable\r\n\r\nsoft=3Dbreak\r\n"
+             b"--XX\r\nContent-Type: multipart/alternative; boundary=YY\r\n\r\n"
+             b"--YY\r\nContent-Type: text/plain\r\n\r\nalt\r\n--YY--\r\n"
              b"--XX--\r\n")
+NESTED = b"--YY\r\nContent-Type: text/plain\r\n\r\nalt\r\n--YY--"
 
 
 def fetch_items(c, tag, line):
@@ -205,18 +208,22 @@ def test_binary_every_part(roost_server, line_client):
     assert c.until(b"a ")[-1].startswith(b"a OK")
     ok(c, b"s", b"SELECT INBOX")
     text, bodies = fetch_items(c, b"f", b"FETCH 1 (BINARY.SIZE[] BINARY.SIZE[1] BINARY.SIZE[2]"
-                               b" BINARY.SIZE[3] BINARY.SIZE[3.1])")
+                               b" BINARY.SIZE[3] BINARY.SIZE[3.1] BINARY.SIZE[4]"
+                               b" BINARY.SIZE[4.1])")
     assert b"NIL" not in text, text
     assert b"BINARY.SIZE[] %d" % len(MULTIPART) in text, text
     assert b"BINARY.SIZE[1] 10" in text, text
     assert b"BINARY.SIZE[2] 7" in text, text
     assert b"BINARY.SIZE[3.1] 10" in text, text
+    assert b"BINARY.SIZE[4] %d" % len(NESTED) in text, text
+    assert b"BINARY.SIZE[4.1] 3" in text, text
     text, bodies = fetch_items(c, b"g", b"FETCH 1 (BINARY.PEEK[] BINARY.PEEK[2] BINARY.PEEK[3]"
-                               b" BINARY.PEEK[3.1])")
+                               b" BINARY.PEEK[3.1] BINARY.PEEK[4])")
     assert b"NIL" not in text, text
     assert bodies[0] == MULTIPART
     assert b"\x00\x01\x02\x03\x04\x05\xff" in bodies
     assert b"soft=break" in bodies
+    assert NESTED in bodies
     assert any(b.startswith(b"Subject: inner") for b in bodies), bodies
 
 
