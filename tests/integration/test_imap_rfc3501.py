@@ -293,6 +293,10 @@ def test_search_address_keys_match_display_names_and_groups(roost_server):
         typ, data = c.uid("SEARCH", "CHARSET", "UTF-8", key, '"%s"' % value)
         assert typ == "OK"
         assert data[0].split() == [b"1"], (key, value, data)
+    # An RFC 2047 display name matches decoded (sent as a literal).
+    c.literal = "Jürgen".encode()
+    typ, data = c.uid("SEARCH", "CHARSET", "UTF-8", "CC")
+    assert typ == "OK" and data[0].split() == [b"1"], data
 
 
 # ---------------------------------------------------------------- LIST-EXTENDED, LSUB
