@@ -64,6 +64,8 @@
 /* Keywords per mailbox and their length. */
 #define LIMIT_KEYWORD_LENGTH 64
 #define LIMIT_KEYWORDS_PER_MAILBOX 256
+/* Keyword names an IMAP session lists in its FLAGS response, in octets. */
+#define LIMIT_IMAP_ANNOUNCED_KEYWORDS (LIMIT_KEYWORDS_PER_MAILBOX * (LIMIT_KEYWORD_LENGTH + 1))
 
 /* Connections: [limits] connections_per_ip, [auth] user_ip_connections, [limits]
  * bad_commands (protocol errors before a connection is closed; IMAP allows only
@@ -119,6 +121,8 @@
  * saves one group commit may take at once. */
 #define LIMIT_MAILBOX_NAME 1000
 #define LIMIT_MAILBOXES_PER_ACCOUNT 10000
+/* Subscribed names without a mailbox (RFC 3501 §6.3.6) an account may keep. */
+#define LIMIT_ORPHAN_SUBSCRIPTIONS 1000
 #define LIMIT_STORE_COMMIT_BATCH 256
 /* Unreferenced files in a Maildir tmp/ older than this many seconds are leftovers of a crash. */
 #define LIMIT_STORE_TMP_AGE 3600

@@ -64,6 +64,9 @@ struct imap_fetch {
 	bool need_mime;
 	uint32_t *uids, *msns;
 	size_t n, next;
+	/* UIDs recent in this session (a copy: the view may change while a batch is built) */
+	struct store_uid_range *recent;
+	size_t recent_count;
 	struct store_account *acct;
 	uint64_t mailbox_id;
 	/* batch output */
@@ -116,6 +119,7 @@ static void fetch_destroy(struct imap_fetch *f)
 		fitem_clear(&f->items[i]);
 	free(f->items);
 	free(f->uids);
+	free(f->recent);
 	free(f->msns);
 	free(f->tag);
 	free(f);
@@ -416,6 +420,19 @@ static void emit_literal(struct imap_fetch *f, const struct fitem *it, const uin
 		buf_append(t, data, len);
 }
 
+/* RFC 3516 §4.2: a multipart part has no transfer encoding of its own, so its BINARY
+ * content is its body as stored (the same octets as BODY[part]), never NIL. True with the
+ * range when p is such a part. */
+static bool binary_part_raw(const struct mime_message *mm, const char *part,
+			    const struct mime_part *p, size_t *off_r, size_t *size_r)
+{
+	if (!mime_part_is_multipart(p))
+		return false;
+	if (mime_section_range(mm, part, strlen(part), MIME_SECTION_PART, off_r, size_r) < 0)
+		*off_r = *size_r = 0;
+	return true;
+}
+
 static void emit_section(struct imap_fetch *f, const struct fitem *it, const uint8_t *data,
 			 size_t len, const struct mime_message *mm)
 {
@@ -426,12 +443,17 @@ static void emit_section(struct imap_fetch *f, const struct fitem *it, const uin
 	if (it->binary) {
 		const struct mime_part *p = mime_find_section(mm, it->part, strlen(it->part));
 		struct buf dec;
-		if (p == NULL || mime_part_is_multipart(p)) {
+		size_t part_off = 0, part_size = 0;
+		if (it->part[0] == '\0') {
+			emit_literal(f, it, data, len, true, true);
+			return;
+		}
+		if (p == NULL) {
 			buf_append_str(t, " NIL");
 			return;
 		}
-		if (it->part[0] == '\0') {
-			emit_literal(f, it, data, len, true, true);
+		if (binary_part_raw(mm, it->part, p, &part_off, &part_size)) {
+			emit_literal(f, it, data + part_off, part_size, true, true);
 			return;
 		}
 		buf_init(&dec);
@@ -519,7 +541,8 @@ static void fetch_one(struct imap_fetch *f, uint32_t uid, uint32_t msn, const st
 			break;
 		case FI_FLAGS:
 			buf_append_str(t, " FLAGS ");
-			imap_append_flags(t, m->flags, m->keywords);
+			imap_append_flags_recent(t, m->flags, m->keywords,
+						 imap_uid_in_ranges(uid, f->recent, f->recent_count));
 			break;
 		case FI_INTERNALDATE:
 			buf_append_str(t, " INTERNALDATE ");
@@ -553,10 +576,13 @@ static void fetch_one(struct imap_fetch *f, uint32_t uid, uint32_t msn, const st
 			const struct mime_part *p = mime_find_section(mm, it->part, strlen(it->part));
 			struct buf dec;
 			buf_init(&dec);
-			if (p == NULL || mime_part_is_multipart(p))
-				buf_printf(t, " %s NIL", it->label);
-			else if (it->part[0] == '\0')
+			size_t off = 0, size = 0;
+			if (it->part[0] == '\0')
 				buf_printf(t, " %s %zu", it->label, len);
+			else if (p == NULL)
+				buf_printf(t, " %s NIL", it->label);
+			else if (binary_part_raw(mm, it->part, p, &off, &size))
+				buf_printf(t, " %s %zu", it->label, size);
 			else if (mime_decode_body(mm, p, &dec) < 0)
 				f->fail = "[UNKNOWN-CTE] Cannot decode this part's transfer encoding";
 			else
@@ -742,6 +768,11 @@ void imap_fetch_run(struct imap_session *s, const char *tag, struct imap_parser 
 	f->tag = xstrdup(tag);
 	f->acct = s->acct;
 	f->mailbox_id = s->sel->id;
+	if (!s->enabled_rev2 && s->sel->recent_count > 0) {
+		f->recent_count = s->sel->recent_count;
+		f->recent = xmalloc(f->recent_count * sizeof(*f->recent));
+		memcpy(f->recent, s->sel->recent, f->recent_count * sizeof(*f->recent));
+	}
 	s->fetch = f;
 	if (f->n == 0) {
 		fetch_finish(s);

@@ -60,9 +60,27 @@ static bool parse_status_items(struct imap_parser *ps, struct status_items *it)
 }
 
 /* Worker: one STATUS line for name into out. Returns the store error. */
-static enum store_error status_line(struct store_account *acct, const char *name,
-				    const struct status_items *it, bool utf8, struct buf *out,
-				    struct store_err *err)
+/* RFC 3501 §6.3.10 RECENT: while a session of this process has the mailbox selected, what
+ * no session claimed (recent.c); otherwise the store's count. */
+static uint32_t status_recent(struct store_account *acct, const char *user,
+			      const struct store_mailbox_status *st)
+{
+	struct store_list_query q = { 0, 0, 0 };
+	struct store_msg *msgs = NULL;
+	size_t n = 0;
+
+	if (!imap_recent_unclaimed_from(user, st->id, st->uidvalidity, &q.uid_min))
+		return st->recent;
+	if (q.uid_min >= st->uidnext ||
+	    store_msg_list(acct, st->id, &q, &msgs, &n, NULL) != STORE_OK)
+		return 0;
+	store_msg_list_free(&msgs, n);
+	return (uint32_t)n;
+}
+
+static enum store_error status_line(struct store_account *acct, const char *user,
+				    const char *name, const struct status_items *it, bool utf8,
+				    struct buf *out, struct store_err *err)
 {
 	struct store_mailbox_status st;
 	uint32_t deleted = 0;
@@ -110,7 +128,7 @@ static enum store_error status_line(struct store_account *acct, const char *name
 			buf_printf(out, "SIZE %llu", (unsigned long long)st.size);
 			break;
 		case STATUS_RECENT:
-			buf_printf(out, "RECENT %u", st.recent);
+			buf_printf(out, "RECENT %u", status_recent(acct, user, &st));
 			break;
 		}
 	}
@@ -122,6 +140,7 @@ static enum store_error status_line(struct store_account *acct, const char *name
 
 struct status_job {
 	struct store_account *acct;
+	const char *user; /* the session's, which outlives the job */
 	char *tag;
 	char *name;
 	bool utf8;
@@ -135,7 +154,7 @@ static void status_work(void *arg)
 {
 	struct status_job *job = arg;
 
-	job->error = status_line(job->acct, job->name, &job->items, job->utf8, &job->out, &job->err);
+	job->error = status_line(job->acct, job->user, job->name, &job->items, job->utf8, &job->out, &job->err);
 }
 
 static void status_done(void *session, void *arg)
@@ -173,6 +192,7 @@ void imap_cmd_status(struct imap_session *s, const char *tag, struct imap_parser
 	}
 	job = xcalloc(1, sizeof(*job));
 	job->acct = s->acct;
+	job->user = s->user;
 	job->tag = xstrdup(tag);
 	job->name = name;
 	job->utf8 = s->enabled_utf8;
@@ -196,6 +216,7 @@ enum {
 
 struct list_job {
 	struct store_account *acct;
+	const char *user; /* the session's, which outlives the job */
 	char *tag;
 	bool lsub;
 	bool utf8;
@@ -273,6 +294,42 @@ static bool any_pattern(const struct list_job *job, const char *name)
 	return false;
 }
 
+/* True when a subscribed descendant of mb is left out of the listing because no pattern
+ * matches it: what RECURSIVEMATCH reports with CHILDINFO (RFC 5258 §3.5, redundant ones
+ * suppressed as it asks) and LSUB with \Noselect on the parent (RFC 3501 §6.3.9). */
+static bool subscribed_descendant_hidden(const struct list_job *job,
+					 const struct store_mailbox_info *list, size_t n,
+					 const struct store_mailbox_info *mb)
+{
+	size_t len = strlen(mb->name);
+
+	for (size_t k = 0; k < n; k++)
+		if (list[k].subscribed && strncmp(list[k].name, mb->name, len) == 0 &&
+		    list[k].name[len] == '/' && !any_pattern(job, list[k].name))
+			return true;
+	return false;
+}
+
+/* Subscribed names without a mailbox: LSUB lists them as it lists any subscription, LIST
+ * (SUBSCRIBED) with \NonExistent (RFC 5258 §3.4); never with STATUS. */
+static void list_orphan_subscriptions(struct list_job *job)
+{
+	char **names = NULL;
+	size_t n = 0;
+
+	if (store_orphan_subscriptions(job->acct, &names, &n, NULL) != STORE_OK)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (!any_pattern(job, names[i]))
+			continue;
+		buf_append_str(&job->out, job->lsub ? "* LSUB () \"/\" "
+						     : "* LIST (\\NonExistent \\Subscribed) \"/\" ");
+		imap_append_mbox(&job->out, names[i], job->utf8);
+		buf_append_str(&job->out, "\r\n");
+	}
+	store_names_free(&names, n);
+}
+
 static void list_work(void *arg)
 {
 	struct list_job *job = arg;
@@ -299,13 +356,8 @@ static void list_work(void *arg)
 		if ((job->opts & SEL_SPECIAL_USE) && mb->special_use == 0)
 			continue;
 		if (job->opts & SEL_SUBSCRIBED) {
-			if (!mb->subscribed && (job->opts & SEL_RECURSIVE)) {
-				size_t len = strlen(mb->name);
-				for (size_t k = 0; k < n; k++)
-					if (list[k].subscribed && strncmp(list[k].name, mb->name, len) == 0 &&
-					    list[k].name[len] == '/')
-						child_subscribed = true;
-			}
+			if ((job->opts & SEL_RECURSIVE) || (job->lsub && !mb->subscribed))
+				child_subscribed = subscribed_descendant_hidden(job, list, n, mb);
 			if (!mb->subscribed && !child_subscribed)
 				continue;
 		}
@@ -320,6 +372,8 @@ static void list_work(void *arg)
 		/* RFC 3348 / RFC 5258 §4: children information is cheap here. */
 		if (!job->lsub)
 			ATTR(mb->has_children ? "\\HasChildren" : "\\HasNoChildren");
+		else if (!mb->subscribed)
+			ATTR("\\Noselect"); /* only listed for a subscribed descendant */
 		if (mb->subscribed && ((job->opts & (SEL_SUBSCRIBED | RET_SUBSCRIBED)) && !job->lsub))
 			ATTR("\\Subscribed");
 		if (!job->lsub || (job->opts & RET_SPECIAL_USE)) {
@@ -337,16 +391,18 @@ static void list_work(void *arg)
 #undef ATTR
 		buf_append_str(&job->out, ") \"/\" ");
 		imap_append_mbox(&job->out, mb->name, job->utf8);
-		if (child_subscribed && !mb->subscribed)
+		if (child_subscribed && !job->lsub)
 			buf_append_str(&job->out, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 		buf_append_str(&job->out, "\r\n");
 		if (job->opts & RET_STATUS) {
 			struct store_err err;
 			/* RFC 5819: STATUS follows the LIST line; a failure just omits it. */
-			status_line(job->acct, mb->name, &job->status, job->utf8, &job->out, &err);
+			status_line(job->acct, job->user, mb->name, &job->status, job->utf8, &job->out, &err);
 		}
 	}
 	store_mailbox_list_free(&list, n);
+	if ((job->opts & SEL_SUBSCRIBED) && !(job->opts & SEL_SPECIAL_USE))
+		list_orphan_subscriptions(job);
 }
 
 static void list_done(void *session, void *arg)
@@ -505,6 +561,7 @@ static void list_common(struct imap_session *s, const char *tag, struct imap_par
 	if (!imap_parse_crlf(ps))
 		goto bad;
 	job->acct = s->acct;
+	job->user = s->user;
 	job->tag = xstrdup(tag);
 	s->busy = true;
 	net_conn_offload(s->conn, list_work, list_done, job);

@@ -36,7 +36,7 @@ enum skind {
 	SK_LARGER,
 	SK_SMALLER,
 	SK_UIDS,
-	SK_NONE, /* RECENT / NEW: no message is recent to this session after SELECT */
+	SK_NONE, /* matches nothing */
 };
 
 struct skey {
@@ -141,9 +141,6 @@ static const struct {
 	{ "UNDRAFT", SK_UNFLAG, STORE_FLAG_DRAFT },
 	{ "UNFLAGGED", SK_UNFLAG, STORE_FLAG_FLAGGED },
 	{ "UNSEEN", SK_UNFLAG, STORE_FLAG_SEEN },
-	{ "OLD", SK_ALL, 0 },
-	{ "RECENT", SK_NONE, 0 },
-	{ "NEW", SK_NONE, 0 },
 };
 
 static const struct {
@@ -182,6 +179,33 @@ static void msn_ranges(const struct imap_selected *sel, const struct imap_seqset
 		(*r)[*nr].last = sel->uids[b - 1];
 		(*nr)++;
 	}
+}
+
+/* RFC 3501 §6.4.4 RECENT, OLD (NOT RECENT) and NEW (RECENT UNSEEN) against the UIDs recent
+ * in this session (recent.c), taken now: they change only between commands. */
+static struct skey *recent_key(const struct imap_session *s, struct skey *k,
+			       const struct imap_slice *name)
+{
+	struct skey *recent = k;
+
+	if (!imap_slice_ieq(name, "RECENT")) {
+		recent = xcalloc(1, sizeof(*recent));
+		k->kind = imap_slice_ieq(name, "OLD") ? SK_NOT : SK_AND;
+		skey_add(k, recent);
+		if (k->kind == SK_AND) {
+			struct skey *unseen = xcalloc(1, sizeof(*unseen));
+			unseen->kind = SK_UNFLAG;
+			unseen->flag = STORE_FLAG_SEEN;
+			skey_add(k, unseen);
+		}
+	}
+	recent->kind = SK_UIDS;
+	if (s->sel->recent_count > 0) {
+		recent->nr = s->sel->recent_count;
+		recent->r = xmalloc(recent->nr * sizeof(*recent->r));
+		memcpy(recent->r, s->sel->recent, recent->nr * sizeof(*recent->r));
+	}
+	return k;
 }
 
 static struct skey *parse_key(struct search_parse *sp, unsigned depth)
@@ -225,6 +249,8 @@ static struct skey *parse_key(struct search_parse *sp, unsigned depth)
 	}
 	if (!imap_parse_atom(ps, &a))
 		goto fail;
+	if (imap_slice_ieq(&a, "RECENT") || imap_slice_ieq(&a, "OLD") || imap_slice_ieq(&a, "NEW"))
+		return recent_key(sp->s, k, &a);
 	for (size_t i = 0; i < ARRAY_LEN(simple_keys); i++) {
 		if (imap_slice_ieq(&a, simple_keys[i].name)) {
 			k->kind = simple_keys[i].kind;

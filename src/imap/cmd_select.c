@@ -151,7 +151,7 @@ struct select_job {
 	struct store_err err;
 	struct store_mailbox_info info;
 	struct store_mailbox_status st;
-	uint32_t first_recent;
+	char *user;
 	struct buf keywords; /* " kw1 kw2" */
 	uint32_t first_unseen_msn;
 	uint32_t recent;
@@ -208,17 +208,22 @@ static void select_work(void *arg)
 		job->error = store_msg_list(job->acct, job->info.id, &q, &msgs, &n, &job->err);
 	if (job->error != STORE_OK)
 		return;
-	job->first_recent = job->st.uidnext;
-	if (!job->readonly)
-		store_mailbox_take_recent(job->acct, job->info.id, &job->first_recent, NULL);
 	for (size_t i = 0; i < n; i++) {
 		imap_view_add(job->sel, msgs[i].uid);
 		if (!(msgs[i].flags & STORE_FLAG_SEEN) && job->first_unseen_msn == 0)
 			job->first_unseen_msn = (uint32_t)job->sel->count;
-		if (msgs[i].uid >= job->first_recent)
-			job->recent++;
 		if (job->keywords.len < 16384)
 			keyword_collect(&job->keywords, msgs[i].keywords);
+	}
+	/* IMAP4rev2 has no \Recent: its sessions neither see nor claim it. */
+	if (!job->rev2) {
+		/* The store counts the newest st.recent messages as not yet claimed. */
+		uint32_t last = n > 0 ? msgs[n - 1].uid : job->st.uidnext - 1;
+		uint32_t unclaimed = last + 1;
+		if (job->st.recent > 0 && n > 0)
+			unclaimed = job->st.recent >= n ? msgs[0].uid : msgs[n - job->st.recent].uid;
+		imap_recent_select(job->acct, job->user, job->sel, last, unclaimed, !job->readonly);
+		job->recent = imap_recent_count(job->sel);
 	}
 	store_msg_list_free(&msgs, n);
 }
@@ -245,6 +250,7 @@ static void select_done(void *session, void *arg)
 
 		s->sel = sel;
 		job->sel = NULL;
+		imap_keywords_collect(&sel->keywords, buf_cstr(&job->keywords));
 		s->state = IMAP_STATE_SELECTED;
 		buf_init(&out);
 		buf_printf(&out, "* %zu EXISTS\r\n", sel->count);
@@ -275,6 +281,7 @@ static void select_done(void *session, void *arg)
 	buf_free(&job->keywords);
 	free(job->tag);
 	free(job->name);
+	free(job->user);
 	free(job);
 	imap_command_done(s);
 }
@@ -311,6 +318,8 @@ static void select_common(struct imap_session *s, const char *tag, struct imap_p
 	job->tag = xstrdup(tag);
 	job->name = name;
 	job->readonly = readonly;
+	job->rev2 = s->enabled_rev2;
+	job->user = xstrdup(s->user);
 	job->autoexpunge_days = s->deps->cfg->imap_autoexpunge_days;
 	job->sel = imap_selected_new(s, 0, name, 0, readonly);
 	buf_init(&job->keywords);

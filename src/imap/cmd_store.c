@@ -63,8 +63,12 @@ static void store_done(void *session, void *arg)
 			msn = imap_msn_of(s->sel, job->msgs[i].uid);
 			if (msn == 0)
 				continue;
+			/* Written at once, so ahead of every FETCH in out. */
+			imap_keywords_announce(s, job->msgs[i].keywords);
 			buf_printf(&out, "* %u FETCH (UID %u FLAGS ", msn, job->msgs[i].uid);
-			imap_append_flags(&out, job->msgs[i].flags, job->msgs[i].keywords);
+			imap_append_flags_recent(&out, job->msgs[i].flags, job->msgs[i].keywords,
+						 !s->enabled_rev2 &&
+							 imap_recent_is(s->sel, job->msgs[i].uid));
 			buf_append_str(&out, ")\r\n");
 		}
 		net_conn_write(s->conn, out.data, out.len);

@@ -93,6 +93,7 @@ struct imap_updates {
 	struct flag_entry *slots; /* open addressing, capacity a power of two */
 	size_t cap, used, stale, kw_bytes;
 	bool all_stale; /* every message of the view needs its flags re-read */
+	struct buf new_keywords; /* of appended messages, announced with their EXISTS */
 	bool waiting_drain;
 	struct imap_resync *resync;
 };
@@ -192,7 +193,8 @@ static void feed_event(const struct store_event *ev, void *ctx)
 	for (size_t i = 0; i < ev->count; i++)
 		p->uids[i] = ev->msgs[i].uid;
 	p->bytes = ev->count * sizeof(uint32_t);
-	if (ev->kind == STORE_EVENT_FLAGS)
+	/* Appended messages bring keywords too: the client hears of new ones in FLAGS. */
+	if (ev->kind == STORE_EVENT_FLAGS || ev->kind == STORE_EVENT_APPEND)
 		post_copy_flags(p, ev, atomic_load(&feed->queued));
 	atomic_fetch_add(&feed->queued, p->bytes);
 	atomic_fetch_add(&feed->refs, 1);
@@ -211,6 +213,7 @@ struct imap_selected *imap_selected_new(struct imap_session *s, uint64_t id, con
 	sel->uidvalidity = uidvalidity;
 	sel->readonly = readonly;
 	sel->generation = ++s->sel_generation;
+	buf_init(&sel->keywords);
 	sel->feed = xcalloc(1, sizeof(*sel->feed));
 	sel->feed->conn = s->conn;
 	sel->feed->generation = sel->generation;
@@ -251,6 +254,8 @@ static void selected_destroy(struct imap_selected **selp)
 	net_conn_unref(sel->feed->conn);
 	feed_unref(sel->feed);
 	free(sel->uids);
+	free(sel->recent);
+	buf_free(&sel->keywords);
 	free(sel->name);
 	free(sel);
 	*selp = NULL;
@@ -441,6 +446,7 @@ static void updates_clear(struct imap_updates *u)
 	uid_list_clear(&u->appended);
 	uid_list_clear(&u->expunged);
 	flag_table_clear(u);
+	buf_free(&u->new_keywords);
 	u->all_stale = false;
 	u->waiting_drain = false;
 	resync_free(&u->resync);
@@ -475,6 +481,10 @@ static void updates_take(struct imap_session *s, struct feed_post *p)
 	switch (p->kind) {
 	case STORE_EVENT_APPEND:
 		uid_list_add(&u->appended, p->uids, p->count);
+		for (size_t i = 0; p->kw_off != NULL && i < p->count; i++)
+			if (p->kw_off[i] != 0 && u->new_keywords.len < LIMIT_IMAP_ANNOUNCED_KEYWORDS)
+				imap_keywords_collect(&u->new_keywords,
+						      p->kw_pool + p->kw_off[i] - 1);
 		break;
 	case STORE_EVENT_EXPUNGE:
 		uid_list_add(&u->expunged, p->uids, p->count);
@@ -540,10 +550,12 @@ static void write_flags(struct imap_session *s, struct buf *line, uint32_t uid, 
 
 	if (msn == 0)
 		return;
+	imap_keywords_announce(s, keywords);
 	buf_reset(line);
 	/* UID first in every FETCH, unsolicited ones too: Thunderbird relies on finding it. */
 	buf_printf(line, "* %u FETCH (UID %u FLAGS ", msn, uid);
-	imap_append_flags(line, flags, keywords);
+	imap_append_flags_recent(line, flags, keywords,
+				 !s->enabled_rev2 && imap_recent_is(s->sel, uid));
 	buf_append_str(line, ")\r\n");
 	net_conn_write(s->conn, line->data, line->len);
 }
@@ -591,15 +603,27 @@ void imap_flush_updates(struct imap_session *s, bool allow_expunge)
 		updates_clear(u);
 		return;
 	}
+	if (u->new_keywords.len > 0) {
+		imap_keywords_announce(s, buf_cstr(&u->new_keywords));
+		buf_reset(&u->new_keywords);
+	}
 	if (u->appended.count > 0) {
 		size_t before = s->sel->count;
 		/* Appends only add UIDs above the view's, so reporting them ahead of an
 		 * EXPUNGE held back keeps every sequence number right. */
-		for (size_t i = 0; i < u->appended.count; i++)
+		for (size_t i = 0; i < u->appended.count; i++) {
+			size_t had = s->sel->count;
 			imap_view_add(s->sel, u->appended.v[i]);
+			if (s->sel->count != had)
+				imap_recent_arrived(s, u->appended.v[i]);
+		}
 		uid_list_clear(&u->appended);
-		if (s->sel->count != before)
+		if (s->sel->count != before) {
 			imap_reply(s, "* %zu EXISTS", s->sel->count);
+			/* RFC 3501 §7.3.2: RECENT goes with every change of EXISTS. */
+			if (!s->enabled_rev2)
+				imap_reply(s, "* %u RECENT", imap_recent_count(s->sel));
+		}
 	}
 	flush_cached_flags(s, u);
 	if (allow_expunge && u->expunged.count > 0) {
@@ -820,4 +844,65 @@ void imap_updates_drained(struct imap_session *s)
 	}
 	if (u->waiting_drain && s->idle_tag != NULL && s->sel != NULL)
 		idle_push(s);
+}
+
+/* ---------------- keywords the client knows ---------------- */
+
+/* Membership in " kw1 kw2" (exact: the store keeps one spelling per keyword). */
+static bool keyword_listed(const struct buf *list, const char *kw, size_t n)
+{
+	const char *q = (const char *)list->data;
+
+	for (size_t i = 0; q != NULL && i < list->len;) {
+		size_t m = 0;
+		i++; /* space */
+		while (i + m < list->len && q[i + m] != ' ')
+			m++;
+		if (m == n && memcmp(q + i, kw, n) == 0)
+			return true;
+		i += m;
+	}
+	return false;
+}
+
+void imap_keywords_collect(struct buf *out, const char *keywords)
+{
+	const char *p = keywords;
+
+	while (p != NULL && *p) {
+		size_t n = strcspn(p, " ");
+		if (n > 0 && !keyword_listed(out, p, n)) {
+			buf_append_byte(out, ' ');
+			buf_append(out, p, n);
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+}
+
+/* RFC 3501 §7.2.6: the FLAGS response lists the flags a client may see; a keyword first set
+ * by a STORE, APPEND or COPY (of any session) is announced before a FETCH shows it, with the
+ * PERMANENTFLAGS that go with it. Past LIMIT_IMAP_ANNOUNCED_KEYWORDS octets of keywords the
+ * list stops growing: \* in PERMANENTFLAGS already says any keyword may appear. */
+void imap_keywords_announce(struct imap_session *s, const char *keywords)
+{
+	struct imap_selected *sel = s->sel;
+	size_t before;
+	const char *kw;
+
+	if (sel == NULL || keywords == NULL || *keywords == '\0' ||
+	    sel->keywords.len >= LIMIT_IMAP_ANNOUNCED_KEYWORDS)
+		return;
+	before = sel->keywords.len;
+	imap_keywords_collect(&sel->keywords, keywords);
+	if (sel->keywords.len == before)
+		return;
+	kw = buf_cstr(&sel->keywords);
+	imap_reply(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft%s)", kw);
+	if (sel->readonly)
+		imap_reply(s, "* OK [PERMANENTFLAGS ()] Flags permitted");
+	else
+		imap_reply(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen"
+			      " \\Draft%s \\*)] Flags permitted", kw);
 }

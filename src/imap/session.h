@@ -84,6 +84,13 @@ struct imap_selected {
 	unsigned generation;
 	struct store_subscription *sub;
 	struct imap_feed *feed;
+	/* \Recent (recent.c): the UIDs recent in this session, ascending ranges; whether it
+	 * claims new UIDs as they are reported (read-write IMAP4rev1 selections). */
+	struct store_uid_range *recent;
+	size_t recent_count, recent_cap;
+	bool recent_claims;
+	/* Keywords the client was told of in FLAGS, " kw1 kw2" (RFC 3501 §7.2.6). */
+	struct buf keywords;
 };
 
 /* A sequence set as sent: ranges of numbers, UINT32_MAX standing for "*". */
@@ -160,6 +167,9 @@ bool imap_parse_flag_list(struct imap_parser *ps, uint32_t *flags_r, char ***kw_
 			  size_t *kw_count_r, bool allow_recent);
 void imap_keywords_free(char ***kw, size_t *count);
 void imap_append_flags(struct buf *out, uint32_t flags, const char *keywords);
+/* The same with \Recent among them when recent is true (IMAP4rev1 only). */
+void imap_append_flags_recent(struct buf *out, uint32_t flags, const char *keywords,
+			      bool recent);
 /* "dd-Mon-yyyy hh:mm:ss +0000" */
 void imap_append_date_time(struct buf *out, int64_t t);
 /* date-time (quoted) and date (dd-Mon-yyyy) arguments */
@@ -167,6 +177,21 @@ bool imap_parse_date_time(struct imap_parser *ps, int64_t *t_r);
 bool imap_parse_date(struct imap_parser *ps, int64_t *day_r);
 /* Writes UID sets compactly ("1:3,7") into out. */
 void imap_append_uid_set(struct buf *out, const uint32_t *uids, size_t n);
+
+/* recent.c: \Recent (RFC 3501 §2.3.2), one claiming session per new message */
+/* Worker, at SELECT (claim) or EXAMINE: makes the UIDs up to last_uid that no session
+ * claimed recent in sel. unclaimed_from is the store's first recent UID, used by EXAMINE
+ * when no session of this process selected the mailbox. */
+void imap_recent_select(struct store_account *acct, const char *user, struct imap_selected *sel,
+			uint32_t last_uid, uint32_t unclaimed_from, bool claim);
+/* Loop, as a new UID is reported: claims it for this session when nobody has. */
+void imap_recent_arrived(struct imap_session *s, uint32_t uid);
+/* First UID no session of this process claimed; false when none has the mailbox open. */
+bool imap_recent_unclaimed_from(const char *user, uint64_t mailbox_id, uint32_t uidvalidity,
+				uint32_t *first_r);
+bool imap_recent_is(const struct imap_selected *sel, uint32_t uid);
+/* Messages of the view recent in this session. */
+uint32_t imap_recent_count(const struct imap_selected *sel);
 
 /* selected.c: the selected mailbox and the change feed */
 /* Opens the view in a worker: subscribes, lists UIDs. */
@@ -195,6 +220,11 @@ void imap_updates_idle_start(struct imap_session *s);
 /* net's drained callback when no FETCH is streaming. */
 void imap_updates_drained(struct imap_session *s);
 void imap_view_add(struct imap_selected *sel, uint32_t uid);
+/* Before a FETCH that shows keywords: writes "* FLAGS" and PERMANENTFLAGS when one of them
+ * (space-separated) is new to the client. */
+void imap_keywords_announce(struct imap_session *s, const char *keywords);
+/* Adds the keywords that the view does not list yet to out (" kw"), deduplicated. */
+void imap_keywords_collect(struct buf *out, const char *keywords);
 
 /* Commands */
 imap_command_fn imap_cmd_enable, imap_cmd_select, imap_cmd_examine, imap_cmd_close,

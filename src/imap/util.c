@@ -122,6 +122,12 @@ static bool parse_seq_number(struct imap_parser *ps, uint32_t *n_r)
 			ps->error = "Invalid sequence set";
 		return false;
 	}
+	/* UINT32_MAX stands for "*" from here on. The number 4294967295 itself means that UID,
+	 * which the store never assigns (its uidnext stops there), so it becomes the highest
+	 * assignable one: "n:4294967295" past the last UID then matches nothing instead of
+	 * the last message (RFC 9051 §9, only "*" means the last). */
+	if (*n_r == UINT32_MAX)
+		*n_r = UINT32_MAX - 1;
 	return true;
 }
 
@@ -355,9 +361,17 @@ fail:
 
 void imap_append_flags(struct buf *out, uint32_t flags, const char *keywords)
 {
-	bool first = true;
+	imap_append_flags_recent(out, flags, keywords, false);
+}
+
+void imap_append_flags_recent(struct buf *out, uint32_t flags, const char *keywords,
+			      bool recent)
+{
+	bool first = !recent;
 
 	buf_append_byte(out, '(');
+	if (recent)
+		buf_append_str(out, "\\Recent");
 	for (size_t i = 0; i < ARRAY_LEN(imap_system_flags); i++) {
 		if (flags & imap_system_flags[i].bit) {
 			if (!first)

@@ -157,8 +157,14 @@ enum store_error store_mailbox_delete(struct store_account *acct, const char *na
  * (RFC 9051 §6.3.6). */
 enum store_error store_mailbox_rename(struct store_account *acct, const char *old_name,
 				      const char *new_name, struct store_err *err_r);
+/* A name without a mailbox may be subscribed too (kept apart, see
+ * store_orphan_subscriptions); unsubscribing a name that is neither: NOT_FOUND. */
 enum store_error store_mailbox_subscribe(struct store_account *acct, const char *name,
 					 bool subscribed, struct store_err *err_r);
+/* The subscribed names that have no mailbox, sorted; free with store_names_free. */
+enum store_error store_orphan_subscriptions(struct store_account *acct, char ***names_r,
+					    size_t *count_r, struct store_err *err_r);
+void store_names_free(char ***names, size_t count);
 
 struct store_mailbox_status {
 	uint64_t id;

@@ -124,7 +124,9 @@ def test_silent_sessions_keep_memory_bounded_and_catch_up(make_roost, tmp_path):
     idlers = [Raw(server) for _ in range(2)]
     writer = Raw(server)
     try:
-        for c in silent + idlers + [writer]:
+        # The writer selects first and so holds every message as \Recent (RFC 3501 §2.3.2);
+        # the others see the flags alone.
+        for c in [writer] + silent + idlers:
             c.select()
         for c in idlers:
             c.send(b"i IDLE\r\n")
@@ -188,8 +190,8 @@ def test_idle_session_sees_appends_flags_and_expunges_in_order(make_roost, tmp_p
     a = Raw(server)
     b = Raw(server)
     try:
+        b.select()  # first: b holds the messages as \Recent, a sees the flags alone
         a.select()
-        b.select()
         a.send(b"i IDLE\r\n")
         assert a.line() == b"+ idling"
         for i in range(5):

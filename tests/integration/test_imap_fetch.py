@@ -12,7 +12,8 @@ def test_items_and_uid_first(roost_server):
     c.noop()
     typ, data = c.fetch("1", "(FLAGS INTERNALDATE RFC822.SIZE UID ENVELOPE)")
     line = data[0]
-    assert line.startswith(b"1 (UID 1 FLAGS (\\Flagged $Work) ")
+    # Appended while this session had INBOX selected: recent here (RFC 3501 §2.3.2).
+    assert line.startswith(b"1 (UID 1 FLAGS (\\Recent \\Flagged $Work) ")
     assert b'INTERNALDATE "08-Feb-1994 05:52:25 +0000"' in line
     assert b"RFC822.SIZE %d" % len(m) in line
     assert b'ENVELOPE ("Mon, 7 Feb 1994 21:52:25 -0800" "items"' in line
@@ -67,10 +68,10 @@ def test_body_sets_seen_peek_does_not(roost_server):
     c.noop()
     c.fetch("1", "(BODY.PEEK[])")
     c.fetch("1", "(RFC822.PEEK)")
-    assert c.fetch("1", "(FLAGS)")[1][0] == b"1 (UID 1 FLAGS ())"
+    assert c.fetch("1", "(FLAGS)")[1][0] == b"1 (UID 1 FLAGS (\\Recent))"
     typ, data = c.fetch("1", "(BODY[TEXT])")
-    assert b"FLAGS (\\Seen)" in data[0][0] + (data[1] if len(data) > 1 else b"")
-    assert c.fetch("1", "(FLAGS)")[1][0] == b"1 (UID 1 FLAGS (\\Seen))"
+    assert b"FLAGS (\\Recent \\Seen)" in data[0][0] + (data[1] if len(data) > 1 else b"")
+    assert c.fetch("1", "(FLAGS)")[1][0] == b"1 (UID 1 FLAGS (\\Recent \\Seen))"
     # EXAMINE never sets \Seen
     append(c, simple("ro"))
     c.select("INBOX", readonly=True)

@@ -23,18 +23,20 @@ def test_three_sessions(roost_server, line_client):
     # B changes flags: A sees them while idling, without sending anything
     b.send(b"f STORE 2 +FLAGS (\\Flagged)\r\n")
     assert b.until(b"f ")[-1] == b"f OK STORE completed"
-    assert a.line(timeout=10) == b"* 2 FETCH (UID 2 FLAGS (\\Flagged))"
+    # A selected first: the four messages are recent in A only (RFC 3501 §2.3.2).
+    assert a.line(timeout=10) == b"* 2 FETCH (UID 2 FLAGS (\\Recent \\Flagged))"
     # B expunges message 1: A (idling) sees EXPUNGE 1 immediately
     b.send(b"d STORE 1 +FLAGS.SILENT (\\Deleted)\r\nx EXPUNGE\r\n")
     assert b.until(b"d ") == [b"d OK STORE completed"]
     assert b.until(b"x ") == [b"* 1 EXPUNGE", b"x OK EXPUNGE completed"]
-    assert a.line(timeout=2) == b"* 1 FETCH (UID 1 FLAGS (\\Deleted))"
+    assert a.line(timeout=2) == b"* 1 FETCH (UID 1 FLAGS (\\Recent \\Deleted))"
     assert a.line(timeout=2) == b"* 1 EXPUNGE"
     # C appends: both see EXISTS (A at once, B at its next command)
     append(c, simple("new"))
     assert a.line(timeout=2) == b"* 4 EXISTS"
+    assert a.line(timeout=2) == b"* 4 RECENT"
     b.send(b"n NOOP\r\n")
-    assert b.until(b"n ") == [b"* 4 EXISTS", b"n OK NOOP completed"]
+    assert b.until(b"n ") == [b"* 4 EXISTS", b"* 0 RECENT", b"n OK NOOP completed"]
     a.send(b"DONE\r\n")
     assert a.line() == b"i OK IDLE terminated"
     # MSN maps agree: message 1 is UID 2 in both
@@ -64,7 +66,8 @@ def test_no_expunge_during_fetch_store_search(roost_server, line_client):
     # a UID command may report it; afterwards the numbers shift
     a.send(b"u UID FETCH 3 (FLAGS)\r\n")
     lines = a.until(b"u ")
-    assert lines == [b"* 3 FETCH (UID 3 FLAGS ())", b"* 1 EXPUNGE", b"u OK FETCH completed"]
+    assert lines == [b"* 3 FETCH (UID 3 FLAGS (\\Recent))", b"* 1 EXPUNGE",
+                     b"u OK FETCH completed"]
     a.send(b"g FETCH 2 (UID)\r\n")
     assert a.until(b"g ")[0] == b"* 2 FETCH (UID 3)"
 

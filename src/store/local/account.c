@@ -37,7 +37,11 @@ static const char *const schema_sql =
 	 * not parse the message, or it was found on disk; store_message_cache computes it then. */
 	"CREATE TABLE IF NOT EXISTS message_cache("
 	" mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL, envelope TEXT, bodystructure TEXT,"
-	" PRIMARY KEY(mailbox_id, uid));";
+	" PRIMARY KEY(mailbox_id, uid));"
+	/* Subscribed names that have no mailbox: subscribed before they existed, or deleted
+	 * while subscribed (RFC 3501 §6.3.6 keeps them). A mailbox's own subscription is its
+	 * row's flag; CREATE moves a name from here to that flag. */
+	"CREATE TABLE IF NOT EXISTS orphan_subscriptions(name TEXT PRIMARY KEY) WITHOUT ROWID;";
 
 static const struct {
 	const char *name;

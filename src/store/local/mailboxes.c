@@ -241,6 +241,13 @@ enum store_error store_mailbox_create(struct store_account *acct, const char *na
 		return e;
 	}
 	e = create_path(acct, canon, special_use, true, &evs, err_r);
+	/* A name subscribed before it existed is the new mailbox's subscription now. */
+	if (e == STORE_OK &&
+	    local_exec(acct, "UPDATE mailboxes SET subscribed = 1 WHERE name IN"
+			     " (SELECT name FROM orphan_subscriptions);"
+			     " DELETE FROM orphan_subscriptions WHERE name IN"
+			     " (SELECT name FROM mailboxes)") < 0)
+		e = local_db_fail(acct, err_r, "create");
 	if (e == STORE_OK && local_exec(acct, "COMMIT") < 0)
 		e = local_db_fail(acct, err_r, "create");
 	if (e != STORE_OK) {
@@ -296,11 +303,14 @@ enum store_error store_mailbox_delete(struct store_account *acct, const char *na
 			       store_error_str(local_errno_code(err)));
 		goto out;
 	}
+	/* A subscription outlives its mailbox (RFC 3501 §6.3.6). */
 	char *sql = xasprintf("BEGIN IMMEDIATE; DELETE FROM messages WHERE mailbox_id = %llu;"
 			      " DELETE FROM message_cache WHERE mailbox_id = %llu;"
+			      " INSERT OR IGNORE INTO orphan_subscriptions(name)"
+			      " SELECT name FROM mailboxes WHERE id = %llu AND subscribed = 1;"
 			      " DELETE FROM mailboxes WHERE id = %llu; COMMIT;",
 			      (unsigned long long)m.id, (unsigned long long)m.id,
-			      (unsigned long long)m.id);
+			      (unsigned long long)m.id, (unsigned long long)m.id);
 
 	if (local_exec(acct, sql) < 0) {
 		e = local_db_fail(acct, err_r, "delete");
@@ -627,6 +637,40 @@ publish:
 	return e;
 }
 
+/* Under the write lock: subscribes or unsubscribes a name that has no mailbox. */
+static enum store_error orphan_subscribe(struct store_account *acct, const char *canon,
+					 bool subscribed, struct store_err *err_r)
+{
+	sqlite3_stmt *st;
+	int64_t count = 0;
+	int rc;
+
+	if (subscribed) {
+		if (sqlite3_prepare_v2(acct->db, "SELECT COUNT(*) FROM orphan_subscriptions", -1,
+				       &st, NULL) != SQLITE_OK)
+			return local_db_fail(acct, err_r, "subscribe");
+		if (sqlite3_step(st) == SQLITE_ROW)
+			count = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		if (count >= LIMIT_ORPHAN_SUBSCRIPTIONS)
+			return local_fail(err_r, STORE_ERR_LIMIT,
+					  "Too many subscriptions without a mailbox");
+	}
+	if (sqlite3_prepare_v2(acct->db,
+			       subscribed ? "INSERT OR IGNORE INTO orphan_subscriptions(name) VALUES(?)"
+					  : "DELETE FROM orphan_subscriptions WHERE name = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return local_db_fail(acct, err_r, "subscribe");
+	sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return local_db_fail(acct, err_r, "subscribe");
+	if (!subscribed && sqlite3_changes(acct->db) == 0)
+		return local_fail(err_r, STORE_ERR_NOT_FOUND, "Not subscribed");
+	return STORE_OK;
+}
+
 enum store_error store_mailbox_subscribe(struct store_account *acct, const char *name,
 					 bool subscribed, struct store_err *err_r)
 {
@@ -646,9 +690,56 @@ enum store_error store_mailbox_subscribe(struct store_account *acct, const char 
 			e = local_db_fail(acct, err_r, "subscribe");
 		free(sql);
 		local_mbox_clear(&m);
+	} else if (e == STORE_ERR_NOT_FOUND) {
+		e = orphan_subscribe(acct, canon, subscribed, err_r);
 	}
 	local_write_end(acct);
 	return e;
+}
+
+enum store_error store_orphan_subscriptions(struct store_account *acct, char ***names_r,
+					    size_t *count_r, struct store_err *err_r)
+{
+	sqlite3_stmt *st;
+	enum store_error e = STORE_OK;
+	size_t cap = 0;
+	int rc;
+
+	*names_r = NULL;
+	*count_r = 0;
+	local_read_begin(acct);
+	if (!local_db_ready(acct, err_r)) {
+		pthread_mutex_unlock(&acct->lock);
+		return STORE_ERR_IO;
+	}
+	if (sqlite3_prepare_v2(acct->db, "SELECT name FROM orphan_subscriptions ORDER BY name", -1,
+			       &st, NULL) != SQLITE_OK) {
+		e = local_db_fail(acct, err_r, "list-subscriptions");
+		pthread_mutex_unlock(&acct->lock);
+		return e;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*count_r == cap) {
+			cap = cap ? cap * 2 : 8;
+			*names_r = xrealloc(*names_r, cap * sizeof(char *));
+		}
+		(*names_r)[(*count_r)++] = xstrdup((const char *)sqlite3_column_text(st, 0));
+	}
+	if (rc != SQLITE_DONE)
+		e = local_db_fail(acct, err_r, "list-subscriptions");
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&acct->lock);
+	if (e != STORE_OK)
+		store_names_free(names_r, *count_r);
+	return e;
+}
+
+void store_names_free(char ***names, size_t count)
+{
+	for (size_t i = 0; *names != NULL && i < count; i++)
+		free((*names)[i]);
+	free(*names);
+	*names = NULL;
 }
 
 enum store_error store_mailbox_status(struct store_account *acct, const char *name,

@@ -630,8 +630,10 @@ enum store_error local_copy_locked(struct store_account *acct, struct local_mbox
 	enum store_error e = STORE_OK;
 	int rc;
 
-	if (move && src->id == dst->id)
-		return local_fail(err_r, STORE_ERR_INVALID, "Cannot move into the same mailbox");
+	/* RFC 6851 §3.3 lets MOVE name the source mailbox: the messages get new UIDs there.
+	 * src and dst are then two copies of one row, and only dst's counters are written. */
+	bool same = src->id == dst->id;
+
 	map.dst_uidvalidity = dst->uidvalidity;
 	if (move && (e = local_floor_update(acct, src, err_r)) != STORE_OK)
 		return e;
@@ -775,10 +777,12 @@ enum store_error local_copy_locked(struct store_account *acct, struct local_mbox
 				       store_error_str(local_errno_code(err)));
 			goto fail;
 		}
-		if (move)
+		if (move && same)
+			dst->highestmodseq++;
+		else if (move)
 			src->highestmodseq++;
 		if ((e = local_update_counters(acct, dst, err_r)) != STORE_OK ||
-		    (move && (e = local_update_counters(acct, src, err_r)) != STORE_OK))
+		    (move && !same && (e = local_update_counters(acct, src, err_r)) != STORE_OK))
 			goto fail;
 	}
 	sqlite3_finalize(sel);
