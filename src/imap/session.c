@@ -174,6 +174,7 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 			   " CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY"
 			   " STATUS=SIZE APPENDLIMIT=%llu UTF8=ACCEPT",
 			   (unsigned long long)s->deps->cfg->message_size);
+		buf_append_str(out, " CONDSTORE QRESYNC"); /* RFC 7162, condstore.c */
 	}
 	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
 		const char *mechs = sasl_mechanisms(imap_plaintext_allowed(s));

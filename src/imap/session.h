@@ -53,6 +53,11 @@ struct imap_session {
 	bool userip_counted;
 	bool enabled_rev2;
 	bool enabled_utf8; /* RFC 6855 UTF8=ACCEPT */
+	/* RFC 7162 §3.1: CONDSTORE is on after ENABLE or the first command that uses it (FETCH
+	 * MODSEQ, SELECT (CONDSTORE), ...); from then on every FETCH carries MODSEQ. QRESYNC
+	 * implies CONDSTORE and turns EXPUNGE into VANISHED. */
+	bool enabled_condstore;
+	bool enabled_qresync;
 
 	struct store_account *acct; /* open while authenticated */
 	struct imap_selected *sel;  /* NULL unless a mailbox is selected */
@@ -169,6 +174,21 @@ bool imap_parse_date(struct imap_parser *ps, int64_t *day_r);
 /* Writes UID sets compactly ("1:3,7") into out. */
 void imap_append_uid_set(struct buf *out, const uint32_t *uids, size_t n);
 
+/* condstore.c: RFC 7162 */
+/* Turns CONDSTORE on for the session (RFC 7162 §3.1: a CONDSTORE-enabling command). */
+void imap_condstore_enable(struct imap_session *s);
+/* mod-sequence-value (1*DIGIT, below 2^63). */
+bool imap_parse_modseq(struct imap_parser *ps, uint64_t *modseq_r);
+/* In a worker: the UIDs of KNOWN (ranges in any order, cut at uid_last, normally UIDNEXT-1)
+ * expunged after SINCE, as sorted ranges (heap). Beyond the store's expunge history: every
+ * known UID not in the mailbox now (RFC 7162 §3.2.5.2). */
+enum store_error imap_vanished_since(struct store_account *acct, uint64_t mailbox_id,
+				     uint64_t since, const struct store_uid_range *known,
+				     size_t known_count, uint32_t uid_last,
+				     struct store_uid_range **ranges_r, size_t *count_r);
+/* "1:3,7" from ranges. */
+void imap_append_ranges(struct buf *out, const struct store_uid_range *r, size_t n);
+
 /* selected.c: the selected mailbox and the change feed */
 /* Opens the view in a worker: subscribes, lists UIDs. */
 struct imap_select_job;
@@ -177,6 +197,10 @@ void imap_selected_free(struct imap_session *s);
 void imap_flush_updates(struct imap_session *s, bool allow_expunge);
 /* Removes uid from the view and writes "* n EXPUNGE". */
 void imap_view_expunge(struct imap_session *s, uint32_t uid);
+/* Removes uids (sorted) from the view: one "* VANISHED" after ENABLE QRESYNC (RFC 7162
+ * §3.2.10), else an EXPUNGE per message. */
+void imap_view_expunge_many(struct imap_session *s, const uint32_t *uids, size_t n);
+
 struct imap_selected *imap_selected_new(struct imap_session *s, uint64_t id, const char *name,
 					uint32_t uidvalidity, bool readonly);
 /* Subscribe from a worker thread (the session's conn must be referenced by the caller). */
