@@ -129,6 +129,8 @@ void imap_logout(struct imap_session *s);
 /* cmd_any.c */
 imap_command_fn imap_cmd_capability, imap_cmd_noop, imap_cmd_logout, imap_cmd_id,
 	imap_cmd_starttls;
+/* cmd_compress.c */
+imap_command_fn imap_cmd_compress;
 /* cmd_login.c */
 imap_command_fn imap_cmd_login, imap_cmd_authenticate;
 /* Feeds one continuation line of AUTHENTICATE. */

@@ -1,4 +1,4 @@
-"""A real client that uses CONDSTORE and QRESYNC (imapflow, installed into tests/node by
+"""A real client that uses CONDSTORE, QRESYNC and COMPRESS=DEFLATE (imapflow, installed into tests/node by
 scripts/deps.sh) keeps a cache of INBOX: it reads the mailbox, goes away while another client
 expunges, flags and appends, reconnects with SELECT (QRESYNC ...) and must end up with exactly
 the server's state, having been told only of the changes."""
@@ -52,6 +52,7 @@ def test_imapflow_resyncs_with_qresync(roost_server, tmp_path):
 
     cache = run_client(roost_server, "resync", state)
     assert "QRESYNC" in cache["enabled"] and "CONDSTORE" in cache["enabled"]
+    assert cache["compressed"] is True  # the whole session ran over COMPRESS=DEFLATE
     # Told exactly what changed: three UIDs vanished (as EARLIER), two flag changes and the
     # new message (imapflow sends no known UIDs, which means 1:UIDNEXT-1, RFC 7162 §3.2.5.1).
     assert sorted(v["uid"] for v in cache["seen"]["vanished"]) == [3, 4, 9]

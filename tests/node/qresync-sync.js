@@ -1,4 +1,5 @@
-// A mail client's cache kept in step with imapflow, the way a real client does it: "cache"
+// A mail client's cache kept in step with imapflow (which also turns on COMPRESS=DEFLATE when
+// the server offers it), the way a real client does it: "cache"
 // reads a mailbox once into a JSON file; "resync" reconnects with QRESYNC (SELECT ...
 // (QRESYNC (uidvalidity modseq))), applies the VANISHED and FETCH it is sent, fetches the
 // messages above its highest known UID and writes the cache back with what it saw.
@@ -54,6 +55,7 @@ async function main() {
         cache.modseq = box.highestModseq.toString();
         cache.seen = { vanished: [...seen.vanished], flags: [...seen.flags] };
         cache.enabled = [...c.enabled].sort();
+        cache.compressed = !!c._deflate; // imapflow asks for COMPRESS=DEFLATE when offered
         // One change of its own, then FETCH ... (CHANGEDSINCE) must return only that message.
         const first = Math.min(...Object.keys(cache.messages).map(Number));
         const since = box.highestModseq; // imapflow raises box's own as changes come in
