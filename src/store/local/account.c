@@ -45,6 +45,7 @@ static const char *const schema_sql =
 	"CREATE TABLE IF NOT EXISTS expunged("
 	" mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL, modseq INTEGER NOT NULL,"
 	" PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS expunged_by_modseq ON expunged(mailbox_id, modseq);"
 	"CREATE TABLE IF NOT EXISTS expunge_floor("
 	" mailbox_id INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);"
 	"INSERT OR IGNORE INTO expunge_floor(mailbox_id, modseq)"
@@ -458,9 +459,11 @@ enum store_error local_mbox_insert(struct store_account *acct, const char *canon
 	sqlite3_finalize(st);
 	if (rc == SQLITE_DONE) {
 		uint64_t id = (uint64_t)sqlite3_last_insert_rowid(acct->db);
+		/* A new mailbox's history is complete from the start; a recovered one's only from
+		 * the rebuild on. */
 		char *sql = xasprintf("INSERT OR REPLACE INTO expunge_floor(mailbox_id, modseq)"
 				      " VALUES(%llu, %llu)", (unsigned long long)id,
-				      (unsigned long long)first_modseq);
+				      (unsigned long long)(recovered ? first_modseq : 0));
 
 		rc = local_exec(acct, sql) == 0 ? SQLITE_DONE : SQLITE_ERROR;
 		free(sql);
