@@ -237,18 +237,18 @@ void imap_store_run(struct imap_session *s, const char *tag, struct imap_parser 
 	imap_seqset_free(&set);
 	if (conditional)
 		imap_condstore_enable(s); /* RFC 7162 §3.1 */
+	if (s->sel->readonly) {
+		free(r);
+		imap_keywords_free(&kw, &kw_count);
+		imap_tagged(s, tag, "%s NO [READ-ONLY] Mailbox is read-only", tag);
+		return;
+	}
 	if (conditional && unchangedsince == 0) {
 		/* Every message has a MODSEQ of at least 1: all fail (RFC 7162 §3.1.3), and the
 		 * store treats 0 as "no condition", so the answer is given here. */
 		store_all_modified(s, tag, uid, r, nr);
 		free(r);
 		imap_keywords_free(&kw, &kw_count);
-		return;
-	}
-	if (s->sel->readonly) {
-		free(r);
-		imap_keywords_free(&kw, &kw_count);
-		imap_tagged(s, tag, "%s NO [READ-ONLY] Mailbox is read-only", tag);
 		return;
 	}
 	if (nr == 0) {
