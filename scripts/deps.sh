@@ -10,7 +10,7 @@ set -eu
 PACKAGES="build-essential pkg-config clang libevent-dev libssl-dev libsqlite3-dev libinih-dev
 libc-ares-dev libcrypt-dev zlib1g-dev libcmocka-dev python3 python3-pytest openssl curl swaks
 libnet-ssleay-perl libclang-rt-14-dev fetchmail dnsmasq-base isync mount
-dpkg-dev adduser systemd"
+dpkg-dev adduser systemd nodejs"
 
 missing=""
 for p in $PACKAGES; do
@@ -18,14 +18,27 @@ for p in $PACKAGES; do
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
-
-echo "deps: installing$missing"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-	SUDO="sudo"
+# Debian's npm is its own package; some nodejs builds bring npm along and conflict with it.
+if ! command -v npm >/dev/null 2>&1; then
+	missing="$missing npm"
 fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+
+if [ -n "$missing" ]; then
+	echo "deps: installing$missing"
+	SUDO=""
+	if [ "$(id -u)" -ne 0 ]; then
+		SUDO="sudo"
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -qq
+	# shellcheck disable=SC2086
+	$SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# The real-client CONDSTORE/QRESYNC test drives imapflow from the npm registry, at the version
+# tests/node/package.json pins (one that runs on Debian's nodejs).
+node_dir="$(dirname "$0")/../tests/node"
+if [ ! -d "$node_dir/node_modules/imapflow" ]; then
+	echo "deps: npm install in tests/node"
+	npm install --prefix "$node_dir" --no-audit --no-fund --loglevel=error
+fi

@@ -126,6 +126,10 @@
 #define LIMIT_STORE_COMMIT_BATCH 256
 /* Unreferenced files in a Maildir tmp/ older than this many seconds are leftovers of a crash. */
 #define LIMIT_STORE_TMP_AGE 3600
+/* Expunged UIDs remembered per mailbox for QRESYNC (RFC 7162 §3.2.5): about 24 bytes of index
+ * each. Older ones are forgotten and a client resyncing from before them gets the RFC's
+ * fallback (every UID it knows that is gone), which is correct, only longer. */
+#define LIMIT_EXPUNGE_HISTORY 50000
 
 /* DKIM (RFC 6376): DKIM-Signature fields checked per message (each costs a key lookup and a
  * public-key operation), header fields scanned per message, names in one h= tag, the size of a

@@ -68,8 +68,7 @@ static void copy_done(void *session, void *arg)
 		if (job->move) {
 			/* RFC 6851 §4.3: COPYUID in an untagged OK before the EXPUNGEs. */
 			imap_reply(s, "* OK [%s] Moved", buf_cstr(&code));
-			for (size_t i = 0; i < job->map.count; i++)
-				imap_view_expunge(s, job->map.src_uids[i]);
+			imap_view_expunge_many(s, job->map.src_uids, job->map.count);
 			imap_tagged(s, job->tag, "%s OK MOVE completed", job->tag);
 		} else {
 			imap_tagged(s, job->tag, "%s OK [%s] COPY completed", job->tag,
@@ -171,8 +170,7 @@ static void expunge_done(void *session, void *arg)
 	if (job->error != STORE_OK) {
 		imap_store_error(s, job->tag, job->error, &job->err);
 	} else {
-		for (size_t i = 0; i < job->expunged_count; i++)
-			imap_view_expunge(s, job->expunged[i]);
+		imap_view_expunge_many(s, job->expunged, job->expunged_count);
 		imap_tagged(s, job->tag, "%s OK EXPUNGE completed", job->tag);
 	}
 	copy_job_free(job);

@@ -6,7 +6,11 @@
  * writes every segment in slices and stops while IMAP_OUTPUT_HIGH_WATER or more is queued,
  * resuming on net's drained callback; the next batch is built only after that, so a client
  * that reads slowly gets its mailbox slowly, and a 50 MiB message costs no heap. UID is
- * always the first item of a FETCH response (Thunderbird). */
+ * always the first item of a FETCH response (Thunderbird).
+ *
+ * CONDSTORE/QRESYNC (RFC 7162 §3.1.4, §3.2.6): MODSEQ is an item; the CHANGEDSINCE modifier
+ * narrows the set with one index scan before the first batch, and UID FETCH's VANISHED
+ * modifier sends "* VANISHED (EARLIER)" for the set's UIDs expunged since then. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +66,13 @@ struct imap_fetch {
 	bool need_flags; /* FLAGS requested (or implied by setting \Seen) */
 	bool need_data;
 	bool need_mime;
+	bool want_modseq;   /* MODSEQ in every response (asked, CHANGEDSINCE, or CONDSTORE on) */
+	uint64_t changedsince; /* 0 = no CHANGEDSINCE modifier */
+	bool want_vanished;
+	bool prepared;         /* CHANGEDSINCE and VANISHED were worked out (first job) */
+	struct store_uid_range *known; /* VANISHED: the UID set as the client sent it */
+	size_t known_count;
+	char *mailbox;
 	uint32_t *uids, *msns;
 	size_t n, next;
 	/* UIDs recent in this session (a copy: the view may change while a batch is built) */
@@ -121,6 +132,8 @@ static void fetch_destroy(struct imap_fetch *f)
 	free(f->uids);
 	free(f->recent);
 	free(f->msns);
+	free(f->known);
+	free(f->mailbox);
 	free(f->tag);
 	free(f);
 }
@@ -305,6 +318,9 @@ static bool parse_att(struct imap_parser *ps, struct imap_fetch *f)
 		it->peek = imap_slice_ieq(&a, "RFC822.PEEK");
 		f->want_seen |= !it->peek;
 		f->need_data = true;
+	} else if (imap_slice_ieq(&a, "MODSEQ")) {
+		/* RFC 7162 §3.1.4.2; the response item itself is added once, at the end. */
+		f->want_modseq = true;
 	} else if (imap_slice_ieq(&a, "RFC822.HEADER")) {
 		it = add_item(f, FI_SECTION);
 		it->label = xstrdup("RFC822.HEADER");
@@ -592,20 +608,79 @@ static void fetch_one(struct imap_fetch *f, uint32_t uid, uint32_t msn, const st
 		}
 		}
 	}
+	if (f->want_modseq)
+		buf_printf(&seg_text(f)->text, " MODSEQ (%llu)", (unsigned long long)m->modseq);
 	buf_append_str(&seg_text(f)->text, ")\r\n");
 	free(envelope);
 	free(bodystructure);
 	mime_message_free(&mm);
 }
 
+/* RFC 7162 §3.2.6: the UIDs of the set expunged since CHANGEDSINCE, ahead of the FETCHes. */
+static void fetch_vanished(struct imap_fetch *f)
+{
+	struct store_mailbox_status st;
+	struct store_uid_range *gone = NULL;
+	size_t gone_count = 0;
+
+	if (store_mailbox_status(f->acct, f->mailbox, &st, NULL) != STORE_OK ||
+	    imap_vanished_since(f->acct, f->mailbox_id, f->changedsince, f->known, f->known_count,
+				st.uidnext - 1, &gone, &gone_count) != STORE_OK) {
+		f->fail = "[SERVERBUG] Cannot read the mailbox index";
+		return;
+	}
+	if (gone_count > 0) {
+		struct buf *t = &seg_text(f)->text;
+
+		buf_append_str(t, "* VANISHED (EARLIER) ");
+		imap_append_ranges(t, gone, gone_count);
+		buf_append_str(t, "\r\n");
+	}
+	free(gone);
+}
+
+/* CHANGEDSINCE: one range scan keeps only the messages changed since, so a resync of a big
+ * mailbox costs one query, not one per batch. */
+static void fetch_narrow(struct imap_fetch *f)
+{
+	struct store_list_query q = { f->uids[0], f->uids[f->n - 1], f->changedsince };
+	struct store_msg *msgs = NULL;
+	size_t count = 0, j = 0, kept = 0;
+
+	if (store_msg_list(f->acct, f->mailbox_id, &q, &msgs, &count, NULL) != STORE_OK) {
+		f->fail = "[SERVERBUG] Cannot read the mailbox index";
+		f->n = 0;
+		return;
+	}
+	for (size_t i = 0; i < f->n; i++) {
+		while (j < count && msgs[j].uid < f->uids[i])
+			j++;
+		if (j < count && msgs[j].uid == f->uids[i]) {
+			f->uids[kept] = f->uids[i];
+			f->msns[kept++] = f->msns[i];
+		}
+	}
+	f->n = kept;
+	store_msg_list_free(&msgs, count);
+}
+
 static void fetch_work(void *arg)
 {
 	struct imap_fetch *f = arg;
 	size_t end = f->next;
-	struct store_list_query q = { 0, 0, 0 };
+	struct store_list_query q = { 0, 0, f->changedsince };
 	struct store_msg *msgs = NULL;
 	size_t count = 0;
 
+	if (!f->prepared) {
+		f->prepared = true;
+		if (f->want_vanished)
+			fetch_vanished(f);
+		if (f->changedsince != 0 && f->n > 0)
+			fetch_narrow(f);
+		if (f->next >= f->n)
+			return;
+	}
 	while (end < f->n && end - f->next < FETCH_BATCH_MSGS)
 		end++;
 	q.uid_min = f->uids[f->next];
@@ -722,6 +797,37 @@ static void fetch_done(void *session, void *arg)
 	fetch_pump(s);
 }
 
+/* fetch-modifiers (RFC 4466): " (CHANGEDSINCE n [VANISHED])" in any order. */
+static bool parse_fetch_modifiers(struct imap_parser *ps, struct imap_fetch *f)
+{
+	if (!imap_peek(ps, ' '))
+		return true;
+	if (!imap_parse_sp(ps) || !imap_peek(ps, '('))
+		return false;
+	ps->p++;
+	for (int n = 0; !imap_peek(ps, ')'); n++) {
+		struct imap_slice a;
+
+		if ((n > 0 && !imap_parse_sp(ps)) || n > 4 || !imap_parse_atom(ps, &a))
+			return false;
+		if (imap_slice_ieq(&a, "CHANGEDSINCE")) {
+			if (!imap_parse_sp(ps) || !imap_parse_modseq(ps, &f->changedsince))
+				return false;
+		} else if (imap_slice_ieq(&a, "VANISHED")) {
+			f->want_vanished = true;
+		} else {
+			ps->error = "Unknown FETCH modifier";
+			return false;
+		}
+	}
+	ps->p++;
+	if (f->changedsince == 0 && f->want_vanished) {
+		ps->error = "VANISHED needs CHANGEDSINCE";
+		return false;
+	}
+	return true;
+}
+
 void imap_fetch_run(struct imap_session *s, const char *tag, struct imap_parser *ps, bool uid)
 {
 	struct imap_fetch *f = xcalloc(1, sizeof(*f));
@@ -734,12 +840,41 @@ void imap_fetch_run(struct imap_session *s, const char *tag, struct imap_parser 
 		fetch_destroy(f);
 		return;
 	}
-	if (!imap_parse_sp(ps) || !parse_fetch_atts(ps, f) || !imap_parse_crlf(ps)) {
+	if (!imap_parse_sp(ps) || !parse_fetch_atts(ps, f) || !parse_fetch_modifiers(ps, f) ||
+	    !imap_parse_crlf(ps)) {
 		imap_bad(s, tag, ps->error ? ps->error : "Invalid FETCH arguments");
 		imap_seqset_free(&set);
 		fetch_destroy(f);
 		return;
 	}
+	/* RFC 7162 §3.2.6: VANISHED only in UID FETCH, once QRESYNC is enabled. */
+	if (f->want_vanished && (!uid || !s->enabled_qresync)) {
+		imap_bad(s, tag, "VANISHED needs UID FETCH and ENABLE QRESYNC");
+		imap_seqset_free(&set);
+		fetch_destroy(f);
+		return;
+	}
+	if (f->want_vanished) {
+		/* The set as sent, "*" being the highest UID the client knows of. */
+		uint32_t max = s->sel->count > 0 ? s->sel->uids[s->sel->count - 1] : 0;
+
+		f->known = xmalloc((set.count ? set.count : 1) * sizeof(*f->known));
+		for (size_t i = 0; i < set.count; i++) {
+			uint32_t a = set.r[i].first == UINT32_MAX ? max : set.r[i].first;
+			uint32_t b = set.r[i].last == UINT32_MAX ? max : set.r[i].last;
+
+			f->known[i].first = a < b ? a : b;
+			f->known[i].last = a < b ? b : a;
+		}
+		f->known_count = set.count;
+		f->mailbox = xstrdup(s->sel->name);
+	}
+	/* RFC 7162 §3.1: MODSEQ and CHANGEDSINCE turn CONDSTORE on; once on, every FETCH that
+	 * reports flags carries MODSEQ. */
+	if (f->want_modseq || f->changedsince != 0)
+		imap_condstore_enable(s);
+	if (f->changedsince != 0 || (s->enabled_condstore && f->need_flags))
+		f->want_modseq = true;
 	if (uid) {
 		imap_seqset_uids(s->sel, &set, &r, &nr);
 	} else if (!imap_seqset_msn_to_uids(s->sel, &set, &r, &nr)) {
@@ -774,7 +909,7 @@ void imap_fetch_run(struct imap_session *s, const char *tag, struct imap_parser 
 		memcpy(f->recent, s->sel->recent, f->recent_count * sizeof(*f->recent));
 	}
 	s->fetch = f;
-	if (f->n == 0) {
+	if (f->n == 0 && !f->want_vanished) {
 		fetch_finish(s);
 		return;
 	}

@@ -15,10 +15,11 @@ enum {
 	STATUS_DELETED = 1 << 4,
 	STATUS_SIZE = 1 << 5,
 	STATUS_RECENT = 1 << 6,
+	STATUS_HIGHESTMODSEQ = 1 << 7, /* RFC 7162 §3.1.6 */
 };
 
 struct status_items {
-	unsigned order[8]; /* items in the order asked */
+	unsigned order[9]; /* items in the order asked */
 	size_t count;
 };
 
@@ -29,6 +30,7 @@ static const struct {
 	{ "MESSAGES", STATUS_MESSAGES }, { "UIDNEXT", STATUS_UIDNEXT },
 	{ "UIDVALIDITY", STATUS_UIDVALIDITY }, { "UNSEEN", STATUS_UNSEEN },
 	{ "DELETED", STATUS_DELETED }, { "SIZE", STATUS_SIZE }, { "RECENT", STATUS_RECENT },
+	{ "HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ },
 };
 
 static bool parse_status_items(struct imap_parser *ps, struct status_items *it)
@@ -130,6 +132,9 @@ static enum store_error status_line(struct store_account *acct, const char *user
 		case STATUS_RECENT:
 			buf_printf(out, "RECENT %u", status_recent(acct, user, &st));
 			break;
+		case STATUS_HIGHESTMODSEQ:
+			buf_printf(out, "HIGHESTMODSEQ %llu", (unsigned long long)st.highestmodseq);
+			break;
 		}
 	}
 	buf_append_str(out, ")\r\n");
@@ -190,6 +195,9 @@ void imap_cmd_status(struct imap_session *s, const char *tag, struct imap_parser
 		free(name);
 		return;
 	}
+	for (size_t i = 0; i < items.count; i++)
+		if (items.order[i] == STATUS_HIGHESTMODSEQ)
+			imap_condstore_enable(s); /* RFC 7162 §3.1 */
 	job = xcalloc(1, sizeof(*job));
 	job->acct = s->acct;
 	job->user = s->user;

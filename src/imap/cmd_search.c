@@ -37,6 +37,7 @@ enum skind {
 	SK_SMALLER,
 	SK_UIDS,
 	SK_NONE, /* matches nothing */
+	SK_MODSEQ, /* RFC 7162 §3.1.5: modseq >= num */
 };
 
 struct skey {
@@ -63,7 +64,9 @@ struct search_job {
 	unsigned ret;
 	struct skey *root;
 	uint32_t *hits;
+	uint64_t *hit_modseqs; /* with a MODSEQ key: for the "(MODSEQ n)" of the reply */
 	size_t hit_count;
+	bool modseq_key;
 	enum store_error error;
 	struct store_err err;
 	uint64_t budget_left; /* octets still to parse, decode or scan */
@@ -76,6 +79,7 @@ struct search_parse {
 	struct imap_session *s;
 	struct imap_parser *ps;
 	unsigned keys;
+	bool modseq_key;
 };
 
 static void skey_free(struct skey *k)
@@ -298,6 +302,28 @@ static struct skey *parse_key(struct search_parse *sp, unsigned depth)
 		if (!imap_parse_sp(ps) || !imap_parse_number64(ps, &n))
 			goto fail;
 		k->num = (int64_t)n;
+	} else if (imap_slice_ieq(&a, "MODSEQ")) {
+		/* MODSEQ [entry-name entry-type-req] mod-sequence-valzer: messages have one
+		 * MODSEQ for all their metadata, so the entry is checked and not used. */
+		struct imap_slice entry;
+		uint64_t v;
+		k->kind = SK_MODSEQ;
+		if (!imap_parse_sp(ps))
+			goto fail;
+		if (imap_peek(ps, '"')) {
+			if (!imap_parse_string(ps, &entry) || !imap_parse_sp(ps) ||
+			    !imap_parse_atom(ps, &entry) || !imap_parse_sp(ps))
+				goto fail;
+			if (!imap_slice_ieq(&entry, "priv") && !imap_slice_ieq(&entry, "shared") &&
+			    !imap_slice_ieq(&entry, "all")) {
+				ps->error = "MODSEQ entry type must be priv, shared or all";
+				goto fail;
+			}
+		}
+		if (!imap_parse_modseq(ps, &v))
+			goto fail;
+		k->num = (int64_t)v;
+		sp->modseq_key = true;
 	} else if (imap_slice_ieq(&a, "NOT")) {
 		struct skey *kid;
 		k->kind = SK_NOT;
@@ -641,6 +667,8 @@ static bool eval(struct eval_ctx *c, const struct skey *k)
 		return m->size < (uint64_t)k->num;
 	case SK_UIDS:
 		return imap_uid_in_ranges(m->uid, k->r, k->nr);
+	case SK_MODSEQ:
+		return m->modseq >= (uint64_t)k->num;
 	}
 	return false;
 }
@@ -660,12 +688,17 @@ static void search_work(void *arg)
 	if (job->error != STORE_OK)
 		return;
 	job->hits = xmalloc((n + 1) * sizeof(uint32_t));
+	if (job->modseq_key)
+		job->hit_modseqs = xmalloc((n + 1) * sizeof(uint64_t));
 	for (size_t i = 0; i < n && !job->stopped; i++) {
 		struct eval_ctx c = { .job = job, .m = &msgs[i] };
 		buf_init(&c.text);
 		/* A verdict reached after the budget ran out is not trusted. */
-		if (eval(&c, job->root) && !job->stopped)
+		if (eval(&c, job->root) && !job->stopped) {
+			if (job->hit_modseqs != NULL)
+				job->hit_modseqs[job->hit_count] = msgs[i].modseq;
 			job->hits[job->hit_count++] = msgs[i].uid;
+		}
 		eval_ctx_free(&c);
 	}
 	store_msg_list_free(&msgs, n);
@@ -690,11 +723,15 @@ static void search_done(void *session, void *arg)
 		/* Only messages the client knows; numbers as the client knows them. */
 		uint32_t *out = xmalloc((job->hit_count + 1) * sizeof(uint32_t));
 		size_t n = 0;
+		uint64_t top_modseq = 0;
 		struct buf line;
 		for (size_t i = 0; i < job->hit_count; i++) {
 			uint32_t msn = imap_msn_of(s->sel, job->hits[i]);
-			if (msn != 0)
-				out[n++] = job->uid ? job->hits[i] : msn;
+			if (msn == 0)
+				continue;
+			out[n++] = job->uid ? job->hits[i] : msn;
+			if (job->hit_modseqs != NULL && job->hit_modseqs[i] > top_modseq)
+				top_modseq = job->hit_modseqs[i];
 		}
 		buf_init(&line);
 		if (job->esearch) {
@@ -714,10 +751,15 @@ static void search_done(void *session, void *arg)
 			}
 			if (job->ret & RET_COUNT)
 				buf_printf(&line, " COUNT %zu", n);
+			/* RFC 7162 §3.1.5: the highest MODSEQ of the messages found. */
+			if (top_modseq != 0)
+				buf_printf(&line, " MODSEQ %llu", (unsigned long long)top_modseq);
 		} else {
 			buf_append_str(&line, "* SEARCH");
 			for (size_t i = 0; i < n; i++)
 				buf_printf(&line, " %u", out[i]);
+			if (top_modseq != 0)
+				buf_printf(&line, " (MODSEQ %llu)", (unsigned long long)top_modseq);
 		}
 		buf_append_str(&line, "\r\n");
 		net_conn_write(s->conn, line.data, line.len);
@@ -727,6 +769,7 @@ static void search_done(void *session, void *arg)
 	}
 	skey_free(job->root);
 	free(job->hits);
+	free(job->hit_modseqs);
 	free(job->tag);
 	free(job);
 	imap_command_done(s);
@@ -734,7 +777,7 @@ static void search_done(void *session, void *arg)
 
 void imap_search_run(struct imap_session *s, const char *tag, struct imap_parser *ps, bool uid)
 {
-	struct search_parse sp = { s, ps, 0 };
+	struct search_parse sp = { s, ps, 0, false };
 	struct search_job *job = xcalloc(1, sizeof(*job));
 	struct imap_parser save;
 	struct imap_slice a;
@@ -805,6 +848,9 @@ void imap_search_run(struct imap_session *s, const char *tag, struct imap_parser
 	job->mailbox_id = s->sel->id;
 	job->tag = xstrdup(tag);
 	job->uid = uid;
+	job->modseq_key = sp.modseq_key;
+	if (sp.modseq_key)
+		imap_condstore_enable(s); /* RFC 7162 §3.1 */
 	s->busy = true;
 	net_conn_offload_bulk(s->conn, search_work, search_done, job);
 	return;

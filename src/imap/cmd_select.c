@@ -125,6 +125,14 @@ void imap_cmd_enable(struct imap_session *s, const char *tag, struct imap_parser
 			   !s->enabled_utf8 && imap_slice_ieq(&cap, "UTF8=ACCEPT")) {
 			s->enabled_utf8 = true;
 			buf_append_str(&enabled, " UTF8=ACCEPT");
+		} else if (imap_slice_ieq(&cap, "CONDSTORE") && !s->enabled_condstore) {
+			imap_condstore_enable(s);
+			buf_append_str(&enabled, " CONDSTORE");
+		} else if (imap_slice_ieq(&cap, "QRESYNC") && !s->enabled_qresync) {
+			/* RFC 7162 §3.2.3: QRESYNC implies CONDSTORE. */
+			imap_condstore_enable(s);
+			s->enabled_qresync = true;
+			buf_append_str(&enabled, " QRESYNC");
 		}
 	}
 	if (count == 0 || !imap_parse_crlf(ps)) {
@@ -152,9 +160,19 @@ struct select_job {
 	struct store_mailbox_info info;
 	struct store_mailbox_status st;
 	char *user;
+	bool condstore;
 	struct buf keywords; /* " kw1 kw2" */
 	uint32_t first_unseen_msn;
 	uint32_t recent;
+	/* SELECT (QRESYNC (uidvalidity modseq [known-uids])), RFC 7162 §3.2.5. */
+	bool qresync;
+	uint32_t q_uidvalidity;
+	uint64_t q_modseq;
+	struct store_uid_range *q_known; /* NULL: 1:UIDNEXT-1 */
+	size_t q_known_count;
+	struct store_uid_range *vanished;
+	size_t vanished_count;
+	struct buf changed; /* the FETCH lines of messages changed since q_modseq */
 };
 
 static void keyword_collect(struct buf *out, const char *kws)
@@ -183,6 +201,31 @@ static void keyword_collect(struct buf *out, const char *kws)
 		p += n;
 		while (*p == ' ')
 			p++;
+	}
+}
+
+/* RFC 7162 §3.2.5.1: what changed since the client's MODSEQ among the UIDs it knows, as if
+ * it had sent UID FETCH known-uids (FLAGS) (CHANGEDSINCE modseq VANISHED). The view is the
+ * list just read, so msn i+1 is msgs[i]. */
+static void select_qresync(struct select_job *job, const struct store_msg *msgs, size_t n)
+{
+	struct store_uid_range all = { 1, job->st.uidnext - 1 };
+	const struct store_uid_range *known = job->q_known ? job->q_known : &all;
+	size_t known_count = job->q_known ? job->q_known_count : 1;
+
+	if (job->st.uidnext <= 1)
+		return; /* never had a message: the known set is empty */
+	if (imap_vanished_since(job->acct, job->info.id, job->q_modseq, known, known_count,
+				job->st.uidnext - 1, &job->vanished,
+				&job->vanished_count) != STORE_OK)
+		job->vanished_count = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (msgs[i].modseq <= job->q_modseq ||
+		    !imap_uid_in_ranges(msgs[i].uid, known, known_count))
+			continue;
+		buf_printf(&job->changed, "* %zu FETCH (UID %u FLAGS ", i + 1, msgs[i].uid);
+		imap_append_flags(&job->changed, msgs[i].flags, msgs[i].keywords);
+		buf_printf(&job->changed, " MODSEQ (%llu))\r\n", (unsigned long long)msgs[i].modseq);
 	}
 }
 
@@ -225,6 +268,8 @@ static void select_work(void *arg)
 		imap_recent_select(job->acct, job->user, job->sel, last, unclaimed, !job->readonly);
 		job->recent = imap_recent_count(job->sel);
 	}
+	if (job->qresync && job->q_uidvalidity == job->sel->uidvalidity)
+		select_qresync(job, msgs, n);
 	store_msg_list_free(&msgs, n);
 }
 
@@ -265,12 +310,21 @@ static void select_done(void *session, void *arg)
 			   sel->uidvalidity, job->st.uidnext);
 		if (!s->enabled_rev2 && job->first_unseen_msn > 0)
 			buf_printf(&out, "* OK [UNSEEN %u] First unseen\r\n", job->first_unseen_msn);
+		/* RFC 7162 §3.1.2.1: modseqs are persistent, so every SELECT says HIGHESTMODSEQ. */
+		buf_printf(&out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+			   (unsigned long long)job->st.highestmodseq);
 		if (s->enabled_rev2) {
 			/* RFC 9051 §6.3.2: a LIST response with the mailbox name. */
 			buf_append_str(&out, "* LIST () \"/\" ");
 			imap_append_mailbox(s, &out, sel->name);
 			buf_append_str(&out, "\r\n");
 		}
+		if (job->vanished_count > 0) {
+			buf_append_str(&out, "* VANISHED (EARLIER) ");
+			imap_append_ranges(&out, job->vanished, job->vanished_count);
+			buf_append_str(&out, "\r\n");
+		}
+		buf_append(&out, job->changed.data, job->changed.len);
 		net_conn_write(s->conn, out.data, out.len);
 		buf_free(&out);
 		imap_tagged(s, job->tag, "%s OK [%s] %s completed", job->tag,
@@ -279,11 +333,111 @@ static void select_done(void *session, void *arg)
 	}
 	store_mailbox_info_clear(&job->info);
 	buf_free(&job->keywords);
+	buf_free(&job->changed);
+	free(job->q_known);
+	free(job->vanished);
 	free(job->tag);
 	free(job->name);
 	free(job->user);
 	free(job);
 	imap_command_done(s);
+}
+
+/* UIDs of a QRESYNC parameter: a sequence-set without "*" (RFC 7162 §7). */
+static bool parse_known_uids(struct imap_parser *ps, struct store_uid_range **r_r, size_t *n_r)
+{
+	struct imap_seqset set;
+
+	if (!imap_parse_seqset(ps, &set))
+		return false;
+	for (size_t i = 0; i < set.count; i++) {
+		if (set.r[i].first == UINT32_MAX || set.r[i].last == UINT32_MAX) {
+			imap_seqset_free(&set);
+			ps->error = "\"*\" is not allowed in QRESYNC UIDs";
+			return false;
+		}
+	}
+	*r_r = set.r;
+	*n_r = set.count;
+	return true;
+}
+
+/* "QRESYNC (uidvalidity modseq [known-uids] [(seq-match-data)])". The sequence match data is
+ * checked and not used: the expunge history or the known UIDs answer without it. */
+static bool parse_qresync(struct imap_parser *ps, struct select_job *job)
+{
+	uint32_t v;
+
+	if (!imap_parse_sp(ps) || !imap_peek(ps, '('))
+		return false;
+	ps->p++;
+	if (!imap_parse_number(ps, &v) || v == 0 || !imap_parse_sp(ps) ||
+	    !imap_parse_modseq(ps, &job->q_modseq)) {
+		ps->error = "QRESYNC expects (uidvalidity modseq [known-uids])";
+		return false;
+	}
+	job->q_uidvalidity = v;
+	if (imap_peek(ps, ' ')) {
+		ps->p++;
+		if (!imap_peek(ps, '(') &&
+		    !parse_known_uids(ps, &job->q_known, &job->q_known_count))
+			return false;
+		if (imap_peek(ps, ' '))
+			ps->p++;
+		if (imap_peek(ps, '(')) {
+			struct store_uid_range *r = NULL;
+			size_t n = 0;
+			bool ok;
+
+			ps->p++;
+			ok = parse_known_uids(ps, &r, &n);
+			free(r);
+			ok = ok && imap_parse_sp(ps) && parse_known_uids(ps, &r, &n);
+			if (ok)
+				free(r);
+			if (!ok || !imap_peek(ps, ')'))
+				return false;
+			ps->p++;
+		}
+	}
+	if (!imap_peek(ps, ')'))
+		return false;
+	ps->p++;
+	job->qresync = true;
+	return true;
+}
+
+/* select-params (RFC 4466): " (CONDSTORE)" and " (QRESYNC (...))", RFC 7162 §3.1.8, §3.2.5. */
+static bool parse_select_params(struct imap_session *s, struct imap_parser *ps,
+				struct select_job *job)
+{
+	if (!imap_peek(ps, ' '))
+		return true;
+	ps->p++;
+	if (!imap_peek(ps, '('))
+		return false;
+	ps->p++;
+	for (int n = 0; !imap_peek(ps, ')'); n++) {
+		struct imap_slice a;
+
+		if ((n > 0 && !imap_parse_sp(ps)) || n > 4 || !imap_parse_atom(ps, &a))
+			return false;
+		if (imap_slice_ieq(&a, "CONDSTORE")) {
+			job->condstore = true;
+		} else if (imap_slice_ieq(&a, "QRESYNC") && !job->qresync) {
+			if (!s->enabled_qresync) {
+				ps->error = "QRESYNC needs ENABLE QRESYNC first";
+				return false;
+			}
+			if (!parse_qresync(ps, job))
+				return false;
+		} else {
+			ps->error = "Unknown SELECT parameter";
+			return false;
+		}
+	}
+	ps->p++;
+	return true;
 }
 
 static void select_common(struct imap_session *s, const char *tag, struct imap_parser *ps,
@@ -294,26 +448,29 @@ static void select_common(struct imap_session *s, const char *tag, struct imap_p
 
 	if (name == NULL)
 		return;
-	if (imap_peek(ps, ' ')) {
-		/* RFC 9051 §6.3.2 select-params come only from extensions we do not offer
-		 * (CONDSTORE, QRESYNC); the whole command is refused and nothing changes. */
-		imap_bad(s, tag, "SELECT parameters are not supported");
+	job = xcalloc(1, sizeof(*job));
+	buf_init(&job->keywords);
+	buf_init(&job->changed);
+	/* Every parameter is checked before anything changes (RFC 7162 §3.2.5). */
+	if (!parse_select_params(s, ps, job) || !imap_parse_crlf(ps)) {
+		imap_bad(s, tag, ps->error ? ps->error : "Invalid SELECT arguments");
+		buf_free(&job->keywords);
+		buf_free(&job->changed);
+		free(job->q_known);
+		free(job);
 		free(name);
 		return;
 	}
-	if (!imap_parse_crlf(ps)) {
-		imap_bad(s, tag, "Unexpected SELECT arguments");
-		free(name);
-		return;
-	}
+	if (job->condstore)
+		imap_condstore_enable(s);
 	if (s->sel != NULL) {
 		imap_selected_free(s);
 		s->state = IMAP_STATE_AUTHENTICATED;
-		/* RFC 9051 §7.1 CLOSED: the previous mailbox is no longer selected. */
-		if (s->enabled_rev2)
+		/* RFC 9051 §7.1, RFC 7162 §3.2.11 CLOSED: the previous mailbox is no longer
+		 * selected (its VANISHED and FETCH end here). */
+		if (s->enabled_rev2 || s->enabled_qresync)
 			imap_reply(s, "* OK [CLOSED] Previous mailbox closed");
 	}
-	job = xcalloc(1, sizeof(*job));
 	job->acct = s->acct;
 	job->tag = xstrdup(tag);
 	job->name = name;
@@ -322,7 +479,6 @@ static void select_common(struct imap_session *s, const char *tag, struct imap_p
 	job->user = xstrdup(s->user);
 	job->autoexpunge_days = s->deps->cfg->imap_autoexpunge_days;
 	job->sel = imap_selected_new(s, 0, name, 0, readonly);
-	buf_init(&job->keywords);
 	s->busy = true;
 	net_conn_offload(s->conn, select_work, select_done, job);
 }

@@ -1,4 +1,5 @@
-/* STORE and UID STORE (RFC 9051 §6.4.6): FLAGS, +FLAGS, -FLAGS and their .SILENT forms. */
+/* STORE and UID STORE (RFC 9051 §6.4.6): FLAGS, +FLAGS, -FLAGS and their .SILENT forms, and
+ * the UNCHANGEDSINCE modifier of CONDSTORE (RFC 7162 §3.1.3). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,10 @@ struct store_job {
 	uint64_t mailbox_id;
 	char *tag;
 	bool silent;
+	bool uid;
+	bool conditional;        /* UNCHANGEDSINCE given */
+	bool with_modseq;        /* CONDSTORE is on: FETCH responses carry MODSEQ */
+	uint64_t unchangedsince;
 	enum store_flag_op op;
 	uint32_t flags;
 	char **kw;
@@ -27,8 +32,8 @@ static void store_work(void *arg)
 {
 	struct store_job *job = arg;
 	job->error = store_flags_update(job->acct, job->mailbox_id, job->r, job->nr, job->op,
-					job->flags, (const char *const *)job->kw, job->kw_count, 0,
-					&job->res, &job->err);
+					job->flags, (const char *const *)job->kw, job->kw_count,
+					job->unchangedsince, &job->res, &job->err);
 	if (job->error != STORE_OK || job->silent)
 		return;
 	/* RFC 9051 §6.4.6: report FLAGS of every message in the set, changed or not. */
@@ -42,6 +47,44 @@ static void store_work(void *arg)
 	store_msg_list(job->acct, job->mailbox_id, &q, &job->msgs, &job->count, NULL);
 }
 
+static bool failed(const struct store_job *job, uint32_t uid)
+{
+	for (size_t i = 0; i < job->res.failed_count; i++)
+		if (job->res.failed_uids[i] == uid)
+			return true;
+	return false;
+}
+
+/* The tagged OK; with [MODIFIED set] (MSNs, or UIDs for UID STORE) for the messages that
+ * failed the UNCHANGEDSINCE test. */
+static void store_reply_modified(struct imap_session *s, struct store_job *job)
+{
+	struct buf set;
+	size_t n = 0;
+
+	if (job->res.failed_count == 0) {
+		imap_tagged(s, job->tag, "%s OK STORE completed", job->tag);
+		return;
+	}
+	uint32_t *nums = xmalloc(job->res.failed_count * sizeof(uint32_t));
+
+	for (size_t i = 0; i < job->res.failed_count; i++) {
+		uint32_t v = job->uid ? job->res.failed_uids[i]
+				      : imap_msn_of(s->sel, job->res.failed_uids[i]);
+		if (v != 0)
+			nums[n++] = v;
+	}
+	buf_init(&set);
+	imap_append_uid_set(&set, nums, n);
+	free(nums);
+	if (n == 0)
+		imap_tagged(s, job->tag, "%s OK STORE completed", job->tag);
+	else
+		imap_tagged(s, job->tag, "%s OK [MODIFIED %s] Conditional STORE completed",
+			    job->tag, buf_cstr(&set));
+	buf_free(&set);
+}
+
 static void store_done(void *session, void *arg)
 {
 	struct imap_session *s = session;
@@ -50,7 +93,6 @@ static void store_done(void *session, void *arg)
 	for (size_t i = 0; i < job->res.changed_count; i++)
 		imap_pending_forget_flags(s, job->res.changed[i].uid, job->res.changed[i].flags,
 					  job->res.changed[i].keywords);
-	store_flag_result_clear(&job->res);
 	if (job->error != STORE_OK) {
 		imap_store_error(s, job->tag, job->error, &job->err);
 	} else {
@@ -58,7 +100,8 @@ static void store_done(void *session, void *arg)
 		buf_init(&out);
 		for (size_t i = 0; i < job->count; i++) {
 			uint32_t msn;
-			if (!imap_uid_in_ranges(job->msgs[i].uid, job->r, job->nr))
+			if (!imap_uid_in_ranges(job->msgs[i].uid, job->r, job->nr) ||
+			    failed(job, job->msgs[i].uid))
 				continue;
 			msn = imap_msn_of(s->sel, job->msgs[i].uid);
 			if (msn == 0)
@@ -69,12 +112,24 @@ static void store_done(void *session, void *arg)
 			imap_append_flags_recent(&out, job->msgs[i].flags, job->msgs[i].keywords,
 						 !s->enabled_rev2 &&
 							 imap_recent_is(s->sel, job->msgs[i].uid));
+			if (job->with_modseq)
+				buf_printf(&out, " MODSEQ (%llu)",
+					   (unsigned long long)job->msgs[i].modseq);
 			buf_append_str(&out, ")\r\n");
+		}
+		/* RFC 7162 §3.1.3: even .SILENT reports the new MODSEQ of what changed. */
+		for (size_t i = 0; job->silent && job->with_modseq && i < job->res.changed_count; i++) {
+			uint32_t msn = imap_msn_of(s->sel, job->res.changed[i].uid);
+			if (msn != 0)
+				buf_printf(&out, "* %u FETCH (UID %u MODSEQ (%llu))\r\n", msn,
+					   job->res.changed[i].uid,
+					   (unsigned long long)job->res.changed[i].modseq);
 		}
 		net_conn_write(s->conn, out.data, out.len);
 		buf_free(&out);
-		imap_tagged(s, job->tag, "%s OK STORE completed", job->tag);
+		store_reply_modified(s, job);
 	}
+	store_flag_result_clear(&job->res);
 	store_msg_list_free(&job->msgs, job->count);
 	imap_keywords_free(&job->kw, &job->kw_count);
 	free(job->r);
@@ -83,13 +138,35 @@ static void store_done(void *session, void *arg)
 	imap_command_done(s);
 }
 
+static void store_all_modified(struct imap_session *s, const char *tag, bool uid,
+			       const struct store_uid_range *r, size_t nr)
+{
+	uint32_t *nums = xmalloc((s->sel->count ? s->sel->count : 1) * sizeof(uint32_t));
+	size_t n = 0;
+	struct buf set;
+
+	for (size_t i = 0; i < s->sel->count; i++)
+		if (imap_uid_in_ranges(s->sel->uids[i], r, nr))
+			nums[n++] = uid ? s->sel->uids[i] : (uint32_t)i + 1;
+	buf_init(&set);
+	imap_append_uid_set(&set, nums, n);
+	if (n == 0)
+		imap_tagged(s, tag, "%s OK STORE completed", tag);
+	else
+		imap_tagged(s, tag, "%s OK [MODIFIED %s] Conditional STORE completed", tag,
+			    buf_cstr(&set));
+	buf_free(&set);
+	free(nums);
+}
+
 void imap_store_run(struct imap_session *s, const char *tag, struct imap_parser *ps, bool uid)
 {
 	struct imap_seqset set;
 	struct imap_slice a;
 	struct store_job *job;
 	enum store_flag_op op = STORE_FLAGS_SET;
-	bool silent = false;
+	bool silent = false, conditional = false;
+	uint64_t unchangedsince = 0;
 	uint32_t flags = 0;
 	char **kw = NULL;
 	size_t kw_count = 0;
@@ -103,8 +180,16 @@ void imap_store_run(struct imap_session *s, const char *tag, struct imap_parser 
 	if (!imap_parse_sp(ps))
 		goto bad;
 	if (imap_peek(ps, '(')) {
-		ps->error = "STORE modifiers (CONDSTORE) are not supported";
-		goto bad;
+		/* store-modifiers (RFC 4466): only UNCHANGEDSINCE is known. */
+		ps->p++;
+		if (!imap_parse_atom(ps, &a) || !imap_slice_ieq(&a, "UNCHANGEDSINCE")) {
+			ps->error = "Unknown STORE modifier";
+			goto bad;
+		}
+		if (!imap_parse_sp(ps) || !imap_parse_modseq(ps, &unchangedsince) ||
+		    !imap_parse_char(ps, ')') || !imap_parse_sp(ps))
+			goto bad;
+		conditional = true;
 	}
 	if (imap_peek(ps, '+') || imap_peek(ps, '-')) {
 		op = *ps->p == '+' ? STORE_FLAGS_ADD : STORE_FLAGS_REMOVE;
@@ -154,10 +239,20 @@ void imap_store_run(struct imap_session *s, const char *tag, struct imap_parser 
 		return;
 	}
 	imap_seqset_free(&set);
+	if (conditional)
+		imap_condstore_enable(s); /* RFC 7162 §3.1 */
 	if (s->sel->readonly) {
 		free(r);
 		imap_keywords_free(&kw, &kw_count);
 		imap_tagged(s, tag, "%s NO [READ-ONLY] Mailbox is read-only", tag);
+		return;
+	}
+	if (conditional && unchangedsince == 0) {
+		/* Every message has a MODSEQ of at least 1: all fail (RFC 7162 §3.1.3), and the
+		 * store treats 0 as "no condition", so the answer is given here. */
+		store_all_modified(s, tag, uid, r, nr);
+		free(r);
+		imap_keywords_free(&kw, &kw_count);
 		return;
 	}
 	if (nr == 0) {
@@ -171,6 +266,10 @@ void imap_store_run(struct imap_session *s, const char *tag, struct imap_parser 
 	job->mailbox_id = s->sel->id;
 	job->tag = xstrdup(tag);
 	job->silent = silent;
+	job->uid = uid;
+	job->conditional = conditional;
+	job->unchangedsince = unchangedsince;
+	job->with_modseq = s->enabled_condstore;
 	job->op = op;
 	job->flags = flags;
 	job->kw = kw;

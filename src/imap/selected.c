@@ -55,6 +55,7 @@ struct feed_post {
 	bool uids_only;	   /* FLAGS without flags: read them from the store */
 	uint32_t *uids;
 	uint32_t *flags;
+	uint64_t *modseqs;  /* FLAGS: each message's MODSEQ (RFC 7162 §3.2.4) */
 	uint32_t *kw_off;  /* keywords = kw_pool + kw_off[i] - 1; 0 = none */
 	char *kw_pool;
 };
@@ -63,6 +64,7 @@ struct feed_post {
 struct flag_entry {
 	uint32_t uid;
 	uint32_t flags;
+	uint64_t modseq;
 	uint64_t hash;	/* of flags and keywords, kept when the keywords are dropped */
 	char *keywords; /* NULL when none, or when stale */
 	bool stale;
@@ -113,6 +115,7 @@ static void post_free(struct feed_post *p)
 {
 	free(p->uids);
 	free(p->flags);
+	free(p->modseqs);
 	free(p->kw_off);
 	free(p->kw_pool);
 	free(p);
@@ -144,10 +147,12 @@ static void post_copy_flags(struct feed_post *p, const struct store_event *ev,
 
 	buf_init(&pool);
 	p->flags = xmalloc(ev->count * sizeof(uint32_t));
+	p->modseqs = xmalloc(ev->count * sizeof(uint64_t));
 	p->kw_off = xmalloc(ev->count * sizeof(uint32_t));
 	for (size_t i = 0; i < ev->count; i++) {
 		const char *kw = ev->msgs[i].keywords;
 		p->flags[i] = ev->msgs[i].flags;
+		p->modseqs[i] = ev->msgs[i].modseq;
 		if (kw == NULL || *kw == '\0') {
 			p->kw_off[i] = 0;
 			continue;
@@ -163,14 +168,16 @@ static void post_copy_flags(struct feed_post *p, const struct store_event *ev,
 			/* The loop is behind: send UIDs only, the loop reads the rest. */
 			free(p->flags);
 			free(p->kw_off);
+			free(p->modseqs);
 			p->flags = p->kw_off = NULL;
+			p->modseqs = NULL;
 			p->uids_only = true;
 			buf_free(&pool);
 			return;
 		}
 	}
 	p->kw_pool = (char *)pool.data; /* ownership moves to the post */
-	p->bytes += pool.len + ev->count * 2 * sizeof(uint32_t);
+	p->bytes += pool.len + ev->count * (2 * sizeof(uint32_t) + sizeof(uint64_t));
 }
 
 /* On the committing thread (store contract 4): copy and post, nothing more. */
@@ -385,12 +392,14 @@ static void flag_table_clear(struct imap_updates *u)
 	u->cap = u->used = u->stale = u->kw_bytes = 0;
 }
 
-static void flag_record(struct imap_updates *u, uint32_t uid, uint32_t flags, const char *kw)
+static void flag_record(struct imap_updates *u, uint32_t uid, uint32_t flags, uint64_t modseq,
+			const char *kw)
 {
 	struct flag_entry *e = flag_get(u, uid);
 
 	flag_entry_drop_keywords(u, e);
 	e->flags = flags;
+	e->modseq = modseq;
 	e->hash = flags_hash(flags, kw);
 	if (kw != NULL && u->kw_bytes + strlen(kw) + 1 > LIMIT_IMAP_PENDING_FLAG_BYTES) {
 		/* Past the budget: the UID and the hash stay, the store has the rest. */
@@ -498,7 +507,7 @@ static void updates_take(struct imap_session *s, struct feed_post *p)
 				continue;
 			}
 			const char *kw = p->kw_off[i] ? p->kw_pool + p->kw_off[i] - 1 : NULL;
-			flag_record(u, p->uids[i], p->flags[i], kw);
+			flag_record(u, p->uids[i], p->flags[i], p->modseqs[i], kw);
 		}
 		if (u->used > LIMIT_IMAP_PENDING_FLAG_UIDS) {
 			flag_table_clear(u);
@@ -531,20 +540,54 @@ void imap_selected_free(struct imap_session *s)
 
 /* ---------------- reporting ---------------- */
 
-void imap_view_expunge(struct imap_session *s, uint32_t uid)
+/* Takes uid out of the view; returns its former sequence number, 0 when it was not in it. */
+static uint32_t view_remove(struct imap_selected *sel, uint32_t uid)
 {
-	struct imap_selected *sel = s->sel;
 	uint32_t msn = imap_msn_of(sel, uid);
 
 	if (msn == 0)
-		return;
+		return 0;
 	memmove(sel->uids + msn - 1, sel->uids + msn, (sel->count - msn) * sizeof(uint32_t));
 	sel->count--;
-	imap_reply(s, "* %u EXPUNGE", msn);
+	return msn;
+}
+
+void imap_view_expunge(struct imap_session *s, uint32_t uid)
+{
+	imap_view_expunge_many(s, &uid, 1);
+}
+
+void imap_view_expunge_many(struct imap_session *s, const uint32_t *uids, size_t n)
+{
+	if (!s->enabled_qresync) {
+		for (size_t i = 0; i < n; i++) {
+			uint32_t msn = view_remove(s->sel, uids[i]);
+			if (msn != 0)
+				imap_reply(s, "* %u EXPUNGE", msn);
+		}
+		return;
+	}
+	/* RFC 7162 §3.2.10: after ENABLE QRESYNC, VANISHED replaces EXPUNGE. */
+	uint32_t *gone = xmalloc((n ? n : 1) * sizeof(uint32_t));
+	size_t count = 0;
+	struct buf line;
+
+	for (size_t i = 0; i < n; i++)
+		if (view_remove(s->sel, uids[i]) != 0)
+			gone[count++] = uids[i];
+	if (count > 0) {
+		buf_init(&line);
+		buf_append_str(&line, "* VANISHED ");
+		imap_append_uid_set(&line, gone, count);
+		buf_append_str(&line, "\r\n");
+		net_conn_write(s->conn, line.data, line.len);
+		buf_free(&line);
+	}
+	free(gone);
 }
 
 static void write_flags(struct imap_session *s, struct buf *line, uint32_t uid, uint32_t flags,
-			const char *keywords)
+			uint64_t modseq, const char *keywords)
 {
 	uint32_t msn = imap_msn_of(s->sel, uid);
 
@@ -556,6 +599,9 @@ static void write_flags(struct imap_session *s, struct buf *line, uint32_t uid, 
 	buf_printf(line, "* %u FETCH (UID %u FLAGS ", msn, uid);
 	imap_append_flags_recent(line, flags, keywords,
 				 !s->enabled_rev2 && imap_recent_is(s->sel, uid));
+	/* RFC 7162 §3.2.4: unsolicited FETCH carries MODSEQ once CONDSTORE is on. */
+	if (s->enabled_condstore && modseq != 0)
+		buf_printf(line, " MODSEQ (%llu)", (unsigned long long)modseq);
 	buf_append_str(line, ")\r\n");
 	net_conn_write(s->conn, line->data, line->len);
 }
@@ -584,7 +630,7 @@ static void flush_cached_flags(struct imap_session *s, struct imap_updates *u)
 	buf_init(&line);
 	for (size_t i = 0; i < n; i++) {
 		struct flag_entry *e = flag_find(u, uids[i]);
-		write_flags(s, &line, e->uid, e->flags, e->keywords);
+		write_flags(s, &line, e->uid, e->flags, e->modseq, e->keywords);
 		flag_remove(u, e);
 	}
 	buf_free(&line);
@@ -631,8 +677,9 @@ void imap_flush_updates(struct imap_session *s, bool allow_expunge)
 			struct flag_entry *e = flag_find(u, u->expunged.v[i]);
 			if (e != NULL)
 				flag_remove(u, e);
-			imap_view_expunge(s, u->expunged.v[i]);
 		}
+		qsort(u->expunged.v, u->expunged.count, sizeof(uint32_t), uid_cmp);
+		imap_view_expunge_many(s, u->expunged.v, u->expunged.count);
 		uid_list_clear(&u->expunged);
 	}
 }
@@ -695,7 +742,8 @@ static void resync_report(struct imap_session *s, struct imap_resync *r)
 		bool found = j < r->count && r->msgs[j].uid == uid;
 		if (r->whole_view) {
 			if (found)
-				write_flags(s, &line, uid, r->msgs[j].flags, r->msgs[j].keywords);
+				write_flags(s, &line, uid, r->msgs[j].flags, r->msgs[j].modseq,
+					    r->msgs[j].keywords);
 			continue;
 		}
 		/* An entry that got its flags from a newer event meanwhile is reported with
@@ -703,7 +751,8 @@ static void resync_report(struct imap_session *s, struct imap_resync *r)
 		if (e == NULL || !e->stale)
 			continue;
 		if (found)
-			write_flags(s, &line, uid, r->msgs[j].flags, r->msgs[j].keywords);
+			write_flags(s, &line, uid, r->msgs[j].flags, r->msgs[j].modseq,
+					    r->msgs[j].keywords);
 		flag_remove(u, e);
 	}
 	buf_free(&line);

@@ -22,6 +22,7 @@ static const struct imap_command imap_commands[] = {
 	{ "LOGIN", IMAP_STATE_NOT_AUTHENTICATED, imap_cmd_login },
 	{ "AUTHENTICATE", IMAP_STATE_NOT_AUTHENTICATED, imap_cmd_authenticate },
 	{ "ENABLE", IMAP_STATES_AUTHED, imap_cmd_enable },
+	{ "COMPRESS", IMAP_STATES_AUTHED, imap_cmd_compress },
 	{ "SELECT", IMAP_STATES_AUTHED, imap_cmd_select },
 	{ "EXAMINE", IMAP_STATES_AUTHED, imap_cmd_examine },
 	{ "CREATE", IMAP_STATES_AUTHED, imap_cmd_create },
@@ -175,6 +176,9 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 			   " CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY"
 			   " STATUS=SIZE APPENDLIMIT=%llu UTF8=ACCEPT",
 			   (unsigned long long)s->deps->cfg->message_size);
+		buf_append_str(out, " CONDSTORE QRESYNC"); /* RFC 7162, condstore.c */
+		if (!net_conn_compressed(s->conn))
+			buf_append_str(out, " COMPRESS=DEFLATE"); /* RFC 4978 §4 */
 	}
 	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
 		const char *mechs = sasl_mechanisms(imap_plaintext_allowed(s));

@@ -52,6 +52,11 @@ struct imap_session {
 	struct auth_login login; /* penalties, the held reply, the user+address count */
 	bool enabled_rev2;
 	bool enabled_utf8; /* RFC 6855 UTF8=ACCEPT */
+	/* RFC 7162 §3.1: CONDSTORE is on after ENABLE or the first command that uses it (FETCH
+	 * MODSEQ, SELECT (CONDSTORE), ...); from then on every FETCH carries MODSEQ. QRESYNC
+	 * implies CONDSTORE and turns EXPUNGE into VANISHED. */
+	bool enabled_condstore;
+	bool enabled_qresync;
 
 	struct store_account *acct; /* open while authenticated */
 	struct imap_selected *sel;  /* NULL unless a mailbox is selected */
@@ -130,6 +135,8 @@ void imap_logout(struct imap_session *s);
 /* cmd_any.c */
 imap_command_fn imap_cmd_capability, imap_cmd_noop, imap_cmd_logout, imap_cmd_id,
 	imap_cmd_starttls;
+/* cmd_compress.c */
+imap_command_fn imap_cmd_compress;
 /* cmd_login.c */
 imap_command_fn imap_cmd_login, imap_cmd_authenticate;
 /* Feeds one continuation line of AUTHENTICATE. */
@@ -192,6 +199,20 @@ bool imap_recent_unclaimed_from(const char *user, uint64_t mailbox_id, uint32_t 
 bool imap_recent_is(const struct imap_selected *sel, uint32_t uid);
 /* Messages of the view recent in this session. */
 uint32_t imap_recent_count(const struct imap_selected *sel);
+/* condstore.c: RFC 7162 */
+/* Turns CONDSTORE on for the session (RFC 7162 §3.1: a CONDSTORE-enabling command). */
+void imap_condstore_enable(struct imap_session *s);
+/* mod-sequence-value (1*DIGIT, below 2^63). */
+bool imap_parse_modseq(struct imap_parser *ps, uint64_t *modseq_r);
+/* In a worker: the UIDs of KNOWN (ranges in any order, cut at uid_last, normally UIDNEXT-1)
+ * expunged after SINCE, as sorted ranges (heap). Beyond the store's expunge history: every
+ * known UID not in the mailbox now (RFC 7162 §3.2.5.2). */
+enum store_error imap_vanished_since(struct store_account *acct, uint64_t mailbox_id,
+				     uint64_t since, const struct store_uid_range *known,
+				     size_t known_count, uint32_t uid_last,
+				     struct store_uid_range **ranges_r, size_t *count_r);
+/* "1:3,7" from ranges. */
+void imap_append_ranges(struct buf *out, const struct store_uid_range *r, size_t n);
 
 /* selected.c: the selected mailbox and the change feed */
 /* Opens the view in a worker: subscribes, lists UIDs. */
@@ -201,6 +222,10 @@ void imap_selected_free(struct imap_session *s);
 void imap_flush_updates(struct imap_session *s, bool allow_expunge);
 /* Removes uid from the view and writes "* n EXPUNGE". */
 void imap_view_expunge(struct imap_session *s, uint32_t uid);
+/* Removes uids (sorted) from the view: one "* VANISHED" after ENABLE QRESYNC (RFC 7162
+ * §3.2.10), else an EXPUNGE per message. */
+void imap_view_expunge_many(struct imap_session *s, const uint32_t *uids, size_t n);
+
 struct imap_selected *imap_selected_new(struct imap_session *s, uint64_t id, const char *name,
 					uint32_t uidvalidity, bool readonly);
 /* Subscribe from a worker thread (the session's conn must be referenced by the caller). */

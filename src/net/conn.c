@@ -95,6 +95,7 @@ static void conn_finalize(struct net_conn *c)
 		event_free(c->timer);
 		c->timer = NULL;
 	}
+	net_zstream_free(&c->z);
 	if (c->bev) {
 		/* A TLS bufferevent owns its SSL and the descriptor (BEV_OPT_CLOSE_ON_FREE); a
 		 * plain one owns neither, and fd below is still ours. */
@@ -336,12 +337,26 @@ void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr *addr,
 
 /* ---------------- libevent callbacks ---------------- */
 
+/* The input the readers consume: the transport's, or after COMPRESS what inflating it gave. */
+static struct evbuffer *conn_in(struct net_conn *c)
+{
+	struct evbuffer *raw = bufferevent_get_input(c->bev);
+
+	return c->z != NULL ? net_zstream_input(c->z, raw) : raw;
+}
+
 static void conn_deliver_input(struct net_conn *c)
 {
 	if (c->paused || c->closing || c->session == NULL || c->tls_switch_pending)
 		return;
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+	if (evbuffer_get_length(conn_in(c)) == 0) {
+		if (c->z != NULL && net_zstream_failed(c->z)) {
+			log_info("proto=%s conn=%llu ip=%s msg=\"corrupt compressed input; closing\"",
+				 c->proto->name, (unsigned long long)c->id, c->peer_ip);
+			conn_abort(c);
+		}
 		return;
+	}
 	c->proto->input(c->session);
 }
 
@@ -539,7 +554,7 @@ enum net_line_status net_conn_read_line(struct net_conn *c, size_t max, char **l
 
 	if (conn_input_blocked(c))
 		return NET_LINE_NONE;
-	in = bufferevent_get_input(c->bev);
+	in = conn_in(c);
 	for (;;) {
 		size_t eol_len = 0;
 		struct evbuffer_ptr pos = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
@@ -604,7 +619,7 @@ enum net_line_status net_conn_skip_long_line(struct net_conn *c, size_t cap, cha
 	if (!c->long_line_done) {
 		if (conn_input_blocked(c))
 			return NET_LINE_NONE;
-		in = bufferevent_get_input(c->bev);
+		in = conn_in(c);
 		pos = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 		if (pos.pos < 0) {
 			size_t n = evbuffer_get_length(in);
@@ -636,7 +651,7 @@ size_t net_conn_read_bytes(struct net_conn *c, size_t max, struct buf *out)
 
 	if (conn_input_blocked(c))
 		return 0;
-	in = bufferevent_get_input(c->bev);
+	in = conn_in(c);
 	n = evbuffer_get_length(in);
 	if (n > max)
 		n = max;
@@ -657,7 +672,7 @@ const uint8_t *net_conn_peek(struct net_conn *c, size_t max, size_t *len_r)
 	*len_r = 0;
 	if (conn_input_blocked(c))
 		return NULL;
-	in = bufferevent_get_input(c->bev);
+	in = conn_in(c);
 	n = evbuffer_get_length(in);
 	if (n > max)
 		n = max;
@@ -674,7 +689,7 @@ size_t net_conn_skip_bytes(struct net_conn *c, size_t max)
 
 	if (conn_input_blocked(c))
 		return 0;
-	in = bufferevent_get_input(c->bev);
+	in = conn_in(c);
 	n = evbuffer_get_length(in);
 	if (n > max)
 		n = max;
@@ -688,7 +703,9 @@ size_t net_conn_input_length(const struct net_conn *c)
 {
 	if (c->bev == NULL)
 		return 0;
-	return evbuffer_get_length(bufferevent_get_input(c->bev));
+	/* Compressed octets not yet inflated count too: something is pending either way. */
+	return evbuffer_get_length(bufferevent_get_input(c->bev)) +
+	       (c->z != NULL ? evbuffer_get_length(net_zstream_input_buffer(c->z)) : 0);
 }
 
 void net_conn_discard_input(struct net_conn *c)
@@ -696,6 +713,10 @@ void net_conn_discard_input(struct net_conn *c)
 	if (c->bev != NULL) {
 		struct evbuffer *in = bufferevent_get_input(c->bev);
 		evbuffer_drain(in, evbuffer_get_length(in));
+	}
+	if (c->z != NULL) {
+		struct evbuffer *plain = net_zstream_input_buffer(c->z);
+		evbuffer_drain(plain, evbuffer_get_length(plain));
 	}
 	c->discarding_line = false;
 }
@@ -725,7 +746,7 @@ static void conn_resume(struct net_conn *c)
 	bufferevent_enable(c->bev, EV_READ);
 	/* Bytes that arrived while paused are already buffered; no socket event will announce
 	 * them, so ask for a read callback. */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	if (net_conn_input_length(c) > 0)
 		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
@@ -748,11 +769,36 @@ static void conn_check_output_cap(struct net_conn *c)
 	}
 }
 
+/* Formatted output; with compression it is formatted first, then deflated in one piece. */
+static void conn_vprintf(struct net_conn *c, const char *fmt, va_list ap, bool crlf)
+{
+	struct evbuffer *out;
+
+	if (c->bev == NULL || c->finalized || c->aborted)
+		return;
+	out = c->z != NULL ? evbuffer_new() : bufferevent_get_output(c->bev);
+	if (out == NULL)
+		abort();
+	evbuffer_add_vprintf(out, fmt, ap);
+	if (crlf)
+		evbuffer_add(out, "\r\n", 2);
+	if (c->z != NULL) {
+		size_t n = evbuffer_get_length(out);
+		net_zstream_deflate(c->z, evbuffer_pullup(out, (ssize_t)n), n,
+				    bufferevent_get_output(c->bev));
+		evbuffer_free(out);
+	}
+	conn_check_output_cap(c);
+}
+
 void net_conn_write(struct net_conn *c, const void *data, size_t len)
 {
 	if (c->bev == NULL || c->finalized || c->aborted || (c->closing && !c->session))
 		return;
-	bufferevent_write(c->bev, data, len);
+	if (c->z != NULL)
+		net_zstream_deflate(c->z, data, len, bufferevent_get_output(c->bev));
+	else
+		bufferevent_write(c->bev, data, len);
 	conn_check_output_cap(c);
 }
 
@@ -765,24 +811,14 @@ void net_conn_printf(struct net_conn *c, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (c->bev == NULL || c->finalized || c->aborted)
-		return;
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	conn_vprintf(c, fmt, ap, false);
 	va_end(ap);
-	conn_check_output_cap(c);
 }
 
 void net_conn_vprintf_line(struct net_conn *c, const char *fmt, va_list ap)
 {
-	struct evbuffer *out;
-
-	if (c->bev == NULL || c->finalized || c->aborted)
-		return;
-	out = bufferevent_get_output(c->bev);
-	evbuffer_add_vprintf(out, fmt, ap);
-	evbuffer_add(out, "\r\n", 2);
-	conn_check_output_cap(c);
+	conn_vprintf(c, fmt, ap, true);
 }
 
 size_t net_conn_output_length(const struct net_conn *c)
@@ -798,6 +834,21 @@ void net_conn_want_drain(struct net_conn *c, size_t low)
 	c->drain_low = low;
 	if (c->bev)
 		bufferevent_setwatermark(c->bev, EV_WRITE, low, 0);
+}
+
+/* ---------------- compression ---------------- */
+
+int net_conn_start_compress(struct net_conn *c)
+{
+	if (c->z != NULL || c->bev == NULL || c->closing)
+		return -1;
+	c->z = net_zstream_new();
+	return c->z != NULL ? 0 : -1;
+}
+
+bool net_conn_compressed(const struct net_conn *c)
+{
+	return c->z != NULL;
 }
 
 /* ---------------- facts ---------------- */

@@ -140,6 +140,11 @@ void net_conn_want_drain(struct net_conn *c, size_t low);
  * is not configured or already active (nothing changes then). */
 int net_conn_starttls(struct net_conn *c);
 bool net_conn_tls_available(const struct net_conn *c);
+/* COMPRESS=DEFLATE (RFC 4978): from now on output is deflated and input inflated, on top of
+ * TLS if TLS is on. Call right after queueing the reply that announces it (that reply goes
+ * out uncompressed). Returns -1 when compression is already on. */
+int net_conn_start_compress(struct net_conn *c);
+bool net_conn_compressed(const struct net_conn *c);
 /* Flush queued output, then close. Safe to call more than once and from any callback. */
 void net_conn_close(struct net_conn *c);
 /* Idle timeout in seconds; 0 = none. It counts from the last complete line or the last bytes

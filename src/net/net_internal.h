@@ -74,6 +74,7 @@ struct net_conn {
 	struct event *delay_timer;
 	void (*delay_fn)(void *session);
 	struct buf line;
+	struct net_zstream *z; /* COMPRESS=DEFLATE once started, else NULL (compress.c) */
 };
 
 struct net_worker {
@@ -135,6 +136,19 @@ void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr *addr,
 		     socklen_t addrlen, enum listen_kind kind);
 void net_conn_shutdown_all(struct net_worker *w);
 bool net_kind_is_implicit_tls(enum listen_kind kind);
+
+/* compress.c: raw deflate both ways (RFC 4978). The deflater writes compressed octets into
+ * OUT; net_zstream_input inflates what COMPRESSED holds (up to a bound ahead of the reader)
+ * and returns the plain buffer the readers consume. */
+struct net_zstream;
+struct net_zstream *net_zstream_new(void);
+void net_zstream_free(struct net_zstream **z);
+void net_zstream_deflate(struct net_zstream *z, const void *data, size_t len,
+			 struct evbuffer *out);
+struct evbuffer *net_zstream_input(struct net_zstream *z, struct evbuffer *compressed);
+bool net_zstream_failed(const struct net_zstream *z);
+/* The plain input buffer, without inflating more. */
+struct evbuffer *net_zstream_input_buffer(const struct net_zstream *z);
 
 /* pool.c */
 struct net_pool *net_pool_new(int threads);

@@ -295,6 +295,14 @@ enum store_error store_expunge(struct store_account *acct, uint64_t mailbox_id,
 			       bool only_deleted, uint32_t **uids_r, size_t *count_r,
 			       struct store_err *err_r);
 
+/* QRESYNC (RFC 7162 §3.2.5.2): the UIDs expunged from the mailbox after MODSEQ since, in UID
+ * order (heap, caller frees). The history is bounded (LIMIT_EXPUNGE_HISTORY per mailbox, and
+ * it restarts when the index is rebuilt): *complete_r is false when expunges after SINCE may
+ * have been forgotten, and the caller must then work from the UIDs the client knows. */
+enum store_error store_vanished_list(struct store_account *acct, uint64_t mailbox_id,
+				     uint64_t since, uint32_t **uids_r, size_t *count_r,
+				     bool *complete_r, struct store_err *err_r);
+
 /* UIDPLUS COPYUID data (RFC 4315): src_uids[i] became dst_uids[i]. */
 struct store_uid_map {
 	uint32_t dst_uidvalidity;

@@ -58,6 +58,13 @@ def _version_runs(*args):
     return check
 
 
+def _imapflow_installed(binary):
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "node")
+    if os.path.isdir(os.path.join(here, "node_modules", "imapflow")):
+        return None
+    return "imapflow is not installed in tests/node (scripts/deps.sh runs npm install there)"
+
+
 # program, Debian package, what uses it, extra check (None: being there is enough)
 PROGRAMS = [
     ("openssl", "openssl", "test certificates, DKIM checks", _version_runs("version")),
@@ -72,6 +79,7 @@ PROGRAMS = [
     ("dpkg-shlibdeps", "dpkg-dev", "make deb and the package test", None),
     ("adduser", "adduser", "the package's postinst (package test)", None),
     ("systemd-analyze", "systemd", "the package test's check of the unit", None),
+    ("node", "nodejs", "the imapflow CONDSTORE/QRESYNC client test", _imapflow_installed),
 ]
 
 # Python modules beyond pytest are the standard library, but Debian splits some of it out.

@@ -124,7 +124,7 @@ def test_store_variants(roost_server, line_client):
     assert lines[2] == b"* 1 FETCH (UID 1 FLAGS (\\Recent \\Answered kw))"
     r.send(b"b STORE 1 -FLAGS \\Answered\r\n")
     assert r.until(b"b ")[0] == b"* 1 FETCH (UID 1 FLAGS (\\Recent kw))"
-    r.send(b"c STORE 1 (UNCHANGEDSINCE 5) FLAGS ()\r\n")
+    r.send(b"c STORE 1 (NOSUCHMODIFIER 5) FLAGS ()\r\n")
     assert r.line().startswith(b"c BAD")
     r.send(b"e EXAMINE INBOX\r\nf STORE 1 +FLAGS (\\Seen)\r\n")
     r.until(b"e OK")

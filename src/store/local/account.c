@@ -41,7 +41,19 @@ static const char *const schema_sql =
 	/* Subscribed names that have no mailbox: subscribed before they existed, or deleted
 	 * while subscribed (RFC 3501 §6.3.6 keeps them). A mailbox's own subscription is its
 	 * row's flag; CREATE moves a name from here to that flag. */
-	"CREATE TABLE IF NOT EXISTS orphan_subscriptions(name TEXT PRIMARY KEY) WITHOUT ROWID;";
+	"CREATE TABLE IF NOT EXISTS orphan_subscriptions(name TEXT PRIMARY KEY) WITHOUT ROWID;"
+	/* QRESYNC history (RFC 7162 §3.2.5): the UIDs expunged from a mailbox with the MODSEQ of
+	 * their expunge, at most LIMIT_EXPUNGE_HISTORY per mailbox. expunge_floor.modseq says from
+	 * where the history is complete: every expunge with a higher MODSEQ is in expunged. A
+	 * mailbox that predates the history starts it at its current HIGHESTMODSEQ. */
+	"CREATE TABLE IF NOT EXISTS expunged("
+	" mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL, modseq INTEGER NOT NULL,"
+	" PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS expunged_by_modseq ON expunged(mailbox_id, modseq);"
+	"CREATE TABLE IF NOT EXISTS expunge_floor("
+	" mailbox_id INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);"
+	"INSERT OR IGNORE INTO expunge_floor(mailbox_id, modseq)"
+	" SELECT id, highestmodseq FROM mailboxes;";
 
 static const struct {
 	const char *name;
@@ -411,6 +423,8 @@ enum store_error local_mbox_insert(struct store_account *acct, const char *canon
 
 	if (dir == NULL)
 		return local_fail(err_r, STORE_ERR_LIMIT, "Mailbox name too long");
+	bool recovered = uidvalidity != 0;
+
 	if (uidvalidity == 0)
 		uidvalidity = local_next_uidvalidity(acct);
 	else if ((int64_t)uidvalidity > meta_get(acct, "last_uidvalidity"))
@@ -426,9 +440,15 @@ enum store_error local_mbox_insert(struct store_account *acct, const char *canon
 		return local_fail(err_r, local_errno_code(e), "%s",
 				  store_error_str(local_errno_code(e)));
 	}
+	/* A folder found on disk without a row (the index was lost or rebuilt) may have been
+	 * seen by clients with MODSEQs up to anything the old index handed out. HIGHESTMODSEQ
+	 * must only grow (RFC 7162 §3.1.2.1), so it restarts from the clock in microseconds,
+	 * which a counter that grows by one per change does not overtake. */
+	uint64_t first_modseq = recovered ? local_modseq_floor_now() : 1;
+
 	if (sqlite3_prepare_v2(acct->db,
 			       "INSERT INTO mailboxes(name, uidvalidity, uidnext, highestmodseq,"
-			       " special_use, uid_floor) VALUES(?, ?, ?, 1, ?, ?)",
+			       " special_use, uid_floor) VALUES(?, ?, ?, ?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK) {
 		free(dir);
 		return local_db_fail(acct, err_r, "mailbox-create");
@@ -436,22 +456,40 @@ enum store_error local_mbox_insert(struct store_account *acct, const char *canon
 	sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, uidvalidity);
 	sqlite3_bind_int64(st, 3, floor);
-	sqlite3_bind_int64(st, 4, special_use);
-	sqlite3_bind_int64(st, 5, floor);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)first_modseq);
+	sqlite3_bind_int64(st, 5, special_use);
+	sqlite3_bind_int64(st, 6, floor);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE) {
+		uint64_t id = (uint64_t)sqlite3_last_insert_rowid(acct->db);
+		/* A new mailbox's history is complete from the start; a recovered one's only from
+		 * the rebuild on. */
+		char *sql = xasprintf("INSERT OR REPLACE INTO expunge_floor(mailbox_id, modseq)"
+				      " VALUES(%llu, %llu)", (unsigned long long)id,
+				      (unsigned long long)(recovered ? first_modseq : 0));
+
+		rc = local_exec(acct, sql) == 0 ? SQLITE_DONE : SQLITE_ERROR;
+		free(sql);
+		if (rc != SQLITE_DONE) {
+			free(dir);
+			return local_db_fail(acct, err_r, "mailbox-create");
+		}
+		if (m_r != NULL) {
+			memset(m_r, 0, sizeof(*m_r));
+			m_r->id = id;
+		}
+	}
 	if (rc != SQLITE_DONE) {
 		free(dir);
 		return local_db_fail(acct, err_r, "mailbox-create");
 	}
 	if (m_r != NULL) {
-		memset(m_r, 0, sizeof(*m_r));
-		m_r->id = (uint64_t)sqlite3_last_insert_rowid(acct->db);
 		m_r->name = xstrdup(canon);
 		m_r->dir = dir;
 		m_r->uidvalidity = uidvalidity;
 		m_r->uidnext = floor;
-		m_r->highestmodseq = 1;
+		m_r->highestmodseq = first_modseq;
 		m_r->special_use = special_use;
 	} else {
 		free(dir);

@@ -325,6 +325,13 @@ enum store_error local_copy_locked(struct store_account *acct, struct local_mbox
 				   const struct store_uid_range *ranges, size_t range_count,
 				   struct local_mbox *dst, bool move, struct store_uid_map *map_r,
 				   struct local_events *evs, struct store_err *err_r);
+/* QRESYNC history: remembers UIDS as expunged at MODSEQ, inside the caller's transaction,
+ * and forgets the oldest past LIMIT_EXPUNGE_HISTORY (raising the mailbox's expunge_floor). */
+enum store_error local_expunged_record(struct store_account *acct, uint64_t mailbox_id,
+				       const uint32_t *uids, size_t count, uint64_t modseq,
+				       struct store_err *err_r);
+/* The first HIGHESTMODSEQ of a folder whose index row was lost: the clock in microseconds. */
+uint64_t local_modseq_floor_now(void);
 /* Writes the uidnext floor of a folder before files of it disappear (design note 4). */
 enum store_error local_floor_update(struct store_account *acct, struct local_mbox *m,
 				    struct store_err *err_r);

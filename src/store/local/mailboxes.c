@@ -308,7 +308,10 @@ enum store_error store_mailbox_delete(struct store_account *acct, const char *na
 			      " DELETE FROM message_cache WHERE mailbox_id = %llu;"
 			      " INSERT OR IGNORE INTO orphan_subscriptions(name)"
 			      " SELECT name FROM mailboxes WHERE id = %llu AND subscribed = 1;"
+			      " DELETE FROM expunged WHERE mailbox_id = %llu;"
+			      " DELETE FROM expunge_floor WHERE mailbox_id = %llu;"
 			      " DELETE FROM mailboxes WHERE id = %llu; COMMIT;",
+			      (unsigned long long)m.id, (unsigned long long)m.id,
 			      (unsigned long long)m.id, (unsigned long long)m.id,
 			      (unsigned long long)m.id, (unsigned long long)m.id);
 
@@ -389,7 +392,10 @@ static enum store_error drop_row(struct store_account *acct, uint64_t id, struct
 {
 	char *sql = xasprintf("DELETE FROM messages WHERE mailbox_id = %llu;"
 			      " DELETE FROM message_cache WHERE mailbox_id = %llu;"
+			      " DELETE FROM expunged WHERE mailbox_id = %llu;"
+			      " DELETE FROM expunge_floor WHERE mailbox_id = %llu;"
 			      " DELETE FROM mailboxes WHERE id = %llu",
+			      (unsigned long long)id, (unsigned long long)id,
 			      (unsigned long long)id, (unsigned long long)id,
 			      (unsigned long long)id);
 	enum store_error e = STORE_OK;

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "local.h"
@@ -428,6 +429,131 @@ enum store_error local_floor_update(struct store_account *acct, struct local_mbo
 	return STORE_OK;
 }
 
+/* ---- expunge history (QRESYNC) ---- */
+
+uint64_t local_modseq_floor_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Keeps the newest LIMIT_EXPUNGE_HISTORY rows of the mailbox; the floor moves up to the
+ * MODSEQ of the newest row forgotten, so store_vanished_list knows what it cannot answer. */
+static enum store_error expunged_trim(struct store_account *acct, uint64_t mailbox_id,
+				      struct store_err *err_r)
+{
+	sqlite3_stmt *st;
+	sqlite3_int64 cut = -1;
+	int rc;
+
+	if (sqlite3_prepare_v2(acct->db,
+			       "SELECT modseq FROM expunged WHERE mailbox_id = ?1"
+			       " ORDER BY modseq DESC LIMIT 1 OFFSET ?2",
+			       -1, &st, NULL) != SQLITE_OK)
+		return local_db_fail(acct, err_r, "expunge-history");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)mailbox_id);
+	sqlite3_bind_int64(st, 2, LIMIT_EXPUNGE_HISTORY);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		cut = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return local_db_fail(acct, err_r, "expunge-history");
+	if (cut < 0)
+		return STORE_OK;
+	char *sql = xasprintf("DELETE FROM expunged WHERE mailbox_id = %llu AND modseq <= %lld;"
+			      " UPDATE expunge_floor SET modseq = max(modseq, %lld)"
+			      " WHERE mailbox_id = %llu",
+			      (unsigned long long)mailbox_id, (long long)cut, (long long)cut,
+			      (unsigned long long)mailbox_id);
+
+	rc = local_exec(acct, sql);
+	free(sql);
+	return rc == 0 ? STORE_OK : local_db_fail(acct, err_r, "expunge-history");
+}
+
+enum store_error local_expunged_record(struct store_account *acct, uint64_t mailbox_id,
+				       const uint32_t *uids, size_t count, uint64_t modseq,
+				       struct store_err *err_r)
+{
+	sqlite3_stmt *st;
+	enum store_error e = STORE_OK;
+
+	if (count == 0)
+		return STORE_OK;
+	if (sqlite3_prepare_v2(acct->db,
+			       "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq)"
+			       " VALUES(?1, ?2, ?3)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return local_db_fail(acct, err_r, "expunge-history");
+	for (size_t i = 0; i < count && e == STORE_OK; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)mailbox_id);
+		sqlite3_bind_int64(st, 2, uids[i]);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)modseq);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			e = local_db_fail(acct, err_r, "expunge-history");
+	}
+	sqlite3_finalize(st);
+	return e == STORE_OK ? expunged_trim(acct, mailbox_id, err_r) : e;
+}
+
+enum store_error store_vanished_list(struct store_account *acct, uint64_t mailbox_id,
+				     uint64_t since, uint32_t **uids_r, size_t *count_r,
+				     bool *complete_r, struct store_err *err_r)
+{
+	uint32_t *uids = NULL;
+	size_t count = 0, cap = 0;
+	sqlite3_stmt *st;
+	enum store_error e = STORE_OK;
+	int rc;
+
+	*uids_r = NULL;
+	*count_r = 0;
+	*complete_r = false;
+	local_read_begin(acct);
+	if (sqlite3_prepare_v2(acct->db,
+			       "SELECT modseq FROM expunge_floor WHERE mailbox_id = ?1", -1, &st,
+			       NULL) != SQLITE_OK) {
+		e = local_db_fail(acct, err_r, "vanished");
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)mailbox_id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*complete_r = since >= (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(acct->db,
+			       "SELECT uid FROM expunged WHERE mailbox_id = ?1 AND modseq > ?2"
+			       " ORDER BY uid",
+			       -1, &st, NULL) != SQLITE_OK) {
+		e = local_db_fail(acct, err_r, "vanished");
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)mailbox_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)since);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap ? cap * 2 : 64;
+			uids = xrealloc(uids, cap * sizeof(*uids));
+		}
+		uids[count++] = (uint32_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(uids);
+		uids = NULL;
+		count = 0;
+		e = local_db_fail(acct, err_r, "vanished");
+	}
+	*uids_r = uids;
+	*count_r = count;
+out:
+	pthread_mutex_unlock(&acct->lock);
+	return e;
+}
+
 enum store_error store_expunge(struct store_account *acct, uint64_t mailbox_id,
 			       const struct store_uid_range *ranges, size_t range_count,
 			       bool only_deleted, uint32_t **uids_r, size_t *count_r,
@@ -534,21 +660,24 @@ enum store_error store_expunge(struct store_account *acct, uint64_t mailbox_id,
 	sqlite3_finalize(st);
 	sqlite3_finalize(st2);
 	m.highestmodseq++; /* RFC 7162 §3.2.10: expunges raise HIGHESTMODSEQ too */
+	uint32_t *uids = xcalloc(n, sizeof(*uids));
+
+	for (size_t i = 0; i < n; i++)
+		uids[i] = gone[i].uid;
+	if (e == STORE_OK)
+		e = local_expunged_record(acct, mailbox_id, uids, n, m.highestmodseq, err_r);
 	if (e == STORE_OK)
 		e = local_update_counters(acct, &m, err_r);
 	if (e == STORE_OK && local_exec(acct, "COMMIT") < 0)
 		e = local_db_fail(acct, err_r, "expunge");
 	if (e != STORE_OK) {
+		free(uids);
 		local_exec(acct, "ROLLBACK");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
 		free(files[i]);
 	free(files);
-	uint32_t *uids = xcalloc(n, sizeof(*uids));
-
-	for (size_t i = 0; i < n; i++)
-		uids[i] = gone[i].uid;
 	local_events_add(&evs, STORE_EVENT_EXPUNGE, &m, NULL, gone, n);
 	local_unlock_publish(acct, true, evs.ev, evs.count);
 	local_events_clear(&evs);
@@ -777,10 +906,20 @@ enum store_error local_copy_locked(struct store_account *acct, struct local_mbox
 				       store_error_str(local_errno_code(err)));
 			goto fail;
 		}
-		if (move && same)
-			dst->highestmodseq++;
-		else if (move)
-			src->highestmodseq++;
+		if (move) {
+			/* Moved within one mailbox, only dst's counters are written (see same). */
+			uint64_t *modseq = same ? &dst->highestmodseq : &src->highestmodseq;
+			uint32_t *gone_uids = xcalloc(done_count, sizeof(*gone_uids));
+
+			(*modseq)++;
+			for (size_t i = 0; i < done_count; i++)
+				gone_uids[i] = removed[i].uid;
+			e = local_expunged_record(acct, src->id, gone_uids, done_count, *modseq,
+						  err_r);
+			free(gone_uids);
+			if (e != STORE_OK)
+				goto fail;
+		}
 		if ((e = local_update_counters(acct, dst, err_r)) != STORE_OK ||
 		    (move && !same && (e = local_update_counters(acct, src, err_r)) != STORE_OK))
 			goto fail;

@@ -237,10 +237,15 @@ enum store_error local_sync_mailbox(struct store_account *acct, struct local_mbo
 	for (size_t i = 0; i < row_count; i++) {
 		if (rows[i].seen)
 			continue;
+		/* The QRESYNC history gets the MODSEQ this sync's commit will carry. */
 		char *sql = xasprintf("DELETE FROM messages WHERE mailbox_id = %llu AND uid = %u;"
-				      " DELETE FROM message_cache WHERE mailbox_id = %llu AND uid = %u",
+				      " DELETE FROM message_cache WHERE mailbox_id = %llu AND uid = %u;"
+				      " INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq)"
+				      " VALUES(%llu, %u, %llu)",
 				      (unsigned long long)m->id, rows[i].uid,
-				      (unsigned long long)m->id, rows[i].uid);
+				      (unsigned long long)m->id, rows[i].uid,
+				      (unsigned long long)m->id, rows[i].uid,
+				      (unsigned long long)(m->highestmodseq + 1));
 		int r = local_exec(acct, sql);
 
 		free(sql);
