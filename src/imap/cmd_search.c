@@ -10,6 +10,7 @@
 
 #include "../core/core.h"
 #include "session.h"
+#include "sort.h"
 
 #define SEARCH_DEPTH_MAX 32
 #define SEARCH_KEYS_MAX 1000
@@ -790,4 +791,67 @@ bad:
 void imap_cmd_search(struct imap_session *s, const char *tag, struct imap_parser *ps)
 {
 	imap_search_run(s, tag, ps, false);
+}
+
+/* ---------------- shared with SORT and THREAD ---------------- */
+
+struct imap_search_keys {
+	struct skey *root;
+};
+
+struct imap_search_keys *imap_search_keys_parse(struct imap_session *s, struct imap_parser *ps)
+{
+	struct search_parse sp = { s, ps, 0 };
+	struct imap_search_keys *keys = xcalloc(1, sizeof(*keys));
+
+	keys->root = xcalloc(1, sizeof(*keys->root));
+	keys->root->kind = SK_AND;
+	for (int n = 0; !imap_at_end(ps); n++) {
+		struct skey *k;
+		if (n > 0 && !imap_parse_sp(ps))
+			goto bad;
+		k = parse_key(&sp, 1);
+		if (k == NULL)
+			goto bad;
+		skey_add(keys->root, k);
+	}
+	if (keys->root->kid_count == 0 || !imap_parse_crlf(ps))
+		goto bad;
+	return keys;
+bad:
+	if (ps->error == NULL)
+		ps->error = "Invalid search criteria";
+	imap_search_keys_free(&keys);
+	return NULL;
+}
+
+void imap_search_keys_free(struct imap_search_keys **keys)
+{
+	if (*keys == NULL)
+		return;
+	skey_free((*keys)->root);
+	free(*keys);
+	*keys = NULL;
+}
+
+enum imap_search_outcome imap_search_match(struct net_conn *conn, struct store_account *acct,
+					   uint64_t mailbox_id, const struct imap_search_keys *keys,
+					   uint64_t budget, const struct store_msg *msgs, size_t n,
+					   bool *match_r)
+{
+	struct search_job job = { .conn = conn, .acct = acct, .mailbox_id = mailbox_id,
+				  .budget_left = budget };
+
+	for (size_t i = 0; i < n; i++) {
+		struct eval_ctx c = { .job = &job, .m = &msgs[i] };
+		match_r[i] = false;
+		if (job.stopped)
+			continue;
+		buf_init(&c.text);
+		match_r[i] = eval(&c, keys->root) && !job.stopped;
+		eval_ctx_free(&c);
+	}
+	if (job.cancelled)
+		return IMAP_SEARCH_CANCELLED;
+	return job.over_budget ? IMAP_SEARCH_OVER_BUDGET : IMAP_SEARCH_DONE;
 }

@@ -11,6 +11,7 @@
 
 #include "../core/core.h"
 #include "session.h"
+#include "sort.h"
 
 static const struct imap_command imap_commands[] = {
 	{ "CAPABILITY", IMAP_STATES_ANY, imap_cmd_capability },
@@ -39,6 +40,8 @@ static const struct imap_command imap_commands[] = {
 	{ "UNSELECT", IMAP_STATE_SELECTED, imap_cmd_unselect },
 	{ "EXPUNGE", IMAP_STATE_SELECTED, imap_cmd_expunge },
 	{ "SEARCH", IMAP_STATE_SELECTED, imap_cmd_search },
+	{ "SORT", IMAP_STATE_SELECTED, imap_cmd_sort },
+	{ "THREAD", IMAP_STATE_SELECTED, imap_cmd_thread },
 	{ "FETCH", IMAP_STATE_SELECTED, imap_cmd_fetch },
 	{ "STORE", IMAP_STATE_SELECTED, imap_cmd_store },
 	{ "COPY", IMAP_STATE_SELECTED, imap_cmd_copy },
@@ -174,6 +177,8 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 			   " CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY"
 			   " STATUS=SIZE APPENDLIMIT=%llu UTF8=ACCEPT",
 			   (unsigned long long)s->deps->cfg->message_size);
+		/* RFC 5256, RFC 5957, RFC 5267 §3 (cmd_sort.c) */
+		buf_append_str(out, " SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT");
 	}
 	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
 		const char *mechs = sasl_mechanisms(imap_plaintext_allowed(s));
@@ -302,7 +307,8 @@ static void imap_execute(struct imap_session *s)
 	/* RFC 9051 §7.5.1: no EXPUNGE while answering FETCH, STORE or SEARCH by sequence
 	 * number (and UID commands are dispatched through UID, which allows it). */
 	s->expunge_ok = !(str_ieq(cmd->name, "FETCH") || str_ieq(cmd->name, "STORE") ||
-			  str_ieq(cmd->name, "SEARCH"));
+			  str_ieq(cmd->name, "SEARCH") || str_ieq(cmd->name, "SORT") ||
+			  str_ieq(cmd->name, "THREAD"));
 	log_debug("proto=imap conn=%llu cmd=%s", (unsigned long long)net_conn_id(s->conn),
 		  cmd->name);
 	cmd->run(s, tag, &ps);
