@@ -251,6 +251,7 @@ static void selected_destroy(struct imap_selected **selp)
 	net_conn_unref(sel->feed->conn);
 	feed_unref(sel->feed);
 	free(sel->uids);
+	free(sel->saved_uids);
 	free(sel->name);
 	free(sel);
 	*selp = NULL;

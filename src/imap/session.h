@@ -85,12 +85,16 @@ struct imap_selected {
 	unsigned generation;
 	struct store_subscription *sub;
 	struct imap_feed *feed;
+	/* RFC 5182 SEARCHRES: the UIDs "$" stands for, ascending; empty at SELECT. */
+	uint32_t *saved_uids;
+	size_t saved_count;
 };
 
 /* A sequence set as sent: ranges of numbers, UINT32_MAX standing for "*". */
 struct imap_seqset {
 	struct store_uid_range *r;
 	size_t count;
+	bool saved; /* "$" (RFC 5182): the saved search result, in place of r */
 };
 
 /* One command: tag and the parser positioned after the command name (and its SP, if any). */
@@ -144,7 +148,7 @@ char *imap_parse_mailbox_ex(struct imap_session *s, const char *tag, struct imap
 void imap_append_mbox(struct buf *out, const char *name, bool utf8);
 /* Store name -> wire form (mUTF-7 or UTF-8), quoted/literal as needed. */
 void imap_append_mailbox(struct imap_session *s, struct buf *out, const char *name);
-/* sequence-set (RFC 9051 §9); "$" refused. */
+/* sequence-set (RFC 9051 §9), or "$" alone (RFC 5182 §2.2, set_r->saved). */
 bool imap_parse_seqset(struct imap_parser *ps, struct imap_seqset *set_r);
 void imap_seqset_free(struct imap_seqset *set);
 /* MSN set -> UID ranges of the selected view; false when a number is out of range. */

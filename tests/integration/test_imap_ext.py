@@ -1,0 +1,93 @@
+"""IMAP extensions beyond the base protocol: WITHIN (RFC 5032) and SEARCHRES (RFC 5182), with
+imaplib and a raw socket."""
+from imap_util import append, login, raw_login, simple
+
+
+def caps(c):
+    typ, data = c.capability()
+    assert typ == "OK"
+    return data[0].decode().split()
+
+
+def uids(c, *keys):
+    typ, data = c.uid("SEARCH", *keys)
+    assert typ == "OK", data
+    return [int(x) for x in data[0].split()]
+
+
+def test_within(roost_server):
+    c = login(roost_server)
+    assert "WITHIN" in caps(c)
+    append(c, simple("old"), date='"01-Jan-2020 10:00:00 +0000"')
+    append(c, simple("new"))  # internal date: now
+    c.select("INBOX")
+    assert uids(c, "YOUNGER", "3600") == [2]
+    assert uids(c, "OLDER", "3600") == [1]
+    assert uids(c, "OR", "YOUNGER", "60", "OLDER", "60") == [1, 2]
+    try:
+        c.uid("SEARCH", "YOUNGER", "soon")
+        assert False, "YOUNGER without a number was accepted"
+    except c.error as e:
+        assert "BAD" in str(e) or "number" in str(e)
+    c.logout()
+
+
+def cmd(r, tag, line):
+    r.send(tag + b" " + line + b"\r\n")
+    lines = r.until(tag + b" ")
+    return lines[:-1], lines[-1]
+
+
+def test_searchres(roost_server, line_client):
+    c = login(roost_server)
+    assert "SEARCHRES" in caps(c)
+    for i in range(6):
+        append(c, simple("m%d" % i), flags="(\\Seen)" if i % 2 else None)
+    r = raw_login(roost_server, line_client)
+    cmd(r, b"s", b"SELECT INBOX")
+    # before any SAVE, $ is empty
+    untagged, tagged = cmd(r, b"a", b"FETCH $ (UID)")
+    assert untagged == [] and tagged.startswith(b"a OK")
+    # SAVE alone: no ESEARCH, nothing untagged
+    untagged, tagged = cmd(r, b"b", b"UID SEARCH RETURN (SAVE) SEEN")
+    assert untagged == [] and tagged.startswith(b"b OK"), untagged
+    untagged, tagged = cmd(r, b"c", b"FETCH $ (UID)")
+    assert [l.split()[1] for l in untagged] == [b"2", b"4", b"6"], untagged
+    # $ in SEARCH, by sequence number and by UID
+    untagged, _ = cmd(r, b"d", b"SEARCH NOT $")
+    assert untagged == [b"* SEARCH 1 3 5"]
+    untagged, _ = cmd(r, b"e", b"UID SEARCH UID $")
+    assert untagged == [b"* SEARCH 2 4 6"]
+    # $ in STORE and COPY
+    _, tagged = cmd(r, b"f", b"UID STORE $ +FLAGS.SILENT (\\Flagged)")
+    assert tagged.startswith(b"f OK")
+    untagged, _ = cmd(r, b"g", b"UID SEARCH FLAGGED")
+    assert untagged == [b"* SEARCH 2 4 6"]
+    _, tagged = cmd(r, b"h", b"COPY $ Archive")
+    assert tagged.startswith(b"h OK")
+    # SAVE with other options still answers them; MIN MAX alone saves just those two
+    untagged, _ = cmd(r, b"i", b"SEARCH RETURN (SAVE COUNT) UNSEEN")
+    assert untagged == [b'* ESEARCH (TAG "i") COUNT 3']
+    untagged, _ = cmd(r, b"j", b"UID SEARCH UID $")
+    assert untagged == [b"* SEARCH 1 3 5"]
+    cmd(r, b"k", b"SEARCH RETURN (SAVE MIN MAX) ALL")
+    untagged, _ = cmd(r, b"l", b"UID SEARCH UID $")
+    assert untagged == [b"* SEARCH 1 6"]
+    # an expunged message drops out of $; an empty $ never means "everything"
+    cmd(r, b"m", b"UID STORE 1 +FLAGS.SILENT (\\Deleted)")
+    cmd(r, b"n", b"EXPUNGE")
+    untagged, _ = cmd(r, b"o", b"UID FETCH $ (UID)")
+    assert [l.split()[4].rstrip(b")") for l in untagged] == [b"6"], untagged
+    cmd(r, b"p", b"SEARCH RETURN (SAVE) SUBJECT nothing-has-this")
+    _, tagged = cmd(r, b"q", b"UID STORE $ +FLAGS.SILENT (\\Deleted)")
+    assert tagged.startswith(b"q OK")
+    untagged, _ = cmd(r, b"t", b"SEARCH DELETED")
+    assert untagged == [b"* SEARCH"]
+    # "$" stands alone; a new SELECT empties it
+    _, tagged = cmd(r, b"u", b"FETCH 1,$ (UID)")
+    assert tagged.startswith(b"u BAD")
+    cmd(r, b"v", b"SEARCH RETURN (SAVE) ALL")
+    cmd(r, b"w", b"SELECT INBOX")
+    untagged, _ = cmd(r, b"x", b"SEARCH $")
+    assert untagged == [b"* SEARCH"]
+    c.logout()
