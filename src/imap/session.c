@@ -42,6 +42,7 @@ static const struct imap_command imap_commands[] = {
 	{ "SEARCH", IMAP_STATE_SELECTED, imap_cmd_search },
 	{ "SORT", IMAP_STATE_SELECTED, imap_cmd_sort },
 	{ "THREAD", IMAP_STATE_SELECTED, imap_cmd_thread },
+	{ "UNAUTHENTICATE", IMAP_STATES_AUTHED, imap_cmd_unauthenticate },
 	{ "FETCH", IMAP_STATE_SELECTED, imap_cmd_fetch },
 	{ "STORE", IMAP_STATE_SELECTED, imap_cmd_store },
 	{ "COPY", IMAP_STATE_SELECTED, imap_cmd_copy },
@@ -177,9 +178,9 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 			   " CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY"
 			   " STATUS=SIZE APPENDLIMIT=%llu UTF8=ACCEPT",
 			   (unsigned long long)s->deps->cfg->message_size);
-		/* RFC 5256, RFC 5957, RFC 5267 §3 (cmd_sort.c), RFC 5032 and RFC 5182 (cmd_search.c) */
+		/* RFC 5256, RFC 5957, RFC 5267 §3 (cmd_sort.c), RFC 5032 and RFC 5182 (cmd_search.c), RFC 8437 (cmd_unauth.c) */
 		buf_append_str(out, " SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT WITHIN"
-			       " SEARCHRES");
+			       " SEARCHRES UNAUTHENTICATE");
 	}
 	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
 		const char *mechs = sasl_mechanisms(imap_plaintext_allowed(s));

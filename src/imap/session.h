@@ -130,6 +130,8 @@ imap_command_fn imap_cmd_capability, imap_cmd_noop, imap_cmd_logout, imap_cmd_id
 	imap_cmd_starttls;
 /* cmd_login.c */
 imap_command_fn imap_cmd_login, imap_cmd_authenticate;
+/* cmd_unauth.c (RFC 8437) */
+imap_command_fn imap_cmd_unauthenticate;
 /* Feeds one continuation line of AUTHENTICATE. */
 void imap_sasl_continue(struct imap_session *s, const char *line, size_t len);
 void imap_auth_session_end(struct imap_session *s);

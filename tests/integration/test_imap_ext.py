@@ -1,5 +1,6 @@
-"""IMAP extensions beyond the base protocol: WITHIN (RFC 5032) and SEARCHRES (RFC 5182), with
-imaplib and a raw socket."""
+"""IMAP extensions beyond the base protocol: WITHIN (RFC 5032), SEARCHRES (RFC 5182) and
+UNAUTHENTICATE (RFC 8437), with imaplib and a raw socket."""
+from conftest import DEMO_PASSWORD, DEMO_USER
 from imap_util import append, login, raw_login, simple
 
 
@@ -91,3 +92,28 @@ def test_searchres(roost_server, line_client):
     untagged, _ = cmd(r, b"x", b"SEARCH $")
     assert untagged == [b"* SEARCH"]
     c.logout()
+
+
+def test_unauthenticate(roost_server, line_client):
+    r = raw_login(roost_server, line_client)
+    untagged, _ = cmd(r, b"c", b"CAPABILITY")
+    assert b" UNAUTHENTICATE" in untagged[0]
+    cmd(r, b"e", b"ENABLE UTF8=ACCEPT")
+    _, tagged = cmd(r, b"s", b"SELECT INBOX")
+    assert tagged.startswith(b"s OK")
+    _, tagged = cmd(r, b"u", b"UNAUTHENTICATE")
+    assert tagged == b"u OK UNAUTHENTICATE completed"
+    # not authenticated again: mailbox commands are refused, the login capabilities are back
+    _, tagged = cmd(r, b"a", b"SELECT INBOX")
+    assert tagged.startswith(b"a BAD")
+    untagged, _ = cmd(r, b"b", b"CAPABILITY")
+    assert b"AUTH=PLAIN" in untagged[0] and b"UNAUTHENTICATE" not in untagged[0]
+    _, tagged = cmd(r, b"d", b"UNAUTHENTICATE")
+    assert tagged.startswith(b"d BAD")
+    # and the same connection logs in again, with a fresh state
+    _, tagged = cmd(r, b"l", b'LOGIN ' + DEMO_USER.encode() + b' "' + DEMO_PASSWORD.encode() + b'"')
+    assert tagged.startswith(b"l OK")
+    untagged, tagged = cmd(r, b"t", b'SELECT INBOX')
+    assert tagged.startswith(b"t OK")
+    _, tagged = cmd(r, b"o", b"LOGOUT")
+    assert tagged.startswith(b"o OK")
