@@ -178,9 +178,10 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 			   " CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY"
 			   " STATUS=SIZE APPENDLIMIT=%llu UTF8=ACCEPT",
 			   (unsigned long long)s->deps->cfg->message_size);
-		/* RFC 5256, RFC 5957, RFC 5267 §3 (cmd_sort.c), RFC 5032 and RFC 5182 (cmd_search.c), RFC 8437 (cmd_unauth.c) */
+		/* RFC 5256, 5957, 5267 §3 (cmd_sort.c), RFC 5032, 5182 (cmd_search.c),
+		 * RFC 8437 (cmd_unauth.c), RFC 8970 (preview.c) */
 		buf_append_str(out, " SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT WITHIN"
-			       " SEARCHRES UNAUTHENTICATE");
+			       " SEARCHRES UNAUTHENTICATE PREVIEW");
 	}
 	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
 		const char *mechs = sasl_mechanisms(imap_plaintext_allowed(s));

@@ -224,6 +224,8 @@ bool imap_append_literal(struct imap_session *s, uint64_t size, bool nonsync);
 void imap_append_input(struct imap_session *s);
 void imap_append_free(struct imap_session *s);
 void imap_fetch_drained(struct imap_session *s);
+/* preview.c: RFC 8970 preview text of a message (UTF-8, at most 200 characters) into out. */
+void imap_preview(const struct mime_message *mm, struct buf *out);
 void imap_fetch_free(struct imap_session *s);
 /* Opens the account after a successful authentication, then answers the tag. */
 void imap_account_open(struct imap_session *s, const char *tag);

@@ -117,3 +117,32 @@ def test_unauthenticate(roost_server, line_client):
     assert tagged.startswith(b"t OK")
     _, tagged = cmd(r, b"o", b"LOGOUT")
     assert tagged.startswith(b"o OK")
+
+
+def test_preview(roost_server, line_client):
+    c = login(roost_server)
+    assert "PREVIEW" in caps(c)
+    body = "Hello   there,\r\n\r\n> quoted words from before\r\nsee you " + "x" * 300 + "\r\n"
+    append(c, simple("plain", body))
+    append(c, ("From: a@example.test\r\nSubject: alt\r\nMIME-Version: 1.0\r\n"
+               "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+               "Content-Type: text/html; charset=utf-8\r\n\r\n<p>Gr\xfc\xdfe <b>aus</b></p>\r\n"
+               "--b\r\nContent-Type: application/pdf\r\n\r\nxx\r\n--b--\r\n").encode())
+    append(c, ("From: a@example.test\r\nSubject: none\r\nMIME-Version: 1.0\r\n"
+               "Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n")
+           .encode())
+    r = raw_login(roost_server, line_client)
+    cmd(r, b"s", b"SELECT INBOX")
+    untagged, tagged = cmd(r, b"p", b"FETCH 1 (PREVIEW)")
+    assert tagged.startswith(b"p OK")
+    text = b"\n".join(untagged)
+    assert b"Hello there, see you xxx" in text and b"quoted" not in text, text
+    assert len(text.split(b'PREVIEW "')[1].rstrip(b'")')) == 200  # 200 characters at most
+    untagged, _ = cmd(r, b"q", b"UID FETCH 2 (UID PREVIEW (LAZY))")
+    # not ASCII: a literal
+    assert untagged == [b"* 2 FETCH (UID 2 PREVIEW {11}", "Grüße aus)".encode()], untagged
+    untagged, _ = cmd(r, b"t", b"FETCH 3 PREVIEW")
+    assert untagged == [b'* 3 FETCH (UID 3 PREVIEW "")'], untagged
+    _, tagged = cmd(r, b"u", b"FETCH 3 (PREVIEW (FAST))")
+    assert tagged.startswith(b"u BAD")
+    c.logout()
