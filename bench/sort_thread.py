@@ -15,6 +15,7 @@ import argparse
 import imaplib
 import os
 import random
+import re
 import shutil
 import socket
 import statistics
@@ -97,9 +98,15 @@ def free_port():
     return port
 
 
-def start_roost(binary, workdir, mbox_path):
+def start_roost(binary, workdir, mbox_path, reuse=False):
     conf = os.path.join(workdir, "roost.conf")
     port = free_port()
+    if reuse:  # the mailbox of an earlier run: only the port changes
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(re.sub(r"imap = 127\.0\.0\.1:\d+", "imap = 127.0.0.1:%d" % port, text))
+        return serve_roost(binary, workdir, conf, port)
     with open(conf, "w") as f:
         f.write("[server]\nhostname = bench.test\ndata_dir = %s\n[listen]\nimap = 127.0.0.1:%d\n"
                 "[auth]\nplaintext = always\nfailure_delay = 0\nmin_password_length = 4\n"
@@ -112,6 +119,10 @@ def start_roost(binary, workdir, mbox_path):
     t = time.monotonic()
     print(run("import", "user1@bench.test", mbox_path).stdout.strip(),
           "in %.1f s" % (time.monotonic() - t), flush=True)
+    return serve_roost(binary, workdir, conf, port)
+
+
+def serve_roost(binary, workdir, conf, port):
     log = open(os.path.join(workdir, "roost.log"), "w")
     proc = subprocess.Popen([binary, "--config", conf, "serve"], stdout=log,
                             stderr=subprocess.STDOUT)
@@ -155,9 +166,14 @@ def main():
                                                      "roost"))
     ap.add_argument("--dovecot-dir", default="/tmp/roost-bench/dovecot")
     ap.add_argument("--dovecot-port", type=int, default=10143)
+    ap.add_argument("--reuse", action="store_true",
+                    help="time the mailboxes an earlier run left in --workdir and --dovecot-dir")
     args = ap.parse_args()
     if not 1 <= args.count <= 1000000 or not 1 <= args.runs <= 20:
         sys.exit("--count 1..1000000, --runs 1..20")
+    if args.reuse:
+        run_timings(args, *start_roost(os.path.abspath(args.roost), args.workdir, None, True))
+        return
     shutil.rmtree(args.workdir, ignore_errors=True)
     os.makedirs(args.workdir)
     mbox = os.path.join(args.workdir, "bench.mbox")
@@ -168,7 +184,10 @@ def main():
     subprocess.run(["chown", "-R", "vmail:vmail", os.path.join(args.dovecot_dir, "mail")],
                    check=True)
     print("wrote %d messages in %.1f s" % (args.count, time.monotonic() - t), flush=True)
-    proc, port = start_roost(os.path.abspath(args.roost), args.workdir, mbox)
+    run_timings(args, *start_roost(os.path.abspath(args.roost), args.workdir, mbox))
+
+
+def run_timings(args, proc, port):
     try:
         roost = time_commands(port, "user1@bench.test", args.runs)
     finally:

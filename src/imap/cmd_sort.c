@@ -26,6 +26,7 @@ struct sort_job {
 	char *tag;
 	bool uid;
 	enum sort_kind kind;
+	unsigned needs; /* IMAP_SORT_NEED_*: which keys the envelopes must give */
 	struct imap_sort_criterion crit[SORT_CRITERIA_MAX];
 	size_t crit_count;
 	bool esort;
@@ -95,9 +96,13 @@ static struct imap_sort_msg *collect_keys(struct sort_job *job, const struct sto
 	size_t env_count = 0, e = 0, count = 0;
 	struct imap_sort_msg *keys;
 
-	job->error = store_envelope_list(job->acct, job->mailbox_id, &envs, &env_count, &job->err);
-	if (job->error != STORE_OK)
-		return NULL;
+	/* ARRIVAL and SIZE come from the index rows: no envelope is read for them */
+	if (job->needs != 0) {
+		job->error = store_envelope_list(job->acct, job->mailbox_id, &envs, &env_count,
+						 &job->err);
+		if (job->error != STORE_OK)
+			return NULL;
+	}
 	keys = xcalloc(n + 1, sizeof(*keys));
 	for (size_t i = 0; i < n; i++) {
 		uint32_t msn;
@@ -111,7 +116,8 @@ static struct imap_sort_msg *collect_keys(struct sort_job *job, const struct sto
 		m->arrival = msgs[i].internal_date;
 		m->size = msgs[i].size;
 		imap_sort_msg_from_envelope(m, e < env_count && envs[e].uid == m->uid ? envs[e].envelope
-										     : NULL);
+										     : NULL,
+					    job->needs);
 		if (job->kind == SORT_KIND_REFERENCES) {
 			if (net_conn_gone(job->conn)) {
 				job->outcome = IMAP_SEARCH_CANCELLED;
@@ -343,8 +349,48 @@ static bool parse_charset(struct imap_session *s, const char *tag, struct imap_p
 	return true;
 }
 
+static unsigned sort_needs(const struct sort_job *job)
+{
+	unsigned needs = 0;
+
+	if (job->kind == SORT_KIND_ORDEREDSUBJECT)
+		return IMAP_SORT_NEED_DATE | IMAP_SORT_NEED_SUBJECT;
+	if (job->kind == SORT_KIND_REFERENCES)
+		return IMAP_SORT_NEED_DATE | IMAP_SORT_NEED_SUBJECT | IMAP_SORT_NEED_IDS;
+	for (size_t i = 0; i < job->crit_count; i++) {
+		switch (job->crit[i].key) {
+		case IMAP_SORT_ARRIVAL:
+		case IMAP_SORT_SIZE:
+			break;
+		case IMAP_SORT_CC:
+			needs |= IMAP_SORT_NEED_CC;
+			break;
+		case IMAP_SORT_DATE:
+			needs |= IMAP_SORT_NEED_DATE;
+			break;
+		case IMAP_SORT_FROM:
+			needs |= IMAP_SORT_NEED_FROM;
+			break;
+		case IMAP_SORT_SUBJECT:
+			needs |= IMAP_SORT_NEED_SUBJECT;
+			break;
+		case IMAP_SORT_TO:
+			needs |= IMAP_SORT_NEED_TO;
+			break;
+		case IMAP_SORT_DISPLAYFROM:
+			needs |= IMAP_SORT_NEED_DISPLAYFROM;
+			break;
+		case IMAP_SORT_DISPLAYTO:
+			needs |= IMAP_SORT_NEED_DISPLAYTO;
+			break;
+		}
+	}
+	return needs;
+}
+
 static void sort_start(struct imap_session *s, struct sort_job *job)
 {
+	job->needs = sort_needs(job);
 	job->conn = s->conn;
 	job->acct = s->acct;
 	job->mailbox_id = s->sel->id;

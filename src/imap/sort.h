@@ -32,7 +32,7 @@ struct imap_sort_msg {
 	int64_t arrival;  /* INTERNALDATE */
 	int64_t sent;     /* Date: in UTC, the internal date when missing or invalid */
 	uint64_t size;
-	char *subject;    /* base subject */
+	char *subject;    /* base subject (keys never NULL; "" when not computed) */
 	bool subject_is_reply;
 	char *from, *to, *cc;              /* addr-mailbox of the first address */
 	char *display_from, *display_to;   /* RFC 5957: display name, else addr-spec */
@@ -41,8 +41,21 @@ struct imap_sort_msg {
 	size_t ref_count;
 };
 
-/* Fills the keys of m from an ENVELOPE string (NULL: every key empty, sent = arrival). */
-void imap_sort_msg_from_envelope(struct imap_sort_msg *m, const char *envelope);
+/* The keys a command compares; the others stay empty, which spares decoding and folding. */
+enum {
+	IMAP_SORT_NEED_DATE = 1u << 0,
+	IMAP_SORT_NEED_SUBJECT = 1u << 1,
+	IMAP_SORT_NEED_FROM = 1u << 2,
+	IMAP_SORT_NEED_TO = 1u << 3,
+	IMAP_SORT_NEED_CC = 1u << 4,
+	IMAP_SORT_NEED_DISPLAYFROM = 1u << 5,
+	IMAP_SORT_NEED_DISPLAYTO = 1u << 6,
+	IMAP_SORT_NEED_IDS = 1u << 7, /* message_id and In-Reply-To */
+	IMAP_SORT_NEED_ALL = 0xff,
+};
+
+/* Fills the NEEDS keys of m from an ENVELOPE string (NULL: every key empty, sent = arrival). */
+void imap_sort_msg_from_envelope(struct imap_sort_msg *m, const char *envelope, unsigned needs);
 /* The message-ids of the References field in the message's header block replace the
  * In-Reply-To id the envelope gave (RFC 5256 §2.2 step 1). */
 void imap_sort_msg_refs(struct imap_sort_msg *m, const uint8_t *data, size_t len);

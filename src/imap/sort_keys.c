@@ -228,24 +228,29 @@ static char *address_display(const struct envelope_address *a)
 	return out;
 }
 
+/* The value of every key not computed: shared, never freed, never written. */
+static char empty_key[] = "";
+
 static void sort_msg_defaults(struct imap_sort_msg *m)
 {
 	m->sent = m->arrival;
-	m->subject = xstrdup("");
-	m->from = xstrdup("");
-	m->to = xstrdup("");
-	m->cc = xstrdup("");
-	m->display_from = xstrdup("");
-	m->display_to = xstrdup("");
+	m->subject = m->from = m->to = m->cc = m->display_from = m->display_to = empty_key;
+}
+
+static void free_key(char **field)
+{
+	if (*field != empty_key)
+		free(*field);
+	*field = NULL;
 }
 
 static void set_str(char **field, char *value)
 {
-	free(*field);
+	free_key(field);
 	*field = value;
 }
 
-void imap_sort_msg_from_envelope(struct imap_sort_msg *m, const char *envelope)
+void imap_sort_msg_from_envelope(struct imap_sort_msg *m, const char *envelope, unsigned needs)
 {
 	struct imap_parser ps;
 	struct imap_slice date, subject, irt, mid;
@@ -270,13 +275,13 @@ void imap_sort_msg_from_envelope(struct imap_sort_msg *m, const char *envelope)
 		free(copy);
 		return;
 	}
-	if (!nil_date) {
+	if (!nil_date && (needs & IMAP_SORT_NEED_DATE)) {
 		int64_t t;
 		int tz;
 		if (mime_parse_date((const char *)date.data, date.len, &t, &tz) == 0)
 			m->sent = t;
 	}
-	if (!nil_subject) {
+	if (!nil_subject && (needs & IMAP_SORT_NEED_SUBJECT)) {
 		struct buf dec, base;
 		buf_init(&dec);
 		buf_init(&base);
@@ -286,11 +291,20 @@ void imap_sort_msg_from_envelope(struct imap_sort_msg *m, const char *envelope)
 		buf_free(&dec);
 		buf_free(&base);
 	}
-	set_str(&m->from, address_mailbox(&from));
-	set_str(&m->to, address_mailbox(&to));
-	set_str(&m->cc, address_mailbox(&cc));
-	set_str(&m->display_from, address_display(&from));
-	set_str(&m->display_to, address_display(&to));
+	if (needs & IMAP_SORT_NEED_FROM)
+		set_str(&m->from, address_mailbox(&from));
+	if (needs & IMAP_SORT_NEED_TO)
+		set_str(&m->to, address_mailbox(&to));
+	if (needs & IMAP_SORT_NEED_CC)
+		set_str(&m->cc, address_mailbox(&cc));
+	if (needs & IMAP_SORT_NEED_DISPLAYFROM)
+		set_str(&m->display_from, address_display(&from));
+	if (needs & IMAP_SORT_NEED_DISPLAYTO)
+		set_str(&m->display_to, address_display(&to));
+	if (!(needs & IMAP_SORT_NEED_IDS)) {
+		free(copy);
+		return;
+	}
 	if (!nil_mid) {
 		size_t used;
 		m->message_id = first_msgid(mid.data, mid.len, &used);
@@ -371,12 +385,12 @@ void imap_sort_msg_refs(struct imap_sort_msg *m, const uint8_t *data, size_t len
 
 void imap_sort_msg_clear(struct imap_sort_msg *m)
 {
-	free(m->subject);
-	free(m->from);
-	free(m->to);
-	free(m->cc);
-	free(m->display_from);
-	free(m->display_to);
+	free_key(&m->subject);
+	free_key(&m->from);
+	free_key(&m->to);
+	free_key(&m->cc);
+	free_key(&m->display_from);
+	free_key(&m->display_to);
 	free(m->message_id);
 	for (size_t i = 0; i < m->ref_count; i++)
 		free(m->refs[i]);

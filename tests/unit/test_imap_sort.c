@@ -67,7 +67,8 @@ static void test_envelope_keys(void **state)
 		    " ((\"Alice =?utf-8?q?B=C3=B6?=\" NIL \"Alice\" \"example.test\"))"
 		    " ((NIL NIL \"s\" \"example.test\")) ((NIL NIL \"r\" \"example.test\"))"
 		    " ((NIL NIL \"team\" NIL)(NIL NIL \"Bob\" \"Example.Test\")(NIL NIL NIL NIL))"
-		    " NIL NIL \"<parent@x>\" \"<self@x>\")");
+		    " NIL NIL \"<parent@x>\" \"<self@x>\")",
+		IMAP_SORT_NEED_ALL);
 	assert_int_equal(m.sent, 1704099600);
 	assert_string_equal(m.subject, "grüße");
 	assert_true(m.subject_is_reply);
@@ -86,9 +87,19 @@ static void test_envelope_keys(void **state)
 	assert_string_equal(m.refs[2], "c@x");
 	imap_sort_msg_clear(&m);
 
+	/* only what is asked for */
+	m.arrival = 42;
+	imap_sort_msg_from_envelope(&m, "(\"Mon, 1 Jan 2024 10:00:00 +0000\" \"Re: x\" NIL NIL NIL"
+					" NIL NIL NIL NIL \"<id@x>\")",
+				    IMAP_SORT_NEED_SUBJECT);
+	assert_string_equal(m.subject, "x");
+	assert_int_equal(m.sent, 42);
+	assert_null(m.message_id);
+	imap_sort_msg_clear(&m);
+
 	/* no envelope: empty keys, the arrival as sent date */
 	m.arrival = 42;
-	imap_sort_msg_from_envelope(&m, NULL);
+	imap_sort_msg_from_envelope(&m, NULL, IMAP_SORT_NEED_ALL);
 	assert_int_equal(m.sent, 42);
 	assert_string_equal(m.subject, "");
 	assert_null(m.message_id);
