@@ -5,6 +5,7 @@
 
 #include "../core/core.h"
 #include "session.h"
+#include "sort.h"
 
 struct copy_job {
 	struct store_account *acct;
@@ -239,6 +240,10 @@ void imap_cmd_uid(struct imap_session *s, const char *tag, struct imap_parser *p
 		imap_store_run(s, tag, ps, true);
 	else if (imap_slice_ieq(&cmd, "SEARCH"))
 		imap_search_run(s, tag, ps, true);
+	else if (imap_slice_ieq(&cmd, "SORT"))
+		imap_sort_run(s, tag, ps, true);
+	else if (imap_slice_ieq(&cmd, "THREAD"))
+		imap_thread_run(s, tag, ps, true);
 	else if (imap_slice_ieq(&cmd, "COPY"))
 		imap_copy_run(s, tag, ps, true, false);
 	else if (imap_slice_ieq(&cmd, "MOVE"))

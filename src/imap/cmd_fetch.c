@@ -27,6 +27,7 @@ enum fitem_kind {
 	FI_BODYSTRUCTURE,
 	FI_SECTION, /* BODY[...], BINARY[...], RFC822, RFC822.HEADER, RFC822.TEXT */
 	FI_BINARY_SIZE,
+	FI_PREVIEW, /* RFC 8970 */
 };
 
 enum fsec {
@@ -308,6 +309,18 @@ static bool parse_att(struct imap_parser *ps, struct imap_fetch *f)
 		add_item(f, FI_ENVELOPE);
 	} else if (imap_slice_ieq(&a, "BODYSTRUCTURE")) {
 		add_item(f, FI_BODYSTRUCTURE);
+	} else if (imap_slice_ieq(&a, "PREVIEW")) {
+		/* RFC 8970 §3: an optional modifier list; LAZY is the only one, and computing
+		 * the preview costs no more than the FETCH itself, so it is always sent */
+		add_item(f, FI_PREVIEW);
+		f->need_data = f->need_mime = true;
+		if (ps->end - ps->p >= 2 && ps->p[0] == ' ' && ps->p[1] == '(') {
+			ps->p += 2;
+			if (!word_is(ps, "LAZY") || !imap_parse_char(ps, ')')) {
+				ps->error = "Unknown PREVIEW modifier";
+				return false;
+			}
+		}
 	} else if (imap_slice_ieq(&a, "BODY")) {
 		add_item(f, FI_BODY);
 		f->need_data = f->need_mime = true;
@@ -604,6 +617,15 @@ static void fetch_one(struct imap_fetch *f, uint32_t uid, uint32_t msn, const st
 			else
 				buf_printf(t, " %s %zu", it->label, dec.len);
 			buf_free(&dec);
+			break;
+		}
+		case FI_PREVIEW: {
+			struct buf pv;
+			buf_init(&pv);
+			imap_preview(mm, &pv);
+			buf_append_str(t, " PREVIEW ");
+			mime_imap_string(t, (const char *)pv.data, pv.len);
+			buf_free(&pv);
 			break;
 		}
 		}

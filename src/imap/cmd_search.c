@@ -1,16 +1,18 @@
 /* SEARCH and UID SEARCH (RFC 9051 §6.4.4, RFC 3501 §6.4.4) with RFC 4731 ESEARCH return
- * options (MIN MAX ALL COUNT). The key tree is parsed on the loop (sequence numbers become
- * UIDs there), evaluated as bulk pool work over store_msg_list metadata, opening and parsing a
- * message only for header, body and sent-date keys, once per command, within a work budget
- * (see "evaluation" below). Nesting is limited to
- * SEARCH_DEPTH_MAX levels and SEARCH_KEYS_MAX keys, so a deeply nested key cannot exhaust the
- * stack of the thread that evaluates it. */
+ * options (MIN MAX ALL COUNT) and WITHIN's YOUNGER and OLDER (RFC 5032). The key tree is
+ * parsed on the loop (sequence numbers become UIDs there), evaluated as bulk pool work over
+ * store_msg_list metadata, opening and parsing a message only for header, body and sent-date
+ * keys, once per command, within a work budget (see "evaluation" below). Nesting is limited
+ * to SEARCH_DEPTH_MAX levels and SEARCH_KEYS_MAX keys. SORT and THREAD
+ * (cmd_sort.c) use the same keys through imap_search_keys_parse and imap_search_match. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "../core/core.h"
 #include "session.h"
+#include "sort.h"
 
 #define SEARCH_DEPTH_MAX 32
 #define SEARCH_KEYS_MAX 1000
@@ -38,6 +40,8 @@ enum skind {
 	SK_UIDS,
 	SK_NONE, /* matches nothing */
 	SK_MODSEQ, /* RFC 7162 §3.1.5: modseq >= num */
+	SK_YOUNGER, /* RFC 5032: INTERNALDATE at or after num (now - interval, when parsed) */
+	SK_OLDER,   /* RFC 5032: INTERNALDATE before num */
 };
 
 struct skey {
@@ -52,7 +56,7 @@ struct skey {
 	size_t nr;
 };
 
-enum { RET_MIN = 1, RET_MAX = 2, RET_ALL = 4, RET_COUNT = 8 };
+enum { RET_MIN = 1, RET_MAX = 2, RET_ALL = 4, RET_COUNT = 8, RET_SAVE = 16 };
 
 struct search_job {
 	struct net_conn *conn; /* only for net_conn_gone in the worker */
@@ -247,7 +251,10 @@ static struct skey *parse_key(struct search_parse *sp, unsigned depth)
 		if (!imap_parse_seqset(ps, &set))
 			goto fail;
 		k->kind = SK_UIDS;
-		msn_ranges(sp->s->sel, &set, &k->r, &k->nr);
+		if (set.saved)
+			imap_seqset_uids(sp->s->sel, &set, &k->r, &k->nr);
+		else
+			msn_ranges(sp->s->sel, &set, &k->r, &k->nr);
 		imap_seqset_free(&set);
 		return k;
 	}
@@ -324,6 +331,14 @@ static struct skey *parse_key(struct search_parse *sp, unsigned depth)
 			goto fail;
 		k->num = (int64_t)v;
 		sp->modseq_key = true;
+	} else if (imap_slice_ieq(&a, "YOUNGER") || imap_slice_ieq(&a, "OLDER")) {
+		/* RFC 5032 WITHIN: an interval in seconds, counted back from when the command
+		 * arrived */
+		uint32_t secs;
+		k->kind = imap_slice_ieq(&a, "YOUNGER") ? SK_YOUNGER : SK_OLDER;
+		if (!imap_parse_sp(ps) || !imap_parse_number(ps, &secs))
+			goto fail;
+		k->num = (int64_t)time(NULL) - (int64_t)secs;
 	} else if (imap_slice_ieq(&a, "NOT")) {
 		struct skey *kid;
 		k->kind = SK_NOT;
@@ -343,6 +358,10 @@ static struct skey *parse_key(struct search_parse *sp, unsigned depth)
 		k->kind = SK_UIDS;
 		if (!imap_parse_sp(ps) || !imap_parse_seqset(ps, &set))
 			goto fail;
+		if (set.saved) {
+			imap_seqset_uids(sp->s->sel, &set, &k->r, &k->nr);
+			return k;
+		}
 		/* "*" is the highest UID in the view. */
 		uint32_t max = sp->s->sel->count ? sp->s->sel->uids[sp->s->sel->count - 1] : 0;
 		k->r = xmalloc((set.count + 1) * sizeof(*k->r));
@@ -669,6 +688,10 @@ static bool eval(struct eval_ctx *c, const struct skey *k)
 		return imap_uid_in_ranges(m->uid, k->r, k->nr);
 	case SK_MODSEQ:
 		return m->modseq >= (uint64_t)k->num;
+	case SK_YOUNGER:
+		return m->internal_date >= k->num;
+	case SK_OLDER:
+		return m->internal_date < k->num;
 	}
 	return false;
 }
@@ -704,11 +727,44 @@ static void search_work(void *arg)
 	store_msg_list_free(&msgs, n);
 }
 
+/* RFC 5182 §2.1: RETURN (SAVE) keeps the UIDs found for "$"; with MIN and/or MAX but neither
+ * ALL nor COUNT only those messages. A search that fails leaves "$" empty. */
+static void search_save(struct imap_session *s, const struct search_job *job, bool failed)
+{
+	struct imap_selected *sel = s->sel;
+	bool ends_only = (job->ret & (RET_MIN | RET_MAX)) && !(job->ret & (RET_ALL | RET_COUNT));
+	size_t first = SIZE_MAX, last = 0;
+
+	if (!(job->ret & RET_SAVE) || sel == NULL)
+		return;
+	free(sel->saved_uids);
+	sel->saved_uids = xmalloc((job->hit_count + 1) * sizeof(uint32_t));
+	sel->saved_count = 0;
+	if (failed)
+		return;
+	for (size_t i = 0; i < job->hit_count; i++) {
+		if (imap_msn_of(sel, job->hits[i]) == 0)
+			continue;
+		if (first == SIZE_MAX)
+			first = i;
+		last = i;
+		if (!ends_only)
+			sel->saved_uids[sel->saved_count++] = job->hits[i];
+	}
+	if (ends_only && first != SIZE_MAX) {
+		if (job->ret & RET_MIN)
+			sel->saved_uids[sel->saved_count++] = job->hits[first];
+		if ((job->ret & RET_MAX) && (last != first || !(job->ret & RET_MIN)))
+			sel->saved_uids[sel->saved_count++] = job->hits[last];
+	}
+}
+
 static void search_done(void *session, void *arg)
 {
 	struct imap_session *s = session;
 	struct search_job *job = arg;
 
+	search_save(s, job, job->cancelled || job->over_budget || job->error != STORE_OK);
 	if (job->cancelled) {
 		log_info("proto=imap conn=%llu ip=%s user=%s msg=\"search stopped: connection closed\"",
 			 (unsigned long long)net_conn_id(s->conn), net_conn_peer_ip(s->conn), s->user);
@@ -762,7 +818,8 @@ static void search_done(void *session, void *arg)
 				buf_printf(&line, " (MODSEQ %llu)", (unsigned long long)top_modseq);
 		}
 		buf_append_str(&line, "\r\n");
-		net_conn_write(s->conn, line.data, line.len);
+		if (job->ret != RET_SAVE) /* RFC 5182 §2.4: SAVE alone answers no ESEARCH */
+			net_conn_write(s->conn, line.data, line.len);
 		buf_free(&line);
 		free(out);
 		imap_tagged(s, job->tag, "%s OK SEARCH completed", job->tag);
@@ -802,6 +859,8 @@ void imap_search_run(struct imap_session *s, const char *tag, struct imap_parser
 				job->ret |= RET_ALL;
 			else if (imap_slice_ieq(&a, "COUNT"))
 				job->ret |= RET_COUNT;
+			else if (imap_slice_ieq(&a, "SAVE"))
+				job->ret |= RET_SAVE; /* RFC 5182 */
 			else {
 				ps->error = "Unknown or unsupported RETURN option";
 				goto bad;
@@ -863,4 +922,71 @@ bad:
 void imap_cmd_search(struct imap_session *s, const char *tag, struct imap_parser *ps)
 {
 	imap_search_run(s, tag, ps, false);
+}
+
+/* ---------------- shared with SORT and THREAD ---------------- */
+
+struct imap_search_keys {
+	struct skey *root;
+};
+
+struct imap_search_keys *imap_search_keys_parse(struct imap_session *s, struct imap_parser *ps)
+{
+	struct search_parse sp = { s, ps, 0, false };
+	struct imap_search_keys *keys = xcalloc(1, sizeof(*keys));
+
+	keys->root = xcalloc(1, sizeof(*keys->root));
+	keys->root->kind = SK_AND;
+	for (int n = 0; !imap_at_end(ps); n++) {
+		struct skey *k;
+		if (n > 0 && !imap_parse_sp(ps))
+			goto bad;
+		k = parse_key(&sp, 1);
+		if (k == NULL)
+			goto bad;
+		skey_add(keys->root, k);
+	}
+	if (keys->root->kid_count == 0 || !imap_parse_crlf(ps))
+		goto bad;
+	/* RFC 7162 §3.1: a MODSEQ search key enables CONDSTORE. (The SORT and THREAD replies
+	 * carry no (MODSEQ n) item yet.) */
+	if (sp.modseq_key)
+		imap_condstore_enable(s);
+	return keys;
+bad:
+	if (ps->error == NULL)
+		ps->error = "Invalid search criteria";
+	imap_search_keys_free(&keys);
+	return NULL;
+}
+
+void imap_search_keys_free(struct imap_search_keys **keys)
+{
+	if (*keys == NULL)
+		return;
+	skey_free((*keys)->root);
+	free(*keys);
+	*keys = NULL;
+}
+
+enum imap_search_outcome imap_search_match(struct net_conn *conn, struct store_account *acct,
+					   uint64_t mailbox_id, const struct imap_search_keys *keys,
+					   uint64_t budget, const struct store_msg *msgs, size_t n,
+					   bool *match_r)
+{
+	struct search_job job = { .conn = conn, .acct = acct, .mailbox_id = mailbox_id,
+				  .budget_left = budget };
+
+	for (size_t i = 0; i < n; i++) {
+		struct eval_ctx c = { .job = &job, .m = &msgs[i] };
+		match_r[i] = false;
+		if (job.stopped)
+			continue;
+		buf_init(&c.text);
+		match_r[i] = eval(&c, keys->root) && !job.stopped;
+		eval_ctx_free(&c);
+	}
+	if (job.cancelled)
+		return IMAP_SEARCH_CANCELLED;
+	return job.over_budget ? IMAP_SEARCH_OVER_BUDGET : IMAP_SEARCH_DONE;
 }

@@ -263,6 +263,7 @@ static void selected_destroy(struct imap_selected **selp)
 	free(sel->uids);
 	free(sel->recent);
 	buf_free(&sel->keywords);
+	free(sel->saved_uids);
 	free(sel->name);
 	free(sel);
 	*selp = NULL;

@@ -12,6 +12,7 @@
 
 #include "../core/core.h"
 #include "session.h"
+#include "sort.h"
 
 static const struct imap_command imap_commands[] = {
 	{ "CAPABILITY", IMAP_STATES_ANY, imap_cmd_capability },
@@ -41,6 +42,9 @@ static const struct imap_command imap_commands[] = {
 	{ "UNSELECT", IMAP_STATE_SELECTED, imap_cmd_unselect },
 	{ "EXPUNGE", IMAP_STATE_SELECTED, imap_cmd_expunge },
 	{ "SEARCH", IMAP_STATE_SELECTED, imap_cmd_search },
+	{ "SORT", IMAP_STATE_SELECTED, imap_cmd_sort },
+	{ "THREAD", IMAP_STATE_SELECTED, imap_cmd_thread },
+	{ "UNAUTHENTICATE", IMAP_STATES_AUTHED, imap_cmd_unauthenticate },
 	{ "FETCH", IMAP_STATE_SELECTED, imap_cmd_fetch },
 	{ "STORE", IMAP_STATE_SELECTED, imap_cmd_store },
 	{ "COPY", IMAP_STATE_SELECTED, imap_cmd_copy },
@@ -179,6 +183,10 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 		buf_append_str(out, " CONDSTORE QRESYNC"); /* RFC 7162, condstore.c */
 		if (!net_conn_compressed(s->conn))
 			buf_append_str(out, " COMPRESS=DEFLATE"); /* RFC 4978 §4 */
+		/* RFC 5256, 5957, 5267 §3 (cmd_sort.c), RFC 5032, 5182 (cmd_search.c),
+		 * RFC 8437 (cmd_unauth.c), RFC 8970 (preview.c) */
+		buf_append_str(out, " SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT WITHIN"
+			       " SEARCHRES UNAUTHENTICATE PREVIEW");
 	}
 	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
 		const char *mechs = sasl_mechanisms(imap_plaintext_allowed(s));
@@ -310,7 +318,8 @@ static void imap_execute(struct imap_session *s)
 	/* RFC 9051 §7.5.1: no EXPUNGE while answering FETCH, STORE or SEARCH by sequence
 	 * number (and UID commands are dispatched through UID, which allows it). */
 	s->expunge_ok = !(str_ieq(cmd->name, "FETCH") || str_ieq(cmd->name, "STORE") ||
-			  str_ieq(cmd->name, "SEARCH"));
+			  str_ieq(cmd->name, "SEARCH") || str_ieq(cmd->name, "SORT") ||
+			  str_ieq(cmd->name, "THREAD"));
 	log_debug("proto=imap conn=%llu cmd=%s", (unsigned long long)net_conn_id(s->conn),
 		  cmd->name);
 	cmd->run(s, tag, &ps);

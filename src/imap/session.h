@@ -96,12 +96,16 @@ struct imap_selected {
 	bool recent_claims;
 	/* Keywords the client was told of in FLAGS, " kw1 kw2" (RFC 3501 §7.2.6). */
 	struct buf keywords;
+	/* RFC 5182 SEARCHRES: the UIDs "$" stands for, ascending; empty at SELECT. */
+	uint32_t *saved_uids;
+	size_t saved_count;
 };
 
 /* A sequence set as sent: ranges of numbers, UINT32_MAX standing for "*". */
 struct imap_seqset {
 	struct store_uid_range *r;
 	size_t count;
+	bool saved; /* "$" (RFC 5182): the saved search result, in place of r */
 };
 
 /* One command: tag and the parser positioned after the command name (and its SP, if any). */
@@ -139,6 +143,8 @@ imap_command_fn imap_cmd_capability, imap_cmd_noop, imap_cmd_logout, imap_cmd_id
 imap_command_fn imap_cmd_compress;
 /* cmd_login.c */
 imap_command_fn imap_cmd_login, imap_cmd_authenticate;
+/* cmd_unauth.c (RFC 8437) */
+imap_command_fn imap_cmd_unauthenticate;
 /* Feeds one continuation line of AUTHENTICATE. */
 void imap_sasl_continue(struct imap_session *s, const char *line, size_t len);
 void imap_auth_session_end(struct imap_session *s);
@@ -157,7 +163,7 @@ char *imap_parse_mailbox_ex(struct imap_session *s, const char *tag, struct imap
 void imap_append_mbox(struct buf *out, const char *name, bool utf8);
 /* Store name -> wire form (mUTF-7 or UTF-8), quoted/literal as needed. */
 void imap_append_mailbox(struct imap_session *s, struct buf *out, const char *name);
-/* sequence-set (RFC 9051 §9); "$" refused. */
+/* sequence-set (RFC 9051 §9), or "$" alone (RFC 5182 §2.2, set_r->saved). */
 bool imap_parse_seqset(struct imap_parser *ps, struct imap_seqset *set_r);
 void imap_seqset_free(struct imap_seqset *set);
 /* MSN set -> UID ranges of the selected view; false when a number is out of range. */
@@ -272,6 +278,8 @@ bool imap_append_literal(struct imap_session *s, uint64_t size, bool nonsync);
 void imap_append_input(struct imap_session *s);
 void imap_append_free(struct imap_session *s);
 void imap_fetch_drained(struct imap_session *s);
+/* preview.c: RFC 8970 preview text of a message (UTF-8, at most 200 characters) into out. */
+void imap_preview(const struct mime_message *mm, struct buf *out);
 void imap_fetch_free(struct imap_session *s);
 /* Opens the account after a successful authentication, then answers the tag. */
 void imap_account_open(struct imap_session *s, const char *tag);

@@ -137,6 +137,12 @@ bool imap_parse_seqset(struct imap_parser *ps, struct imap_seqset *set_r)
 
 	set_r->r = NULL;
 	set_r->count = 0;
+	set_r->saved = false;
+	if (imap_peek(ps, '$')) { /* RFC 5182 §2.2: "$" stands alone, never in a list */
+		ps->p++;
+		set_r->saved = true;
+		return true;
+	}
 	for (;;) {
 		uint32_t a, b;
 
@@ -185,6 +191,28 @@ static void ranges_push(struct store_uid_range **r, size_t *n, size_t *cap, uint
 	(*n)++;
 }
 
+/* "$": the saved UIDs still in the view, those adjacent in the view as one range (no UID
+ * between them can be outside it, as for sequence ranges). */
+static void saved_ranges(const struct imap_selected *sel, struct store_uid_range **ranges_r,
+			 size_t *count_r)
+{
+	size_t cap = 1;
+	uint32_t last_msn = 0;
+
+	/* Never NULL: to the store, no ranges at all means every message. */
+	*ranges_r = xmalloc(sizeof(**ranges_r));
+	for (size_t i = 0; i < sel->saved_count; i++) {
+		uint32_t msn = imap_msn_of(sel, sel->saved_uids[i]);
+		if (msn == 0)
+			continue; /* expunged since it was saved */
+		if (*count_r > 0 && msn == last_msn + 1)
+			(*ranges_r)[*count_r - 1].last = sel->saved_uids[i];
+		else
+			ranges_push(ranges_r, count_r, &cap, sel->saved_uids[i], sel->saved_uids[i]);
+		last_msn = msn;
+	}
+}
+
 bool imap_seqset_msn_to_uids(const struct imap_selected *sel, const struct imap_seqset *set,
 			     struct store_uid_range **ranges_r, size_t *count_r)
 {
@@ -193,6 +221,10 @@ bool imap_seqset_msn_to_uids(const struct imap_selected *sel, const struct imap_
 
 	*ranges_r = NULL;
 	*count_r = 0;
+	if (set->saved) {
+		saved_ranges(sel, ranges_r, count_r);
+		return true;
+	}
 	for (size_t i = 0; i < set->count; i++) {
 		uint32_t a = set->r[i].first == UINT32_MAX ? count : set->r[i].first;
 		uint32_t b = set->r[i].last == UINT32_MAX ? count : set->r[i].last;
@@ -223,6 +255,10 @@ void imap_seqset_uids(const struct imap_selected *sel, const struct imap_seqset 
 
 	*ranges_r = NULL;
 	*count_r = 0;
+	if (set->saved) {
+		saved_ranges(sel, ranges_r, count_r);
+		return;
+	}
 	for (size_t i = 0; i < set->count; i++) {
 		uint32_t a = set->r[i].first == UINT32_MAX ? max : set->r[i].first;
 		uint32_t b = set->r[i].last == UINT32_MAX ? max : set->r[i].last;

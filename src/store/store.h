@@ -338,6 +338,17 @@ enum store_error store_message_cache(struct store_account *acct, uint64_t mailbo
 				     uint32_t uid, char **envelope_r, char **bodystructure_r,
 				     struct store_err *err_r);
 
+/* The cached ENVELOPE of every message of a mailbox, in UID order, from one index scan (what
+ * SORT and THREAD order by). envelope is NULL for a message the MIME layer could not parse. */
+struct store_envelope {
+	uint32_t uid;
+	char *envelope;
+};
+enum store_error store_envelope_list(struct store_account *acct, uint64_t mailbox_id,
+				     struct store_envelope **list_r, size_t *count_r,
+				     struct store_err *err_r);
+void store_envelope_list_free(struct store_envelope **list, size_t count);
+
 /* ---- change feed ---- */
 
 enum store_event_kind {

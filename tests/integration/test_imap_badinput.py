@@ -88,7 +88,7 @@ def test_invalid_sequence_sets_and_unknown(roost_server, line_client):
     r.send(b"s SELECT INBOX\r\n")
     r.until(b"s OK")
     for i, cmd in enumerate([b"FETCH 0:1 FLAGS", b"FETCH 1:: FLAGS", b"FETCH , FLAGS",
-                             b"UID FETCH 4294967296 FLAGS", b"STORE $ +FLAGS (\\Seen)",
+                             b"UID FETCH 4294967296 FLAGS", b"STORE 1,$ +FLAGS (\\Seen)",
                              b"COPY a INBOX", b"FROBNICATE", b"UID FROB 1", b"NOOP extra"]):
         tag = b"q%d" % i
         r.send(tag + b" " + cmd + b"\r\n")

@@ -117,7 +117,7 @@ def test_missing_section_and_bad_fetch(roost_server, line_client):
     assert r.until(b"a ")[0] == b"* 1 FETCH (UID 1 BODY[7] {0}"
     for i, cmd in enumerate([b"FETCH 2 FLAGS", b"FETCH 0 FLAGS", b"FETCH 1 (BOGUS)",
                              b"FETCH 1 BODY[HEADER.FIELDS]", b"FETCH 1 BODY[]<5>",
-                             b"FETCH $ FLAGS", b"FETCH 1:x FLAGS", b"FETCH 1,,2 FLAGS"]):
+                             b"FETCH $,1 FLAGS", b"FETCH 1:x FLAGS", b"FETCH 1,,2 FLAGS"]):
         tag = b"b%d" % i
         r.send(tag + b" " + cmd + b"\r\n")
         assert r.until(tag + b" ")[-1].startswith(tag + b" BAD"), cmd

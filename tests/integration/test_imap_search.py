@@ -94,8 +94,8 @@ def test_bad_searches(roost_server, line_client):
     r.until(b"s OK")
     deep = b"NOT " * 40 + b"ALL"
     nested = b"(" * 40 + b"ALL" + b")" * 40
-    for i, q in enumerate([deep, nested, b"BOGUS", b"BEFORE 32-Foo-2020", b"$", b"",
-                           b"OR SEEN", b"HEADER Subject", b"(", b"RETURN (SAVE) ALL"]):
+    for i, q in enumerate([deep, nested, b"BOGUS", b"BEFORE 32-Foo-2020", b"$,1", b"",
+                           b"OR SEEN", b"HEADER Subject", b"(", b"RETURN (SAVE BOGUS) ALL"]):
         tag = b"b%d" % i
         r.send(tag + b" SEARCH " + q + b"\r\n")
         assert r.until(tag + b" ")[-1].startswith(tag + b" BAD"), q

@@ -1,0 +1,464 @@
+/* SORT, UID SORT, THREAD and UID THREAD (RFC 5256) with DISPLAYFROM/DISPLAYTO (RFC 5957) and
+ * ESORT return options (RFC 5267 §3: MIN MAX ALL COUNT). The criteria are parsed on the loop;
+ * the work runs as bulk pool work like SEARCH: one index scan for the metadata, the search
+ * keys (cmd_search.c, same work budget), one index scan for the cached envelopes the keys come
+ * from (sort_keys.c), and for THREAD=REFERENCES a look at each matching message's header
+ * block for its References field. Only messages in the client's view take part, numbered as
+ * the client knows them (the view does not change while the command runs). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/core.h"
+#include "session.h"
+#include "sort.h"
+
+#define SORT_CRITERIA_MAX 16
+
+enum sort_ret { SORT_RET_MIN = 1, SORT_RET_MAX = 2, SORT_RET_ALL = 4, SORT_RET_COUNT = 8 };
+
+enum sort_kind { SORT_KIND_SORT, SORT_KIND_ORDEREDSUBJECT, SORT_KIND_REFERENCES };
+
+struct sort_job {
+	struct net_conn *conn;
+	struct store_account *acct;
+	uint64_t mailbox_id;
+	uint64_t budget;
+	char *tag;
+	bool uid;
+	enum sort_kind kind;
+	unsigned needs; /* IMAP_SORT_NEED_*: which keys the envelopes must give */
+	struct imap_sort_criterion crit[SORT_CRITERIA_MAX];
+	size_t crit_count;
+	bool esort;
+	unsigned ret;
+	struct imap_search_keys *keys;
+	uint32_t *view; /* the client's UIDs, msn - 1 indexed */
+	size_t view_count;
+	/* results */
+	uint32_t *numbers; /* SORT: in order */
+	size_t number_count;
+	struct buf threads; /* THREAD: the thread-list */
+	enum imap_search_outcome outcome;
+	enum store_error error;
+	struct store_err err;
+};
+
+static void sort_job_free(struct sort_job **jobp)
+{
+	struct sort_job *job = *jobp;
+
+	imap_search_keys_free(&job->keys);
+	free(job->view);
+	free(job->numbers);
+	buf_free(&job->threads);
+	free(job->tag);
+	free(job);
+	*jobp = NULL;
+}
+
+/* ---------------- work (pool) ---------------- */
+
+static uint32_t view_msn(const struct sort_job *job, uint32_t uid)
+{
+	size_t lo = 0, hi = job->view_count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (job->view[mid] == uid)
+			return (uint32_t)mid + 1;
+		if (job->view[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* The References field of a matching message (THREAD=REFERENCES only). */
+static void read_refs(struct sort_job *job, struct imap_sort_msg *m)
+{
+	struct store_message *msg;
+	size_t len;
+
+	if (store_message_open(job->acct, job->mailbox_id, m->uid, &msg, NULL) != STORE_OK)
+		return;
+	const uint8_t *data = store_message_data(msg, &len);
+	imap_sort_msg_refs(m, data, len);
+	store_message_close(&msg);
+}
+
+/* The keys of the messages in the view that match, from the envelopes (both lists are in UID
+ * order). */
+static struct imap_sort_msg *collect_keys(struct sort_job *job, const struct store_msg *msgs,
+					  size_t n, const bool *match, size_t *count_r)
+{
+	struct store_envelope *envs = NULL;
+	size_t env_count = 0, e = 0, count = 0;
+	struct imap_sort_msg *keys;
+
+	/* ARRIVAL and SIZE come from the index rows: no envelope is read for them */
+	if (job->needs != 0) {
+		job->error = store_envelope_list(job->acct, job->mailbox_id, &envs, &env_count,
+						 &job->err);
+		if (job->error != STORE_OK)
+			return NULL;
+	}
+	keys = xcalloc(n + 1, sizeof(*keys));
+	for (size_t i = 0; i < n; i++) {
+		uint32_t msn;
+		if (!match[i] || (msn = view_msn(job, msgs[i].uid)) == 0)
+			continue;
+		while (e < env_count && envs[e].uid < msgs[i].uid)
+			e++;
+		struct imap_sort_msg *m = &keys[count++];
+		m->uid = msgs[i].uid;
+		m->msn = msn;
+		m->arrival = msgs[i].internal_date;
+		m->size = msgs[i].size;
+		imap_sort_msg_from_envelope(m, e < env_count && envs[e].uid == m->uid ? envs[e].envelope
+										     : NULL,
+					    job->needs);
+		if (job->kind == SORT_KIND_REFERENCES) {
+			if (net_conn_gone(job->conn)) {
+				job->outcome = IMAP_SEARCH_CANCELLED;
+				break;
+			}
+			read_refs(job, m);
+		}
+	}
+	store_envelope_list_free(&envs, env_count);
+	*count_r = count;
+	return keys;
+}
+
+static void sort_work(void *arg)
+{
+	struct sort_job *job = arg;
+	struct store_list_query q = { 0, 0, 0 };
+	struct store_msg *msgs = NULL;
+	size_t n = 0, count = 0;
+	struct imap_sort_msg *keys;
+	struct imap_sort_msg **order;
+	bool *match;
+
+	if (net_conn_gone(job->conn)) {
+		job->outcome = IMAP_SEARCH_CANCELLED;
+		return;
+	}
+	job->error = store_msg_list(job->acct, job->mailbox_id, &q, &msgs, &n, &job->err);
+	if (job->error != STORE_OK)
+		return;
+	match = xmalloc((n + 1) * sizeof(*match));
+	job->outcome = imap_search_match(job->conn, job->acct, job->mailbox_id, job->keys,
+					 job->budget, msgs, n, match);
+	keys = job->outcome == IMAP_SEARCH_DONE ? collect_keys(job, msgs, n, match, &count) : NULL;
+	free(match);
+	store_msg_list_free(&msgs, n);
+	if (keys == NULL)
+		return;
+	order = xmalloc((count + 1) * sizeof(*order));
+	for (size_t i = 0; i < count; i++)
+		order[i] = &keys[i];
+	if (job->outcome == IMAP_SEARCH_DONE) {
+		switch (job->kind) {
+		case SORT_KIND_SORT:
+			imap_sort_msgs(order, count, job->crit, job->crit_count);
+			job->numbers = xmalloc((count + 1) * sizeof(*job->numbers));
+			for (size_t i = 0; i < count; i++)
+				job->numbers[i] = job->uid ? order[i]->uid : order[i]->msn;
+			job->number_count = count;
+			break;
+		case SORT_KIND_ORDEREDSUBJECT:
+			imap_thread_orderedsubject(order, count, job->uid, &job->threads);
+			break;
+		case SORT_KIND_REFERENCES:
+			imap_thread_references(order, count, job->uid, &job->threads);
+			break;
+		}
+	}
+	for (size_t i = 0; i < count; i++)
+		imap_sort_msg_clear(&keys[i]);
+	free(keys);
+	free(order);
+}
+
+/* ---------------- answer (loop) ---------------- */
+
+/* RFC 5267 §3.2: for ESORT, MIN and MAX are the first and last in sort order, ALL lists the
+ * numbers in that order. */
+static void esort_line(const struct sort_job *job, struct buf *line)
+{
+	size_t n = job->number_count;
+
+	buf_printf(line, "* ESEARCH (TAG ");
+	mime_imap_string(line, job->tag, strlen(job->tag));
+	buf_append_byte(line, ')');
+	if (job->uid)
+		buf_append_str(line, " UID");
+	if ((job->ret & SORT_RET_MIN) && n > 0)
+		buf_printf(line, " MIN %u", job->numbers[0]);
+	if ((job->ret & SORT_RET_MAX) && n > 0)
+		buf_printf(line, " MAX %u", job->numbers[n - 1]);
+	if ((job->ret & SORT_RET_ALL) && n > 0) {
+		buf_append_str(line, " ALL ");
+		for (size_t i = 0; i < n; i++)
+			buf_printf(line, "%s%u", i ? "," : "", job->numbers[i]);
+	}
+	if (job->ret & SORT_RET_COUNT)
+		buf_printf(line, " COUNT %zu", n);
+}
+
+static void sort_done(void *session, void *arg)
+{
+	struct imap_session *s = session;
+	struct sort_job *job = arg;
+	const char *name = job->kind == SORT_KIND_SORT ? "SORT" : "THREAD";
+
+	if (job->outcome == IMAP_SEARCH_CANCELLED) {
+		log_info("proto=imap conn=%llu ip=%s user=%s msg=\"%s stopped: connection closed\"",
+			 (unsigned long long)net_conn_id(s->conn), net_conn_peer_ip(s->conn), s->user,
+			 name);
+	} else if (job->outcome == IMAP_SEARCH_OVER_BUDGET) {
+		imap_tagged(s, job->tag, "%s NO [LIMIT] %s needs too much work; narrow it", job->tag,
+			    name);
+	} else if (job->error != STORE_OK) {
+		imap_store_error(s, job->tag, job->error, &job->err);
+	} else {
+		struct buf line;
+		buf_init(&line);
+		if (job->kind != SORT_KIND_SORT) {
+			buf_append_str(&line, "* THREAD ");
+			buf_append(&line, job->threads.data, job->threads.len);
+		} else if (job->esort) {
+			esort_line(job, &line);
+		} else {
+			buf_append_str(&line, "* SORT");
+			for (size_t i = 0; i < job->number_count; i++)
+				buf_printf(&line, " %u", job->numbers[i]);
+		}
+		buf_append_str(&line, "\r\n");
+		net_conn_write(s->conn, line.data, line.len);
+		buf_free(&line);
+		imap_tagged(s, job->tag, "%s OK %s completed", job->tag, name);
+	}
+	sort_job_free(&job);
+	imap_command_done(s);
+}
+
+/* ---------------- parsing (loop) ---------------- */
+
+static const struct {
+	const char *name;
+	enum imap_sort_key key;
+} sort_keys[] = {
+	{ "ARRIVAL", IMAP_SORT_ARRIVAL },	  { "CC", IMAP_SORT_CC },
+	{ "DATE", IMAP_SORT_DATE },		  { "FROM", IMAP_SORT_FROM },
+	{ "SIZE", IMAP_SORT_SIZE },		  { "SUBJECT", IMAP_SORT_SUBJECT },
+	{ "TO", IMAP_SORT_TO },			  { "DISPLAYFROM", IMAP_SORT_DISPLAYFROM },
+	{ "DISPLAYTO", IMAP_SORT_DISPLAYTO },
+};
+
+/* sort-criteria = "(" sort-criterion *(SP sort-criterion) ")" */
+static bool parse_criteria(struct imap_parser *ps, struct sort_job *job)
+{
+	if (!imap_parse_char(ps, '('))
+		return false;
+	for (int n = 0; !imap_peek(ps, ')'); n++) {
+		struct imap_slice a;
+		bool reverse = false, known = false;
+		if ((n > 0 && !imap_parse_sp(ps)) || !imap_parse_atom(ps, &a))
+			return false;
+		if (imap_slice_ieq(&a, "REVERSE")) {
+			reverse = true;
+			if (!imap_parse_sp(ps) || !imap_parse_atom(ps, &a))
+				return false;
+		}
+		if (job->crit_count == SORT_CRITERIA_MAX) {
+			ps->error = "Too many sort criteria";
+			return false;
+		}
+		for (size_t i = 0; i < ARRAY_LEN(sort_keys) && !known; i++) {
+			if (imap_slice_ieq(&a, sort_keys[i].name)) {
+				job->crit[job->crit_count].key = sort_keys[i].key;
+				job->crit[job->crit_count++].reverse = reverse;
+				known = true;
+			}
+		}
+		if (!known) {
+			ps->error = "Unknown sort criterion";
+			return false;
+		}
+	}
+	ps->p++;
+	if (job->crit_count == 0) {
+		ps->error = "Empty sort criteria";
+		return false;
+	}
+	return true;
+}
+
+/* RFC 5267 §3.1: "RETURN (" [return options] ") " before the criteria. */
+static bool parse_return(struct imap_parser *ps, struct sort_job *job)
+{
+	struct imap_parser save = *ps;
+	struct imap_slice a;
+
+	if (!imap_parse_atom(ps, &a) || !imap_slice_ieq(&a, "RETURN")) {
+		*ps = save;
+		ps->error = NULL;
+		return true;
+	}
+	job->esort = true;
+	if (!imap_parse_sp(ps) || !imap_parse_char(ps, '('))
+		return false;
+	for (int n = 0; !imap_peek(ps, ')'); n++) {
+		if ((n > 0 && !imap_parse_sp(ps)) || !imap_parse_atom(ps, &a))
+			return false;
+		if (imap_slice_ieq(&a, "MIN"))
+			job->ret |= SORT_RET_MIN;
+		else if (imap_slice_ieq(&a, "MAX"))
+			job->ret |= SORT_RET_MAX;
+		else if (imap_slice_ieq(&a, "ALL"))
+			job->ret |= SORT_RET_ALL;
+		else if (imap_slice_ieq(&a, "COUNT"))
+			job->ret |= SORT_RET_COUNT;
+		else {
+			ps->error = "Unknown or unsupported RETURN option";
+			return false;
+		}
+	}
+	ps->p++;
+	if (job->ret == 0)
+		job->ret = SORT_RET_ALL;
+	return imap_parse_sp(ps);
+}
+
+/* charset SP: only UTF-8 and US-ASCII, as SEARCH. Returns false after answering NO. */
+static bool parse_charset(struct imap_session *s, const char *tag, struct imap_parser *ps,
+			  bool *syntax_ok_r)
+{
+	struct imap_slice cs;
+
+	*syntax_ok_r = imap_parse_astring(ps, &cs) && imap_parse_sp(ps);
+	if (!*syntax_ok_r)
+		return false;
+	if (!imap_slice_ieq(&cs, "UTF-8") && !imap_slice_ieq(&cs, "US-ASCII")) {
+		imap_tagged(s, tag, "%s NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset", tag);
+		return false;
+	}
+	return true;
+}
+
+static unsigned sort_needs(const struct sort_job *job)
+{
+	unsigned needs = 0;
+
+	if (job->kind == SORT_KIND_ORDEREDSUBJECT)
+		return IMAP_SORT_NEED_DATE | IMAP_SORT_NEED_SUBJECT;
+	if (job->kind == SORT_KIND_REFERENCES)
+		return IMAP_SORT_NEED_DATE | IMAP_SORT_NEED_SUBJECT | IMAP_SORT_NEED_IDS;
+	for (size_t i = 0; i < job->crit_count; i++) {
+		switch (job->crit[i].key) {
+		case IMAP_SORT_ARRIVAL:
+		case IMAP_SORT_SIZE:
+			break;
+		case IMAP_SORT_CC:
+			needs |= IMAP_SORT_NEED_CC;
+			break;
+		case IMAP_SORT_DATE:
+			needs |= IMAP_SORT_NEED_DATE;
+			break;
+		case IMAP_SORT_FROM:
+			needs |= IMAP_SORT_NEED_FROM;
+			break;
+		case IMAP_SORT_SUBJECT:
+			needs |= IMAP_SORT_NEED_SUBJECT;
+			break;
+		case IMAP_SORT_TO:
+			needs |= IMAP_SORT_NEED_TO;
+			break;
+		case IMAP_SORT_DISPLAYFROM:
+			needs |= IMAP_SORT_NEED_DISPLAYFROM;
+			break;
+		case IMAP_SORT_DISPLAYTO:
+			needs |= IMAP_SORT_NEED_DISPLAYTO;
+			break;
+		}
+	}
+	return needs;
+}
+
+static void sort_start(struct imap_session *s, struct sort_job *job)
+{
+	job->needs = sort_needs(job);
+	job->conn = s->conn;
+	job->acct = s->acct;
+	job->mailbox_id = s->sel->id;
+	job->budget = (uint64_t)s->deps->cfg->imap_search_budget;
+	job->view_count = s->sel->count;
+	job->view = xmalloc((job->view_count + 1) * sizeof(*job->view));
+	memcpy(job->view, s->sel->uids, job->view_count * sizeof(*job->view));
+	s->busy = true;
+	net_conn_offload_bulk(s->conn, sort_work, sort_done, job);
+}
+
+static void sort_or_thread(struct imap_session *s, const char *tag, struct imap_parser *ps,
+			   bool uid, bool thread)
+{
+	struct sort_job *job = xcalloc(1, sizeof(*job));
+	bool syntax_ok;
+
+	buf_init(&job->threads);
+	job->tag = xstrdup(tag);
+	job->uid = uid;
+	if (thread) {
+		struct imap_slice alg;
+		if (!imap_parse_atom(ps, &alg) || !imap_parse_sp(ps))
+			goto bad;
+		if (imap_slice_ieq(&alg, "ORDEREDSUBJECT")) {
+			job->kind = SORT_KIND_ORDEREDSUBJECT;
+		} else if (imap_slice_ieq(&alg, "REFERENCES")) {
+			job->kind = SORT_KIND_REFERENCES;
+		} else {
+			ps->error = "Unknown threading algorithm";
+			goto bad;
+		}
+	} else if (!parse_return(ps, job) || !parse_criteria(ps, job) || !imap_parse_sp(ps)) {
+		goto bad;
+	}
+	if (!parse_charset(s, tag, ps, &syntax_ok)) {
+		if (!syntax_ok)
+			goto bad;
+		sort_job_free(&job);
+		return;
+	}
+	job->keys = imap_search_keys_parse(s, ps);
+	if (job->keys == NULL)
+		goto bad;
+	sort_start(s, job);
+	return;
+bad:
+	imap_bad(s, tag, ps->error ? ps->error : thread ? "Invalid THREAD arguments"
+							  : "Invalid SORT arguments");
+	sort_job_free(&job);
+}
+
+void imap_sort_run(struct imap_session *s, const char *tag, struct imap_parser *ps, bool uid)
+{
+	sort_or_thread(s, tag, ps, uid, false);
+}
+
+void imap_thread_run(struct imap_session *s, const char *tag, struct imap_parser *ps, bool uid)
+{
+	sort_or_thread(s, tag, ps, uid, true);
+}
+
+void imap_cmd_sort(struct imap_session *s, const char *tag, struct imap_parser *ps)
+{
+	imap_sort_run(s, tag, ps, false);
+}
+
+void imap_cmd_thread(struct imap_session *s, const char *tag, struct imap_parser *ps)
+{
+	imap_thread_run(s, tag, ps, false);
+}

@@ -1,0 +1,125 @@
+/* SORT and THREAD (RFC 5256, RFC 5957): the per-message keys taken from the cached ENVELOPE
+ * (sort_keys.c), the threading algorithms (thread.c), and the part of SEARCH they share
+ * (cmd_search.c). Private to imap/. */
+#ifndef ROOST_IMAP_SORT_H
+#define ROOST_IMAP_SORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/core.h"
+
+struct imap_session;
+struct imap_parser;
+struct net_conn;
+struct store_account;
+struct store_msg;
+
+/* ---- sort_keys.c ---- */
+
+/* RFC 5256 §2.1 base subject of a subject already RFC 2047-decoded to UTF-8: whitespace
+ * runs become one space, "(fwd)" trailers, "Re:"/"Fw:"/"Fwd:" leaders, "[blob]" prefixes
+ * and "[fwd: ...]" wrappers go. Appends the case-folded result (i;unicode-casemap) to out.
+ * Returns true when something marking a reply or forward was removed (RFC 5256 §2.1,
+ * used by REFERENCES step 5). */
+bool imap_base_subject(const char *subject, size_t len, struct buf *out);
+
+/* What SORT and THREAD compare, for one message. Strings are heap, never NULL, folded. */
+struct imap_sort_msg {
+	uint32_t uid;
+	uint32_t msn;
+	int64_t arrival;  /* INTERNALDATE */
+	int64_t sent;     /* Date: in UTC, the internal date when missing or invalid */
+	uint64_t size;
+	char *subject;    /* base subject (keys never NULL; "" when not computed) */
+	bool subject_is_reply;
+	char *from, *to, *cc;              /* addr-mailbox of the first address */
+	char *display_from, *display_to;   /* RFC 5957: display name, else addr-spec */
+	char *message_id;                  /* without <>, NULL when none */
+	char **refs;                       /* THREAD=REFERENCES parents, oldest first */
+	size_t ref_count;
+};
+
+/* The keys a command compares; the others stay empty, which spares decoding and folding. */
+enum {
+	IMAP_SORT_NEED_DATE = 1u << 0,
+	IMAP_SORT_NEED_SUBJECT = 1u << 1,
+	IMAP_SORT_NEED_FROM = 1u << 2,
+	IMAP_SORT_NEED_TO = 1u << 3,
+	IMAP_SORT_NEED_CC = 1u << 4,
+	IMAP_SORT_NEED_DISPLAYFROM = 1u << 5,
+	IMAP_SORT_NEED_DISPLAYTO = 1u << 6,
+	IMAP_SORT_NEED_IDS = 1u << 7, /* message_id and In-Reply-To */
+	IMAP_SORT_NEED_ALL = 0xff,
+};
+
+/* Fills the NEEDS keys of m from an ENVELOPE string (NULL: every key empty, sent = arrival). */
+void imap_sort_msg_from_envelope(struct imap_sort_msg *m, const char *envelope, unsigned needs);
+/* The message-ids of the References field in the message's header block replace the
+ * In-Reply-To id the envelope gave (RFC 5256 §2.2 step 1). */
+void imap_sort_msg_refs(struct imap_sort_msg *m, const uint8_t *data, size_t len);
+void imap_sort_msg_clear(struct imap_sort_msg *m);
+
+enum imap_sort_key {
+	IMAP_SORT_ARRIVAL,
+	IMAP_SORT_CC,
+	IMAP_SORT_DATE,
+	IMAP_SORT_FROM,
+	IMAP_SORT_SIZE,
+	IMAP_SORT_SUBJECT,
+	IMAP_SORT_TO,
+	IMAP_SORT_DISPLAYFROM,
+	IMAP_SORT_DISPLAYTO,
+};
+
+struct imap_sort_criterion {
+	enum imap_sort_key key;
+	bool reverse;
+};
+
+/* Orders msgs (pointers) by the criteria, the sequence number last (RFC 5256 §3). */
+void imap_sort_msgs(struct imap_sort_msg **msgs, size_t n, const struct imap_sort_criterion *crit,
+		    size_t crit_count);
+
+/* A stable merge sort with a context, for the sorts of this folder. */
+typedef int imap_cmp_fn(const void *a, const void *b, void *ctx);
+void imap_merge_sort(void *base, size_t n, size_t size, imap_cmp_fn *cmp, void *ctx);
+
+/* ---- thread.c ---- */
+
+/* RFC 5256 §3 THREAD results, numbers taken from msn (or uid when by_uid), appended to out as
+ * the thread-list that follows "* THREAD". msgs is in any order. */
+void imap_thread_orderedsubject(struct imap_sort_msg **msgs, size_t n, bool by_uid,
+				struct buf *out);
+void imap_thread_references(struct imap_sort_msg **msgs, size_t n, bool by_uid, struct buf *out);
+
+/* ---- cmd_sort.c ---- */
+
+void imap_sort_run(struct imap_session *s, const char *tag, struct imap_parser *ps, bool uid);
+void imap_thread_run(struct imap_session *s, const char *tag, struct imap_parser *ps, bool uid);
+void imap_cmd_sort(struct imap_session *s, const char *tag, struct imap_parser *ps);
+void imap_cmd_thread(struct imap_session *s, const char *tag, struct imap_parser *ps);
+
+/* ---- cmd_search.c, shared with SORT and THREAD ---- */
+
+struct imap_search_keys;
+
+/* search-key *(SP search-key) up to the end of the command. NULL on a syntax error, with
+ * ps->error set. */
+struct imap_search_keys *imap_search_keys_parse(struct imap_session *s, struct imap_parser *ps);
+void imap_search_keys_free(struct imap_search_keys **keys);
+
+enum imap_search_outcome {
+	IMAP_SEARCH_DONE,
+	IMAP_SEARCH_OVER_BUDGET,
+	IMAP_SEARCH_CANCELLED,
+};
+
+/* In a worker: match_r[i] tells whether msgs[i] matches, within the work budget. */
+enum imap_search_outcome imap_search_match(struct net_conn *conn, struct store_account *acct,
+					   uint64_t mailbox_id, const struct imap_search_keys *keys,
+					   uint64_t budget, const struct store_msg *msgs, size_t n,
+					   bool *match_r);
+
+#endif

@@ -1,0 +1,492 @@
+/* The keys SORT and THREAD compare (RFC 5256 §2-3, RFC 5957 DISPLAY), taken from the ENVELOPE
+ * the store cached when the message was saved, so ordering a mailbox never parses a message
+ * again; only THREAD=REFERENCES reads the References field from the header block. Strings are
+ * compared as their case-folded UTF-8 octets, the order of i;unicode-casemap. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../mime/mime.h"
+#include "parser.h"
+#include "sort.h"
+
+/* References beyond this many are ignored (the oldest are kept: they name the thread's root). */
+#define SORT_REFS_MAX 1000
+
+/* ---------------- base subject (RFC 5256 §2.1) ---------------- */
+
+static bool is_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* subj-blob = "[" *BLOBCHAR "]" *WSP; the length matched at p, 0 when none. */
+static size_t blob_len(const char *p, size_t len)
+{
+	size_t i = 1;
+
+	if (len == 0 || p[0] != '[')
+		return 0;
+	while (i < len && p[i] != '[' && p[i] != ']')
+		i++;
+	if (i >= len || p[i] != ']')
+		return 0;
+	i++;
+	while (i < len && is_wsp(p[i]))
+		i++;
+	return i;
+}
+
+/* subj-leader's refwd form: *subj-blob ("re" / "fw" ["d"]) *WSP [subj-blob] ":". */
+static size_t refwd_leader_len(const char *p, size_t len)
+{
+	size_t i = 0, b;
+
+	while ((b = blob_len(p + i, len - i)) > 0)
+		i += b;
+	if (len - i >= 3 && strncasecmp(p + i, "fwd", 3) == 0)
+		i += 3;
+	else if (len - i >= 2 && (strncasecmp(p + i, "fw", 2) == 0 || strncasecmp(p + i, "re", 2) == 0))
+		i += 2;
+	else
+		return 0;
+	while (i < len && is_wsp(p[i]))
+		i++;
+	i += blob_len(p + i, len - i);
+	if (i >= len || p[i] != ':')
+		return 0;
+	return i + 1;
+}
+
+/* Step (1): tabs and line breaks become spaces, runs of spaces one space. */
+static char *subject_normalize(const char *subject, size_t len, size_t *len_r)
+{
+	char *w = xmalloc(len + 1);
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = subject[i];
+		if (c == '\t' || c == '\r' || c == '\n')
+			c = ' ';
+		if (c == '\0' || (c == ' ' && n > 0 && w[n - 1] == ' '))
+			continue;
+		w[n++] = c;
+	}
+	w[n] = '\0';
+	*len_r = n;
+	return w;
+}
+
+bool imap_base_subject(const char *subject, size_t len, struct buf *out)
+{
+	size_t n;
+	char *w = subject_normalize(subject, len, &n);
+	const char *p = w;
+	bool reply = false;
+
+	for (;;) {
+		/* (2) trailers: "(fwd)" and whitespace */
+		for (;;) {
+			if (n > 0 && is_wsp(p[n - 1])) {
+				n--;
+			} else if (n >= 5 && strncasecmp(p + n - 5, "(fwd)", 5) == 0) {
+				n -= 5;
+				reply = true;
+			} else {
+				break;
+			}
+		}
+		/* (3)-(5) leaders and blobs, until nothing changes */
+		for (bool changed = true; changed;) {
+			size_t k;
+			changed = false;
+			if (n > 0 && is_wsp(p[0])) {
+				p++;
+				n--;
+				changed = true;
+			} else if ((k = refwd_leader_len(p, n)) > 0) {
+				p += k;
+				n -= k;
+				reply = true;
+				changed = true;
+			} else if ((k = blob_len(p, n)) > 0 && k < n) {
+				p += k;
+				n -= k;
+				changed = true;
+			}
+		}
+		/* (6) "[fwd: ...]" wrapper */
+		if (n >= 6 && strncasecmp(p, "[fwd:", 5) == 0 && p[n - 1] == ']') {
+			p += 5;
+			n -= 6;
+			reply = true;
+			continue;
+		}
+		break;
+	}
+	mime_fold_utf8(p, n, out);
+	free(w);
+	return reply;
+}
+
+/* ---------------- keys from the ENVELOPE ---------------- */
+
+static char *fold_dup(const char *text, size_t len)
+{
+	struct buf b;
+	char *out;
+
+	buf_init(&b);
+	mime_fold_utf8(text, len, &b);
+	out = xstrndup(b.len ? (const char *)b.data : "", b.len);
+	buf_free(&b);
+	return out;
+}
+
+/* The first msg-id "<...>" of text, without the brackets; NULL when none. */
+static char *first_msgid(const uint8_t *text, size_t len, size_t *used_r)
+{
+	const uint8_t *lt = memchr(text, '<', len);
+	const uint8_t *gt;
+
+	if (lt == NULL) {
+		*used_r = len;
+		return NULL;
+	}
+	gt = memchr(lt, '>', len - (size_t)(lt - text));
+	if (gt == NULL) {
+		*used_r = len;
+		return NULL;
+	}
+	*used_r = (size_t)(gt + 1 - text);
+	if (gt - lt < 2 || memchr(lt + 1, '<', (size_t)(gt - lt - 1)) != NULL)
+		return NULL;
+	return xstrndup((const char *)lt + 1, (size_t)(gt - lt - 1));
+}
+
+struct envelope_address {
+	struct imap_slice name, mailbox, host;
+	bool found;
+};
+
+/* env-from and the other address lists: NIL or "(" 1*address ")"; keeps the first address
+ * that is not a group marker (RFC 3501 §7.4.2: host NIL). */
+static bool parse_addresses(struct imap_parser *ps, struct envelope_address *first)
+{
+	struct imap_slice adl;
+	bool nil;
+
+	memset(first, 0, sizeof(*first));
+	if (imap_parse_nstring(ps, &adl, &nil))
+		return nil; /* a string is not an address list */
+	ps->error = NULL;
+	if (!imap_parse_char(ps, '('))
+		return false;
+	while (imap_peek(ps, '(')) {
+		struct envelope_address a = { 0 };
+		bool n1, n2, n3, n4;
+		ps->p++;
+		if (!imap_parse_nstring(ps, &a.name, &n1) || !imap_parse_sp(ps) ||
+		    !imap_parse_nstring(ps, &adl, &n2) || !imap_parse_sp(ps) ||
+		    !imap_parse_nstring(ps, &a.mailbox, &n3) || !imap_parse_sp(ps) ||
+		    !imap_parse_nstring(ps, &a.host, &n4) || !imap_parse_char(ps, ')'))
+			return false;
+		if (!first->found && !n4) {
+			*first = a;
+			first->found = true;
+		}
+		if (imap_peek(ps, ' '))
+			ps->p++;
+	}
+	return imap_parse_char(ps, ')');
+}
+
+static char *address_mailbox(const struct envelope_address *a)
+{
+	return a->found ? fold_dup((const char *)a->mailbox.data, a->mailbox.len) : xstrdup("");
+}
+
+/* RFC 5957 §3: the display name when there is one, else the address itself. */
+static char *address_display(const struct envelope_address *a)
+{
+	struct buf b;
+	char *out;
+
+	if (!a->found)
+		return xstrdup("");
+	buf_init(&b);
+	mime_decode_words((const char *)a->name.data, a->name.len, &b);
+	while (b.len > 0 && (b.data[b.len - 1] == ' ' || b.data[b.len - 1] == '\t'))
+		b.len--;
+	if (b.len == 0) {
+		buf_append(&b, a->mailbox.data, a->mailbox.len);
+		buf_append_byte(&b, '@');
+		buf_append(&b, a->host.data, a->host.len);
+	}
+	out = fold_dup((const char *)b.data, b.len);
+	buf_free(&b);
+	return out;
+}
+
+/* The value of every key not computed: shared, never freed, never written. */
+static char empty_key[] = "";
+
+static void sort_msg_defaults(struct imap_sort_msg *m)
+{
+	m->sent = m->arrival;
+	m->subject = m->from = m->to = m->cc = m->display_from = m->display_to = empty_key;
+}
+
+static void free_key(char **field)
+{
+	if (*field != empty_key)
+		free(*field);
+	*field = NULL;
+}
+
+static void set_str(char **field, char *value)
+{
+	free_key(field);
+	*field = value;
+}
+
+void imap_sort_msg_from_envelope(struct imap_sort_msg *m, const char *envelope, unsigned needs)
+{
+	struct imap_parser ps;
+	struct imap_slice date, subject, irt, mid;
+	struct envelope_address from, sender, reply_to, to, cc, bcc;
+	bool nil_date, nil_subject, nil_irt, nil_mid;
+	char *copy;
+
+	sort_msg_defaults(m);
+	if (envelope == NULL)
+		return;
+	copy = xstrdup(envelope);
+	imap_parser_init(&ps, (uint8_t *)copy, strlen(copy));
+	if (!imap_parse_char(&ps, '(') || !imap_parse_nstring(&ps, &date, &nil_date) ||
+	    !imap_parse_sp(&ps) || !imap_parse_nstring(&ps, &subject, &nil_subject) ||
+	    !imap_parse_sp(&ps) || !parse_addresses(&ps, &from) || !imap_parse_sp(&ps) ||
+	    !parse_addresses(&ps, &sender) || !imap_parse_sp(&ps) ||
+	    !parse_addresses(&ps, &reply_to) || !imap_parse_sp(&ps) || !parse_addresses(&ps, &to) ||
+	    !imap_parse_sp(&ps) || !parse_addresses(&ps, &cc) || !imap_parse_sp(&ps) ||
+	    !parse_addresses(&ps, &bcc) || !imap_parse_sp(&ps) ||
+	    !imap_parse_nstring(&ps, &irt, &nil_irt) || !imap_parse_sp(&ps) ||
+	    !imap_parse_nstring(&ps, &mid, &nil_mid)) {
+		free(copy);
+		return;
+	}
+	if (!nil_date && (needs & IMAP_SORT_NEED_DATE)) {
+		int64_t t;
+		int tz;
+		if (mime_parse_date((const char *)date.data, date.len, &t, &tz) == 0)
+			m->sent = t;
+	}
+	if (!nil_subject && (needs & IMAP_SORT_NEED_SUBJECT)) {
+		struct buf dec, base;
+		buf_init(&dec);
+		buf_init(&base);
+		mime_decode_words((const char *)subject.data, subject.len, &dec);
+		m->subject_is_reply = imap_base_subject((const char *)dec.data, dec.len, &base);
+		set_str(&m->subject, xstrndup(base.len ? (const char *)base.data : "", base.len));
+		buf_free(&dec);
+		buf_free(&base);
+	}
+	if (needs & IMAP_SORT_NEED_FROM)
+		set_str(&m->from, address_mailbox(&from));
+	if (needs & IMAP_SORT_NEED_TO)
+		set_str(&m->to, address_mailbox(&to));
+	if (needs & IMAP_SORT_NEED_CC)
+		set_str(&m->cc, address_mailbox(&cc));
+	if (needs & IMAP_SORT_NEED_DISPLAYFROM)
+		set_str(&m->display_from, address_display(&from));
+	if (needs & IMAP_SORT_NEED_DISPLAYTO)
+		set_str(&m->display_to, address_display(&to));
+	if (!(needs & IMAP_SORT_NEED_IDS)) {
+		free(copy);
+		return;
+	}
+	if (!nil_mid) {
+		size_t used;
+		m->message_id = first_msgid(mid.data, mid.len, &used);
+	}
+	if (!nil_irt) {
+		/* kept until imap_sort_msg_refs looks for References */
+		size_t used;
+		char *id = first_msgid(irt.data, irt.len, &used);
+		if (id != NULL) {
+			m->refs = xmalloc(sizeof(*m->refs));
+			m->refs[0] = id;
+			m->ref_count = 1;
+		}
+	}
+	free(copy);
+}
+
+/* The unfolded value of the first NAME field of the header block, false when absent. */
+static bool header_field(const uint8_t *data, size_t len, const char *name, struct buf *out)
+{
+	size_t nlen = strlen(name);
+	size_t i = 0;
+
+	while (i < len) {
+		size_t eol = i;
+		while (eol < len && data[eol] != '\n')
+			eol++;
+		size_t line_len = eol - i;
+		if (line_len == 0 || (line_len == 1 && data[i] == '\r'))
+			return false; /* end of the header block */
+		if (line_len > nlen && strncasecmp((const char *)data + i, name, nlen) == 0 &&
+		    data[i + nlen] == ':') {
+			size_t start = i + nlen + 1, end = eol;
+			/* continuation lines */
+			while (end + 1 < len && (data[end + 1] == ' ' || data[end + 1] == '\t')) {
+				end++;
+				while (end < len && data[end] != '\n')
+					end++;
+			}
+			mime_header_unfold(data + start, end - start, out);
+			return true;
+		}
+		i = eol + 1;
+	}
+	return false;
+}
+
+void imap_sort_msg_refs(struct imap_sort_msg *m, const uint8_t *data, size_t len)
+{
+	struct buf v;
+
+	buf_init(&v);
+	if (header_field(data, len, "References", &v)) {
+		const uint8_t *p = v.data;
+		size_t left = v.len;
+		char **refs = NULL;
+		size_t n = 0;
+		while (left > 0 && n < SORT_REFS_MAX) {
+			size_t used;
+			char *id = first_msgid(p, left, &used);
+			if (id != NULL) {
+				refs = xrealloc(refs, (n + 1) * sizeof(*refs));
+				refs[n++] = id;
+			}
+			p += used;
+			left -= used;
+		}
+		if (n > 0) { /* References wins over In-Reply-To (RFC 5256 §2.2 step 1) */
+			for (size_t i = 0; i < m->ref_count; i++)
+				free(m->refs[i]);
+			free(m->refs);
+			m->refs = refs;
+			m->ref_count = n;
+		}
+	}
+	buf_free(&v);
+}
+
+void imap_sort_msg_clear(struct imap_sort_msg *m)
+{
+	free_key(&m->subject);
+	free_key(&m->from);
+	free_key(&m->to);
+	free_key(&m->cc);
+	free_key(&m->display_from);
+	free_key(&m->display_to);
+	free(m->message_id);
+	for (size_t i = 0; i < m->ref_count; i++)
+		free(m->refs[i]);
+	free(m->refs);
+	memset(m, 0, sizeof(*m));
+}
+
+/* ---------------- ordering ---------------- */
+
+static void merge_pass(char *base, char *tmp, size_t n, size_t size, imap_cmp_fn *cmp, void *ctx)
+{
+	if (n < 2)
+		return;
+	size_t mid = n / 2;
+	merge_pass(base, tmp, mid, size, cmp, ctx);
+	merge_pass(base + mid * size, tmp, n - mid, size, cmp, ctx);
+	size_t i = 0, j = mid, k = 0;
+	while (i < mid && j < n) {
+		if (cmp(base + j * size, base + i * size, ctx) < 0)
+			memcpy(tmp + k++ * size, base + j++ * size, size);
+		else
+			memcpy(tmp + k++ * size, base + i++ * size, size);
+	}
+	while (i < mid)
+		memcpy(tmp + k++ * size, base + i++ * size, size);
+	while (j < n)
+		memcpy(tmp + k++ * size, base + j++ * size, size);
+	memcpy(base, tmp, n * size);
+}
+
+void imap_merge_sort(void *base, size_t n, size_t size, imap_cmp_fn *cmp, void *ctx)
+{
+	char *tmp;
+
+	if (n < 2)
+		return;
+	tmp = xmalloc(n * size);
+	merge_pass(base, tmp, n, size, cmp, ctx); /* depth log2(n): no deep recursion */
+	free(tmp);
+}
+
+static int cmp_i64(int64_t a, int64_t b)
+{
+	return a < b ? -1 : a > b;
+}
+
+static int cmp_key(const struct imap_sort_msg *a, const struct imap_sort_msg *b,
+		   enum imap_sort_key key)
+{
+	switch (key) {
+	case IMAP_SORT_ARRIVAL:
+		return cmp_i64(a->arrival, b->arrival);
+	case IMAP_SORT_CC:
+		return strcmp(a->cc, b->cc);
+	case IMAP_SORT_DATE:
+		return cmp_i64(a->sent, b->sent);
+	case IMAP_SORT_FROM:
+		return strcmp(a->from, b->from);
+	case IMAP_SORT_SIZE:
+		return a->size < b->size ? -1 : a->size > b->size;
+	case IMAP_SORT_SUBJECT:
+		return strcmp(a->subject, b->subject);
+	case IMAP_SORT_TO:
+		return strcmp(a->to, b->to);
+	case IMAP_SORT_DISPLAYFROM:
+		return strcmp(a->display_from, b->display_from);
+	case IMAP_SORT_DISPLAYTO:
+		return strcmp(a->display_to, b->display_to);
+	}
+	return 0;
+}
+
+struct sort_ctx {
+	const struct imap_sort_criterion *crit;
+	size_t count;
+};
+
+static int cmp_msgs(const void *pa, const void *pb, void *arg)
+{
+	const struct imap_sort_msg *a = *(struct imap_sort_msg *const *)pa;
+	const struct imap_sort_msg *b = *(struct imap_sort_msg *const *)pb;
+	const struct sort_ctx *ctx = arg;
+
+	for (size_t i = 0; i < ctx->count; i++) {
+		int c = cmp_key(a, b, ctx->crit[i].key);
+		if (c != 0)
+			return ctx->crit[i].reverse ? -c : c;
+	}
+	/* RFC 5256 §3: all keys equal, the sequence number decides */
+	return a->msn < b->msn ? -1 : a->msn > b->msn;
+}
+
+void imap_sort_msgs(struct imap_sort_msg **msgs, size_t n, const struct imap_sort_criterion *crit,
+		    size_t crit_count)
+{
+	struct sort_ctx ctx = { crit, crit_count };
+
+	imap_merge_sort(msgs, n, sizeof(*msgs), cmp_msgs, &ctx);
+}
