@@ -232,7 +232,17 @@ static void test_subscribe_status(void **state)
 	assert_int_equal(store_mailbox_get(f->acct, "Lists", &info, NULL), STORE_OK);
 	assert_true(info.subscribed);
 	store_mailbox_info_clear(&info);
-	assert_int_equal(store_mailbox_subscribe(f->acct, "Missing", true, NULL),
+	/* RFC 3501 §6.3.6: a name may be subscribed before its mailbox exists; unsubscribing a
+	 * name that is neither a mailbox nor subscribed is NOT_FOUND. */
+	assert_int_equal(store_mailbox_subscribe(f->acct, "Missing", true, NULL), STORE_OK);
+	char **orphans = NULL;
+	size_t orphan_count = 0;
+	assert_int_equal(store_orphan_subscriptions(f->acct, &orphans, &orphan_count, NULL),
+			 STORE_OK);
+	assert_int_equal(orphan_count, 1);
+	assert_string_equal(orphans[0], "Missing");
+	store_names_free(&orphans, orphan_count);
+	assert_int_equal(store_mailbox_subscribe(f->acct, "Never", false, NULL),
 			 STORE_ERR_NOT_FOUND);
 
 	append(f->acct, "Lists", "Subject: a\r\n\r\n1234\r\n", STORE_FLAG_SEEN);

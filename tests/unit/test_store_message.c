@@ -224,8 +224,11 @@ static void test_copy_move_expunge(void **state)
 	b = read_back(f->acct, trash, 2);
 	assert_string_equal(b, "Subject: m3\r\n\r\nbody 3\r\n");
 	free(b);
-	assert_int_equal(store_copy(f->acct, inbox, mv, 2, inbox, true, NULL, NULL),
-			 STORE_ERR_INVALID);
+	/* A MOVE may name its own mailbox (RFC 6851 §3.3, covered end to end by
+	 * test_imap_rfc3501.py); UIDs already moved away match nothing there. */
+	assert_int_equal(store_copy(f->acct, inbox, mv, 2, inbox, true, &map, NULL), STORE_OK);
+	assert_int_equal(map.count, 0);
+	store_uid_map_clear(&map);
 
 	/* Expunge only \Deleted ones. */
 	struct store_uid_range one = { u[1], u[1] };
