@@ -385,6 +385,29 @@ fail:
 	return NULL;
 }
 
+/* The criteria of SEARCH, SORT and THREAD: one or more keys up to the end of the line, as an
+ * AND node (heap, the caller frees with skey_free); NULL with ps->error on bad input. */
+static struct skey *parse_criteria(struct search_parse *sp)
+{
+	struct skey *root = xcalloc(1, sizeof(*root));
+
+	root->kind = SK_AND;
+	for (int n = 0; !imap_at_end(sp->ps); n++) {
+		struct skey *k;
+		if (n > 0 && !imap_parse_sp(sp->ps))
+			goto bad;
+		k = parse_key(sp, 1);
+		if (k == NULL)
+			goto bad;
+		skey_add(root, k);
+	}
+	if (root->kid_count > 0 && imap_parse_crlf(sp->ps))
+		return root;
+bad:
+	skey_free(root);
+	return NULL;
+}
+
 /* ---------------- evaluation (worker) ----------------
  *
  * Cost model. A message is opened, parsed and decoded at most once per SEARCH, whatever the
@@ -888,18 +911,8 @@ void imap_search_run(struct imap_session *s, const char *tag, struct imap_parser
 	} else {
 		*ps = save;
 	}
-	job->root = xcalloc(1, sizeof(*job->root));
-	job->root->kind = SK_AND;
-	for (int n = 0; !imap_at_end(ps); n++) {
-		struct skey *k;
-		if (n > 0 && !imap_parse_sp(ps))
-			goto bad;
-		k = parse_key(&sp, 1);
-		if (k == NULL)
-			goto bad;
-		skey_add(job->root, k);
-	}
-	if (job->root->kid_count == 0 || !imap_parse_crlf(ps))
+	job->root = parse_criteria(&sp);
+	if (job->root == NULL)
 		goto bad;
 	job->conn = s->conn;
 	job->budget_left = (uint64_t)s->deps->cfg->imap_search_budget;
@@ -935,18 +948,8 @@ struct imap_search_keys *imap_search_keys_parse(struct imap_session *s, struct i
 	struct search_parse sp = { s, ps, 0, false };
 	struct imap_search_keys *keys = xcalloc(1, sizeof(*keys));
 
-	keys->root = xcalloc(1, sizeof(*keys->root));
-	keys->root->kind = SK_AND;
-	for (int n = 0; !imap_at_end(ps); n++) {
-		struct skey *k;
-		if (n > 0 && !imap_parse_sp(ps))
-			goto bad;
-		k = parse_key(&sp, 1);
-		if (k == NULL)
-			goto bad;
-		skey_add(keys->root, k);
-	}
-	if (keys->root->kid_count == 0 || !imap_parse_crlf(ps))
+	keys->root = parse_criteria(&sp);
+	if (keys->root == NULL)
 		goto bad;
 	/* RFC 7162 §3.1: a MODSEQ search key enables CONDSTORE. (The SORT and THREAD replies
 	 * carry no (MODSEQ n) item yet.) */

@@ -241,30 +241,15 @@ bool imap_recent_is(const struct imap_selected *sel, uint32_t uid)
 	return sel != NULL && imap_uid_in_ranges(uid, sel->recent, sel->recent_count);
 }
 
-/* Index of the first view UID >= uid. */
-static size_t view_lower_bound(const struct imap_selected *sel, uint32_t uid)
-{
-	size_t lo = 0, hi = sel->count;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (sel->uids[mid] < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
 uint32_t imap_recent_count(const struct imap_selected *sel)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < sel->recent_count; i++) {
-		size_t a = view_lower_bound(sel, sel->recent[i].first);
+		size_t a = imap_view_lower_bound(sel, sel->recent[i].first);
 		size_t b = sel->recent[i].last == UINT32_MAX
 				   ? sel->count
-				   : view_lower_bound(sel, sel->recent[i].last + 1);
+				   : imap_view_lower_bound(sel, sel->recent[i].last + 1);
 		n += b - a;
 	}
 	return (uint32_t)n;

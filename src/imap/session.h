@@ -173,6 +173,8 @@ bool imap_seqset_msn_to_uids(const struct imap_selected *sel, const struct imap_
 void imap_seqset_uids(const struct imap_selected *sel, const struct imap_seqset *set,
 		      struct store_uid_range **ranges_r, size_t *count_r);
 bool imap_uid_in_ranges(uint32_t uid, const struct store_uid_range *r, size_t n);
+/* Index in the view of the first UID >= uid (sel->count when there is none). */
+size_t imap_view_lower_bound(const struct imap_selected *sel, uint32_t uid);
 /* msn (1-based) of uid in the view, 0 when absent. */
 uint32_t imap_msn_of(const struct imap_selected *sel, uint32_t uid);
 /* flag-list "(" [flag *(SP flag)] ")"; keywords go to kw (heap strings). */

@@ -286,7 +286,7 @@ bool imap_uid_in_ranges(uint32_t uid, const struct store_uid_range *r, size_t n)
 	return false;
 }
 
-uint32_t imap_msn_of(const struct imap_selected *sel, uint32_t uid)
+size_t imap_view_lower_bound(const struct imap_selected *sel, uint32_t uid)
 {
 	size_t lo = 0, hi = sel->count;
 
@@ -297,6 +297,13 @@ uint32_t imap_msn_of(const struct imap_selected *sel, uint32_t uid)
 		else
 			hi = mid;
 	}
+	return lo;
+}
+
+uint32_t imap_msn_of(const struct imap_selected *sel, uint32_t uid)
+{
+	size_t lo = imap_view_lower_bound(sel, uid);
+
 	return lo < sel->count && sel->uids[lo] == uid ? (uint32_t)lo + 1 : 0;
 }
 
