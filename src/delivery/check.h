@@ -91,6 +91,9 @@ struct delivery_verdict {
 	enum delivery_virus_result virus;
 	char virus_name[128];
 	double spam_score; /* NAN when no spam check ran */
+	/* Accepted from the client but stored nowhere, because a check kept the message itself
+	 * (the virus quarantine); the client gets the ordinary 250. */
+	bool discard;
 };
 
 /* Raises the verdict's action to at least `action` (REJECT beats TEMPFAIL beats ACCEPT); the

@@ -239,6 +239,9 @@ int delivery_spool_run(struct delivery_txn *t, struct delivery_refusal *refusal_
 		snprintf(refusal_r->reply, sizeof(refusal_r->reply), "%s", v.reply);
 		snprintf(refusal_r->reason, sizeof(refusal_r->reason), "%s", v.reason);
 		rc = 1;
+	} else if (v.discard) {
+		log_info("msg=\"kept by a check, delivered nowhere\" sender=<%s>", t->env.sender);
+		rc = 0; /* no outputs open: finishing commits nothing, every outcome is ok */
 	} else {
 		rc = write_accepted(t, msg, len, &v, err, errlen);
 	}
