@@ -72,6 +72,7 @@ PROGRAMS = [
     ("dpkg-shlibdeps", "dpkg-dev", "make deb and the package test", None),
     ("adduser", "adduser", "the package's postinst (package test)", None),
     ("systemd-analyze", "systemd", "the package test's check of the unit", None),
+    ("clamd", "clamav-daemon", "virus scanning tests", _version_runs("--version")),
 ]
 
 # Python modules beyond pytest are the standard library, but Debian splits some of it out.
