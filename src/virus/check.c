@@ -102,8 +102,8 @@ static void on_infected(const struct virus_scanner *s, const struct delivery_che
 	char reply[384], reason[256], status[192], path[512];
 
 	v->virus = DELIVERY_VIRUS_INFECTED;
-	snprintf(v->virus_name, sizeof(v->virus_name), "%s", virus);
-	snprintf(reason, sizeof(reason), "virus: %s", virus);
+	snprintf(v->virus_name, sizeof(v->virus_name), "%.120s", virus);
+	snprintf(reason, sizeof(reason), "virus: %.200s", virus);
 	snprintf(reply, sizeof(reply), "554 5.7.0 Message refused: infected with %s", virus);
 	if (in->auth_user != NULL || s->action == VIRUS_ACTION_REJECT) {
 		delivery_verdict_refuse(v, DELIVERY_CHECK_REJECT, reply, reason);
@@ -129,7 +129,7 @@ static void on_infected(const struct virus_scanner *s, const struct delivery_che
 	log_info("msg=\"infected, filed as junk\" virus=\"%s\" sender=<%s>", virus, in->sender);
 	for (size_t i = 0; i < in->mailbox_count; i++)
 		v->junk[i] = true;
-	snprintf(status, sizeof(status), "Infected (%s)", virus);
+	snprintf(status, sizeof(status), "Infected (%.160s)", virus);
 	add_status(v, s, status);
 }
 
@@ -138,7 +138,7 @@ static void on_error(const struct virus_scanner *s, struct delivery_verdict *v, 
 	char reason[256];
 
 	v->virus = DELIVERY_VIRUS_SCAN_FAILED;
-	snprintf(reason, sizeof(reason), "virus scan failed: %s", why);
+	snprintf(reason, sizeof(reason), "virus scan failed: %.200s", why);
 	if (s->on_error == VIRUS_ON_ERROR_TEMPFAIL) {
 		log_warn("msg=\"virus scan failed; message deferred\" clamd=%s error=\"%s\"",
 			 s->display, why);
