@@ -248,6 +248,11 @@ def test_stopped_clamd_tempfails_or_passes_as_configured(make_roost, tmp_path):
     assert "virus scan failed; message passed unscanned" in accept.log_text()
 
 
+def under_sanitizer(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
 def rss_anon_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -282,7 +287,8 @@ def test_20mb_message_scanned_in_bounded_memory(make_roost, clamd):
     assert refused_with_signature(reply), reply
     growth = peak[0] - base
     print("RssAnon before %d KiB, peak %d KiB, growth %d KiB" % (base, peak[0], growth))
-    assert growth < 8 * 1024, growth
+    if not under_sanitizer(server.proc.pid):  # ASan holds freed buffers in its quarantine
+        assert growth < 8 * 1024, growth
 
 
 def test_check_warns_when_clamd_does_not_answer(make_roost):
