@@ -105,4 +105,17 @@ struct serve_status *serve_status_start(const char *path, const struct serve_sta
 /* Stops the thread and removes the socket. Accepts NULL. */
 void serve_status_stop(struct serve_status **st);
 
+/* ---- [virus] (serve_virus.c) ---- */
+struct delivery;
+struct virus_scanner;
+/* With [virus] clamd set: makes the scanner, says in the log whether clamd answers PING (and
+ * its version), and registers the virus check on the delivery. 0 when nothing is configured
+ * (*scanner_r NULL) or all went well; -1 (on stderr) when the address is unusable. */
+int serve_virus_start(const struct config *cfg, struct delivery *delivery,
+		      struct virus_scanner **scanner_r);
+void serve_virus_stop(struct virus_scanner **scanner);
+/* roost check: a warning on stderr when clamd is configured but does not answer PING;
+ * -1 when the address is unusable. */
+int cli_virus_preflight(const struct config *cfg);
+
 #endif

@@ -8,7 +8,7 @@ int cmd_check(struct config *cfg, int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	if (cli_preflight(cfg) < 0) {
+	if (cli_preflight(cfg) < 0 || cli_virus_preflight(cfg) < 0) {
 		fprintf(stderr, "roost: configuration refused: serve would not start\n");
 		return 1;
 	}

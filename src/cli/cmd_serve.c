@@ -175,6 +175,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	struct store *store = NULL;
 	struct queue *queue = NULL;
 	struct delivery *delivery = NULL;
+	struct virus_scanner *virus = NULL;
 	struct queue_runner *runner = NULL;
 	struct serve_pidfile *pidfile = NULL;
 	struct serve_status *status_socket = NULL;
@@ -282,6 +283,9 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	}
 	delivery = delivery_new(cfg, dir, store, queue);
 	ctx.delivery = delivery;
+	/* checks, in the order they run: virus */
+	if (serve_virus_start(cfg, delivery, &virus) < 0)
+		goto out;
 	smtp = (struct smtp_deps){ cfg, dir, penalty, delivery };
 	imap = (struct imap_deps){ cfg, dir, penalty, store };
 	pop3 = (struct pop3_deps){ cfg, dir, penalty, store };
@@ -317,6 +321,7 @@ out:
 	queue_runner_stop(&runner);
 	net_server_free(&srv);
 	delivery_free(&delivery);
+	serve_virus_stop(&virus);
 	queue_close(&queue);
 	store_close(&store);
 	auth_penalty_free(&penalty);

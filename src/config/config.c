@@ -33,6 +33,8 @@ static const char *const pop3_lock_names[] = { "share", "refuse", NULL };
 static const char *const relay_tls_names[] = { "verify", "encrypt", "none", NULL };
 static const char *const log_level_names[] = { "debug", "info", "warn", "error", NULL };
 static const char *const log_format_names[] = { "logfmt", "json", NULL };
+static const char *const virus_action_names[] = { "reject", "junk", "quarantine", NULL };
+static const char *const virus_on_error_names[] = { "tempfail", "accept", NULL };
 
 static const char *const listen_names[LISTEN_KIND_COUNT] = {
 	"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "metrics",
@@ -173,6 +175,17 @@ static const struct setting settings[] = {
 
 	{ "log", "format", T_ENUM, OFF(log_format), "logfmt", 0, 0, log_format_names,
 	  "logfmt (key=value) or json (one object per line, the same keys)" },
+
+	{ "virus", "clamd", T_STR, OFF(virus_clamd), "", 0, 0, NULL,
+	  "unix:/run/clamav/clamd.ctl, IP:PORT or [IPv6]:PORT of clamd; empty = no virus scanning" },
+	{ "virus", "action", T_ENUM, OFF(virus_action), "reject", 0, 0, virus_action_names,
+	  "infected mail: reject (554 5.7.0), junk (file into \\Junk), quarantine (keep aside)" },
+	{ "virus", "on_error", T_ENUM, OFF(virus_on_error), "tempfail", 0, 0,
+	  virus_on_error_names, "clamd down or slow: tempfail (451 4.7.0) or accept with a header" },
+	{ "virus", "max_size", T_SIZE, OFF(virus_max_size), "25M", 1024, 1024 * MiB, NULL,
+	  "larger messages pass unscanned (clamd's StreamMaxLength must be at least this)" },
+	{ "virus", "timeout", T_SECONDS, OFF(virus_timeout), "30", 1, 3600, NULL,
+	  "one scan, connect to verdict" },
 };
 
 const char *config_listen_name(enum listen_kind kind)

@@ -49,6 +49,10 @@ enum relay_tls {
 	RELAY_TLS_NONE     /* whatever the server offers, clear text included */
 };
 
+/* [virus]: what happens to an infected message, and to one clamd could not scan. */
+enum virus_action { VIRUS_ACTION_REJECT, VIRUS_ACTION_JUNK, VIRUS_ACTION_QUARANTINE };
+enum virus_on_error { VIRUS_ON_ERROR_TEMPFAIL, VIRUS_ON_ERROR_ACCEPT };
+
 struct config {
 	char *path;     /* the file read, or NULL when running on defaults */
 	char *base_dir; /* relative paths in the file are relative to this folder */
@@ -123,6 +127,13 @@ struct config {
 
 	/* [dns] */
 	char *dns_resolvers;
+
+	/* [virus] */
+	char *virus_clamd; /* "" = no scanning; unix:/path or host:port */
+	enum virus_action virus_action;
+	enum virus_on_error virus_on_error;
+	int64_t virus_max_size; /* larger messages pass unscanned, with a header saying so */
+	int64_t virus_timeout;	/* seconds one scan may take, connect to verdict */
 
 	/* [queue] */
 	int64_t queue_retry_first;

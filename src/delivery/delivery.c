@@ -11,19 +11,11 @@
 #include <sys/statvfs.h>
 
 #include "../core/core.h"
-#include "delivery.h"
+#include "delivery_internal.h"
 
 /* How many domains the postmaster fallback looks at (the host name's first); bounds the work
  * one RCPT can cause on a server with very many domains. */
 #define DELIVERY_POSTMASTER_DOMAINS_MAX 1000
-
-struct delivery {
-	const struct config *cfg;
-	struct auth_directory *dir;
-	struct store *store;
-	struct queue *queue;
-	char *data_dir;
-};
 
 struct delivery *delivery_new(const struct config *cfg, struct auth_directory *dir,
 			      struct store *store, struct queue *queue)
@@ -35,6 +27,7 @@ struct delivery *delivery_new(const struct config *cfg, struct auth_directory *d
 	d->store = store;
 	d->queue = queue;
 	d->data_dir = config_resolve_path(cfg, cfg->data_dir);
+	d->spool_dir = xasprintf("%s/tmp", d->data_dir);
 	return d;
 }
 
@@ -42,6 +35,10 @@ void delivery_free(struct delivery **dp)
 {
 	if (dp == NULL || *dp == NULL)
 		return;
+	for (size_t i = 0; i < (*dp)->check_count; i++)
+		free((*dp)->checks[i].name);
+	free((*dp)->checks);
+	free((*dp)->spool_dir);
 	free((*dp)->data_dir);
 	free(*dp);
 	*dp = NULL;
@@ -275,19 +272,10 @@ bool delivery_disk_ok(struct delivery *d)
 
 /* ---------------- the transaction ---------------- */
 
-struct delivery_txn {
-	struct delivery *d;
-	struct delivery_envelope env; /* a copy; what it points to outlives the transaction */
-	char **mailboxes; /* distinct local mailboxes */
-	size_t mailbox_count;
-	struct store_account **accounts;
-	struct store_save *save;
-	struct queue_entry_writer *queued;
-	bool write_failed;
-};
-
 static void txn_free(struct delivery_txn *t)
 {
+	delivery_spool_close(t);
+	free(t->received);
 	store_save_abort(&t->save);
 	queue_entry_abort(&t->queued);
 	for (size_t i = 0; i < t->mailbox_count; i++) {
@@ -300,53 +288,58 @@ static void txn_free(struct delivery_txn *t)
 	free(t);
 }
 
-struct delivery_txn *delivery_txn_begin(struct delivery *d, const struct delivery_envelope *env,
-					char *err, size_t errlen)
+/* Opens every local mailbox's account now, also on the spooled path, so that a mailbox that
+ * cannot be opened refuses the data before the client sends it. */
+static int txn_open_accounts(struct delivery_txn *t, char *err, size_t errlen)
 {
-	struct delivery_txn *t = xcalloc(1, sizeof(*t));
-	struct queue_recipient *qr = NULL;
-	size_t qr_count = 0;
 	struct store_err serr = { STORE_OK, "" };
 
-	t->d = d;
-	t->env = *env;
-	t->env.received = NULL; /* used only here, in begin */
-	for (size_t i = 0; i < env->rcpt_count; i++)
-		for (size_t k = 0; k < env->rcpts[i].local_count; k++)
-			add_unique(&t->mailboxes, &t->mailbox_count, env->rcpts[i].local[k]);
-
-	if (t->mailbox_count > 0) {
-		struct store_save_target *targets = xcalloc(t->mailbox_count, sizeof(*targets));
-		t->accounts = xcalloc(t->mailbox_count, sizeof(*t->accounts));
-		for (size_t i = 0; i < t->mailbox_count; i++) {
-			if (store_account_open(d->store, t->mailboxes[i], &t->accounts[i], &serr) !=
-			    STORE_OK) {
-				snprintf(err, errlen, "mailbox unavailable: %s", serr.text);
-				free(targets);
-				txn_free(t);
-				return NULL;
-			}
-			targets[i].acct = t->accounts[i];
-			targets[i].mailbox = NULL; /* INBOX */
-		}
-		enum store_error e = store_save_begin_multi(targets, t->mailbox_count, &t->save, &serr);
-		free(targets);
-		if (e != STORE_OK) {
-			snprintf(err, errlen, "cannot store the message: %s", serr.text);
-			txn_free(t);
-			return NULL;
-		}
-		char *return_path = xasprintf("Return-Path: <%s>\r\n", env->sender);
-		e = store_save_write(t->save, return_path, strlen(return_path), &serr);
-		free(return_path);
-		if (e == STORE_OK)
-			e = store_save_write(t->save, env->received, strlen(env->received), &serr);
-		if (e != STORE_OK) {
-			snprintf(err, errlen, "cannot store the message: %s", serr.text);
-			txn_free(t);
-			return NULL;
+	t->accounts = xcalloc(t->mailbox_count ? t->mailbox_count : 1, sizeof(*t->accounts));
+	for (size_t i = 0; i < t->mailbox_count; i++) {
+		if (store_account_open(t->d->store, t->mailboxes[i], &t->accounts[i], &serr) !=
+		    STORE_OK) {
+			snprintf(err, errlen, "mailbox unavailable: %s", serr.text);
+			return -1;
 		}
 	}
+	return 0;
+}
+
+static int txn_open_local(struct delivery_txn *t, const char *received,
+			  const char *const *mailbox_names, char *err, size_t errlen)
+{
+	struct store_err serr = { STORE_OK, "" };
+	struct store_save_target *targets = xcalloc(t->mailbox_count, sizeof(*targets));
+	enum store_error e;
+
+	for (size_t i = 0; i < t->mailbox_count; i++) {
+		targets[i].acct = t->accounts[i];
+		targets[i].mailbox = mailbox_names ? mailbox_names[i] : NULL; /* NULL = INBOX */
+	}
+	e = store_save_begin_multi(targets, t->mailbox_count, &t->save, &serr);
+	free(targets);
+	if (e != STORE_OK) {
+		snprintf(err, errlen, "cannot store the message: %s", serr.text);
+		return -1;
+	}
+	char *return_path = xasprintf("Return-Path: <%s>\r\n", t->env.sender);
+	e = store_save_write(t->save, return_path, strlen(return_path), &serr);
+	free(return_path);
+	if (e == STORE_OK)
+		e = store_save_write(t->save, received, strlen(received), &serr);
+	if (e != STORE_OK) {
+		snprintf(err, errlen, "cannot store the message: %s", serr.text);
+		return -1;
+	}
+	return 0;
+}
+
+static int txn_open_queued(struct delivery_txn *t, const char *received, char *err,
+			   size_t errlen)
+{
+	const struct delivery_envelope *env = &t->env;
+	struct queue_recipient *qr = NULL;
+	size_t qr_count = 0;
 
 	for (size_t i = 0; i < env->rcpt_count; i++) {
 		for (size_t k = 0; k < env->rcpts[i].remote_count; k++) {
@@ -357,40 +350,89 @@ struct delivery_txn *delivery_txn_begin(struct delivery *d, const struct deliver
 			qr_count++;
 		}
 	}
-	if (qr_count > 0) {
-		struct queue_envelope qenv = {
-			.sender = env->sender,
-			.envid = env->envid,
-			.ret = env->ret,
-			.auth_user = env->auth_user,
-			.rcpts = qr,
-			.rcpt_count = qr_count,
-		};
-		if (d->queue == NULL) {
-			snprintf(err, errlen, "outbound queue unavailable");
-		} else {
-			t->queued = queue_entry_begin(d->queue, &qenv, err, errlen);
-			if (t->queued != NULL &&
-			    queue_entry_write(t->queued, env->received, strlen(env->received), err,
-					      errlen) < 0)
-				queue_entry_abort(&t->queued);
-		}
-		free(qr);
-		if (t->queued == NULL) {
-			txn_free(t);
-			return NULL;
-		}
+	if (qr_count == 0)
+		return 0;
+	struct queue_envelope qenv = {
+		.sender = env->sender,
+		.envid = env->envid,
+		.ret = env->ret,
+		.auth_user = env->auth_user,
+		.rcpts = qr,
+		.rcpt_count = qr_count,
+	};
+	if (t->d->queue == NULL) {
+		snprintf(err, errlen, "outbound queue unavailable");
+	} else {
+		t->queued = queue_entry_begin(t->d->queue, &qenv, err, errlen);
+		if (t->queued != NULL &&
+		    queue_entry_write(t->queued, received, strlen(received), err, errlen) < 0)
+			queue_entry_abort(&t->queued);
+	}
+	free(qr);
+	return t->queued == NULL ? -1 : 0;
+}
+
+int delivery_txn_open_outputs(struct delivery_txn *t, const char *received,
+			      const char *const *mailbox_names, char *err, size_t errlen)
+{
+	if (t->mailbox_count > 0 && txn_open_local(t, received, mailbox_names, err, errlen) < 0)
+		return -1;
+	return txn_open_queued(t, received, err, errlen);
+}
+
+static struct delivery_txn *txn_begin(struct delivery *d, const struct delivery_envelope *env,
+				      bool run_checks, char *err, size_t errlen)
+{
+	struct delivery_txn *t = xcalloc(1, sizeof(*t));
+	int rc;
+
+	t->d = d;
+	t->env = *env;
+	t->env.received = NULL; /* valid only during begin; the spooled path keeps a copy */
+	t->spool_fd = -1;
+	for (size_t i = 0; i < env->rcpt_count; i++)
+		for (size_t k = 0; k < env->rcpts[i].local_count; k++)
+			add_unique(&t->mailboxes, &t->mailbox_count, env->rcpts[i].local[k]);
+
+	rc = txn_open_accounts(t, err, errlen);
+	if (rc == 0 && run_checks && d->check_count > 0) {
+		/* The outputs open after the checks, when the target mailboxes and the header
+		 * fields to add are known; until then the data goes to the spool only. */
+		t->received = xstrdup(env->received);
+		rc = delivery_spool_open(t, err, errlen);
+	} else if (rc == 0) {
+		rc = delivery_txn_open_outputs(t, env->received, NULL, err, errlen);
+	}
+	if (rc < 0) {
+		txn_free(t);
+		return NULL;
 	}
 	return t;
 }
 
+struct delivery_txn *delivery_txn_begin(struct delivery *d, const struct delivery_envelope *env,
+					char *err, size_t errlen)
+{
+	return txn_begin(d, env, true, err, errlen);
+}
+
 int delivery_txn_write(struct delivery_txn *t, const void *data, size_t len)
+{
+	if (t->write_failed)
+		return -1;
+	if (t->spool_fd >= 0) {
+		if (delivery_spool_write(t, data, len) < 0)
+			t->write_failed = true;
+		return t->write_failed ? -1 : 0;
+	}
+	return delivery_txn_write_outputs(t, data, len);
+}
+
+int delivery_txn_write_outputs(struct delivery_txn *t, const void *data, size_t len)
 {
 	struct store_err serr;
 	char err[256];
 
-	if (t->write_failed)
-		return -1;
 	if (t->save && store_save_write(t->save, data, len, &serr) != STORE_OK) {
 		log_error("msg=\"delivery write failed\" error=\"%s\"", serr.text);
 		t->write_failed = true;
@@ -412,14 +454,49 @@ static bool rcpt_uses_mailbox(const struct delivery_rcpt *r, const char *mailbox
 	return false;
 }
 
-int delivery_txn_finish(struct delivery_txn **tp, struct delivery_outcome *outcomes)
+/* The checks refused the message, or the spool could not be read: nothing is stored. */
+static int txn_finish_refused(struct delivery_txn **tp, struct delivery_outcome *outcomes,
+			      int action, const struct delivery_refusal *refusal_r,
+			      const char *io_error)
+{
+	struct delivery_txn *t = *tp;
+	bool temporary = io_error != NULL || action != DELIVERY_CHECK_REJECT;
+	/* the text must outlive the call: the caller's refusal does, ours does not */
+	const char *text = io_error	     ? "local delivery failed"
+			   : refusal_r != NULL ? refusal_r->reply
+					       : "refused by a check";
+
+	if (io_error != NULL)
+		log_error("msg=\"delivery failed\" error=\"%s\"", io_error);
+	for (size_t i = 0; i < t->env.rcpt_count; i++)
+		outcomes[i] = (struct delivery_outcome){ false, temporary, text, "" };
+	txn_free(t);
+	*tp = NULL;
+	return -1;
+}
+
+int delivery_txn_finish(struct delivery_txn **tp, struct delivery_outcome *outcomes,
+			struct delivery_refusal *refusal_r)
 {
 	struct delivery_txn *t = *tp;
 	const struct delivery_envelope *env = &t->env;
 	struct store_save_result *results = NULL;
+	struct delivery_refusal refusal = { DELIVERY_CHECK_ACCEPT, "", "" };
 	bool queue_ok = true;
 	int failures = 0;
 
+	if (t->spool_fd >= 0) {
+		char err[256] = "";
+		int rc = delivery_spool_run(t, &refusal, err, sizeof(err));
+		if (refusal_r != NULL)
+			*refusal_r = refusal;
+		if (rc != 0) {
+			return txn_finish_refused(tp, outcomes, refusal.action, refusal_r,
+						  rc < 0 ? err : NULL);
+		}
+	} else if (refusal_r != NULL) {
+		*refusal_r = refusal;
+	}
 	for (size_t i = 0; i < env->rcpt_count; i++)
 		outcomes[i] = (struct delivery_outcome){ true, false, "delivered", "" };
 
@@ -501,10 +578,11 @@ int delivery_store_local(struct delivery *d, const char *recipient, const uint8_
 	rcpt.remote_count = 0; /* a report goes to the local mailbox only */
 	snprintf(received, sizeof(received), "Received: by %s (Roost) for <%s>\r\n",
 		 d->cfg->hostname, recipient);
-	struct delivery_envelope env = { "", NULL, NULL, NULL, received, &rcpt, 1 };
-	t = delivery_txn_begin(d, &env, err, sizeof(err));
+	struct delivery_envelope env = { "", NULL, NULL, NULL, received, &rcpt, 1, NULL, NULL };
+	/* A delivery report is our own message: the checks are for what clients send. */
+	t = txn_begin(d, &env, false, err, sizeof(err));
 	if (t != NULL && delivery_txn_write(t, msg, len) == 0)
-		ret = delivery_txn_finish(&t, &outcome);
+		ret = delivery_txn_finish(&t, &outcome, NULL);
 	delivery_txn_abort(&t);
 	delivery_rcpt_clear(&rcpt);
 	return ret;

@@ -1,7 +1,8 @@
 /* Where a received message goes: recipient resolution (local users, aliases, plus-addressing,
  * catch-alls; relay policy for remote domains) and the delivery transaction that writes one
  * message to every local mailbox through the store (one save shared by all, so its fsyncs are
- * shared too) and to the outbound queue for remote recipients.
+ * shared too) and to the outbound queue for remote recipients. The checks that may refuse,
+ * mark or file a message before it is stored register through check.h.
  *
  * Threading: delivery_resolve, delivery_txn_begin and delivery_txn_finish block (SQLite,
  * fsync): call them off the event loop. delivery_txn_write does plain buffered writes. */
@@ -16,6 +17,7 @@
 #include "../config/config.h"
 #include "../queue/queue.h"
 #include "../store/store.h"
+#include "check.h"
 
 struct delivery;
 
@@ -65,9 +67,21 @@ struct delivery_envelope {
 	const char *received;	/* the Received: header field to prepend, CRLF-terminated */
 	const struct delivery_rcpt *rcpts;
 	size_t rcpt_count;
+	const char *helo;      /* the EHLO/HELO/LHLO argument, for the checks; NULL = "" */
+	const char *client_ip; /* the peer's address as text, for the checks; NULL = "" */
 };
 
 struct delivery_txn;
+
+/* Why a check refused the whole message (delivery_txn_finish's refusal_r). action is
+ * DELIVERY_CHECK_ACCEPT when nothing refused it; otherwise TEMPFAIL (4xx) or REJECT (5xx),
+ * reply is the complete reply line for the client ("554 5.7.0 ...") and reason the text for
+ * the log (which check and why). */
+struct delivery_refusal {
+	enum delivery_check_action action;
+	char reply[512];
+	char reason[256];
+};
 
 /* Per recipient outcome of a finished transaction, in rcpts order. */
 struct delivery_outcome {
@@ -86,8 +100,14 @@ struct delivery_txn *delivery_txn_begin(struct delivery *d, const struct deliver
  * transaction must then be aborted. */
 int delivery_txn_write(struct delivery_txn *t, const void *data, size_t len);
 /* Makes the message durable everywhere (blocking). outcomes (rcpt_count entries) tell each
- * recipient's fate. Returns 0 when every recipient succeeded. Frees the transaction. */
-int delivery_txn_finish(struct delivery_txn **t, struct delivery_outcome *outcomes);
+ * recipient's fate. Returns 0 when every recipient succeeded. Frees the transaction.
+ *
+ * When checks are registered (check.h) they run here first, over the spooled data. A check
+ * that refuses the message stores it nowhere: every outcome is !ok (temporary for a
+ * TEMPFAIL) with the reply as its text, and refusal_r (may be NULL) gets the action, the
+ * reply and the reason, so the protocol can send that reply instead of its own. */
+int delivery_txn_finish(struct delivery_txn **t, struct delivery_outcome *outcomes,
+			struct delivery_refusal *refusal_r);
 void delivery_txn_abort(struct delivery_txn **t);
 
 /* Stores a complete message (a delivery report from the queue) for one local recipient,

@@ -550,6 +550,8 @@ static struct begin_job *smtp_begin_job(struct smtp_session *s)
 	job->env.received = (const char *)job->received.data;
 	job->env.rcpts = t->rcpts;
 	job->env.rcpt_count = t->rcpt_count;
+	job->env.helo = s->helo;
+	job->env.client_ip = net_conn_peer_ip(s->conn);
 	return job;
 }
 
@@ -632,6 +634,7 @@ struct finish_job {
 	struct delivery_outcome *outcomes;
 	size_t count;
 	int result;
+	struct delivery_refusal refusal; /* a check refused the message */
 	bool from_refused;
 	char *from_bad;
 	const char *from_field; /* static: the originator field that was refused */
@@ -706,7 +709,7 @@ static void finish_job_work(void *arg)
 		delivery_txn_abort(&job->txn);
 		return;
 	}
-	job->result = delivery_txn_finish(&job->txn, job->outcomes);
+	job->result = delivery_txn_finish(&job->txn, job->outcomes, &job->refusal);
 }
 
 static void finish_job_done(void *session, void *arg)
@@ -721,6 +724,15 @@ static void finish_job_done(void *session, void *arg)
 		free(reason);
 		smtp_reply(s, "553 5.7.1 %s: address %s not owned by user %s", job->from_field,
 			   job->from_bad, s->user);
+		goto done;
+	}
+	if (job->refusal.action != DELIVERY_CHECK_ACCEPT) {
+		/* A check (virus, sender authentication, spam) refused the whole message:
+		 * its own reply, once per recipient for LMTP (RFC 2033 §4.2). */
+		size_t n = s->lmtp && job->count > 0 ? job->count : 1;
+		smtp_log_data_rejected(s, job->refusal.reason, job->refusal.reply);
+		for (size_t i = 0; i < n; i++)
+			smtp_reply(s, "%s", job->refusal.reply);
 		goto done;
 	}
 	for (size_t i = 0; i < job->count; i++) {
