@@ -1,6 +1,12 @@
-/* DKIM (RFC 6376) signing of outbound mail with rsa-sha256 and ed25519-sha256 (RFC 8463), the
- * per-domain key files it signs with, the DNS records an operator publishes for them, and a
- * verifier (used by the tests, later by inbound mail). Private to the queue layer.
+/* Mail authentication: who really sent a message. DKIM (RFC 6376, ed25519-sha256 RFC 8463)
+ * signing for the queue's outbound mail and verification of inbound mail, SPF (RFC 7208),
+ * DMARC (RFC 7489), and the Authentication-Results field (RFC 8601) that reports them, run as a
+ * delivery check (delivery/check.h) on mail received from other servers.
+ *
+ * Every DNS lookup goes through dns/ with a deadline; a failed lookup gives a temporary result
+ * (temperror), never a hang.
+ *
+ * ---- DKIM keys ----
  *
  * Key files, per domain, in DATA_DIR/dkim/<domain>/ (folder mode 0700, files 0600):
  *     rsa.key       RSA 2048 private key, PKCS#8 PEM
@@ -11,8 +17,8 @@
  * changes while the key stays the same; a new key gets a fresh selector line.
  *
  * Error policy: -1 (or NULL) with a one-line reason in err; nothing aborts except allocation. */
-#ifndef ROOST_QUEUE_DKIM_H
-#define ROOST_QUEUE_DKIM_H
+#ifndef ROOST_MAILAUTH_H
+#define ROOST_MAILAUTH_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -42,6 +48,17 @@ int dkim_signer_add_pem(struct dkim_signer *signer, const char *selector, const 
 			size_t pem_len, char *err, size_t errlen);
 void dkim_signer_free(struct dkim_signer **signer);
 
+/* Signers loaded once per domain and shared by the queue's delivery threads; a domain's keys
+ * are loaded again when its selectors file changes (a new key from `roost domain add` or
+ * `roost domain dkim`), so an admin never restarts for a key. Thread-safe. */
+struct dkim_signer_cache;
+struct dkim_signer_cache *dkim_signer_cache_new(const char *data_dir);
+void dkim_signer_cache_free(struct dkim_signer_cache **cache);
+/* The signer of domain, or NULL (err says why). Release it with dkim_signer_cache_put. */
+const struct dkim_signer *dkim_signer_cache_get(struct dkim_signer_cache *cache,
+						const char *domain, char *err, size_t errlen);
+void dkim_signer_cache_put(struct dkim_signer_cache *cache, const struct dkim_signer *signer);
+
 /* Signs msg (header block, empty line, body; CRLF line ends) and appends one DKIM-Signature
  * field per key to header_out, each CRLF-terminated and folded to at most 78 columns, ready to
  * be put in front of the message. relaxed/relaxed, t=now, h= lists the present fields of
@@ -66,6 +83,7 @@ struct dkim_result {
 	char domain[254];
 	char selector[64];
 	char algorithm[16];
+	bool body_partial;  /* PASS, but l= left part of the body unsigned (RFC 6376 §8.2) */
 	const char *reason; /* static text */
 };
 
@@ -85,5 +103,7 @@ int dkim_verify(const uint8_t *msg, size_t len, dkim_lookup_fn lookup, void *ctx
  * body (appends the canonical body). */
 void dkim_canon_header_relaxed(const uint8_t *field, size_t len, struct buf *out);
 void dkim_canon_body_relaxed(const uint8_t *body, size_t len, struct buf *out);
+/* RFC 6376 §3.4.3 (simple body): appends the canonical body. */
+void dkim_canon_body_simple(const uint8_t *body, size_t len, struct buf *out);
 
 #endif
