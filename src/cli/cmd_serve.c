@@ -12,8 +12,10 @@
 
 #include "../auth/auth.h"
 #include "../core/core.h"
+#include "../delivery/check.h"
 #include "../delivery/delivery.h"
 #include "../imap/imap.h"
+#include "../mailauth/mailauth.h"
 #include "../net/net.h"
 #include "../pop3/pop3.h"
 #include "../queue/queue.h"
@@ -175,6 +177,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	struct store *store = NULL;
 	struct queue *queue = NULL;
 	struct delivery *delivery = NULL;
+	struct mailauth_settings *mailauth = NULL;
 	struct queue_runner *runner = NULL;
 	struct serve_pidfile *pidfile = NULL;
 	struct serve_status *status_socket = NULL;
@@ -281,6 +284,11 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		goto out;
 	}
 	delivery = delivery_new(cfg, dir, store, queue);
+
+	/* mailauth: SPF, DKIM, DMARC and Authentication-Results on mail from other servers */
+	mailauth = mailauth_settings_new(cfg);
+	delivery_add_check(delivery, "mailauth", mailauth_check, mailauth);
+
 	ctx.delivery = delivery;
 	smtp = (struct smtp_deps){ cfg, dir, penalty, delivery };
 	imap = (struct imap_deps){ cfg, dir, penalty, store };
@@ -317,6 +325,7 @@ out:
 	queue_runner_stop(&runner);
 	net_server_free(&srv);
 	delivery_free(&delivery);
+	mailauth_settings_free(&mailauth);
 	queue_close(&queue);
 	store_close(&store);
 	auth_penalty_free(&penalty);

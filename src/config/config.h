@@ -41,6 +41,8 @@ enum plaintext_policy {
 };
 
 enum pop3_delete_action { POP3_DELETE_EXPUNGE, POP3_DELETE_TRASH, POP3_DELETE_KEEP };
+/* What a DMARC p=reject does to a failing message: refuse it, or file it into Junk. */
+enum dmarc_reject_action { DMARC_REJECT_REJECT, DMARC_REJECT_QUARANTINE };
 enum pop3_lock_policy { POP3_LOCK_SHARE, POP3_LOCK_REFUSE };
 /* [relay] tls: what the smarthost connection must have before the password goes out. */
 enum relay_tls {
@@ -123,6 +125,11 @@ struct config {
 
 	/* [dns] */
 	char *dns_resolvers;
+
+	/* [mailauth], [dmarc] */
+	bool mailauth_verify;
+	int64_t mailauth_time_budget; /* seconds for all lookups of one message */
+	enum dmarc_reject_action dmarc_reject;
 
 	/* [queue] */
 	int64_t queue_retry_first;

@@ -424,7 +424,7 @@ static void verify_one(struct dkim_header *h, size_t idx, const uint8_t *msg, si
 	r->status = DKIM_PASS;
 	/* §8.2: content past l= is not covered; whoever reads the result must be told */
 	r->body_partial = l != UINT64_MAX && body_total > l;
-	r->reason = r->body_partial ? "ok, body only partly signed (l=)" : "ok";
+	r->reason = r->body_partial ? "ok, but l= leaves the body only partly signed" : "ok";
 out:
 	EVP_PKEY_free(pkey);
 	buf_free(&bh);

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "../core/core.h"
+#include "../dns/dns.h"
 
 struct dkim_signer;
 
@@ -105,5 +106,155 @@ void dkim_canon_header_relaxed(const uint8_t *field, size_t len, struct buf *out
 void dkim_canon_body_relaxed(const uint8_t *body, size_t len, struct buf *out);
 /* RFC 6376 §3.4.3 (simple body): appends the canonical body. */
 void dkim_canon_body_simple(const uint8_t *body, size_t len, struct buf *out);
+
+
+/* ---- DNS with a time budget ---- */
+
+/* Every lookup of one check goes through this: the resolvers of `[dns] resolvers` and one
+ * deadline for the whole check, so that a slow or dead DNS server costs at most the budget.
+ * query replaces dns_query (unit tests answer from a table); NULL for the real one. */
+struct mailauth_dns {
+	const char *resolvers;
+	uint64_t deadline_ms; /* time_now_ms() value after which every lookup is a TEMPFAIL */
+	void (*query)(void *arg, const char *name, enum dns_type type, unsigned timeout_ms,
+		      struct dns_answer *answer);
+	void *query_arg;
+};
+
+/* dns_query within the deadline; a spent budget answers DNS_TEMPFAIL without asking. */
+void mailauth_dns_query(struct mailauth_dns *dns, const char *name, enum dns_type type,
+			struct dns_answer *answer);
+
+/* ---- SPF (RFC 7208) ---- */
+
+enum spf_result {
+	SPF_NONE,
+	SPF_NEUTRAL,
+	SPF_PASS,
+	SPF_FAIL,
+	SPF_SOFTFAIL,
+	SPF_TEMPERROR,
+	SPF_PERMERROR,
+};
+
+struct spf_outcome {
+	enum spf_result result;
+	bool helo_identity; /* the HELO name was checked (null MAIL FROM), not the MAIL FROM */
+	char identity[320]; /* the address checked: MAIL FROM or postmaster@HELO */
+	char domain[256];   /* its domain */
+	char reason[160];   /* why, for the log and the Authentication-Results comment */
+	char explanation[256]; /* exp= text for a fail, "" otherwise */
+};
+
+/* check_host() (RFC 7208 §4) for the MAIL FROM identity, or for the HELO identity when sender
+ * is "" (§2.4). ip is the client's address in text form; receiver our host name (the r
+ * macro). */
+void spf_check(struct mailauth_dns *dns, const char *ip, const char *helo, const char *sender,
+	       const char *receiver, struct spf_outcome *out);
+const char *spf_result_name(enum spf_result r);
+
+/* Parses one SPF record ("v=spf1 ..."): 0 when its syntax is valid, -1 with the reason. The
+ * evaluation parses the same way, so a record this refuses gives permerror. */
+int spf_record_check(const char *text, size_t len, char *err, size_t errlen);
+
+
+/* ---- DMARC (RFC 7489) ---- */
+
+enum dmarc_policy { DMARC_POLICY_NONE, DMARC_POLICY_QUARANTINE, DMARC_POLICY_REJECT };
+
+struct dmarc_record {
+	enum dmarc_policy p, sp; /* sp = p when absent */
+	unsigned pct;		 /* 0..100 */
+	bool strict_dkim, strict_spf;
+};
+
+/* Parses a DMARC record ("v=DMARC1; p=...; ..."), §6.3. 0 valid, -1 with the reason. */
+int dmarc_record_parse(const char *text, size_t len, struct dmarc_record *rec, char *err,
+		       size_t errlen);
+
+/* The organisational domain (§3.2) from the Public Suffix List, written to out; false when
+ * domain is a public suffix itself or cannot be looked up. */
+bool dmarc_org_domain(const char *domain, char *out, size_t outlen);
+
+enum dmarc_result { DMARC_NONE, DMARC_PASS, DMARC_FAIL, DMARC_TEMPERROR, DMARC_PERMERROR };
+
+struct dmarc_outcome {
+	enum dmarc_result result;
+	char from_domain[256];
+	enum dmarc_policy policy;      /* the policy that applies (p or sp), for the comment */
+	enum dmarc_policy disposition; /* what to do: policy after pct, NONE unless FAIL */
+	char reason[160];
+};
+
+const char *dmarc_result_name(enum dmarc_result r);
+const char *dmarc_policy_name(enum dmarc_policy p);
+
+/* The RFC5322.From domain of msg (§6.6.1): exactly one From field with one address. false
+ * with a reason when there is none or more than one. */
+bool dmarc_from_domain(const uint8_t *msg, size_t len, char *out, size_t outlen,
+		       const char **reason_r);
+
+/* §6.6: record discovery for from_domain, alignment of the passing SPF identity and DKIM
+ * signatures, and the policy. spf_domain is the domain SPF passed for (NULL when it did not
+ * pass); dkim_domains the d= of each passing signature. roll is 0..99, compared with pct. */
+void dmarc_check(struct mailauth_dns *dns, const char *from_domain, const char *spf_domain,
+		 const char *const *dkim_domains, size_t dkim_count, unsigned roll,
+		 struct dmarc_outcome *out);
+
+
+/* ---- Authentication-Results (RFC 8601) and the whole check ---- */
+
+struct config;
+struct delivery_check_input;
+struct delivery_verdict;
+
+/* What the check needs from the configuration, copied (cli/ makes it at start-up). */
+struct mailauth_settings {
+	char *authserv_id;	   /* [server] hostname */
+	char *resolvers;	   /* [dns] resolvers */
+	unsigned time_budget_ms;   /* [mailauth] time_budget */
+	bool verify;		   /* [mailauth] verify */
+	bool reject_quarantines;   /* [dmarc] reject = quarantine */
+};
+
+struct mailauth_settings *mailauth_settings_new(const struct config *cfg);
+void mailauth_settings_free(struct mailauth_settings **s);
+
+#define MAILAUTH_MAX_FORGED 16
+
+struct mailauth_report {
+	struct spf_outcome spf;
+	struct dkim_result dkim[LIMIT_DKIM_SIGNATURES];
+	int dkim_count; /* -1: the header block could not be read */
+	struct dmarc_outcome dmarc;
+	struct buf field; /* "Authentication-Results: ...", folded, without the final CRLF */
+	/* Authentication-Results fields that claim our authserv-id (forged): whole fields with
+	 * their line end, to be left out of the stored message. */
+	size_t forged_off[MAILAUTH_MAX_FORGED], forged_len[MAILAUTH_MAX_FORGED];
+	size_t forged_count;
+};
+
+/* Runs SPF, DKIM and DMARC on one message and writes the Authentication-Results field.
+ * sender "" is the null sender. The report is the caller's; free it with
+ * mailauth_report_free. dns NULL: the settings' resolvers and time budget. */
+void mailauth_evaluate(const struct mailauth_settings *s, struct mailauth_dns *dns,
+		       const uint8_t *msg, size_t len, const char *ip, const char *helo,
+		       const char *sender, struct mailauth_report *r);
+void mailauth_report_free(struct mailauth_report *r);
+
+/* The authserv-id of an Authentication-Results field value (after the colon), CFWS skipped;
+ * false when there is none. */
+bool authres_authserv_id(const uint8_t *value, size_t len, char *out, size_t outlen);
+
+/* Turns a report into the verdict: forged fields dropped, our field added, the results for
+ * later checks, and the DMARC policy (REJECT with 550 5.7.1, or every mailbox's copy into
+ * Junk). */
+void mailauth_apply(const struct mailauth_settings *s, struct mailauth_report *r,
+		    const struct delivery_check_input *in, struct delivery_verdict *verdict);
+
+/* The delivery check (delivery/check.h): arg is a struct mailauth_settings. Does nothing for
+ * authenticated submissions or when verify is off. */
+void mailauth_check(void *arg, const struct delivery_check_input *in,
+		    struct delivery_verdict *verdict);
 
 #endif
