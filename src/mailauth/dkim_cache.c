@@ -9,6 +9,7 @@
  * 2. At most DKIM_CACHE_MAX entries; when full, an entry nobody holds is dropped for the new one
  *    (an admin with more signing domains than that pays a reload now and then, nothing worse). */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -112,9 +113,16 @@ static void make_room(struct dkim_signer_cache *c)
 		}
 }
 
-const struct dkim_signer *dkim_signer_cache_get(struct dkim_signer_cache *c, const char *domain,
-						char *err, size_t errlen)
+const struct dkim_signer *dkim_signer_cache_get(struct dkim_signer_cache *c,
+						const char *any_case_domain, char *err, size_t errlen)
 {
+	char domain[256];
+
+	/* key folders are named in lower case; so are the entries */
+	snprintf(domain, sizeof(domain), "%s", any_case_domain);
+	for (char *p = domain; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p + 32);
 	struct timespec mtime = selectors_mtime(c->data_dir, domain);
 	struct cache_entry *e;
 	const struct dkim_signer *out = NULL;
