@@ -3,6 +3,7 @@ RFC 8463) and DMARC (RFC 7489) against test zones that a dnsmasq on a loopback p
 Messages are signed by an independent implementation (Debian's python3-dkim), never by Roost.
 No server runs: the command runs the same check code a delivery runs."""
 import base64
+import contextlib
 import os
 import shutil
 import subprocess
@@ -108,13 +109,21 @@ def resolver(keys):
              "--host-record=mx1.spf-mx.test,192.0.2.200",
              "--host-record=10.2.0.192.alice._spf.spf-macro.test,127.0.0.2",
              "--txt-record=spf-two.test,v=spf1 +all"]
+    with dnsmasq(args) as address:
+        yield address
+
+
+@contextlib.contextmanager
+def dnsmasq(records):
+    """A dnsmasq on a free loopback port answering for .test from records (its options) and
+    refusing every other name; yields ADDR:PORT for [dns] resolvers."""
     binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
     for _ in range(5):
         port = free_udp_port()
         proc = subprocess.Popen(
             [binary, "--no-daemon", "--port=%d" % port, "--listen-address=127.0.0.1",
              "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-             "--user=root", "--pid-file", "--local=/test/"] + args,
+             "--user=root", "--pid-file", "--local=/test/"] + list(records),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if wait_until(lambda: proc.poll() is not None or dns_answers(port), 5) and \
                 proc.poll() is None:
@@ -123,9 +132,11 @@ def resolver(keys):
         proc.wait(5)
     else:
         pytest.fail("dnsmasq did not start")
-    yield "127.0.0.1:%d" % port
-    proc.terminate()
-    proc.wait(5)
+    try:
+        yield "127.0.0.1:%d" % port
+    finally:
+        proc.terminate()
+        proc.wait(5)
 
 
 @pytest.fixture(scope="module")
