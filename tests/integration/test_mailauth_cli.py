@@ -407,3 +407,23 @@ def test_forged_authentication_results_are_removed(conf):
               b"\tdkim=pass\r\n")
     _, info, out = check(conf, message(extra=forged))
     assert info["removed"] == "2 forged Authentication-Results field(s)", out
+
+
+def test_a_resolver_that_never_answers_gives_temperror_within_the_budget(tmp_path):
+    # a UDP socket nobody reads: every query times out; the one-second budget is shared by
+    # every lookup of the message, so the check ends with temperror instead of waiting
+    import socket
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    path = tmp_path / "silent.conf"
+    path.write_text("[server]\nhostname = %s\ndata_dir = %s\n[dns]\nresolvers = 127.0.0.1:%d\n"
+                    "[mailauth]\ntime_budget = 1\n"
+                    % (AUTHSERV, tmp_path / "data", silent.getsockname()[1]))
+    try:
+        results, info, out = check({"default": str(path)}, message("ceo@dm-reject.test"),
+                                   mail_from="ceo@dm-reject.test")
+    finally:
+        silent.close()
+    assert results["spf"][0].startswith("temperror"), out
+    assert results["dmarc"][0].startswith("temperror"), out
+    assert info["action"] == "inbox"
