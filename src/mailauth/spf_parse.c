@@ -61,8 +61,9 @@ static bool macro_syntax(const char *s, size_t len, bool exp_text, size_t *len_r
 		return false;
 	size_t i = 3;
 	bool nonzero = false;
-	while (i < len && is_digit(s[i]))
-		nonzero = nonzero || s[i++] != '0';
+	for (; i < len && is_digit(s[i]); i++)
+		if (s[i] != '0')
+			nonzero = true;
 	if (i > 3 && !nonzero)
 		return false; /* §7.1: the DIGIT transformer must be nonzero */
 	if (i < len && (s[i] == 'r' || s[i] == 'R'))

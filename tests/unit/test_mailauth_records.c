@@ -41,6 +41,7 @@ static void test_spf_record_syntax(void **state)
 	assert_int_equal(spf_ok("v=spf1 redirect=_spf.example.com"), 0);
 	assert_int_equal(spf_ok("v=spf1 -all exp=explain.%{d} moo=%{d}.cow"), 0);
 	assert_int_equal(spf_ok("v=spf1   -all  "), 0); /* extra spaces */
+	assert_int_equal(spf_ok("v=spf1 exists:%{d10}.example.com a:%{l20r}.x.example"), 0);
 
 	assert_int_equal(spf_ok("v=spf10 -all"), -1);
 	assert_int_equal(spf_ok("spf1 -all"), -1);
@@ -108,6 +109,8 @@ static void test_spf_macros_rfc_examples(void **state)
 	expect_macro(&v, "%{d2}.trusted-domains.example.net",
 		     "example.com.trusted-domains.example.net");
 	expect_macro(&v, "%%%_%-", "% %20");
+	expect_macro(&v, "%{d10}", "email.example.com"); /* more parts asked than there are */
+	expect_macro(&v, "%{d20r}", "com.example.email");
 	expect_macro(&v, "%{S}", "strong-bad%40email.example.com"); /* upper case: URL-escaped */
 
 	v.ipv6 = true;
