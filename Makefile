@@ -3,7 +3,7 @@
 # or build-asan/ (AddressSanitizer + UBSan); sources are every .c under src/.
 
 CC      ?= cc
-PKGS    := libevent libevent_openssl libevent_pthreads openssl sqlite3 inih libcares zlib
+PKGS    := libevent libevent_openssl libevent_pthreads openssl sqlite3 inih libcares zlib libpsl
 CSTD    := -std=c17 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -23,6 +23,8 @@ int cmd_import(struct config *cfg, int argc, char **argv);
 int cmd_queue(struct config *cfg, int argc, char **argv);
 int cmd_reload(struct config *cfg, int argc, char **argv);
 int cmd_status(struct config *cfg, int argc, char **argv);
+/* `mailauth check` (cmd_mailauth.c): the inbound SPF/DKIM/DMARC check on one message. */
+int cmd_mailauth(struct config *cfg, int argc, char **argv);
 
 /* DKIM keys of a domain (cmd_dkim.c): generation after `domain add` (a failure is printed as a
  * warning and returns -1), and `domain dkim DOMAIN` printing the TXT records to publish. */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "../core/core.h"
-#include "../queue/dkim.h"
+#include "../mailauth/mailauth.h"
 #include "cli.h"
 
 int cli_dkim_generate(struct config *cfg, const char *domain)

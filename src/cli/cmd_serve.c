@@ -12,8 +12,10 @@
 
 #include "../auth/auth.h"
 #include "../core/core.h"
+#include "../delivery/check.h"
 #include "../delivery/delivery.h"
 #include "../imap/imap.h"
+#include "../mailauth/mailauth.h"
 #include "../net/net.h"
 #include "../pop3/pop3.h"
 #include "../queue/queue.h"
@@ -176,6 +178,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	struct queue *queue = NULL;
 	struct delivery *delivery = NULL;
 	struct virus_scanner *virus = NULL;
+	struct mailauth_settings *mailauth = NULL;
 	struct queue_runner *runner = NULL;
 	struct serve_pidfile *pidfile = NULL;
 	struct serve_status *status_socket = NULL;
@@ -282,6 +285,11 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		goto out;
 	}
 	delivery = delivery_new(cfg, dir, store, queue);
+
+	/* mailauth: SPF, DKIM, DMARC and Authentication-Results on mail from other servers */
+	mailauth = mailauth_settings_new(cfg);
+	delivery_add_check(delivery, "mailauth", mailauth_check, mailauth);
+
 	ctx.delivery = delivery;
 	/* checks, in the order they run: virus */
 	if (serve_virus_start(cfg, delivery, &virus) < 0)
@@ -322,6 +330,7 @@ out:
 	net_server_free(&srv);
 	delivery_free(&delivery);
 	serve_virus_stop(&virus);
+	mailauth_settings_free(&mailauth);
 	queue_close(&queue);
 	store_close(&store);
 	auth_penalty_free(&penalty);

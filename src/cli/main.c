@@ -21,6 +21,8 @@ static const struct cli_command commands[] = {
 	{ "queue", "queue list | flush [DOMAIN] | delete ID", cmd_queue, true },
 	{ "status", "status", cmd_status, false },
 	{ "reload", "reload", cmd_reload, false },
+	{ "mailauth", "mailauth check --ip IP --helo NAME --mail-from ADDR < MESSAGE", cmd_mailauth,
+	  false },
 };
 
 static void usage(FILE *out)

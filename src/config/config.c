@@ -35,6 +35,7 @@ static const char *const log_level_names[] = { "debug", "info", "warn", "error",
 static const char *const log_format_names[] = { "logfmt", "json", NULL };
 static const char *const virus_action_names[] = { "reject", "junk", "quarantine", NULL };
 static const char *const virus_on_error_names[] = { "tempfail", "accept", NULL };
+static const char *const dmarc_reject_names[] = { "reject", "quarantine", NULL };
 
 static const char *const listen_names[LISTEN_KIND_COUNT] = {
 	"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "metrics",
@@ -161,6 +162,13 @@ static const struct setting settings[] = {
 
 	{ "dns", "resolvers", T_STR, OFF(dns_resolvers), "", 0, 0, NULL,
 	  "ADDR[:PORT] list; empty = /etc/resolv.conf" },
+
+	{ "mailauth", "verify", T_BOOL, OFF(mailauth_verify), "yes", 0, 0, NULL,
+	  "SPF, DKIM and DMARC on mail from other servers (never on authenticated submission)" },
+	{ "mailauth", "time_budget", T_SECONDS, OFF(mailauth_time_budget), "10s", 1, 120, NULL,
+	  "DNS time for all checks of one message; past it a check gives temperror" },
+	{ "dmarc", "reject", T_ENUM, OFF(dmarc_reject), "reject", 0, 0, dmarc_reject_names,
+	  "a failing message under p=reject: reject (550 5.7.1) or quarantine (into Junk)" },
 
 	{ "queue", "retry_first", T_SECONDS, OFF(queue_retry_first), "5m", 1, DAY, NULL, NULL },
 	{ "queue", "retry_max", T_SECONDS, OFF(queue_retry_max), "4h", 1, 7 * DAY, NULL, NULL },

@@ -41,6 +41,8 @@ enum plaintext_policy {
 };
 
 enum pop3_delete_action { POP3_DELETE_EXPUNGE, POP3_DELETE_TRASH, POP3_DELETE_KEEP };
+/* What a DMARC p=reject does to a failing message: refuse it, or file it into Junk. */
+enum dmarc_reject_action { DMARC_REJECT_REJECT, DMARC_REJECT_QUARANTINE };
 enum pop3_lock_policy { POP3_LOCK_SHARE, POP3_LOCK_REFUSE };
 /* [relay] tls: what the smarthost connection must have before the password goes out. */
 enum relay_tls {
@@ -134,6 +136,10 @@ struct config {
 	enum virus_on_error virus_on_error;
 	int64_t virus_max_size; /* larger messages pass unscanned, with a header saying so */
 	int64_t virus_timeout;	/* seconds one scan may take, connect to verdict */
+	/* [mailauth], [dmarc] */
+	bool mailauth_verify;
+	int64_t mailauth_time_budget; /* seconds for all lookups of one message */
+	enum dmarc_reject_action dmarc_reject;
 
 	/* [queue] */
 	int64_t queue_retry_first;

@@ -142,4 +142,14 @@
 #define LIMIT_DKIM_RSA_BITS_MIN 1024
 #define LIMIT_DKIM_RSA_BITS_MAX 8192
 
+/* SPF (RFC 7208 §4.6.4): DNS-querying terms per check_host() evaluation, lookups that find
+ * nothing, MX and PTR names followed per mechanism; terms of one record and include/redirect
+ * depth (ours: the lookup limit already bounds depth, these keep a hostile record small). */
+#define LIMIT_SPF_DNS_LOOKUPS 10
+#define LIMIT_SPF_VOID_LOOKUPS 2
+#define LIMIT_SPF_MX_NAMES 10
+#define LIMIT_SPF_PTR_NAMES 10
+#define LIMIT_SPF_TERMS 128
+#define LIMIT_SPF_DEPTH 10
+
 #endif

@@ -238,6 +238,22 @@ static void query_callback(void *arg, int status, int timeouts, unsigned char *a
 		snprintf(a->error, sizeof(a->error), "%s", ares_strerror(status));
 		return;
 	}
+	/* ares_send hands over every answer it did not retry, NXDOMAIN and empty ones included,
+	 * as ARES_SUCCESS: the header says which it is. */
+	int rcode = abuf[DNS_HEADER_FLAGS2] & 0x0f;
+	if (rcode == ns_r_nxdomain) {
+		a->status = DNS_NXDOMAIN;
+		return;
+	}
+	if (rcode != ns_r_noerror) {
+		a->status = DNS_TEMPFAIL;
+		snprintf(a->error, sizeof(a->error), "DNS error code %d", rcode);
+		return;
+	}
+	if (abuf[6] == 0 && abuf[7] == 0) { /* ANCOUNT: the name exists, without this type */
+		a->status = DNS_NODATA;
+		return;
+	}
 	a->status = DNS_OK;
 	a->authenticated = (abuf[DNS_HEADER_FLAGS2] & DNS_FLAG_AD) != 0;
 	switch (q->type) {

@@ -19,8 +19,8 @@
 #include <arpa/inet.h>
 
 #include "../core/core.h"
-#include "dkim.h"
 #include "../dns/dns.h"
+#include "../mailauth/mailauth.h"
 #include "queue_internal.h"
 
 #define RUNNER_MAX_PENDING 256
@@ -43,6 +43,7 @@ struct queue_runner {
 	size_t busy_count;
 	bool scan_requested;
 	bool stopping;
+	struct dkim_signer_cache *signers; /* NULL without a data directory */
 };
 
 static int64_t now_ms(void)
@@ -322,11 +323,11 @@ static void runner_dkim_sign(struct queue_runner *r, const struct queue_entry *e
 			     const uint8_t *data, struct buf *prefix)
 {
 	char err[256];
-	struct dkim_signer *signer;
+	const struct dkim_signer *signer;
 
-	if (r->cfg.data_dir == NULL || r->cfg.data_dir[0] == '\0')
+	if (r->signers == NULL)
 		return;
-	signer = dkim_signer_load(r->cfg.data_dir, domain_of(e->sender), err, sizeof(err));
+	signer = dkim_signer_cache_get(r->signers, domain_of(e->sender), err, sizeof(err));
 	if (signer == NULL) {
 		/* Only mail of our own domains comes here: leaving it unsigned makes it fail
 		 * DKIM (and DMARC) at the receiver, so the admin must hear of it. */
@@ -341,7 +342,7 @@ static void runner_dkim_sign(struct queue_runner *r, const struct queue_entry *e
 		log_warn("queue_id=%s msg=\"DKIM signing failed; sending unsigned\" error=\"%s\"",
 			 e->id, err);
 	}
-	dkim_signer_free(&signer);
+	dkim_signer_cache_put(r->signers, signer);
 }
 
 static void runner_deliver(struct queue_runner *r, const char *id, struct smtpc **session)
@@ -615,6 +616,8 @@ struct queue_runner *queue_runner_start(struct queue *q, const struct queue_runn
 	r->cfg.relay_password = copy_or_empty(cfg->relay_password);
 	r->cfg.relay_ca_file = copy_or_empty(cfg->relay_ca_file);
 	r->cfg.data_dir = copy_or_empty(cfg->data_dir);
+	if (r->cfg.data_dir[0] != '\0')
+		r->signers = dkim_signer_cache_new(r->cfg.data_dir);
 	r->hooks = *hooks;
 	r->worker_count = cfg->threads ? cfg->threads : 4;
 	pthread_mutex_init(&r->lock, NULL);
@@ -656,6 +659,7 @@ void queue_runner_stop(struct queue_runner **rp)
 	free((char *)r->cfg.relay_password);
 	free((char *)r->cfg.relay_ca_file);
 	free((char *)r->cfg.data_dir);
+	dkim_signer_cache_free(&r->signers);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->wake);
 	pthread_cond_destroy(&r->work);

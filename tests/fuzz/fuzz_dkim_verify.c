@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "core/core.h"
-#include "queue/dkim.h"
+#include "mailauth/mailauth.h"
 
 static int fixed_lookup(const char *name, struct buf *txt_r, void *ctx)
 {

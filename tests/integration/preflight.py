@@ -91,6 +91,8 @@ MODULES = [
     ("imaplib", "libpython3-stdlib"),
     ("poplib", "libpython3-stdlib"),
     ("smtplib", "libpython3-stdlib"),
+    ("dkim", "python3-dkim"),  # an independent DKIM signer for the mailauth tests
+    ("nacl", "python3-nacl"),  # its ed25519-sha256
 ]
 
 

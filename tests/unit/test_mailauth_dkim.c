@@ -18,7 +18,7 @@
 #include <openssl/pem.h>
 
 #include "core/core.h"
-#include "queue/dkim.h"
+#include "mailauth/mailauth.h"
 
 /* ---- RFC 8463 Appendix A ---- */
 
