@@ -41,7 +41,11 @@ static const char *const schema_sql =
 	/* Subscribed names that have no mailbox: subscribed before they existed, or deleted
 	 * while subscribed (RFC 3501 §6.3.6 keeps them). A mailbox's own subscription is its
 	 * row's flag; CREATE moves a name from here to that flag. */
-	"CREATE TABLE IF NOT EXISTS orphan_subscriptions(name TEXT PRIMARY KEY) WITHOUT ROWID;";
+	"CREATE TABLE IF NOT EXISTS orphan_subscriptions(name TEXT PRIMARY KEY) WITHOUT ROWID;"
+	/* store_counts_*: key chosen by the caller; `days` counts the distinct days the row was
+	 * touched and `day` is the last one, which is what pruning orders by (counts.c). */
+	"CREATE TABLE IF NOT EXISTS counts(key INTEGER PRIMARY KEY, c0 INTEGER NOT NULL,"
+	" c1 INTEGER NOT NULL, day INTEGER NOT NULL, days INTEGER NOT NULL);";
 
 static const struct {
 	const char *name;
