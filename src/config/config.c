@@ -160,6 +160,13 @@ static const struct setting settings[] = {
 	{ "dns", "resolvers", T_STR, OFF(dns_resolvers), "", 0, 0, NULL,
 	  "ADDR[:PORT] list; empty = /etc/resolv.conf" },
 
+	{ "spam", "enabled", T_BOOL, OFF(spam_enabled), "yes", 0, 0, NULL,
+	  "score received mail, file junk into the account's Junk" },
+	{ "spam", "threshold", T_INT, OFF(spam_threshold), "4", 1, 1000, NULL,
+	  "score from which mail goes to Junk; per account: spam.threshold" },
+	{ "spam", "max_tokens", T_INT, OFF(spam_max_tokens), "500000", 1000, 100000000, NULL,
+	  "rows of each account's classifier table before the rarest are pruned" },
+
 	{ "queue", "retry_first", T_SECONDS, OFF(queue_retry_first), "5m", 1, DAY, NULL, NULL },
 	{ "queue", "retry_max", T_SECONDS, OFF(queue_retry_max), "4h", 1, 7 * DAY, NULL, NULL },
 	{ "queue", "give_up", T_SECONDS, OFF(queue_give_up), "5d", 60, 60 * DAY, NULL, NULL },
@@ -397,6 +404,7 @@ static const struct account_setting {
 	  offsetof(struct account_settings, pop3_delete_action) },
 	{ "pop3.include_junk", OFF(pop3_include_junk),
 	  offsetof(struct account_settings, pop3_include_junk) },
+	{ "spam.threshold", OFF(spam_threshold), offsetof(struct account_settings, spam_threshold) },
 };
 
 static const struct setting *setting_at(size_t offset)
@@ -413,7 +421,9 @@ void config_account_defaults(const struct config *cfg, struct account_settings *
 	for (size_t i = 0; i < ARRAY_LEN(account_settings_table); i++) {
 		const struct account_setting *a = &account_settings_table[i];
 		const struct setting *s = setting_at(a->config_offset);
-		size_t size = s->type == T_BOOL ? sizeof(bool) : sizeof(int);
+		size_t size = s->type == T_BOOL ? sizeof(bool)
+			      : s->type == T_INT ? sizeof(int64_t)
+						 : sizeof(int);
 
 		memcpy((char *)as + a->account_offset, const_field_of(cfg, s), size);
 	}
@@ -441,6 +451,20 @@ int config_account_apply(struct account_settings *as, const char *name, const ch
 			as->overridden |= 1u << i;
 			return 0;
 		}
+		if (s->type == T_INT) {
+			const char *num_why = NULL;
+			int64_t v;
+
+			if (parse_number(value, T_INT, &v, &num_why) < 0 || v < s->min ||
+			    v > s->max) {
+				snprintf(err, errlen, "%s: expected a whole number from %lld to %lld",
+					 name, (long long)s->min, (long long)s->max);
+				return -1;
+			}
+			memcpy((char *)as + a->account_offset, &v, sizeof(v));
+			as->overridden |= 1u << i;
+			return 0;
+		}
 		n = parse_enum(s, value, why, sizeof(why));
 		if (n < 0) {
 			snprintf(err, errlen, "%s: %s", name, why);
@@ -457,7 +481,7 @@ int config_account_apply(struct account_settings *as, const char *name, const ch
 
 const char *config_account_names(void)
 {
-	return "pop3.delete_action pop3.include_junk";
+	return "pop3.delete_action pop3.include_junk spam.threshold";
 }
 
 bool config_account_known(const char *name)
@@ -474,9 +498,17 @@ void config_account_print(const struct account_settings *as, void *stream)
 		const struct account_setting *a = &account_settings_table[i];
 		const struct setting *s = setting_at(a->config_offset);
 		const char *field = (const char *)as + a->account_offset;
+		char number[32];
 		const char *value = s->type == T_BOOL ? (*(const bool *)field ? "yes" : "no")
-						      : s->enum_names[*(const int *)field];
+				    : s->type == T_INT	  ? number
+							  : s->enum_names[*(const int *)field];
 
+		if (s->type == T_INT) {
+			int64_t v;
+
+			memcpy(&v, field, sizeof(v));
+			snprintf(number, sizeof(number), "%lld", (long long)v);
+		}
 		fprintf(stream, "%s = %s (%s)\n", a->name, value,
 			as->overridden & (1u << i) ? "account" : "server");
 	}
