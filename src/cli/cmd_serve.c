@@ -18,9 +18,14 @@
 #include "../pop3/pop3.h"
 #include "../queue/queue.h"
 #include "../smtp/smtp.h"
+#include "../spam/spam.h"
 #include "../store/store.h"
 #include "../tls/tls.h"
 #include "cli.h"
+
+/* The delivery side of check.h is built on its own branch; until it is linked in, the spam
+ * check is not registered (a weak reference is NULL) instead of failing the link. */
+#pragma weak delivery_add_check
 
 struct serve_context {
 	struct tls_context *tls;
@@ -175,6 +180,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	struct store *store = NULL;
 	struct queue *queue = NULL;
 	struct delivery *delivery = NULL;
+	struct cli_spam *spam = NULL;
 	struct queue_runner *runner = NULL;
 	struct serve_pidfile *pidfile = NULL;
 	struct serve_status *status_socket = NULL;
@@ -282,6 +288,14 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	}
 	delivery = delivery_new(cfg, dir, store, queue);
 	ctx.delivery = delivery;
+	/* ---- spam: scoring at delivery, learning from moves into and out of Junk ---- */
+	if (cfg->spam_enabled) {
+		spam = cli_spam_new(cfg, dir, store);
+		store_set_copy_observer(store, spam_learn_on_copy, cli_spam_settings(spam));
+		if (delivery_add_check != NULL) /* weak until the delivery side is linked */
+			delivery_add_check(delivery, "spam", spam_check, cli_spam_settings(spam));
+	}
+	/* ---- end spam ---- */
 	smtp = (struct smtp_deps){ cfg, dir, penalty, delivery };
 	imap = (struct imap_deps){ cfg, dir, penalty, store };
 	pop3 = (struct pop3_deps){ cfg, dir, penalty, store };
@@ -319,6 +333,7 @@ out:
 	delivery_free(&delivery);
 	queue_close(&queue);
 	store_close(&store);
+	cli_spam_free(&spam);
 	auth_penalty_free(&penalty);
 	auth_directory_close(&dir);
 	tls_context_free(&ctx.tls);
