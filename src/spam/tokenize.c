@@ -17,7 +17,7 @@
 #include "../mime/mime.h"
 #include "spam.h"
 
-#define WORD_INNER "-_'$.!"
+#define WORD_INNER "-_'$.!@"
 
 /* The GTUBE string as published by SpamAssassin (its test pattern, not a secret). */
 static const char gtube[] =
@@ -32,7 +32,8 @@ struct tok_state {
 
 static bool word_byte(uint8_t c)
 {
-	return isalnum(c) || c >= 0x80 || strchr(WORD_INNER, c) != NULL;
+	/* c != 0: strchr finds the terminator, and a NUL must end a word, not join one. */
+	return isalnum(c) || c >= 0x80 || (c != 0 && strchr(WORD_INNER, c) != NULL);
 }
 
 static bool edge_punct(uint8_t c)
