@@ -166,6 +166,10 @@ static const struct setting settings[] = {
 	  "score from which mail goes to Junk; per account: spam.threshold" },
 	{ "spam", "max_tokens", T_INT, OFF(spam_max_tokens), "500000", 1000, 100000000, NULL,
 	  "rows of each account's classifier table before the rarest are pruned" },
+	{ "spam", "fcrdns", T_BOOL, OFF(spam_fcrdns), "yes", 0, 0, NULL,
+	  "points for a client whose address has no forward-confirmed reverse DNS" },
+	{ "spam", "dnsbl", T_STR, OFF(spam_dnsbl), "", 0, 0, NULL,
+	  "DNS blocklist zones (space-separated, at most 4); empty = none" },
 
 	{ "queue", "retry_first", T_SECONDS, OFF(queue_retry_first), "5m", 1, DAY, NULL, NULL },
 	{ "queue", "retry_max", T_SECONDS, OFF(queue_retry_max), "4h", 1, 7 * DAY, NULL, NULL },

@@ -137,6 +137,8 @@ struct config {
 	bool spam_enabled;
 	int64_t spam_threshold;	 /* points from which a message goes to Junk */
 	int64_t spam_max_tokens; /* rows of each account's token table */
+	bool spam_fcrdns;	 /* points for a client without forward-confirmed reverse DNS */
+	char *spam_dnsbl;	 /* blocklist zones; "" = none */
 };
 
 /* The settings one account may override (`roost user set ADDRESS NAME VALUE`, stored in the

@@ -69,10 +69,18 @@ static double account_threshold(const struct spam_settings *set, const char *add
 void spam_check(void *arg, const struct delivery_check_input *in, struct delivery_verdict *v)
 {
 	const struct spam_settings *set = arg;
+	struct buf tests;
 	double signals = spam_auth_points(v);
+
+	buf_init(&tests);
+	if (spam_is_gtube(in->msg, in->len))
+		buf_append_str(&tests, ",GTUBE");
+	/* A submission comes from our own user: where it connects from says nothing. */
+	if (in->auth_user == NULL)
+		signals += spam_network_points(set, in->client_ip, &tests);
 	double best = signals, best_threshold = set->default_threshold;
 	bool any_junk = false;
-	char field[160];
+	char field[640];
 
 	for (size_t i = 0; i < in->mailbox_count; i++) {
 		double score = account_score(set, in->mailboxes[i], in, signals);
@@ -90,8 +98,9 @@ void spam_check(void *arg, const struct delivery_check_input *in, struct deliver
 	v->spam_score = best;
 	snprintf(field, sizeof(field), "X-Spam-Score: %.1f", best);
 	delivery_verdict_add_header(v, field);
-	snprintf(field, sizeof(field), "X-Spam-Status: %s, score=%.1f threshold=%.1f%s",
-		 any_junk ? "Yes" : "No", best, best_threshold,
-		 spam_is_gtube(in->msg, in->len) ? " tests=GTUBE" : "");
+	snprintf(field, sizeof(field), "X-Spam-Status: %s, score=%.1f threshold=%.1f%s%s",
+		 any_junk ? "Yes" : "No", best, best_threshold, tests.len > 0 ? " tests=" : "",
+		 tests.len > 0 ? buf_cstr(&tests) + 1 : "");
 	delivery_verdict_add_header(v, field);
+	buf_free(&tests);
 }

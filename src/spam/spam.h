@@ -102,7 +102,22 @@ struct spam_settings {
 	 * default_threshold; set by cli/, which sees the accounts directory. */
 	double (*threshold)(void *ctx, const char *address);
 	void *threshold_ctx;
+	/* Signals about the connecting host (network.c). */
+	const char *resolvers; /* [dns] resolvers */
+	bool fcrdns;	       /* [spam] fcrdns */
+	const char *dnsbl;     /* [spam] dnsbl: zones, space- or comma-separated; "" = none */
 };
+
+/* ---- the connecting host (network.c) ---- */
+
+/* Loopback, private (RFC 1918, fc00::/7), link-local or not an address at all. */
+bool spam_address_is_local(const char *ip);
+/* The blocklist query name of ip in zone ("1.2.3.4", "bl.example" -> "4.3.2.1.bl.example");
+ * false when ip is not an address or the name does not fit. */
+bool spam_dnsbl_name(const char *ip, const char *zone, char *out, size_t outlen);
+/* Points for a host without forward-confirmed reverse DNS and for each blocklist that lists
+ * it; appends ",NAME" for each to tests. Blocks on DNS within its own deadlines. */
+double spam_network_points(const struct spam_settings *set, const char *ip, struct buf *tests);
 
 /* Points the sender checks' results add (negative for a pass). */
 double spam_auth_points(const struct delivery_verdict *v);

@@ -95,6 +95,9 @@ def test_folder_of_files_and_bad_usage(make_roost, tmp_path):
     (folder / "one.eml").write_bytes(make_message(HAM_WORDS, 1, random.Random(3)))
     r = server.cli("spam", "train", DEMO_USER, "--ham", str(folder))
     assert "trained 0 spam and 1 ham" in r.stdout
+    # The batch form: one line per file, the file's name last.
+    r = server.cli("spam", "classify", "--digits", "3", DEMO_USER, str(folder / "one.eml"))
+    assert r.stdout == "ham 0.000 %s\n" % (folder / "one.eml")
     assert server.cli("spam", "train", DEMO_USER, "--junk", "x", check=False).returncode == 2
     assert server.cli("spam", "classify", "nobody@example.test", input="x",
                       check=False).returncode == 1

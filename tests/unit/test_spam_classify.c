@@ -216,6 +216,46 @@ static void test_train_once_and_move_between_classes(void **state)
 	assert_true(r.score == 0.0);
 }
 
+static void test_network_names(void **state)
+{
+	char name[320];
+
+	(void)state;
+	assert_true(spam_dnsbl_name("192.0.2.7", "bl.example", name, sizeof(name)));
+	assert_string_equal(name, "7.2.0.192.bl.example");
+	assert_true(spam_dnsbl_name("2001:db8::1", "bl.example", name, sizeof(name)));
+	assert_string_equal(name, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2"
+				  ".bl.example");
+	assert_false(spam_dnsbl_name("not-an-ip", "bl.example", name, sizeof(name)));
+	assert_false(spam_dnsbl_name("192.0.2.7", "bl.example", name, 8));
+
+	assert_true(spam_address_is_local("127.0.0.1"));
+	assert_true(spam_address_is_local("10.1.2.3"));
+	assert_true(spam_address_is_local("172.16.0.1"));
+	assert_true(spam_address_is_local("192.168.1.1"));
+	assert_true(spam_address_is_local("::1"));
+	assert_true(spam_address_is_local("fd00::1"));
+	assert_true(spam_address_is_local("fe80::1"));
+	assert_false(spam_address_is_local("172.32.0.1"));
+	assert_false(spam_address_is_local("192.0.2.7"));
+	assert_false(spam_address_is_local("2001:db8::1"));
+}
+
+/* A resolver that does not answer gives temporary failures: no points, and the call ends. */
+static void test_network_points_dead_resolver(void **state)
+{
+	struct spam_settings set = { .resolvers = "127.0.0.1:9", .fcrdns = true,
+				     .dnsbl = "bl.example" };
+	struct buf tests;
+
+	(void)state;
+	buf_init(&tests);
+	assert_true(spam_network_points(&set, "192.0.2.7", &tests) == 0.0);
+	assert_true(spam_network_points(&set, "127.0.0.1", &tests) == 0.0);
+	assert_int_equal(tests.len, 0);
+	buf_free(&tests);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,6 +263,8 @@ int main(void)
 		cmocka_unit_test(test_tokenizer_bounds),
 		cmocka_unit_test(test_tokenizer_nul_ends_a_word),
 		cmocka_unit_test(test_gtube),
+		cmocka_unit_test(test_network_names),
+		cmocka_unit_test(test_network_points_dead_resolver),
 		cmocka_unit_test(test_combining_maths),
 		cmocka_unit_test_setup_teardown(test_counts_clamp_and_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_train_once_and_move_between_classes, setup,
