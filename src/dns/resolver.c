@@ -238,6 +238,18 @@ static void query_callback(void *arg, int status, int timeouts, unsigned char *a
 		snprintf(a->error, sizeof(a->error), "%s", ares_strerror(status));
 		return;
 	}
+	/* ares_send reports every answer that arrived as a success, whatever its RCODE: a
+	 * non-existent name (3) must not read as "no records", nor SERVFAIL/REFUSED as data. */
+	if ((abuf[DNS_HEADER_FLAGS2] & 0x0f) == 3) {
+		a->status = DNS_NXDOMAIN;
+		return;
+	}
+	if ((abuf[DNS_HEADER_FLAGS2] & 0x0f) != 0) {
+		a->status = DNS_TEMPFAIL;
+		snprintf(a->error, sizeof(a->error), "server answered with rcode %d",
+			 abuf[DNS_HEADER_FLAGS2] & 0x0f);
+		return;
+	}
 	a->status = DNS_OK;
 	a->authenticated = (abuf[DNS_HEADER_FLAGS2] & DNS_FLAG_AD) != 0;
 	switch (q->type) {

@@ -36,7 +36,7 @@
 #define SPAM_TOKEN_MIN 3
 #define SPAM_TOKEN_MAX 40
 /* The most decisive tokens the combining uses (the rest add little and cost time). */
-#define SPAM_MAX_CLUES 150
+#define SPAM_MAX_CLUES 50
 
 /* ---- tokens ---- */
 
