@@ -6,8 +6,8 @@
  * A word is a run of letters, digits, bytes of UTF-8 sequences and the characters in
  * WORD_INNER; case is kept ("FREE" in capitals is a clue of its own: keeping it gained
  * about three points of recall on the benchmark), leading and trailing punctuation dropped,
- * and words shorter than SPAM_TOKEN_MIN or longer than SPAM_TOKEN_MAX bytes are skipped (long runs are
- * mostly base64 or hashes, which never repeat). Everything is bounded (spam.h): at most
+ * and words shorter than SPAM_TOKEN_MIN or longer than SPAM_TOKEN_MAX bytes are skipped
+ * (long runs are mostly base64 or hashes, which never repeat). Everything is bounded (spam.h): at most
  * SPAM_MAX_TEXT bytes of decoded text and SPAM_MAX_TOKENS distinct tokens. */
 #include <ctype.h>
 #include <stdio.h>
