@@ -25,6 +25,17 @@ int cmd_reload(struct config *cfg, int argc, char **argv);
 int cmd_status(struct config *cfg, int argc, char **argv);
 /* `mailauth check` (cmd_mailauth.c): the inbound SPF/DKIM/DMARC check on one message. */
 int cmd_mailauth(struct config *cfg, int argc, char **argv);
+int cmd_spam(struct config *cfg, int argc, char **argv);
+
+/* The spam check's settings (cmd_spam.c): the store, the [spam] values and the per-account
+ * threshold read from the accounts directory (dir may be NULL: the server default). */
+struct cli_spam;
+struct auth_directory;
+struct store;
+struct cli_spam *cli_spam_new(const struct config *cfg, struct auth_directory *dir,
+			      struct store *store);
+struct spam_settings *cli_spam_settings(struct cli_spam *s);
+void cli_spam_free(struct cli_spam **s);
 
 /* DKIM keys of a domain (cmd_dkim.c): generation after `domain add` (a failure is printed as a
  * warning and returns -1), and `domain dkim DOMAIN` printing the TXT records to publish. */

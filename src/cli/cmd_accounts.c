@@ -99,7 +99,7 @@ static const char user_usage[] =
 	"mail to DATA_DIR/archive/DOMAIN/USER-TIME, --purge removes it. import-passwd keeps "
 	"crypt hashes: those users have PLAIN/LOGIN at once and SCRAM-SHA-256 after their first "
 	"plaintext login or a user passwd. set overrides a server setting for one account: "
-	"pop3.delete_action, pop3.include_junk)";
+	"pop3.delete_action, pop3.include_junk, spam.threshold)";
 
 static void collect_setting(const char *name, const char *value, void *ctx)
 {

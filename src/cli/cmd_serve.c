@@ -20,6 +20,7 @@
 #include "../pop3/pop3.h"
 #include "../queue/queue.h"
 #include "../smtp/smtp.h"
+#include "../spam/spam.h"
 #include "../store/store.h"
 #include "../tls/tls.h"
 #include "cli.h"
@@ -179,6 +180,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	struct delivery *delivery = NULL;
 	struct virus_scanner *virus = NULL;
 	struct mailauth_settings *mailauth = NULL;
+	struct cli_spam *spam = NULL;
 	struct queue_runner *runner = NULL;
 	struct serve_pidfile *pidfile = NULL;
 	struct serve_status *status_socket = NULL;
@@ -286,14 +288,20 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	}
 	delivery = delivery_new(cfg, dir, store, queue);
 
-	/* mailauth: SPF, DKIM, DMARC and Authentication-Results on mail from other servers */
+	ctx.delivery = delivery;
+	/* Checks, in the order they run. mailauth first: its DMARC reject is the cheapest refusal
+	 * and its Authentication-Results is in place before the content checks. Then virus
+	 * (clamd), then spam, which scores what got through and learns from moves into and out
+	 * of Junk. */
 	mailauth = mailauth_settings_new(cfg);
 	delivery_add_check(delivery, "mailauth", mailauth_check, mailauth);
-
-	ctx.delivery = delivery;
-	/* checks, in the order they run: virus */
 	if (serve_virus_start(cfg, delivery, &virus) < 0)
 		goto out;
+	if (cfg->spam_enabled) {
+		spam = cli_spam_new(cfg, dir, store);
+		store_set_copy_observer(store, spam_learn_on_copy, cli_spam_settings(spam));
+		delivery_add_check(delivery, "spam", spam_check, cli_spam_settings(spam));
+	}
 	smtp = (struct smtp_deps){ cfg, dir, penalty, delivery };
 	imap = (struct imap_deps){ cfg, dir, penalty, store };
 	pop3 = (struct pop3_deps){ cfg, dir, penalty, store };
@@ -333,6 +341,7 @@ out:
 	mailauth_settings_free(&mailauth);
 	queue_close(&queue);
 	store_close(&store);
+	cli_spam_free(&spam);
 	auth_penalty_free(&penalty);
 	auth_directory_close(&dir);
 	tls_context_free(&ctx.tls);

@@ -18,6 +18,8 @@ static const struct cli_command commands[] = {
 	  cmd_user, true },
 	{ "alias", "alias add [--force] ALIAS TARGET... | alias del ALIAS TARGET... | alias list", cmd_alias, true },
 	{ "import", "import ADDRESS PATH", cmd_import, true },
+	{ "spam", "spam train ADDRESS [--spam PATH]... [--ham PATH]... | spam classify ADDRESS",
+	  cmd_spam, true },
 	{ "queue", "queue list | flush [DOMAIN] | delete ID", cmd_queue, true },
 	{ "status", "status", cmd_status, false },
 	{ "reload", "reload", cmd_reload, false },

@@ -169,6 +169,16 @@ static const struct setting settings[] = {
 	  "DNS time for all checks of one message; past it a check gives temperror" },
 	{ "dmarc", "reject", T_ENUM, OFF(dmarc_reject), "reject", 0, 0, dmarc_reject_names,
 	  "a failing message under p=reject: reject (550 5.7.1) or quarantine (into Junk)" },
+	{ "spam", "enabled", T_BOOL, OFF(spam_enabled), "yes", 0, 0, NULL,
+	  "score received mail, file junk into the account's Junk" },
+	{ "spam", "threshold", T_INT, OFF(spam_threshold), "4", 1, 1000, NULL,
+	  "score from which mail goes to Junk; per account: spam.threshold" },
+	{ "spam", "max_tokens", T_INT, OFF(spam_max_tokens), "500000", 1000, 100000000, NULL,
+	  "rows of each account's classifier table before the rarest are pruned" },
+	{ "spam", "fcrdns", T_BOOL, OFF(spam_fcrdns), "yes", 0, 0, NULL,
+	  "points for a client whose address has no forward-confirmed reverse DNS" },
+	{ "spam", "dnsbl", T_STR, OFF(spam_dnsbl), "", 0, 0, NULL,
+	  "DNS blocklist zones (space-separated, at most 4); empty = none" },
 
 	{ "queue", "retry_first", T_SECONDS, OFF(queue_retry_first), "5m", 1, DAY, NULL, NULL },
 	{ "queue", "retry_max", T_SECONDS, OFF(queue_retry_max), "4h", 1, 7 * DAY, NULL, NULL },
@@ -418,6 +428,7 @@ static const struct account_setting {
 	  offsetof(struct account_settings, pop3_delete_action) },
 	{ "pop3.include_junk", OFF(pop3_include_junk),
 	  offsetof(struct account_settings, pop3_include_junk) },
+	{ "spam.threshold", OFF(spam_threshold), offsetof(struct account_settings, spam_threshold) },
 };
 
 static const struct setting *setting_at(size_t offset)
@@ -434,7 +445,9 @@ void config_account_defaults(const struct config *cfg, struct account_settings *
 	for (size_t i = 0; i < ARRAY_LEN(account_settings_table); i++) {
 		const struct account_setting *a = &account_settings_table[i];
 		const struct setting *s = setting_at(a->config_offset);
-		size_t size = s->type == T_BOOL ? sizeof(bool) : sizeof(int);
+		size_t size = s->type == T_BOOL ? sizeof(bool)
+			      : s->type == T_INT ? sizeof(int64_t)
+						 : sizeof(int);
 
 		memcpy((char *)as + a->account_offset, const_field_of(cfg, s), size);
 	}
@@ -462,6 +475,20 @@ int config_account_apply(struct account_settings *as, const char *name, const ch
 			as->overridden |= 1u << i;
 			return 0;
 		}
+		if (s->type == T_INT) {
+			const char *num_why = NULL;
+			int64_t v;
+
+			if (parse_number(value, T_INT, &v, &num_why) < 0 || v < s->min ||
+			    v > s->max) {
+				snprintf(err, errlen, "%s: expected a whole number from %lld to %lld",
+					 name, (long long)s->min, (long long)s->max);
+				return -1;
+			}
+			memcpy((char *)as + a->account_offset, &v, sizeof(v));
+			as->overridden |= 1u << i;
+			return 0;
+		}
 		n = parse_enum(s, value, why, sizeof(why));
 		if (n < 0) {
 			snprintf(err, errlen, "%s: %s", name, why);
@@ -478,7 +505,7 @@ int config_account_apply(struct account_settings *as, const char *name, const ch
 
 const char *config_account_names(void)
 {
-	return "pop3.delete_action pop3.include_junk";
+	return "pop3.delete_action pop3.include_junk spam.threshold";
 }
 
 bool config_account_known(const char *name)
@@ -495,9 +522,17 @@ void config_account_print(const struct account_settings *as, void *stream)
 		const struct account_setting *a = &account_settings_table[i];
 		const struct setting *s = setting_at(a->config_offset);
 		const char *field = (const char *)as + a->account_offset;
+		char number[32];
 		const char *value = s->type == T_BOOL ? (*(const bool *)field ? "yes" : "no")
-						      : s->enum_names[*(const int *)field];
+				    : s->type == T_INT	  ? number
+							  : s->enum_names[*(const int *)field];
 
+		if (s->type == T_INT) {
+			int64_t v;
+
+			memcpy(&v, field, sizeof(v));
+			snprintf(number, sizeof(number), "%lld", (long long)v);
+		}
 		fprintf(stream, "%s = %s (%s)\n", a->name, value,
 			as->overridden & (1u << i) ? "account" : "server");
 	}

@@ -149,6 +149,13 @@ struct config {
 	int64_t queue_time_scale; /* divide every queue delay by this; tests use it */
 	int64_t queue_smtp_port;  /* port of remote SMTP servers (25; tests use others) */
 	int64_t queue_threads;	  /* concurrent outbound deliveries */
+
+	/* [spam] */
+	bool spam_enabled;
+	int64_t spam_threshold;	 /* points from which a message goes to Junk */
+	int64_t spam_max_tokens; /* rows of each account's token table */
+	bool spam_fcrdns;	 /* points for a client without forward-confirmed reverse DNS */
+	char *spam_dnsbl;	 /* blocklist zones; "" = none */
 };
 
 /* The settings one account may override (`roost user set ADDRESS NAME VALUE`, stored in the
@@ -156,6 +163,7 @@ struct config {
 struct account_settings {
 	enum pop3_delete_action pop3_delete_action; /* "pop3.delete_action" */
 	bool pop3_include_junk;			    /* "pop3.include_junk" */
+	int64_t spam_threshold;			    /* "spam.threshold" */
 	unsigned overridden; /* bit i: the i-th per-account setting came from the account */
 };
 

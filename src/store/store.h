@@ -383,4 +383,48 @@ struct store_subscription *store_subscribe(struct store_account *acct, uint64_t 
 /* After it returns the callback is not running and will not run again. Accepts NULL. */
 void store_unsubscribe(struct store_subscription **sub);
 
+/* ---- per-account counters (the spam classifier's token database) ---- */
+
+/* A generic table of pairs of counts keyed by a 64-bit number the caller chooses (a token's
+ * hash, a message's digest), kept in the account's index. Bounded: after an update that
+ * leaves more than `cap` rows, the rows seen on the fewest days and longest ago are removed
+ * down to 9/10 of the cap. Keys below STORE_COUNT_PINNED are never removed that way (a
+ * caller's totals). The index may be rebuilt after damage, and these rows are not in the
+ * Maildir: a rebuild starts them from zero. */
+#define STORE_COUNT_PINNED 16
+
+struct store_count_delta {
+	uint64_t key;
+	int32_t d0, d1; /* added to the two counts; a count never goes below 0 */
+};
+
+/* Applies every delta in one commit, then prunes past cap (0 = no cap). */
+enum store_error store_counts_update(struct store_account *acct,
+				     const struct store_count_delta *deltas, size_t count,
+				     uint64_t cap, struct store_err *err_r);
+/* Reads the counts of each key into counts_r[i][0..1] (0, 0 for an absent key). */
+enum store_error store_counts_get(struct store_account *acct, const uint64_t *keys, size_t count,
+				  uint32_t (*counts_r)[2], struct store_err *err_r);
+/* Rows in the table (for `roost spam` and the tests of the cap). */
+enum store_error store_counts_size(struct store_account *acct, uint64_t *rows_r,
+				   struct store_err *err_r);
+
+/* ---- copy and move observer ---- */
+
+/* Called after store_copy committed (and after its change-feed events), on the thread that
+ * called store_copy, with no store lock held: unlike a change-feed callback it may call the
+ * store, on this account too. It sees the source and destination together, which the change
+ * feed cannot tell apart from an unrelated expunge and append. */
+struct store_copy_event {
+	struct store_account *acct;
+	const char *address;
+	uint64_t src_id, dst_id;
+	uint32_t src_special, dst_special; /* STORE_SPECIAL_* of each mailbox */
+	bool move;
+	const struct store_uid_map *map; /* dst_uids are the messages as they are now */
+};
+typedef void store_copy_cb(const struct store_copy_event *event, void *ctx);
+/* One observer per store; set it before the store is used by other threads. NULL clears. */
+void store_set_copy_observer(struct store *store, store_copy_cb *cb, void *ctx);
+
 #endif

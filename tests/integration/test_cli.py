@@ -12,7 +12,7 @@ import pytest
 from conftest import DEMO_PASSWORD, DEMO_USER, ROOST_BIN
 
 SECTIONS = ("server", "tls", "listen", "limits", "auth", "smtp", "imap", "pop3", "relay", "dns",
-            "mailauth", "dmarc",
+            "mailauth", "dmarc", "spam",
             "queue", "log", "virus")
 
 

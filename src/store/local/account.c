@@ -53,7 +53,11 @@ static const char *const schema_sql =
 	"CREATE TABLE IF NOT EXISTS expunge_floor("
 	" mailbox_id INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);"
 	"INSERT OR IGNORE INTO expunge_floor(mailbox_id, modseq)"
-	" SELECT id, highestmodseq FROM mailboxes;";
+	" SELECT id, highestmodseq FROM mailboxes;"
+	/* store_counts_*: key chosen by the caller; `days` counts the distinct days the row was
+	 * touched and `day` is the last one, which is what pruning orders by (counts.c). */
+	"CREATE TABLE IF NOT EXISTS counts(key INTEGER PRIMARY KEY, c0 INTEGER NOT NULL,"
+	" c1 INTEGER NOT NULL, day INTEGER NOT NULL, days INTEGER NOT NULL);";
 
 static const struct {
 	const char *name;

@@ -74,6 +74,8 @@ struct store {
 	pthread_mutex_t lock; /* accounts and synced */
 	struct store_account *accounts;
 	struct local_synced *synced; /* accounts already fully synced by this process */
+	store_copy_cb *copy_cb; /* store_set_copy_observer; set before other threads use it */
+	void *copy_ctx;
 };
 
 struct commit_item {

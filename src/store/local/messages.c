@@ -1001,12 +1001,30 @@ enum store_error store_copy(struct store_account *acct, uint64_t src_id,
 		local_mbox_clear(&src);
 		return e;
 	}
-	e = local_copy_locked(acct, &src, ranges, range_count, &dst, move, map_r, &evs, err_r);
+	/* The observer needs the UID map even when the caller does not. */
+	struct store_uid_map own_map = { 0 };
+	struct store_uid_map *map = map_r != NULL ? map_r : &own_map;
+	e = local_copy_locked(acct, &src, ranges, range_count, &dst, move, map, &evs, err_r);
 	local_unlock_publish(acct, true, evs.ev, evs.count);
 	local_events_clear(&evs);
+	if (e == STORE_OK && acct->store->copy_cb != NULL && map->count > 0) {
+		struct store_copy_event ev = {
+			.acct = acct, .address = acct->address, .src_id = src.id, .dst_id = dst.id,
+			.src_special = src.special_use, .dst_special = dst.special_use,
+			.move = move, .map = map,
+		};
+		acct->store->copy_cb(&ev, acct->store->copy_ctx);
+	}
+	store_uid_map_clear(&own_map);
 	local_mbox_clear(&src);
 	local_mbox_clear(&dst);
 	return e;
+}
+
+void store_set_copy_observer(struct store *store, store_copy_cb *cb, void *ctx)
+{
+	store->copy_cb = cb;
+	store->copy_ctx = ctx;
 }
 
 /* ---- reading ---- */
