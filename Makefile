@@ -53,8 +53,13 @@ run: deps
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+# The integration tests spend most of their time waiting on timers and sockets, so they run
+# in TEST_JOBS processes (pytest-xdist); each takes its own slice of the port range
+# (conftest.free_port). TEST_JOBS=0 runs them in one process.
+TEST_JOBS ?= 3
+
 integration: $(BUILD)/roost
-	ROOST_BIN=$(abspath $(BUILD)/roost) $(PYTEST) -q tests/integration \
+	ROOST_BIN=$(abspath $(BUILD)/roost) $(PYTEST) -q -n $(TEST_JOBS) tests/integration \
 		--ignore=tests/integration/test_packaging.py $(PYTEST_ARGS)
 
 test: deps

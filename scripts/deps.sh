@@ -8,7 +8,7 @@ set -eu
 # integration suite checks every tool before its first test (tests/integration/preflight.py);
 # keep the two lists in step.
 PACKAGES="build-essential pkg-config clang libevent-dev libssl-dev libsqlite3-dev libinih-dev
-libc-ares-dev libcrypt-dev zlib1g-dev libcmocka-dev python3 python3-pytest openssl curl swaks
+libc-ares-dev libcrypt-dev zlib1g-dev libcmocka-dev python3 python3-pytest python3-pytest-xdist openssl curl swaks
 libnet-ssleay-perl libclang-rt-14-dev fetchmail dnsmasq-base isync mount
 dpkg-dev adduser systemd nodejs clamav-daemon libpsl-dev publicsuffix python3-dkim
 bogofilter npm"

@@ -55,6 +55,14 @@ def free_port(addr="127.0.0.1"):
             high = min(int(f.read().split()[0]) - 1, 32767)
     except OSError:
         high = 32767
+    # Parallel runs (pytest -n): each worker takes its own slice of the range, so two
+    # workers never hand out the same port between the check and the server's bind.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if worker.startswith("gw") and workers > 1:
+        span = (high - low) // workers
+        low += int(worker[2:]) * span
+        high = low + span - 1
     if len(_ports_given) > (high - low) // 2:
         _ports_given.clear()  # long runs: servers of early tests are long gone
     for _ in range(1000):

@@ -86,6 +86,7 @@ PROGRAMS = [
 # Python modules beyond pytest are the standard library, but Debian splits some of it out.
 MODULES = [
     ("pytest", "python3-pytest"),
+    ("xdist", "python3-pytest-xdist"),  # `make integration` runs the tests in parallel
     ("ssl", "libpython3-stdlib"),
     ("sqlite3", "libpython3-stdlib"),
     ("imaplib", "libpython3-stdlib"),
