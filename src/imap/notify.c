@@ -321,12 +321,29 @@ struct notify_job {
 	struct buf out;
 };
 
+/* A name without a mailbox may be subscribed (RFC 3501 §6.3.6); there are at most
+ * LIMIT_ORPHAN_SUBSCRIPTIONS of them. */
+static bool orphan_subscribed(struct store_account *acct, const char *name)
+{
+	char **names = NULL;
+	size_t n = 0;
+	bool found = false;
+
+	if (store_orphan_subscriptions(acct, &names, &n, NULL) != STORE_OK)
+		return false;
+	for (size_t i = 0; i < n && !found; i++)
+		found = strcmp(names[i], name) == 0;
+	store_names_free(&names, n);
+	return found;
+}
+
 static void append_list_line(struct store_account *acct, const struct notify_pending *e,
 			     bool utf8, struct buf *out)
 {
 	struct store_mailbox_info info;
 	enum store_error err = store_mailbox_get(acct, e->name, &info, NULL);
 
+	/* §5.5: attributes as LIST computes them, \Subscribed exactly when subscribed now. */
 	buf_append_str(out, "* LIST (");
 	if (err == STORE_OK) {
 		buf_append_str(out, info.has_children ? "\\HasChildren" : "\\HasNoChildren");
@@ -335,6 +352,8 @@ static void append_list_line(struct store_account *acct, const struct notify_pen
 		store_mailbox_info_clear(&info);
 	} else {
 		buf_append_str(out, "\\NonExistent");
+		if (orphan_subscribed(acct, e->name))
+			buf_append_str(out, " \\Subscribed");
 	}
 	buf_append_str(out, ") \"/\" ");
 	imap_append_mbox(out, e->name, utf8);

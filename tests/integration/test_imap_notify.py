@@ -155,6 +155,13 @@ def test_mailbox_name_and_subscription_change(roost_server, line_client):
     assert a.line(timeout=WAIT) == b'* LIST (\\HasNoChildren \\Subscribed) "/" Foo'
     other.unsubscribe("Foo")
     assert a.line(timeout=WAIT) == b'* LIST (\\HasNoChildren) "/" Foo'
+    # A name without a mailbox may be subscribed; a subscription outlives its mailbox.
+    other.subscribe("Ghost")
+    assert a.line(timeout=WAIT) == b'* LIST (\\NonExistent \\Subscribed) "/" Ghost'
+    other.subscribe("Foo")
+    assert a.line(timeout=WAIT) == b'* LIST (\\HasNoChildren \\Subscribed) "/" Foo'
+    other.delete("Foo")
+    assert a.line(timeout=WAIT) == b'* LIST (\\NonExistent \\Subscribed) "/" Foo'
 
 
 def test_subscribed_set_follows_subscriptions(roost_server, line_client):
