@@ -259,6 +259,19 @@ bool imap_notify_push_selected(const struct imap_session *s)
 	       may_send(s);
 }
 
+bool imap_notify_push_selected_event(const struct imap_session *s, enum store_event_kind kind)
+{
+	unsigned want = kind == STORE_EVENT_APPEND    ? EV_NEW
+			: kind == STORE_EVENT_EXPUNGE ? EV_EXPUNGE
+						      : EV_FLAGS;
+
+	/* A kind not asked for waits for the next command (or another push); so does an
+	 * expunge under SELECTED-DELAYED, which could not be reported now anyway. */
+	if (kind == STORE_EVENT_EXPUNGE && s->notify != NULL && s->notify->selected_delayed)
+		return false;
+	return imap_notify_push_selected(s) && (s->notify->selected_events & want);
+}
+
 bool imap_notify_mutes_selected(const struct imap_session *s)
 {
 	return s->notify != NULL && (!s->notify->selected_set || s->notify->selected_events == 0);
@@ -742,8 +755,8 @@ static void set_done(void *session, void *arg)
 	imap_command_done(s);
 }
 
-/* Parses one event of an event list into *events_r (and the fetch-att list into
- * *fetch_r); unsupported ones set *bad_r. */
+/* MessageNew's fetch-att list (SELECTED only): what the change feed carries. MODSEQ comes
+ * in the FETCH that reports FLAGS, so it brings FLAGS along. */
 static bool parse_fetch_atts(struct imap_session *s, struct imap_parser *ps, unsigned *fetch_r)
 {
 	struct imap_slice a;
@@ -774,6 +787,8 @@ static bool parse_fetch_atts(struct imap_session *s, struct imap_parser *ps, uns
 	return true;
 }
 
+/* events: "(" event *(SP event) ")" / "NONE" into *events_r (MessageNew's fetch-att list
+ * into *fetch_r); an event this server does not support sets *bad_r (§3.1: NO, not BAD). */
 static bool parse_events(struct imap_session *s, struct imap_parser *ps, bool selected,
 			 unsigned *events_r, unsigned *fetch_r, bool *bad_r)
 {
@@ -939,12 +954,12 @@ static void notify_set(struct imap_session *s, const char *tag, struct imap_pars
 	struct imap_slice a;
 	bool want_status = false, bad = false, replied = false;
 	size_t total = 0;
-	const char *save = (const char *)ps->p;
+	uint8_t *save = ps->p;
 
-	if (imap_parse_atom(ps, &a) && imap_slice_ieq(&a, "STATUS"))
+	if (imap_parse_atom(ps, &a) && imap_slice_ieq(&a, "STATUS")) {
 		want_status = true;
-	else {
-		ps->p = (uint8_t *)save; /* no STATUS indicator: the groups follow */
+	} else {
+		ps->p = save; /* no STATUS indicator: the groups follow */
 		ps->error = NULL;
 	}
 	if (want_status && !imap_parse_sp(ps))

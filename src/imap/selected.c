@@ -529,7 +529,7 @@ static void updates_take(struct imap_session *s, struct feed_post *p)
 	}
 	/* RFC 2177: while idling, updates go out at once; with NOTIFY SELECTED, whenever no
 	 * command runs (RFC 5465 §3). */
-	if (s->sel != NULL && (s->idle_tag != NULL || imap_notify_push_selected(s)))
+	if (s->sel != NULL && (s->idle_tag != NULL || imap_notify_push_selected_event(s, p->kind)))
 		idle_push(s);
 }
 

@@ -270,6 +270,8 @@ void imap_notify_drained(struct imap_session *s);
  * say nothing of them during IDLE (no SELECTED filter); EXPUNGE may go out now (not
  * SELECTED-DELAYED); MessageNew wants FLAGS after EXISTS. */
 bool imap_notify_push_selected(const struct imap_session *s);
+/* The same for a change of this kind (APPEND, EXPUNGE or FLAGS): only the events asked for. */
+bool imap_notify_push_selected_event(const struct imap_session *s, enum store_event_kind kind);
 bool imap_notify_mutes_selected(const struct imap_session *s);
 bool imap_notify_expunge_now(const struct imap_session *s);
 bool imap_notify_new_wants_flags(const struct imap_session *s);
