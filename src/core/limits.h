@@ -109,6 +109,17 @@
 #define LIMIT_IMAP_PENDING_UIDS (128 * 1024)
 #define LIMIT_IMAP_FEED_QUEUED_BYTES (1024 * 1024)
 
+/* IMAP NOTIFY (RFC 5465, imap/notify.c): mailboxes one NOTIFY SET may watch besides the
+ * selected one, counted over the names it gives and the existing mailboxes its filters match
+ * (beyond it NO [LIMIT]; a watched set that grows past it later ends NOTIFY with
+ * NOTIFICATIONOVERFLOW); mailbox-list changes (LIST responses) held while a command runs or
+ * the client does not read, and account events posted to the session's loop and not yet
+ * taken in (beyond either NOTIFICATIONOVERFLOW, and NOTIFY is off). STATUS notifications are
+ * coalesced per mailbox, so their number is bounded by the first limit. */
+#define LIMIT_IMAP_NOTIFY_MAILBOXES 1000
+#define LIMIT_IMAP_NOTIFY_PENDING_LISTS 256
+#define LIMIT_IMAP_NOTIFY_POSTS 4096
+
 /* Login penalty records (per IP, per user) and user+IP session counts kept in memory, each
  * table; beyond it the least recently touched entry is dropped. 65536 entries cost ~10 MiB. */
 #define LIMIT_AUTH_PENALTY_ENTRIES 65536

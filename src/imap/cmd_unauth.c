@@ -13,6 +13,7 @@ void imap_cmd_unauthenticate(struct imap_session *s, const char *tag, struct ima
 		return;
 	}
 	imap_selected_free(s);
+	imap_notify_free(s); /* its subscription is the account's */
 	store_account_close(&s->acct);
 	imap_auth_session_end(s);
 	s->enabled_rev2 = false;

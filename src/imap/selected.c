@@ -491,6 +491,11 @@ static void updates_take(struct imap_session *s, struct feed_post *p)
 	switch (p->kind) {
 	case STORE_EVENT_APPEND:
 		uid_list_add(&u->appended, p->uids, p->count);
+		/* NOTIFY MessageNew (FLAGS): the FETCH after EXISTS comes from these. */
+		if (p->flags != NULL && imap_notify_new_wants_flags(s))
+			for (size_t i = 0; i < p->count; i++)
+				flag_record(u, p->uids[i], p->flags[i], p->modseqs[i],
+					    p->kw_off[i] ? p->kw_pool + p->kw_off[i] - 1 : NULL);
 		for (size_t i = 0; p->kw_off != NULL && i < p->count; i++)
 			if (p->kw_off[i] != 0 && u->new_keywords.len < LIMIT_IMAP_ANNOUNCED_KEYWORDS)
 				imap_keywords_collect(&u->new_keywords,
@@ -522,8 +527,9 @@ static void updates_take(struct imap_session *s, struct feed_post *p)
 		updates_overflow(s);
 		return;
 	}
-	/* RFC 2177: while idling, updates go out at once. */
-	if (s->idle_tag != NULL && s->sel != NULL)
+	/* RFC 2177: while idling, updates go out at once; with NOTIFY SELECTED, whenever no
+	 * command runs (RFC 5465 §3). */
+	if (s->sel != NULL && (s->idle_tag != NULL || imap_notify_push_selected_event(s, p->kind)))
 		idle_push(s);
 }
 
@@ -670,6 +676,7 @@ void imap_flush_updates(struct imap_session *s, bool allow_expunge)
 			/* RFC 3501 §7.3.2: RECENT goes with every change of EXISTS. */
 			if (!s->enabled_rev2)
 				imap_reply(s, "* %u RECENT", imap_recent_count(s->sel));
+			imap_notify_new_messages(s, before); /* RFC 5465 §5.2 */
 		}
 	}
 	flush_cached_flags(s, u);
@@ -722,7 +729,7 @@ static void resync_finish(struct imap_session *s)
 		then(s);
 		return;
 	}
-	if (s->idle_tag != NULL)
+	if (s->idle_tag != NULL || imap_notify_push_selected(s))
 		idle_push(s);
 	if (!s->busy)
 		imap_command_done(s);
@@ -862,6 +869,8 @@ static void idle_push(struct imap_session *s)
 
 	if (u == NULL || u->resync != NULL || s->busy)
 		return; /* the resync reports the rest when it ends */
+	if (imap_notify_mutes_selected(s))
+		return; /* RFC 5465 §4: IDLE sends what NOTIFY asked for, nothing of the selected */
 	if (net_conn_output_length(s->conn) >= IMAP_OUTPUT_HIGH_WATER) {
 		u->waiting_drain = true;
 		net_conn_want_drain(s->conn, IMAP_OUTPUT_LOW_WATER);
@@ -872,13 +881,15 @@ static void idle_push(struct imap_session *s)
 		resync_start(s, NULL);
 		return;
 	}
-	imap_flush_updates(s, true);
+	/* RFC 5465 §6.1.2: SELECTED-DELAYED holds EXPUNGE for a command that allows it. */
+	imap_flush_updates(s, s->idle_tag != NULL || imap_notify_expunge_now(s));
 }
 
 void imap_updates_idle_start(struct imap_session *s)
 {
 	if (s->updates != NULL)
 		idle_push(s);
+	imap_notify_command_ended(s);
 }
 
 void imap_updates_drained(struct imap_session *s)
@@ -892,7 +903,8 @@ void imap_updates_drained(struct imap_session *s)
 			resync_step(s);
 		return;
 	}
-	if (u->waiting_drain && s->idle_tag != NULL && s->sel != NULL)
+	if (u->waiting_drain && s->sel != NULL &&
+	    (s->idle_tag != NULL || imap_notify_push_selected(s)))
 		idle_push(s);
 }
 

@@ -45,6 +45,7 @@ static const struct imap_command imap_commands[] = {
 	{ "SORT", IMAP_STATE_SELECTED, imap_cmd_sort },
 	{ "THREAD", IMAP_STATE_SELECTED, imap_cmd_thread },
 	{ "UNAUTHENTICATE", IMAP_STATES_AUTHED, imap_cmd_unauthenticate },
+	{ "NOTIFY", IMAP_STATES_AUTHED, imap_cmd_notify },
 	{ "FETCH", IMAP_STATE_SELECTED, imap_cmd_fetch },
 	{ "STORE", IMAP_STATE_SELECTED, imap_cmd_store },
 	{ "COPY", IMAP_STATE_SELECTED, imap_cmd_copy },
@@ -102,6 +103,7 @@ void imap_tagged(struct imap_session *s, const char *tag, const char *fmt, ...)
 	buf_append(&b, "\r\n", 2);
 	net_conn_write(s->conn, b.data, b.len);
 	buf_free(&b);
+	imap_notify_command_ended(s);
 }
 
 /* RFC 5530 response codes for the store's errors. */
@@ -187,6 +189,7 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 		 * RFC 8437 (cmd_unauth.c), RFC 8970 (preview.c) */
 		buf_append_str(out, " SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT WITHIN"
 			       " SEARCHRES UNAUTHENTICATE PREVIEW");
+		buf_append_str(out, " NOTIFY"); /* RFC 5465, notify.c */
 	}
 	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
 		const char *mechs = sasl_mechanisms(imap_plaintext_allowed(s));
@@ -584,6 +587,7 @@ static void imap_drained(void *session)
 		imap_fetch_drained(s);
 	else
 		imap_updates_drained(s);
+	imap_notify_drained(s);
 }
 
 static void imap_close(void *session)
@@ -594,6 +598,7 @@ static void imap_close(void *session)
 	imap_append_free(s);
 	imap_fetch_free(s);
 	imap_selected_free(s);
+	imap_notify_free(s);
 	store_account_close(&s->acct);
 	imap_auth_session_end(s);
 	free(s->skip_tag);

@@ -67,6 +67,9 @@ struct imap_session {
 	bool expunge_ok;	    /* the running command may report EXPUNGE */
 	bool busy;		    /* an offloaded command is running */
 
+	/* NOTIFY (RFC 5465, notify.c); NULL until the client sends NOTIFY SET. */
+	struct imap_notify *notify;
+
 	/* IDLE (RFC 2177) */
 	char *idle_tag;
 	struct imap_keepalive *keepalive;
@@ -258,6 +261,24 @@ void imap_view_add(struct imap_selected *sel, uint32_t uid);
 void imap_keywords_announce(struct imap_session *s, const char *keywords);
 /* Adds the keywords that the view does not list yet to out (" kw"), deduplicated. */
 void imap_keywords_collect(struct buf *out, const char *keywords);
+
+/* notify.c: NOTIFY (RFC 5465) */
+imap_command_fn imap_cmd_notify;
+void imap_notify_free(struct imap_session *s);
+/* A command ended (or IDLE began): notifications held meanwhile go out at the next turn. */
+void imap_notify_command_ended(struct imap_session *s);
+void imap_notify_drained(struct imap_session *s);
+/* The selected mailbox under NOTIFY: push its changes now (SELECTED, no command running);
+ * say nothing of them during IDLE (no SELECTED filter); EXPUNGE may go out now (not
+ * SELECTED-DELAYED); MessageNew wants FLAGS after EXISTS. */
+bool imap_notify_push_selected(const struct imap_session *s);
+/* The same for a change of this kind (APPEND, EXPUNGE or FLAGS): only the events asked for. */
+bool imap_notify_push_selected_event(const struct imap_session *s, enum store_event_kind kind);
+bool imap_notify_mutes_selected(const struct imap_session *s);
+bool imap_notify_expunge_now(const struct imap_session *s);
+bool imap_notify_new_wants_flags(const struct imap_session *s);
+/* After "* n EXISTS": the FETCH (UID) of the view's messages from index first on. */
+void imap_notify_new_messages(struct imap_session *s, size_t first);
 
 /* Commands */
 imap_command_fn imap_cmd_enable, imap_cmd_select, imap_cmd_examine, imap_cmd_close,

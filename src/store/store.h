@@ -358,6 +358,10 @@ enum store_event_kind {
 	STORE_EVENT_MAILBOX_CREATE,
 	STORE_EVENT_MAILBOX_RENAME,
 	STORE_EVENT_MAILBOX_DELETE,
+	/* The subscription of a name changed (RFC 3501 §6.3.6). mailbox_id is 0 when the name
+	 * has no mailbox; such events reach account-wide subscribers (mailbox_id 0) only. */
+	STORE_EVENT_MAILBOX_SUBSCRIBE,
+	STORE_EVENT_MAILBOX_UNSUBSCRIBE,
 };
 
 struct store_event {
@@ -377,7 +381,9 @@ typedef void store_event_cb(const struct store_event *event, void *ctx);
 
 struct store_subscription;
 
-/* Subscribes to changes of one mailbox (mailbox_id) or of the whole account (mailbox_id 0). */
+/* Subscribes to changes of one mailbox (mailbox_id) or of the whole account (mailbox_id 0).
+ * An account-wide subscriber sees every event of the account, mailbox creation, renaming,
+ * deletion and subscription changes included, and decides itself which ones it wants. */
 struct store_subscription *store_subscribe(struct store_account *acct, uint64_t mailbox_id,
 					   store_event_cb *cb, void *ctx);
 /* After it returns the callback is not running and will not run again. Accepts NULL. */

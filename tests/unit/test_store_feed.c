@@ -1,5 +1,6 @@
 /* Unit tests for the store change feed (events for append, flags, expunge, mailbox create,
- * rename, delete; mailbox and account subscriptions; unsubscribe) and for concurrent appends
+ * rename, delete, (un)subscription of a mailbox or of a name without one; mailbox and account
+ * subscriptions; unsubscribe) and for concurrent appends
  * from 20 threads to one account (distinct, dense UIDs, every message intact, events in UID
  * order). */
 #include <pthread.h>
@@ -181,11 +182,44 @@ static void test_concurrent_append(void **state)
 	assert_int_equal(st.uidnext, THREADS * PER_THREAD + 1);
 }
 
+/* NOTIFY's SubscriptionChange: subscriptions are on the feed, for account-wide subscribers;
+ * a name without a mailbox comes with mailbox id 0; nothing is published when nothing changed. */
+static void test_feed_subscriptions(void **state)
+{
+	struct fixture *f = *state;
+	struct recorded all = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct recorded inbox_only = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	uint64_t inbox = mbox_id(f->acct, "INBOX");
+	struct store_subscription *sa = store_subscribe(f->acct, 0, record, &all);
+	struct store_subscription *si = store_subscribe(f->acct, inbox, record, &inbox_only);
+
+	assert_int_equal(store_mailbox_create(f->acct, "Lists", 0, NULL), STORE_OK);
+	uint64_t lists = mbox_id(f->acct, "Lists");
+	assert_int_equal(store_mailbox_subscribe(f->acct, "Lists", true, NULL), STORE_OK);
+	assert_int_equal(store_mailbox_subscribe(f->acct, "Nowhere", true, NULL), STORE_OK);
+	assert_int_equal(store_mailbox_subscribe(f->acct, "Lists", false, NULL), STORE_OK);
+	assert_int_equal(store_mailbox_subscribe(f->acct, "Gone", false, NULL), STORE_ERR_NOT_FOUND);
+	store_unsubscribe(&sa);
+	store_unsubscribe(&si);
+
+	assert_int_equal(all.n, 4); /* the create, then three subscription changes */
+	assert_int_equal(all.kinds[1], STORE_EVENT_MAILBOX_SUBSCRIBE);
+	assert_int_equal(all.mailbox_ids[1], lists);
+	assert_string_equal(all.names[1], "Lists");
+	assert_int_equal(all.kinds[2], STORE_EVENT_MAILBOX_SUBSCRIBE);
+	assert_int_equal(all.mailbox_ids[2], 0);
+	assert_string_equal(all.names[2], "Nowhere");
+	assert_int_equal(all.kinds[3], STORE_EVENT_MAILBOX_UNSUBSCRIBE);
+	assert_string_equal(all.names[3], "Lists");
+	assert_int_equal(inbox_only.n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_feed_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_feed_subscriptions, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -677,6 +677,24 @@ static enum store_error orphan_subscribe(struct store_account *acct, const char 
 	return STORE_OK;
 }
 
+/* Ends the write: a subscription that changed is announced on the change feed (NOTIFY's
+ * SubscriptionChange needs it; nothing else of the feed depends on subscriptions). */
+static void subscription_publish(struct store_account *acct, const struct local_mbox *m,
+				 bool subscribed, bool changed)
+{
+	struct local_events evs = { 0 };
+
+	if (!changed || m->name == NULL) {
+		local_write_end(acct);
+		return;
+	}
+	local_events_add(&evs,
+			 subscribed ? STORE_EVENT_MAILBOX_SUBSCRIBE : STORE_EVENT_MAILBOX_UNSUBSCRIBE,
+			 m, NULL, NULL, 0);
+	local_unlock_publish(acct, true, evs.ev, evs.count);
+	local_events_clear(&evs);
+}
+
 enum store_error store_mailbox_subscribe(struct store_account *acct, const char *name,
 					 bool subscribed, struct store_err *err_r)
 {
@@ -695,11 +713,13 @@ enum store_error store_mailbox_subscribe(struct store_account *acct, const char 
 		if (local_exec(acct, sql) < 0)
 			e = local_db_fail(acct, err_r, "subscribe");
 		free(sql);
-		local_mbox_clear(&m);
 	} else if (e == STORE_ERR_NOT_FOUND) {
 		e = orphan_subscribe(acct, canon, subscribed, err_r);
+		memset(&m, 0, sizeof(m)); /* id 0: a name without a mailbox */
+		m.name = xstrdup(canon);
 	}
-	local_write_end(acct);
+	subscription_publish(acct, &m, subscribed, e == STORE_OK);
+	local_mbox_clear(&m);
 	return e;
 }
 
