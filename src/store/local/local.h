@@ -88,6 +88,9 @@ struct commit_item {
 	int64_t internal_date;
 	const char *envelope;
 	const char *bodystructure;
+	/* On the first item of an all-or-nothing group (store_save_finish_all): how many items,
+	 * this one included, follow it in the queue and commit or fail together. 0 = alone. */
+	size_t group_len;
 	/* output */
 	bool done;
 	enum store_error error;
