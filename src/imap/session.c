@@ -187,6 +187,7 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 		 * RFC 8437 (cmd_unauth.c), RFC 8970 (preview.c) */
 		buf_append_str(out, " SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT WITHIN"
 			       " SEARCHRES UNAUTHENTICATE PREVIEW");
+		buf_append_str(out, " MULTIAPPEND"); /* RFC 3502, cmd_append.c */
 	}
 	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
 		const char *mechs = sasl_mechanisms(imap_plaintext_allowed(s));
