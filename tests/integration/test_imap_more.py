@@ -116,3 +116,159 @@ def test_multiappend_missing_mailbox(roost_server, line_client):
     r.send(b"a APPEND Nope {3}\r\n")
     assert r.line() == b"a NO [TRYCREATE] Mailbox does not exist"
     assert status_messages(r) == 0
+
+
+# ---- OBJECTID (RFC 8474) ----
+
+def mailboxid_of_select(c, mailbox):
+    typ, _ = c.select(mailbox)
+    assert typ == "OK"
+    code = c.untagged_responses.get("MAILBOXID")
+    assert code, c.untagged_responses
+    m = re.fullmatch(rb"\(([^()]+)\)", code[-1])
+    assert m, code
+    return m.group(1)
+
+
+def status_mailboxid(c, mailbox):
+    typ, data = c.status(mailbox, "(MAILBOXID MESSAGES)")
+    assert typ == "OK", data
+    m = re.search(rb"MAILBOXID \(([A-Za-z0-9_-]+)\)", data[0])
+    assert m, data
+    return m.group(1)
+
+
+def fetch_ids(c, uid_set="1:*"):
+    typ, data = c.uid("FETCH", uid_set, "(EMAILID THREADID)")
+    assert typ == "OK", data
+    ids = {}
+    for line in data:
+        m = re.search(rb"UID (\d+) EMAILID \(([A-Za-z0-9_-]+)\) THREADID NIL", line)
+        assert m, line
+        ids[int(m.group(1))] = m.group(2)
+    return ids
+
+
+def test_objectid_capability(roost_server):
+    c = login(roost_server)
+    caps = c.capability()[1][0].split()
+    assert b"OBJECTID" in caps and b"SAVEDATE" in caps
+
+
+def test_mailboxid_select_status_list_status_and_rename(roost_server):
+    c = login(roost_server)
+    c.create("Work")
+    c.create("Other")
+    sel_id = mailboxid_of_select(c, "Work")
+    assert re.fullmatch(rb"[A-Za-z0-9_-]{1,255}", sel_id)
+    assert status_mailboxid(c, "Work") == sel_id
+    assert status_mailboxid(c, "Other") != sel_id
+    assert status_mailboxid(c, "INBOX") not in (sel_id, status_mailboxid(c, "Other"))
+    # LIST-STATUS (RFC 5819) carries it as well
+    typ, data = c._simple_command("LIST", '""', "Work", "RETURN", "(STATUS (MAILBOXID))")
+    assert typ == "OK"
+    statuses = c.untagged_responses.pop("STATUS", [])
+    assert any(b"MAILBOXID (" + sel_id + b")" in s for s in statuses), statuses
+    c.close()
+    typ, _ = c.rename("Work", "Play")
+    assert typ == "OK"
+    assert status_mailboxid(c, "Play") == sel_id
+    assert mailboxid_of_select(c, "Play") == sel_id
+    # a new mailbox of the old name is another mailbox
+    c.create("Work")
+    assert status_mailboxid(c, "Work") != sel_id
+
+
+def test_emailid_distinct_and_stable_across_copy_and_move(roost_server):
+    c = login(roost_server)
+    for s in ("one", "two", "three"):
+        append(c, simple(s))
+    c.create("Archive2")
+    c.select("INBOX")
+    ids = fetch_ids(c)
+    assert len(ids) == 3 and len(set(ids.values())) == 3
+    for v in ids.values():
+        assert re.fullmatch(rb"[A-Za-z0-9_-]{1,255}", v)
+    typ, data = c.uid("COPY", "1", "Archive2")
+    assert typ == "OK"
+    typ, data = c.uid("MOVE", "2", "Archive2")
+    assert typ == "OK"
+    c.select("Archive2")
+    moved = fetch_ids(c)
+    assert sorted(moved.values()) == sorted([ids[1], ids[2]])
+    # SEARCH EMAILID finds the copy by the id of the original (RFC 8474 §6)
+    typ, data = c.uid("SEARCH", "EMAILID", ids[2].decode())
+    assert typ == "OK" and len(data[0].split()) == 1
+    assert moved[int(data[0])] == ids[2]
+    typ, data = c.uid("SEARCH", "EMAILID", ids[3].decode())
+    assert data == [b""]
+    typ, data = c.uid("SEARCH", "THREADID", "T1")
+    assert typ == "OK" and data == [b""]
+    # the copy left behind in INBOX keeps its id too
+    c.select("INBOX")
+    assert fetch_ids(c)[1] == ids[1]
+
+
+def test_emailid_survives_restart(make_roost):
+    srv = make_roost()
+    c = login(srv)
+    append(c, simple("keep"))
+    c.select("INBOX")
+    before = fetch_ids(c)
+    c.logout()
+    srv.stop()
+    srv.start()
+    c = login(srv, select="INBOX")
+    assert fetch_ids(c) == before
+
+
+# ---- SAVEDATE (RFC 8514) ----
+
+def test_savedate_after_copy_and_search(roost_server):
+    c = login(roost_server)
+    # an old internal date: APPEND cannot set the save date, which is today
+    append(c, simple("old"), date='"05-Mar-2001 01:02:03 +0000"')
+    c.create("Kept")
+    c.select("INBOX")
+    typ, data = c.uid("FETCH", "1", "(INTERNALDATE SAVEDATE)")
+    assert typ == "OK"
+    m = re.search(rb'INTERNALDATE "([^"]+)" SAVEDATE "([^"]+)"', data[0])
+    assert m, data
+    assert m.group(1) == b"05-Mar-2001 01:02:03 +0000"
+    today = time.strftime("%d-%b-%Y", time.gmtime())
+    assert m.group(2).startswith(today.encode())
+    typ, _ = c.uid("COPY", "1", "Kept")
+    assert typ == "OK"
+    c.select("Kept")
+    typ, data = c.fetch("1", "(SAVEDATE INTERNALDATE)")
+    m = re.search(rb'SAVEDATE "([^"]+)" INTERNALDATE "([^"]+)"', data[0])
+    assert m, data
+    assert m.group(1).startswith(today.encode())
+    assert m.group(2) == b"05-Mar-2001 01:02:03 +0000"
+    typ, data = c.search(None, "SAVEDSINCE", today)
+    assert data == [b"1"]
+    typ, data = c.search(None, "SAVEDON", today)
+    assert data == [b"1"]
+    typ, data = c.search(None, "SAVEDBEFORE", today)
+    assert data == [b""]
+    typ, data = c.search(None, "SINCE", today)
+    assert data == [b""]  # the internal date is 2001
+    typ, data = c.search(None, "SAVEDBEFORE", "01-Jan-2002")
+    assert data == [b""]
+    typ, data = c.search(None, "SAVEDATESUPPORTED")
+    assert data == [b"1"]
+
+
+def test_savedate_persists_across_restart(make_roost):
+    srv = make_roost()
+    c = login(srv)
+    append(c, simple("p"), date='"05-Mar-2001 01:02:03 +0000"')
+    c.select("INBOX")
+    typ, data = c.fetch("1", "(SAVEDATE)")
+    first = re.search(rb'SAVEDATE "([^"]+)"', data[0]).group(1)
+    c.logout()
+    srv.stop()
+    srv.start()
+    c = login(srv, select="INBOX")
+    typ, data = c.fetch("1", "(SAVEDATE)")
+    assert re.search(rb'SAVEDATE "([^"]+)"', data[0]).group(1) == first
