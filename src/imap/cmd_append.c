@@ -309,7 +309,7 @@ static void append_end_bad(struct imap_session *s, const char *line, size_t len)
 /* After the tagged reply went out: a non-synchronising literal the line announces is read and
  * thrown away (RFC 7888 §4), like the rest of its line; otherwise the command is over (a
  * client waiting for "+" sees the tagged reply instead, RFC 3502 §6.3.11). */
-static void append_discard_next(struct imap_session *s, struct imap_append *a, const char *line,
+static bool append_discard_next(struct imap_session *s, struct imap_append *a, const char *line,
 				size_t len)
 {
 	uint64_t size;
@@ -319,10 +319,11 @@ static void append_discard_next(struct imap_session *s, struct imap_append *a, c
 		a->remaining = size;
 		a->utf8_paren = memmem(line, len, "UTF8 (", 6) != NULL;
 		a->literal8 = false;
-		return;
+		return true;
 	}
 	imap_append_free(s);
 	imap_reset_command(s);
+	return false;
 }
 
 /* A message already known to be refused (NUL octets, an error of the store) answers the
@@ -387,7 +388,9 @@ static void append_next_message(struct imap_session *s, struct imap_append *a, c
 	net_conn_offload(s->conn, begin_work, begin_done, a);
 }
 
-void imap_append_input(struct imap_session *s)
+/* Reads what arrived of the command after its first literal was invited. True when a
+ * literal to drop follows at once (its octets may be buffered already). */
+static bool append_input_step(struct imap_session *s)
 {
 	struct imap_append *a = s->append;
 	struct buf chunk;
@@ -401,7 +404,7 @@ void imap_append_input(struct imap_session *s)
 		got = net_conn_read_bytes(s->conn, want, &chunk);
 		if (got == 0) {
 			buf_free(&chunk);
-			return;
+			return false;
 		}
 		a->remaining -= got;
 		if (a->literal8 && !a->has_nul && memchr(chunk.data, '\0', chunk.len) != NULL)
@@ -419,12 +422,12 @@ void imap_append_input(struct imap_session *s)
 	enum net_line_status st = net_conn_read_line(s->conn, (size_t)s->deps->cfg->imap_line,
 						     &line, &len, NULL);
 	if (st == NET_LINE_NONE)
-		return;
+		return false;
 	if (st == NET_LINE_TOO_LONG) {
 		imap_reply(s, "* BYE [TOOBIG] Command line too long");
 		imap_append_free(s);
 		imap_logout(s);
-		return;
+		return false;
 	}
 	bool paren_ok = !a->utf8_paren || (len > 0 && line[0] == ')');
 
@@ -432,23 +435,26 @@ void imap_append_input(struct imap_session *s)
 		line++;
 		len--;
 	}
-	if (a->discard) {
-		append_discard_next(s, a, line, len);
-		return;
-	}
+	if (a->discard)
+		return append_discard_next(s, a, line, len);
 	if (!paren_ok) {
 		imap_bad(s, a->tag, "Expected \")\" after the UTF8 message");
 		append_end_bad(s, line, len);
-		return;
+		return false;
 	}
-	if (append_refuse_now(s, a)) {
-		append_discard_next(s, a, line, len);
-		return;
-	}
+	if (append_refuse_now(s, a))
+		return append_discard_next(s, a, line, len);
 	if (len != 0) {
 		append_next_message(s, a, line, len);
-		return;
+		return false;
 	}
 	s->busy = true;
 	net_conn_offload(s->conn, finish_work, finish_done, a);
+	return false;
+}
+
+void imap_append_input(struct imap_session *s)
+{
+	while (append_input_step(s))
+		;
 }
