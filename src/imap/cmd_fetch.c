@@ -29,7 +29,7 @@ enum fitem_kind {
 	FI_BINARY_SIZE,
 	FI_PREVIEW, /* RFC 8970 */
 	FI_EMAILID,  /* RFC 8474 §5.1 */
-	FI_THREADID, /* RFC 8474 §5.2: always NIL, threads are not computed */
+	FI_THREADID, /* RFC 8474 §5.2 */
 	FI_SAVEDATE, /* RFC 8514 §4.2 */
 };
 
@@ -595,7 +595,8 @@ static void fetch_one(struct imap_fetch *f, uint32_t uid, uint32_t msn, const st
 			buf_append_byte(t, ')');
 			break;
 		case FI_THREADID:
-			buf_append_str(t, " THREADID NIL");
+			buf_append_str(t, " THREADID ");
+			imap_append_threadid(t, m->thread_id);
 			break;
 		case FI_SAVEDATE:
 			buf_append_str(t, " SAVEDATE ");

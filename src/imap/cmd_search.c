@@ -46,6 +46,7 @@ enum skind {
 	SK_SAVEDON,
 	SK_SAVEDSINCE,
 	SK_EMAILID, /* RFC 8474 §6: EMAILID equal to num */
+	SK_THREADID,
 };
 
 struct skey {
@@ -340,14 +341,14 @@ static struct skey *parse_key(struct search_parse *sp, unsigned depth)
 		/* RFC 8514 §4.3: every mailbox keeps save dates */
 		k->kind = SK_ALL;
 	} else if (imap_slice_ieq(&a, "EMAILID") || imap_slice_ieq(&a, "THREADID")) {
-		/* RFC 8474 §6. THREADID is NIL for every message, so it matches none; an
-		 * objectid that is not one of ours matches none either. */
+		/* RFC 8474 §6; an objectid that is not one of ours matches nothing. */
 		struct imap_slice id;
 		bool email = imap_slice_ieq(&a, "EMAILID");
 
 		if (!imap_parse_sp(ps) || !imap_parse_atom(ps, &id))
 			goto fail;
-		k->kind = email && imap_parse_emailid(&id, &k->num) ? SK_EMAILID : SK_NONE;
+		k->kind = !imap_parse_objectid(&id, email ? 'E' : 'T', &k->num) ? SK_NONE
+			  : email ? SK_EMAILID : SK_THREADID;
 	} else if (imap_slice_ieq(&a, "YOUNGER") || imap_slice_ieq(&a, "OLDER")) {
 		/* RFC 5032 WITHIN: an interval in seconds, counted back from when the command
 		 * arrived */
@@ -717,6 +718,8 @@ static bool eval(struct eval_ctx *c, const struct skey *k)
 		return day_of(m->save_date) >= k->num;
 	case SK_EMAILID:
 		return m->email_id == (uint64_t)k->num;
+	case SK_THREADID:
+		return m->thread_id != 0 && m->thread_id == (uint64_t)k->num;
 	}
 	return false;
 }

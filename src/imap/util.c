@@ -535,11 +535,19 @@ void imap_append_emailid(struct buf *out, uint64_t email_id)
 	buf_printf(out, "E%016llx", (unsigned long long)email_id);
 }
 
-bool imap_parse_emailid(const struct imap_slice *id, int64_t *email_id_r)
+void imap_append_threadid(struct buf *out, uint64_t thread_id)
+{
+	if (thread_id == 0)
+		buf_append_str(out, "NIL");
+	else
+		buf_printf(out, "(T%016llx)", (unsigned long long)thread_id);
+}
+
+bool imap_parse_objectid(const struct imap_slice *id, char prefix, int64_t *num_r)
 {
 	uint64_t v = 0;
 
-	if (id->len != 17 || id->data[0] != 'E')
+	if (id->len != 17 || id->data[0] != prefix)
 		return false;
 	for (size_t i = 1; i < id->len; i++) {
 		int c = id->data[i], d;
@@ -552,6 +560,6 @@ bool imap_parse_emailid(const struct imap_slice *id, int64_t *email_id_r)
 			return false; /* we write lower case only: objectids are case-sensitive */
 		v = v << 4 | (uint64_t)d;
 	}
-	*email_id_r = (int64_t)v;
+	*num_r = (int64_t)v;
 	return true;
 }

@@ -211,6 +211,10 @@ struct store_msg {
 	 * COPY, MOVE); the internal date for messages saved before the index kept it. Filled
 	 * by store_msg_list like email_id. */
 	int64_t save_date;
+	/* RFC 8474 THREADID: a hash of the thread's root message-id, computed at save time
+	 * (0 = unknown: saved before the index kept it, or no message-id at all). Copies keep
+	 * it. Filled by store_msg_list like email_id. */
+	uint64_t thread_id;
 };
 
 struct store_list_query {

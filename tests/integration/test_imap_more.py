@@ -150,13 +150,24 @@ def status_mailboxid(c, mailbox):
 
 
 def fetch_ids(c, uid_set="1:*"):
-    typ, data = c.uid("FETCH", uid_set, "(EMAILID THREADID)")
+    typ, data = c.uid("FETCH", uid_set, "(EMAILID)")
     assert typ == "OK", data
     ids = {}
     for line in data:
-        m = re.search(rb"UID (\d+) EMAILID \(([A-Za-z0-9_-]+)\) THREADID NIL", line)
+        m = re.search(rb"UID (\d+) EMAILID \(([A-Za-z0-9_-]+)\)", line)
         assert m, line
         ids[int(m.group(1))] = m.group(2)
+    return ids
+
+
+def fetch_threads(c):
+    typ, data = c.uid("FETCH", "1:*", "(THREADID)")
+    assert typ == "OK", data
+    ids = {}
+    for line in data:
+        m = re.search(rb"UID (\d+) THREADID (NIL|\(([A-Za-z0-9_-]+)\))", line)
+        assert m, line
+        ids[int(m.group(1))] = m.group(3)
     return ids
 
 
@@ -215,9 +226,40 @@ def test_emailid_distinct_and_stable_across_copy_and_move(roost_server):
     assert data == [b""]
     typ, data = c.uid("SEARCH", "THREADID", "T1")
     assert typ == "OK" and data == [b""]
+    typ, data = c.uid("SEARCH", "EMAILID", "nonsense")
+    assert typ == "OK" and data == [b""]
     # the copy left behind in INBOX keeps its id too
     c.select("INBOX")
     assert fetch_ids(c)[1] == ids[1]
+
+
+def reply(subject, msgid, refs=None, in_reply_to=None):
+    head = "From: bob@example.test\r\nSubject: %s\r\nMessage-ID: <%s>\r\n" % (subject, msgid)
+    if in_reply_to:
+        head += "In-Reply-To: <%s>\r\n" % in_reply_to
+    if refs:
+        head += "References: %s\r\n" % " ".join("<%s>" % r for r in refs)
+    return (head + "\r\nbody\r\n").encode()
+
+
+def test_threadid_groups_a_thread(roost_server):
+    c = login(roost_server)
+    append(c, reply("root", "a@x"))
+    append(c, reply("Re: root", "b@x", refs=["a@x"], in_reply_to="a@x"))
+    append(c, reply("other", "d@x"))
+    append(c, reply("Re: Re: root", "c@x", refs=["a@x", "b@x"], in_reply_to="b@x"))
+    append(c, b"Subject: no ids at all\r\n\r\nx\r\n")
+    c.create("Kept")
+    c.select("INBOX")
+    t = fetch_threads(c)
+    assert t[1] is not None and t[1] == t[2] == t[4]
+    assert t[3] is not None and t[3] != t[1]
+    assert t[5] is None  # RFC 8474 §5.2: NIL when the server has no thread for it
+    typ, data = c.uid("SEARCH", "THREADID", t[1].decode())
+    assert data == [b"1 2 4"]
+    typ, _ = c.uid("COPY", "2", "Kept")
+    c.select("Kept")
+    assert fetch_threads(c) == {1: t[1]}
 
 
 def test_emailid_survives_restart(make_roost):

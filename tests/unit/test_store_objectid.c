@@ -1,4 +1,4 @@
-/* The store's RFC 8474 EMAILID, RFC 8514 SAVEDATE and all-or-nothing group save (IMAP
+/* The store's RFC 8474 EMAILID and THREADID, RFC 8514 SAVEDATE and all-or-nothing group save (IMAP
  * MULTIAPPEND, RFC 3502): ids follow a message through COPY and MOVE and survive a reopen, a
  * copy gets its own save date, and a group that cannot be stored whole leaves nothing. */
 #include "store_test_util.h"
@@ -77,6 +77,35 @@ static void test_copy_gets_its_own_save_date(void **state)
 	assert_int_equal(n, 1);
 	assert_true(msgs[0].save_date >= before);
 	assert_int_equal(msgs[0].internal_date, 86400 * 365);
+	store_msg_list_free(&msgs, n);
+}
+
+static void test_thread_id_from_the_root(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t inbox = mbox_id(f->acct, "INBOX"), trash = mbox_id(f->acct, "Trash");
+	struct store_uid_range r = { 2, 2 };
+	struct store_uid_map map = { 0 };
+	struct store_msg *msgs;
+	size_t n;
+
+	append(f->acct, "INBOX", "Message-ID: <r@x>\r\n\r\nroot\r\n", 0);
+	append(f->acct, "INBOX", "Message-ID: <s@x>\r\nReferences: <r@x>\r\n\r\nre\r\n", 0);
+	append(f->acct, "INBOX", "Message-ID: <t@x>\r\n\r\nother\r\n", 0);
+	append(f->acct, "INBOX", "Subject: none\r\n\r\nx\r\n", 0);
+	msgs = list_all(f->acct, inbox, &n);
+	assert_int_equal(n, 4);
+	uint64_t thread = msgs[0].thread_id;
+
+	assert_true(thread != 0 && msgs[1].thread_id == thread);
+	assert_true(msgs[2].thread_id != 0 && msgs[2].thread_id != thread);
+	assert_true(msgs[3].thread_id == 0);
+	store_msg_list_free(&msgs, n);
+	assert_int_equal(store_copy(f->acct, inbox, &r, 1, trash, false, &map, NULL), STORE_OK);
+	store_uid_map_clear(&map);
+	msgs = list_all(f->acct, trash, &n);
+	assert_int_equal(n, 1);
+	assert_true(msgs[0].thread_id == thread);
 	store_msg_list_free(&msgs, n);
 }
 
@@ -159,6 +188,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_email_id_follows_copy_and_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_gets_its_own_save_date, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_thread_id_from_the_root, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_save_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_save_none_over_quota, setup, teardown),
 	};

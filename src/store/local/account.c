@@ -622,6 +622,9 @@ static const struct {
 	  "ALTER TABLE messages ADD COLUMN emailid INTEGER" },
 	{ "SELECT savedate FROM messages LIMIT 0",
 	  "ALTER TABLE messages ADD COLUMN savedate INTEGER" },
+	/* RFC 8474 THREADID (mimecache.c); NULL = none known */
+	{ "SELECT threadid FROM messages LIMIT 0",
+	  "ALTER TABLE messages ADD COLUMN threadid INTEGER" },
 };
 
 static int db_add_columns(sqlite3 *db)

@@ -66,12 +66,13 @@ static void msg_from_row(sqlite3_stmt *st, int col, struct store_msg *msg)
 #define MSG_COLS                                                                              \
 	"uid, flags, modseq, internal_date, size, keywords,"                                  \
 	" COALESCE(emailid, (1 << 62) | (mailbox_id << 32) | uid),"                          \
-	" COALESCE(savedate, internal_date)"
+	" COALESCE(savedate, internal_date), threadid"
 
 static void msg_objects_from_row(sqlite3_stmt *st, int col, struct store_msg *msg)
 {
 	msg->email_id = (uint64_t)sqlite3_column_int64(st, col + 6);
 	msg->save_date = sqlite3_column_int64(st, col + 7);
+	msg->thread_id = (uint64_t)sqlite3_column_int64(st, col + 8); /* NULL reads 0 */
 }
 
 enum store_error local_msg_list_locked(struct store_account *acct, uint64_t mailbox_id,
@@ -795,8 +796,8 @@ enum store_error local_copy_locked(struct store_account *acct, struct local_mbox
 	if (rc != SQLITE_OK ||
 	    sqlite3_prepare_v2(acct->db,
 			       "INSERT INTO messages(mailbox_id, uid, file, flags, keywords, modseq,"
-			       " internal_date, size, emailid, savedate)"
-			       " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			       " internal_date, size, emailid, savedate, threadid)"
+			       " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			       -1, &ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(acct->db,
 			       "INSERT OR REPLACE INTO message_cache(mailbox_id, uid, envelope,"
@@ -814,7 +815,7 @@ enum store_error local_copy_locked(struct store_account *acct, struct local_mbox
 	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
 		struct store_msg msg;
 		char base[200];
-		const char *file = (const char *)sqlite3_column_text(sel, 8);
+		const char *file = (const char *)sqlite3_column_text(sel, 9);
 
 		msg_from_row(sel, 0, &msg);
 		msg_objects_from_row(sel, 0, &msg);
@@ -881,6 +882,10 @@ enum store_error local_copy_locked(struct store_account *acct, struct local_mbox
 		sqlite3_bind_int64(ins, 8, (sqlite3_int64)msg.size);
 		sqlite3_bind_int64(ins, 9, (sqlite3_int64)msg.email_id);
 		sqlite3_bind_int64(ins, 10, msg.save_date);
+		if (msg.thread_id != 0)
+			sqlite3_bind_int64(ins, 11, (sqlite3_int64)msg.thread_id);
+		else
+			sqlite3_bind_null(ins, 11);
 		free(nfile);
 		sqlite3_reset(cache);
 		sqlite3_bind_int64(cache, 1, (sqlite3_int64)dst->id);
@@ -1228,7 +1233,7 @@ enum store_error store_message_cache(struct store_account *acct, uint64_t mailbo
 	size_t len;
 	const uint8_t *data = store_message_data(msg, &len);
 
-	local_mime_cache(data, len, envelope_r, bodystructure_r);
+	local_mime_cache(data, len, envelope_r, bodystructure_r, NULL);
 	store_message_close(&msg);
 	if (*envelope_r == NULL && *bodystructure_r == NULL)
 		return STORE_OK;

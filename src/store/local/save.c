@@ -32,6 +32,7 @@ struct store_save {
 	bool sealed;             /* the spool file is fsync'd and closed (save_seal) */
 	char *envelope;          /* cached at seal time; NULL when the MIME layer could not */
 	char *bodystructure;
+	uint64_t thread_id;      /* RFC 8474 THREADID, 0 = none */
 };
 
 void local_commit_queue_init(struct store_account *acct)
@@ -150,8 +151,8 @@ static void commit_batch(struct store_account *acct, struct commit_item *batch)
 	if (local_exec(acct, "BEGIN IMMEDIATE") < 0 ||
 	    sqlite3_prepare_v2(acct->db,
 			       "INSERT INTO messages(mailbox_id, uid, file, flags, keywords, modseq,"
-			       " internal_date, size, emailid, savedate)"
-			       " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			       " internal_date, size, emailid, savedate, threadid)"
+			       " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			       -1, &ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(acct->db,
 			       "INSERT OR REPLACE INTO message_cache(mailbox_id, uid, envelope,"
@@ -248,6 +249,10 @@ static void commit_batch(struct store_account *acct, struct commit_item *batch)
 
 		sqlite3_bind_int64(ins, 9, (sqlite3_int64)email_id);
 		sqlite3_bind_int64(ins, 10, now);
+		if (it->thread_id != 0)
+			sqlite3_bind_int64(ins, 11, (sqlite3_int64)it->thread_id);
+		else
+			sqlite3_bind_null(ins, 11);
 		free(fname);
 		if (sqlite3_step(ins) != SQLITE_DONE) {
 			batch_err = local_db_fail(acct, NULL, "save-insert");
@@ -275,6 +280,7 @@ static void commit_batch(struct store_account *acct, struct commit_item *batch)
 		msg->keywords = it->keywords != NULL ? xstrdup(it->keywords) : NULL;
 		msg->email_id = email_id;
 		msg->save_date = now;
+		msg->thread_id = it->thread_id;
 	}
 	/* One fsync per touched cur/ for the whole batch: the renames are durable. */
 	for (size_t i = 0; i < box_count; i++) {
@@ -569,7 +575,8 @@ static enum store_error save_seal(struct store_save *save, struct store_err *err
 				    : MAP_FAILED;
 
 		if (map != MAP_FAILED) {
-			local_mime_cache(map, save->size, &save->envelope, &save->bodystructure);
+			local_mime_cache(map, save->size, &save->envelope, &save->bodystructure,
+					 &save->thread_id);
 			munmap(map, save->size);
 		}
 		if (fd >= 0)
@@ -595,6 +602,7 @@ static void item_fill(struct commit_item *item, struct save_target *t, const str
 	item->internal_date = idate;
 	item->envelope = save->envelope;
 	item->bodystructure = save->bodystructure;
+	item->thread_id = save->thread_id;
 	item->group_len = 0;
 }
 
