@@ -356,7 +356,7 @@ static void append_next_message(struct imap_session *s, struct imap_append *a, c
 
 	imap_parser_init(&ps, (uint8_t *)line, len);
 	if (lit <= 0 || !imap_parse_sp(&ps) || !append_parse_message_start(s, a, &ps, &why) ||
-	    (const char *)ps.p != strrchr(line, '{')) {
+	    (const char *)ps.p != memrchr(line, '{', len)) {
 		imap_bad(s, a->tag, why != NULL ? why
 				    : lit == 0 && ps.error == NULL
 					    ? "Unexpected data after the APPEND message"
