@@ -22,6 +22,8 @@
 #define LIMIT_IMAP_LITERAL_MAX (16 * 1024 * 1024)
 #define LIMIT_IMAP_COMMAND_BYTES_DEFAULT (1024 * 1024)
 #define LIMIT_IMAP_LITERALS_PER_COMMAND 1000
+/* Messages in one MULTIAPPEND (RFC 3502); each waits sealed in tmp/ until the last arrives. */
+#define LIMIT_IMAP_MULTIAPPEND_MESSAGES 256
 
 /* SMTP ([limits] smtp_line): RFC 5321 §4.5.3.1.4 requires 512; we allow 2 KiB, and RFC 4954's
  * 12288 for AUTH. */

@@ -28,6 +28,9 @@ enum fitem_kind {
 	FI_SECTION, /* BODY[...], BINARY[...], RFC822, RFC822.HEADER, RFC822.TEXT */
 	FI_BINARY_SIZE,
 	FI_PREVIEW, /* RFC 8970 */
+	FI_EMAILID,  /* RFC 8474 §5.1 */
+	FI_THREADID, /* RFC 8474 §5.2 */
+	FI_SAVEDATE, /* RFC 8514 §4.2 */
 };
 
 enum fsec {
@@ -305,6 +308,12 @@ static bool parse_att(struct imap_parser *ps, struct imap_fetch *f)
 		add_item(f, FI_INTERNALDATE);
 	} else if (imap_slice_ieq(&a, "RFC822.SIZE")) {
 		add_item(f, FI_SIZE);
+	} else if (imap_slice_ieq(&a, "EMAILID")) {
+		add_item(f, FI_EMAILID);
+	} else if (imap_slice_ieq(&a, "THREADID")) {
+		add_item(f, FI_THREADID);
+	} else if (imap_slice_ieq(&a, "SAVEDATE")) {
+		add_item(f, FI_SAVEDATE);
 	} else if (imap_slice_ieq(&a, "ENVELOPE")) {
 		add_item(f, FI_ENVELOPE);
 	} else if (imap_slice_ieq(&a, "BODYSTRUCTURE")) {
@@ -579,6 +588,19 @@ static void fetch_one(struct imap_fetch *f, uint32_t uid, uint32_t msn, const st
 			break;
 		case FI_SIZE:
 			buf_printf(t, " RFC822.SIZE %llu", (unsigned long long)m->size);
+			break;
+		case FI_EMAILID:
+			buf_append_str(t, " EMAILID (");
+			imap_append_emailid(t, m->email_id);
+			buf_append_byte(t, ')');
+			break;
+		case FI_THREADID:
+			buf_append_str(t, " THREADID ");
+			imap_append_threadid(t, m->thread_id);
+			break;
+		case FI_SAVEDATE:
+			buf_append_str(t, " SAVEDATE ");
+			imap_append_date_time(t, m->save_date);
 			break;
 		case FI_ENVELOPE:
 		case FI_BODYSTRUCTURE:

@@ -16,10 +16,11 @@ enum {
 	STATUS_SIZE = 1 << 5,
 	STATUS_RECENT = 1 << 6,
 	STATUS_HIGHESTMODSEQ = 1 << 7, /* RFC 7162 §3.1.6 */
+	STATUS_MAILBOXID = 1 << 8,     /* RFC 8474 §4.2 */
 };
 
 struct status_items {
-	unsigned order[9]; /* items in the order asked */
+	unsigned order[10]; /* items in the order asked */
 	size_t count;
 };
 
@@ -30,7 +31,7 @@ static const struct {
 	{ "MESSAGES", STATUS_MESSAGES }, { "UIDNEXT", STATUS_UIDNEXT },
 	{ "UIDVALIDITY", STATUS_UIDVALIDITY }, { "UNSEEN", STATUS_UNSEEN },
 	{ "DELETED", STATUS_DELETED }, { "SIZE", STATUS_SIZE }, { "RECENT", STATUS_RECENT },
-	{ "HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ },
+	{ "HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ }, { "MAILBOXID", STATUS_MAILBOXID },
 };
 
 static bool parse_status_items(struct imap_parser *ps, struct status_items *it)
@@ -134,6 +135,11 @@ static enum store_error status_line(struct store_account *acct, const char *user
 			break;
 		case STATUS_HIGHESTMODSEQ:
 			buf_printf(out, "HIGHESTMODSEQ %llu", (unsigned long long)st.highestmodseq);
+			break;
+		case STATUS_MAILBOXID:
+			buf_append_str(out, "MAILBOXID (");
+			imap_append_mailboxid(out, st.id, st.uidvalidity);
+			buf_append_byte(out, ')');
 			break;
 		}
 	}

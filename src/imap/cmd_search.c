@@ -42,6 +42,11 @@ enum skind {
 	SK_MODSEQ, /* RFC 7162 §3.1.5: modseq >= num */
 	SK_YOUNGER, /* RFC 5032: INTERNALDATE at or after num (now - interval, when parsed) */
 	SK_OLDER,   /* RFC 5032: INTERNALDATE before num */
+	SK_SAVEDBEFORE, /* RFC 8514 §4.3: the day of the save date */
+	SK_SAVEDON,
+	SK_SAVEDSINCE,
+	SK_EMAILID, /* RFC 8474 §6: EMAILID equal to num */
+	SK_THREADID,
 };
 
 struct skey {
@@ -157,6 +162,7 @@ static const struct {
 } date_keys[] = {
 	{ "BEFORE", SK_BEFORE },	 { "ON", SK_ON },	  { "SINCE", SK_SINCE },
 	{ "SENTBEFORE", SK_SENTBEFORE }, { "SENTON", SK_SENTON }, { "SENTSINCE", SK_SENTSINCE },
+	{ "SAVEDBEFORE", SK_SAVEDBEFORE }, { "SAVEDON", SK_SAVEDON }, { "SAVEDSINCE", SK_SAVEDSINCE },
 };
 
 static const char *const header_keys[] = { "BCC", "CC", "FROM", "SUBJECT", "TO" };
@@ -331,6 +337,18 @@ static struct skey *parse_key(struct search_parse *sp, unsigned depth)
 			goto fail;
 		k->num = (int64_t)v;
 		sp->modseq_key = true;
+	} else if (imap_slice_ieq(&a, "SAVEDATESUPPORTED")) {
+		/* RFC 8514 §4.3: every mailbox keeps save dates */
+		k->kind = SK_ALL;
+	} else if (imap_slice_ieq(&a, "EMAILID") || imap_slice_ieq(&a, "THREADID")) {
+		/* RFC 8474 §6; an objectid that is not one of ours matches nothing. */
+		struct imap_slice id;
+		bool email = imap_slice_ieq(&a, "EMAILID");
+
+		if (!imap_parse_sp(ps) || !imap_parse_atom(ps, &id))
+			goto fail;
+		k->kind = !imap_parse_objectid(&id, email ? 'E' : 'T', &k->num) ? SK_NONE
+			  : email ? SK_EMAILID : SK_THREADID;
 	} else if (imap_slice_ieq(&a, "YOUNGER") || imap_slice_ieq(&a, "OLDER")) {
 		/* RFC 5032 WITHIN: an interval in seconds, counted back from when the command
 		 * arrived */
@@ -715,6 +733,16 @@ static bool eval(struct eval_ctx *c, const struct skey *k)
 		return m->internal_date >= k->num;
 	case SK_OLDER:
 		return m->internal_date < k->num;
+	case SK_SAVEDBEFORE:
+		return day_of(m->save_date) < k->num;
+	case SK_SAVEDON:
+		return day_of(m->save_date) == k->num;
+	case SK_SAVEDSINCE:
+		return day_of(m->save_date) >= k->num;
+	case SK_EMAILID:
+		return m->email_id == (uint64_t)k->num;
+	case SK_THREADID:
+		return m->thread_id != 0 && m->thread_id == (uint64_t)k->num;
 	}
 	return false;
 }

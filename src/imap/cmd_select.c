@@ -313,6 +313,10 @@ static void select_done(void *session, void *arg)
 		/* RFC 7162 §3.1.2.1: modseqs are persistent, so every SELECT says HIGHESTMODSEQ. */
 		buf_printf(&out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
 			   (unsigned long long)job->st.highestmodseq);
+		/* RFC 8474 §4.1 */
+		buf_append_str(&out, "* OK [MAILBOXID (");
+		imap_append_mailboxid(&out, job->st.id, sel->uidvalidity);
+		buf_append_str(&out, ")] Ok\r\n");
 		if (s->enabled_rev2) {
 			/* RFC 9051 §6.3.2: a LIST response with the mailbox name. */
 			buf_append_str(&out, "* LIST () \"/\" ");

@@ -190,6 +190,8 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 		buf_append_str(out, " SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT WITHIN"
 			       " SEARCHRES UNAUTHENTICATE PREVIEW");
 		buf_append_str(out, " NOTIFY"); /* RFC 5465, notify.c */
+		buf_append_str(out, " MULTIAPPEND"); /* RFC 3502, cmd_append.c */
+		buf_append_str(out, " OBJECTID SAVEDATE"); /* RFC 8474, RFC 8514 */
 	}
 	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
 		const char *mechs = sasl_mechanisms(imap_plaintext_allowed(s));

@@ -193,6 +193,17 @@ void imap_append_date_time(struct buf *out, int64_t t);
 /* date-time (quoted) and date (dd-Mon-yyyy) arguments */
 bool imap_parse_date_time(struct imap_parser *ps, int64_t *t_r);
 bool imap_parse_date(struct imap_parser *ps, int64_t *day_r);
+/* RFC 8474 objectids. A MAILBOXID is the store's mailbox id (kept by RENAME, never reused
+ * in the account) with the UIDVALIDITY, so a mailbox made anew after the account was
+ * removed gets another; an EMAILID ("E" + 16 hex digits) is the store's email_id, a
+ * THREADID ("T" + 16 hex digits, or NIL when unknown) its thread_id. */
+void imap_append_mailboxid(struct buf *out, uint64_t mailbox_id, uint32_t uidvalidity);
+void imap_append_emailid(struct buf *out, uint64_t email_id);
+/* "(Tn)" or NIL, as FETCH sends it. */
+void imap_append_threadid(struct buf *out, uint64_t thread_id);
+/* An EMAILID (prefix 'E') or THREADID ('T') of ours back to its number; false when it is
+ * not one we make. */
+bool imap_parse_objectid(const struct imap_slice *id, char prefix, int64_t *num_r);
 /* Writes UID sets compactly ("1:3,7") into out. */
 void imap_append_uid_set(struct buf *out, const uint32_t *uids, size_t n);
 

@@ -531,3 +531,42 @@ fail:
 	ps->error = "Invalid date-time";
 	return false;
 }
+
+void imap_append_mailboxid(struct buf *out, uint64_t mailbox_id, uint32_t uidvalidity)
+{
+	buf_printf(out, "M%08x%llx", uidvalidity, (unsigned long long)mailbox_id);
+}
+
+void imap_append_emailid(struct buf *out, uint64_t email_id)
+{
+	buf_printf(out, "E%016llx", (unsigned long long)email_id);
+}
+
+void imap_append_threadid(struct buf *out, uint64_t thread_id)
+{
+	if (thread_id == 0)
+		buf_append_str(out, "NIL");
+	else
+		buf_printf(out, "(T%016llx)", (unsigned long long)thread_id);
+}
+
+bool imap_parse_objectid(const struct imap_slice *id, char prefix, int64_t *num_r)
+{
+	uint64_t v = 0;
+
+	if (id->len != 17 || id->data[0] != prefix)
+		return false;
+	for (size_t i = 1; i < id->len; i++) {
+		int c = id->data[i], d;
+
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else
+			return false; /* we write lower case only: objectids are case-sensitive */
+		v = v << 4 | (uint64_t)d;
+	}
+	*num_r = (int64_t)v;
+	return true;
+}

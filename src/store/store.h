@@ -203,6 +203,18 @@ struct store_msg {
 	int64_t internal_date; /* seconds since the epoch */
 	uint64_t size;      /* exact octets of the stored message (CRLF line ends) */
 	char *keywords;     /* NULL or space-separated keywords, sorted */
+	/* RFC 8474 EMAILID: the same number in every mailbox the message was copied or moved
+	 * to, never that of another message of the account. Filled by store_msg_list (0 in
+	 * change-feed events and flag results). */
+	uint64_t email_id;
+	/* RFC 8514 SAVEDATE: when the message was saved into this mailbox (APPEND, delivery,
+	 * COPY, MOVE); the internal date for messages saved before the index kept it. Filled
+	 * by store_msg_list like email_id. */
+	int64_t save_date;
+	/* RFC 8474 THREADID: a hash of the thread's root message-id, computed at save time
+	 * (0 = unknown: saved before the index kept it, or no message-id at all). Copies keep
+	 * it. Filled by store_msg_list like email_id. */
+	uint64_t thread_id;
 };
 
 struct store_list_query {
@@ -258,6 +270,17 @@ enum store_error store_save_finish(struct store_save **save, const struct store_
 				   struct store_save_result *results_r, struct store_err *err_r);
 /* Discards the message; accepts NULL. */
 void store_save_abort(struct store_save **save);
+/* Makes a save's octets durable now (fsync) and lets go of its file descriptor; blocks like
+ * store_save_finish. Writing after it is an error. store_save_finish does it when not done. */
+enum store_error store_save_seal(struct store_save *save, struct store_err *err_r);
+/* Several messages at once, all or none (IMAP MULTIAPPEND, RFC 3502): each save must have
+ * been begun with store_save_begin, all for one account. The messages are committed in one
+ * index transaction, in the given order (their UIDs ascend); when any of them cannot be
+ * stored (quota, limit, I/O) none becomes visible and every result carries the error.
+ * metas[i] (metas may be NULL) belongs to saves[i]. Frees every save, also on failure. */
+enum store_error store_save_finish_all(struct store_save **saves, size_t count,
+				       const struct store_save_meta *metas,
+				       struct store_save_result *results_r, struct store_err *err_r);
 
 /* ---- changing messages ---- */
 

@@ -615,6 +615,37 @@ static bool db_healthy(sqlite3 *db)
 	return ok;
 }
 
+/* Columns added after the first release: ALTER TABLE for an index that predates them (each
+ * guarded by whether a query can name it, since SQLite has no ADD COLUMN IF NOT EXISTS). */
+static const struct {
+	const char *probe;
+	const char *add;
+} added_columns[] = {
+	/* RFC 8474 EMAILID and RFC 8514 SAVEDATE; NULL in older rows (MSG_COLS, messages.c) */
+	{ "SELECT emailid FROM messages LIMIT 0",
+	  "ALTER TABLE messages ADD COLUMN emailid INTEGER" },
+	{ "SELECT savedate FROM messages LIMIT 0",
+	  "ALTER TABLE messages ADD COLUMN savedate INTEGER" },
+	/* RFC 8474 THREADID (mimecache.c); NULL = none known */
+	{ "SELECT threadid FROM messages LIMIT 0",
+	  "ALTER TABLE messages ADD COLUMN threadid INTEGER" },
+};
+
+static int db_add_columns(sqlite3 *db)
+{
+	for (size_t i = 0; i < ARRAY_LEN(added_columns); i++) {
+		sqlite3_stmt *st;
+
+		if (sqlite3_prepare_v2(db, added_columns[i].probe, -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_finalize(st);
+			continue;
+		}
+		if (sqlite3_exec(db, added_columns[i].add, NULL, NULL, NULL) != SQLITE_OK)
+			return -1;
+	}
+	return 0;
+}
+
 static int db_configure(sqlite3 *db)
 {
 	sqlite3_busy_timeout(db, 30000);
@@ -622,7 +653,9 @@ static int db_configure(sqlite3 *db)
 		return -1;
 	if (sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
 		return -1;
-	return sqlite3_exec(db, schema_sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+	if (sqlite3_exec(db, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
+		return -1;
+	return db_add_columns(db);
 }
 
 static void unlink_index(const char *path)

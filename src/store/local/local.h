@@ -90,6 +90,10 @@ struct commit_item {
 	int64_t internal_date;
 	const char *envelope;
 	const char *bodystructure;
+	/* On the first item of an all-or-nothing group (store_save_finish_all): how many items,
+	 * this one included, follow it in the queue and commit or fail together. 0 = alone. */
+	size_t group_len;
+	uint64_t thread_id; /* 0 = none */
 	/* output */
 	bool done;
 	enum store_error error;
@@ -345,7 +349,10 @@ int local_link_or_copy(const char *from, const char *to);
 
 /* ---- mimecache.c ---- */
 /* IMAP ENVELOPE and BODYSTRUCTURE of a message, from the MIME layer; NULL when unavailable. */
-void local_mime_cache(const uint8_t *data, size_t len, char **envelope_r, char **bodystructure_r);
+/* thread_id_r (may be NULL): the RFC 8474 THREADID number, 0 when the message names no
+ * message-id at all. */
+void local_mime_cache(const uint8_t *data, size_t len, char **envelope_r, char **bodystructure_r,
+		      uint64_t *thread_id_r);
 
 /* A cached prepared statement for sql (a string literal), reset and ready to bind; NULL on a
  * prepare error. Caller holds acct->lock and hands it back with local_stmt_done. */

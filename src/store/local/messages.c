@@ -59,7 +59,21 @@ static void msg_from_row(sqlite3_stmt *st, int col, struct store_msg *msg)
 	msg->keywords = kw != NULL && kw[0] != '\0' ? xstrdup(kw) : NULL;
 }
 
-#define MSG_COLS "uid, flags, modseq, internal_date, size, keywords"
+/* RFC 8474/8514 columns after the six of msg_from_row. Rows saved before the index kept
+ * them get an EMAILID made of their mailbox id and UID with bit 62 set (new ones are random
+ * below it, save.c) and their internal date as SAVEDATE; COPY and MOVE write the EMAILID
+ * they read, so a message keeps it from then on. */
+#define MSG_COLS                                                                              \
+	"uid, flags, modseq, internal_date, size, keywords,"                                  \
+	" COALESCE(emailid, (1 << 62) | (mailbox_id << 32) | uid),"                          \
+	" COALESCE(savedate, internal_date), threadid"
+
+static void msg_objects_from_row(sqlite3_stmt *st, int col, struct store_msg *msg)
+{
+	msg->email_id = (uint64_t)sqlite3_column_int64(st, col + 6);
+	msg->save_date = sqlite3_column_int64(st, col + 7);
+	msg->thread_id = (uint64_t)sqlite3_column_int64(st, col + 8); /* NULL reads 0 */
+}
 
 enum store_error local_msg_list_locked(struct store_account *acct, uint64_t mailbox_id,
 				      const struct store_list_query *query, struct store_msg **msgs_r,
@@ -87,7 +101,8 @@ enum store_error local_msg_list_locked(struct store_account *acct, uint64_t mail
 			cap = cap ? cap * 2 : 256;
 			msgs = xrealloc(msgs, cap * sizeof(*msgs));
 		}
-		msg_from_row(st, 0, &msgs[count++]);
+		msg_from_row(st, 0, &msgs[count]);
+		msg_objects_from_row(st, 0, &msgs[count++]);
 	}
 	if (rc != SQLITE_DONE)
 		e = local_db_fail(acct, err_r, "list");
@@ -366,8 +381,10 @@ enum store_error store_flags_update(struct store_account *acct, uint64_t mailbox
 				sqlite3_reset(st);
 				sqlite3_bind_int64(st, 1, (sqlite3_int64)mailbox_id);
 				sqlite3_bind_int64(st, 2, res.changed[i].uid);
-				if (sqlite3_step(st) == SQLITE_ROW)
-					msg_from_row(st, 0, &msgs[n++]);
+				if (sqlite3_step(st) == SQLITE_ROW) {
+					msg_from_row(st, 0, &msgs[n]);
+					msg_objects_from_row(st, 0, &msgs[n++]);
+				}
 			}
 			sqlite3_finalize(st);
 			st = NULL;
@@ -762,6 +779,7 @@ enum store_error local_copy_locked(struct store_account *acct, struct local_mbox
 	/* RFC 6851 §3.3 lets MOVE name the source mailbox: the messages get new UIDs there.
 	 * src and dst are then two copies of one row, and only dst's counters are written. */
 	bool same = src->id == dst->id;
+	int64_t now = time_wall_seconds();
 
 	map.dst_uidvalidity = dst->uidvalidity;
 	if (move && (e = local_floor_update(acct, src, err_r)) != STORE_OK)
@@ -778,7 +796,8 @@ enum store_error local_copy_locked(struct store_account *acct, struct local_mbox
 	if (rc != SQLITE_OK ||
 	    sqlite3_prepare_v2(acct->db,
 			       "INSERT INTO messages(mailbox_id, uid, file, flags, keywords, modseq,"
-			       " internal_date, size) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+			       " internal_date, size, emailid, savedate, threadid)"
+			       " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			       -1, &ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(acct->db,
 			       "INSERT OR REPLACE INTO message_cache(mailbox_id, uid, envelope,"
@@ -796,9 +815,11 @@ enum store_error local_copy_locked(struct store_account *acct, struct local_mbox
 	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
 		struct store_msg msg;
 		char base[200];
-		const char *file = (const char *)sqlite3_column_text(sel, 6);
+		const char *file = (const char *)sqlite3_column_text(sel, 9);
 
 		msg_from_row(sel, 0, &msg);
+		msg_objects_from_row(sel, 0, &msg);
+		msg.save_date = now; /* RFC 8514 §3: a copy is saved now; EMAILID goes along */
 		if (dst->uidnext == UINT32_MAX) {
 			free(msg.keywords);
 			e = local_fail(err_r, STORE_ERR_LIMIT, "Mailbox is out of UIDs");
@@ -859,6 +880,12 @@ enum store_error local_copy_locked(struct store_account *acct, struct local_mbox
 		sqlite3_bind_int64(ins, 6, (sqlite3_int64)msg.modseq);
 		sqlite3_bind_int64(ins, 7, msg.internal_date);
 		sqlite3_bind_int64(ins, 8, (sqlite3_int64)msg.size);
+		sqlite3_bind_int64(ins, 9, (sqlite3_int64)msg.email_id);
+		sqlite3_bind_int64(ins, 10, msg.save_date);
+		if (msg.thread_id != 0)
+			sqlite3_bind_int64(ins, 11, (sqlite3_int64)msg.thread_id);
+		else
+			sqlite3_bind_null(ins, 11);
 		free(nfile);
 		sqlite3_reset(cache);
 		sqlite3_bind_int64(cache, 1, (sqlite3_int64)dst->id);
@@ -1224,7 +1251,7 @@ enum store_error store_message_cache(struct store_account *acct, uint64_t mailbo
 	size_t len;
 	const uint8_t *data = store_message_data(msg, &len);
 
-	local_mime_cache(data, len, envelope_r, bodystructure_r);
+	local_mime_cache(data, len, envelope_r, bodystructure_r, NULL);
 	store_message_close(&msg);
 	if (*envelope_r == NULL && *bodystructure_r == NULL)
 		return STORE_OK;

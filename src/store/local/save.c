@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +29,10 @@ struct store_save {
 	int fd;
 	uint64_t size;
 	enum store_error failed; /* sticky write error */
+	bool sealed;             /* the spool file is fsync'd and closed (save_seal) */
+	char *envelope;          /* cached at seal time; NULL when the MIME layer could not */
+	char *bodystructure;
+	uint64_t thread_id;      /* RFC 8474 THREADID, 0 = none */
 };
 
 void local_commit_queue_init(struct store_account *acct)
@@ -82,6 +87,51 @@ static enum store_error usage_now(struct store_account *acct, uint64_t *bytes, u
 	return e;
 }
 
+/* A new RFC 8474 EMAILID: 62 random bits. Ids of messages saved before the index kept them
+ * are made up from the row (bit 62 set, MSG_COLS in messages.c), so the two never meet. */
+static uint64_t new_email_id(void)
+{
+	uint64_t id = 0;
+
+	while (getrandom(&id, sizeof(id), 0) < 0 && errno == EINTR)
+		;
+	id &= (UINT64_C(1) << 62) - 1;
+	return id != 0 ? id : 1;
+}
+
+/* The items of a group, from its first one. */
+static size_t group_size(const struct commit_item *it)
+{
+	return it->group_len > 1 ? it->group_len : 1;
+}
+
+/* RFC 3502 §6.3.11: a group is stored whole or not at all. Everything that can refuse one
+ * item (missing mailbox, quota, UIDs) is checked for the whole group before anything of it
+ * is renamed; an error here marks every item of the group and the batch goes on without it. */
+static enum store_error group_precheck(struct store_account *acct, struct batch_mbox **boxes,
+				       size_t *box_count, const struct commit_item *first,
+				       uint64_t quota_bytes, uint64_t quota_msgs,
+				       uint64_t used_bytes, uint64_t used_msgs)
+{
+	size_t n = group_size(first);
+	uint64_t bytes = 0;
+	const struct commit_item *it = first;
+
+	for (size_t i = 0; i < n; i++, it = it->next) {
+		struct batch_mbox *b = batch_mbox_get(acct, boxes, box_count, it->mailbox);
+
+		if (b->lookup != STORE_OK)
+			return b->lookup;
+		if (b->m.uidnext > UINT32_MAX - n)
+			return STORE_ERR_LIMIT;
+		bytes += it->size;
+	}
+	if ((quota_bytes != 0 && used_bytes + bytes > quota_bytes) ||
+	    (quota_msgs != 0 && used_msgs + n > quota_msgs))
+		return STORE_ERR_OVER_QUOTA;
+	return STORE_OK;
+}
+
 static void commit_batch(struct store_account *acct, struct commit_item *batch)
 {
 	struct batch_mbox *boxes = NULL;
@@ -94,12 +144,15 @@ static void commit_batch(struct store_account *acct, struct commit_item *batch)
 	uint64_t quota_bytes = atomic_load(&acct->quota_bytes);
 	uint64_t quota_msgs = atomic_load(&acct->quota_messages);
 	uint64_t used_bytes = 0, used_msgs = 0;
+	int64_t now = time_wall_seconds();
+	size_t group_left = 0; /* items of the current group still to come, this one included */
 
 	local_write_begin(acct);
 	if (local_exec(acct, "BEGIN IMMEDIATE") < 0 ||
 	    sqlite3_prepare_v2(acct->db,
 			       "INSERT INTO messages(mailbox_id, uid, file, flags, keywords, modseq,"
-			       " internal_date, size) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+			       " internal_date, size, emailid, savedate, threadid)"
+			       " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			       -1, &ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(acct->db,
 			       "INSERT OR REPLACE INTO message_cache(mailbox_id, uid, envelope,"
@@ -114,6 +167,22 @@ static void commit_batch(struct store_account *acct, struct commit_item *batch)
 		goto fail;
 	}
 	for (struct commit_item *it = batch; it != NULL; it = it->next) {
+		if (group_left == 0 && group_size(it) > 1) {
+			enum store_error ge = group_precheck(acct, &boxes, &box_count, it, quota_bytes,
+							     quota_msgs, used_bytes, used_msgs);
+
+			if (ge != STORE_OK) {
+				for (size_t i = group_size(it); i > 1; i--, it = it->next)
+					it->error = ge;
+				it->error = ge;
+				continue;
+			}
+			group_left = group_size(it);
+		}
+		bool in_group = group_left > 0;
+
+		if (group_left > 0)
+			group_left--;
 		struct batch_mbox *b = batch_mbox_get(acct, &boxes, &box_count, it->mailbox);
 
 		if (b->lookup != STORE_OK) {
@@ -147,6 +216,11 @@ static void commit_batch(struct store_account *acct, struct commit_item *batch)
 			it->error = local_errno_code(err);
 			free(fname);
 			free(dest);
+			/* Part of a group is already in: only the whole batch can be taken back. */
+			if (in_group) {
+				batch_err = it->error;
+				goto fail;
+			}
 			continue;
 		}
 		renamed = xrealloc(renamed, (renamed_count + 1) * sizeof(*renamed));
@@ -171,6 +245,14 @@ static void commit_batch(struct store_account *acct, struct commit_item *batch)
 		sqlite3_bind_int64(ins, 6, (sqlite3_int64)b->m.highestmodseq);
 		sqlite3_bind_int64(ins, 7, it->internal_date);
 		sqlite3_bind_int64(ins, 8, (sqlite3_int64)it->size);
+		uint64_t email_id = new_email_id();
+
+		sqlite3_bind_int64(ins, 9, (sqlite3_int64)email_id);
+		sqlite3_bind_int64(ins, 10, now);
+		if (it->thread_id != 0)
+			sqlite3_bind_int64(ins, 11, (sqlite3_int64)it->thread_id);
+		else
+			sqlite3_bind_null(ins, 11);
 		free(fname);
 		if (sqlite3_step(ins) != SQLITE_DONE) {
 			batch_err = local_db_fail(acct, NULL, "save-insert");
@@ -196,6 +278,9 @@ static void commit_batch(struct store_account *acct, struct commit_item *batch)
 		msg->internal_date = it->internal_date;
 		msg->size = it->size;
 		msg->keywords = it->keywords != NULL ? xstrdup(it->keywords) : NULL;
+		msg->email_id = email_id;
+		msg->save_date = now;
+		msg->thread_id = it->thread_id;
 	}
 	/* One fsync per touched cur/ for the whole batch: the renames are durable. */
 	for (size_t i = 0; i < box_count; i++) {
@@ -269,14 +354,31 @@ fail:
 	local_write_end(acct);
 }
 
+/* Queues ITEMS (count of them, linked in this order) under one lock, so that a group stays
+ * contiguous in the queue. */
+static void queue_push_items(struct store_account *acct, struct commit_item **items, size_t count)
+{
+	pthread_mutex_lock(&acct->q_lock);
+	for (size_t i = 0; i < count; i++) {
+		items[i]->next = NULL;
+		items[i]->done = false;
+		*acct->q_tail = items[i];
+		acct->q_tail = &items[i]->next;
+	}
+	pthread_mutex_unlock(&acct->q_lock);
+}
+
 static void queue_push(struct store_account *acct, struct commit_item *item)
 {
-	item->next = NULL;
-	item->done = false;
-	pthread_mutex_lock(&acct->q_lock);
-	*acct->q_tail = item;
-	acct->q_tail = &item->next;
-	pthread_mutex_unlock(&acct->q_lock);
+	queue_push_items(acct, &item, 1);
+}
+
+/* The last item of the group (or lone item) that starts at IT. */
+static struct commit_item *group_last(struct commit_item *it)
+{
+	for (size_t i = group_size(it); i > 1; i--)
+		it = it->next;
+	return it;
 }
 
 /* Waits until item is committed, leading batches whenever no other thread does. */
@@ -288,12 +390,13 @@ static void queue_wait(struct store_account *acct, struct commit_item *item)
 			pthread_cond_wait(&acct->q_cond, &acct->q_lock);
 			continue;
 		}
-		struct commit_item *batch = acct->q_head, *last = batch;
-		size_t n = 1;
+		struct commit_item *batch = acct->q_head, *last = group_last(batch);
+		size_t n = group_size(batch);
 
-		while (last->next != NULL && n < LIMIT_STORE_COMMIT_BATCH) {
-			last = last->next;
-			n++;
+		/* A group is never split between batches (it may make one batch larger). */
+		while (last->next != NULL && n + group_size(last->next) <= LIMIT_STORE_COMMIT_BATCH) {
+			n += group_size(last->next);
+			last = group_last(last->next);
 		}
 		acct->q_head = last->next;
 		if (acct->q_head == NULL)
@@ -331,6 +434,8 @@ static void save_free(struct store_save *save)
 	}
 	if (save->fd >= 0)
 		close(save->fd);
+	free(save->envelope);
+	free(save->bodystructure);
 	free(save->targets);
 	free(save);
 }
@@ -408,6 +513,8 @@ enum store_error store_save_write(struct store_save *save, const void *data, siz
 
 	if (save->failed != STORE_OK)
 		return local_fail(err_r, save->failed, "%s", store_error_str(save->failed));
+	if (save->sealed)
+		return local_fail(err_r, STORE_ERR_INVALID, "Message already complete");
 	if (len > save->max_size || save->size + len > save->max_size) {
 		save->failed = STORE_ERR_LIMIT;
 		return local_fail(err_r, STORE_ERR_LIMIT, "Message too large");
@@ -440,51 +547,88 @@ void store_save_abort(struct store_save **savep)
 	*savep = NULL;
 }
 
-enum store_error store_save_finish(struct store_save **savep, const struct store_save_meta *meta,
-				   struct store_save_result *results_r, struct store_err *err_r)
+/* Makes the spooled octets durable and caches ENVELOPE/BODYSTRUCTURE, outside every lock.
+ * Once sealed a save holds no file descriptor, which is what lets a MULTIAPPEND keep many
+ * messages waiting for their common commit. */
+static enum store_error save_seal(struct store_save *save, struct store_err *err_r)
 {
-	struct store_save *save = *savep;
 	struct save_target *t0 = &save->targets[0];
-	char *envelope = NULL, *bodystructure = NULL, *keywords = NULL;
-	enum store_error e = save->failed, first_err = STORE_OK;
-	int64_t idate = meta != NULL && meta->internal_date != 0 ? meta->internal_date
-								 : time_wall_seconds();
 
-	*savep = NULL;
-	if (results_r != NULL)
-		memset(results_r, 0, save->count * sizeof(*results_r));
-	if (e != STORE_OK) {
-		local_fail(err_r, e, "%s", store_error_str(e));
-		goto out;
-	}
-	if (meta != NULL &&
-	    (e = local_keywords_join(meta->keywords, meta->keyword_count, &keywords, err_r)) !=
-		    STORE_OK)
-		goto out;
+	if (save->failed != STORE_OK)
+		return local_fail(err_r, save->failed, "%s", store_error_str(save->failed));
+	if (save->sealed)
+		return STORE_OK;
 	if (fsync(save->fd) < 0) {
 		int err = errno;
 
 		log_error("store=local op=save-fsync account=%s errno=%s", t0->acct->address,
 			  strerror(err));
-		e = local_fail(err_r, local_errno_code(err), "%s",
-			       store_error_str(local_errno_code(err)));
-		goto out;
+		save->failed = local_errno_code(err);
+		return local_fail(err_r, save->failed, "%s", store_error_str(save->failed));
 	}
 	close(save->fd);
 	save->fd = -1;
-	/* ENVELOPE/BODYSTRUCTURE are computed once here, outside every lock. */
+	save->sealed = true;
 	if (save->size > 0) {
 		int fd = open(t0->tmp_path, O_RDONLY | O_CLOEXEC);
 		void *map = fd >= 0 ? mmap(NULL, save->size, PROT_READ, MAP_SHARED, fd, 0)
 				    : MAP_FAILED;
 
 		if (map != MAP_FAILED) {
-			local_mime_cache(map, save->size, &envelope, &bodystructure);
+			local_mime_cache(map, save->size, &save->envelope, &save->bodystructure,
+					 &save->thread_id);
 			munmap(map, save->size);
 		}
 		if (fd >= 0)
 			close(fd);
 	}
+	return STORE_OK;
+}
+
+enum store_error store_save_seal(struct store_save *save, struct store_err *err_r)
+{
+	return save_seal(save, err_r);
+}
+
+static void item_fill(struct commit_item *item, struct save_target *t, const struct store_save *save,
+		      const struct store_save_meta *meta, const char *keywords, int64_t idate)
+{
+	item->mailbox = t->mailbox;
+	item->tmp_path = t->tmp_path;
+	item->base = t->base;
+	item->size = save->size;
+	item->flags = meta != NULL ? (meta->flags & STORE_FLAGS_ALL) : 0;
+	item->keywords = keywords != NULL ? xstrdup(keywords) : NULL;
+	item->internal_date = idate;
+	item->envelope = save->envelope;
+	item->bodystructure = save->bodystructure;
+	item->thread_id = save->thread_id;
+	item->group_len = 0;
+}
+
+static int64_t meta_date(const struct store_save_meta *meta)
+{
+	return meta != NULL && meta->internal_date != 0 ? meta->internal_date : time_wall_seconds();
+}
+
+enum store_error store_save_finish(struct store_save **savep, const struct store_save_meta *meta,
+				   struct store_save_result *results_r, struct store_err *err_r)
+{
+	struct store_save *save = *savep;
+	struct save_target *t0 = &save->targets[0];
+	char *keywords = NULL;
+	enum store_error e, first_err = STORE_OK;
+	int64_t idate = meta_date(meta);
+
+	*savep = NULL;
+	if (results_r != NULL)
+		memset(results_r, 0, save->count * sizeof(*results_r));
+	if (meta != NULL &&
+	    (e = local_keywords_join(meta->keywords, meta->keyword_count, &keywords, err_r)) !=
+		    STORE_OK)
+		goto out;
+	if ((e = save_seal(save, err_r)) != STORE_OK)
+		goto out;
 	for (size_t i = 0; i < save->count; i++) {
 		struct save_target *t = &save->targets[i];
 
@@ -503,15 +647,7 @@ enum store_error store_save_finish(struct store_save **savep, const struct store
 				continue;
 			}
 		}
-		t->item.mailbox = t->mailbox;
-		t->item.tmp_path = t->tmp_path;
-		t->item.base = t->base;
-		t->item.size = save->size;
-		t->item.flags = meta != NULL ? (meta->flags & STORE_FLAGS_ALL) : 0;
-		t->item.keywords = keywords != NULL ? xstrdup(keywords) : NULL;
-		t->item.internal_date = idate;
-		t->item.envelope = envelope;
-		t->item.bodystructure = bodystructure;
+		item_fill(&t->item, t, save, meta, keywords, idate);
 		queue_push(t->acct, &t->item);
 	}
 	for (size_t i = 0; i < save->count; i++) {
@@ -539,9 +675,97 @@ out:
 		for (size_t i = 0; i < save->count; i++)
 			if (results_r[i].error == STORE_OK && results_r[i].uid == 0)
 				results_r[i].error = e;
-	free(envelope);
-	free(bodystructure);
 	free(keywords);
 	save_free(save);
 	return e;
+}
+
+/* Fails every result with E, frees every save. */
+static enum store_error finish_all_fail(struct store_save **saves, size_t count,
+					struct store_save_result *results_r, enum store_error e)
+{
+	for (size_t i = 0; i < count; i++) {
+		if (results_r != NULL) {
+			results_r[i].error = e;
+			results_r[i].uid = 0;
+			results_r[i].uidvalidity = 0;
+		}
+		store_save_abort(&saves[i]);
+	}
+	return e;
+}
+
+enum store_error store_save_finish_all(struct store_save **saves, size_t count,
+				       const struct store_save_meta *metas,
+				       struct store_save_result *results_r, struct store_err *err_r)
+{
+	struct commit_item **items;
+	struct store_account *acct;
+	enum store_error e = STORE_OK;
+
+	if (count == 0)
+		return local_fail(err_r, STORE_ERR_INVALID, "No message");
+	acct = saves[0]->targets[0].acct;
+	for (size_t i = 0; i < count && e == STORE_OK; i++) {
+		const struct store_save_meta *meta = metas != NULL ? &metas[i] : NULL;
+		struct store_save *save = saves[i];
+		struct save_target *t = &save->targets[0];
+		char *keywords = NULL;
+
+		if (save->count != 1 || t->acct != acct) {
+			e = local_fail(err_r, STORE_ERR_INVALID, "Messages of one account only");
+			break;
+		}
+		if (meta != NULL &&
+		    (e = local_keywords_join(meta->keywords, meta->keyword_count, &keywords,
+					     err_r)) != STORE_OK)
+			break;
+		if ((e = save_seal(save, err_r)) == STORE_OK)
+			item_fill(&t->item, t, save, meta, keywords, meta_date(meta));
+		free(keywords);
+	}
+	if (e != STORE_OK)
+		return finish_all_fail(saves, count, results_r, e);
+	items = xcalloc(count, sizeof(*items));
+	for (size_t i = 0; i < count; i++)
+		items[i] = &saves[i]->targets[0].item;
+	items[0]->group_len = count;
+	queue_push_items(acct, items, count);
+	/* The group commits in one batch: waiting for its last item waits for all. */
+	for (size_t i = 0; i < count; i++)
+		if (!items[i]->done)
+			queue_wait(acct, items[i]);
+	for (size_t i = 0; i < count; i++) {
+		struct save_target *t = &saves[i]->targets[0];
+
+		if (t->item.error != STORE_OK && e == STORE_OK)
+			e = t->item.error;
+		if (results_r != NULL) {
+			results_r[i].error = t->item.error;
+			results_r[i].uid = t->item.uid;
+			results_r[i].uidvalidity = t->item.uidvalidity;
+		}
+	}
+	free(items);
+	if (e != STORE_OK) {
+		/* Never a part: the group's checks come before any of it is renamed, and a
+		 * failure after that takes the whole batch back, so no item is in the index. */
+		local_fail(err_r, e, "%s", store_error_str(e));
+		for (size_t i = 0; i < count; i++) {
+			if (results_r != NULL) {
+				results_r[i].error = e;
+				results_r[i].uid = 0;
+			}
+			store_save_abort(&saves[i]);
+		}
+		return e;
+	}
+	for (size_t i = 0; i < count; i++) {
+		struct save_target *t = &saves[i]->targets[0];
+
+		free(t->tmp_path); /* renamed into cur/: nothing to unlink */
+		t->tmp_path = NULL;
+		store_save_abort(&saves[i]);
+	}
+	return STORE_OK;
 }
