@@ -1,10 +1,12 @@
 /* SORT, UID SORT, THREAD and UID THREAD (RFC 5256) with DISPLAYFROM/DISPLAYTO (RFC 5957) and
  * ESORT return options (RFC 5267 §3: MIN MAX ALL COUNT). The criteria are parsed on the loop;
  * the work runs as bulk pool work like SEARCH: one index scan for the metadata, the search
- * keys (cmd_search.c, same work budget), one index scan for the cached envelopes the keys come
- * from (sort_keys.c), and for THREAD=REFERENCES a look at each matching message's header
- * block for its References field. Only messages in the client's view take part, numbered as
- * the client knows them (the view does not change while the command runs). */
+ * keys (cmd_search.c, same work budget), one index scan for the sort keys the index keeps per
+ * message (sort_keys.c encodes them), used in place without copying. Keys missing there
+ * (messages saved before the index kept them, or whose envelope was written since) are
+ * derived from the cached envelope, for THREAD=REFERENCES also from the References field of
+ * the header block, and kept for the next command. Only messages in the client's view take
+ * part, numbered as the client knows them (the view does not change while the command runs). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +43,10 @@ struct sort_job {
 	enum imap_search_outcome outcome;
 	enum store_error error;
 	struct store_err err;
+	/* what the keys of the messages borrow from, while the command works */
+	struct store_sort_keys_list kept; /* from the index */
+	struct buf derived;		   /* derived by this command */
+	char **ref_slots;		   /* every message's refs array */
 };
 
 static void sort_job_free(struct sort_job **jobp)
@@ -51,6 +57,9 @@ static void sort_job_free(struct sort_job **jobp)
 	free(job->view);
 	free(job->numbers);
 	buf_free(&job->threads);
+	store_sort_keys_list_free(&job->kept);
+	buf_free(&job->derived);
+	free(job->ref_slots);
 	free(job->tag);
 	free(job);
 	*jobp = NULL;
@@ -87,48 +96,166 @@ static void read_refs(struct sort_job *job, struct imap_sort_msg *m)
 	store_message_close(&msg);
 }
 
-/* The keys of the messages in the view that match, from the envelopes (both lists are in UID
- * order). */
-static struct imap_sort_msg *collect_keys(struct sort_job *job, const struct store_msg *msgs,
-					  size_t n, const bool *match, size_t *count_r)
+/* Fewer missing keys than this are derived from one envelope lookup each; more from one scan
+ * of every envelope of the mailbox. */
+#define SORT_DERIVE_SCAN_MIN 512
+/* Keys go back to the index in transactions of this many, so a first SORT of a big mailbox
+ * holds the index lock for a short while at a time. */
+#define SORT_KEYS_PUT_BATCH 2000
+
+static const char *envelope_of(const struct store_envelope *envs, size_t env_count, size_t *e,
+			       uint32_t uid)
+{
+	while (*e < env_count && envs[*e].uid < uid)
+		(*e)++;
+	return *e < env_count && envs[*e].uid == uid ? envs[*e].envelope : NULL;
+}
+
+/* Derives the keys of the messages ms[need[k]] that the index kept none (or too few) for:
+ * saved before the index kept keys, or their envelope was written since. Their encoded keys
+ * go one after the other into job->derived, their lengths into rows[k]. */
+static bool derive_keys(struct sort_job *job, const struct imap_sort_msg *ms, const size_t *need,
+			size_t need_count, struct store_sort_keys *rows)
 {
 	struct store_envelope *envs = NULL;
-	size_t env_count = 0, e = 0, count = 0;
-	struct imap_sort_msg *keys;
+	size_t env_count = 0, e = 0;
+	bool refs = job->kind == SORT_KIND_REFERENCES;
 
-	/* ARRIVAL and SIZE come from the index rows: no envelope is read for them */
-	if (job->needs != 0) {
+	if (need_count >= SORT_DERIVE_SCAN_MIN) {
 		job->error = store_envelope_list(job->acct, job->mailbox_id, &envs, &env_count,
 						 &job->err);
 		if (job->error != STORE_OK)
-			return NULL;
+			return false;
 	}
-	keys = xcalloc(n + 1, sizeof(*keys));
+	for (size_t k = 0; k < need_count; k++) {
+		struct imap_sort_msg m = ms[need[k]];
+		char *env = NULL, *bodystructure = NULL;
+		size_t start = job->derived.len;
+		if (refs && net_conn_gone(job->conn)) { /* the costly case: a file read each */
+			job->outcome = IMAP_SEARCH_CANCELLED;
+			break;
+		}
+		if (envs == NULL) {
+			if (store_message_cache(job->acct, job->mailbox_id, m.uid, &env,
+						&bodystructure, NULL) != STORE_OK)
+				env = NULL;
+			free(bodystructure);
+		}
+		imap_sort_msg_from_envelope(&m, envs != NULL ? envelope_of(envs, env_count, &e, m.uid)
+							     : env,
+					    IMAP_SORT_NEED_ALL);
+		free(env);
+		if (refs)
+			read_refs(job, &m);
+		imap_sort_keys_encode(&m, refs, &job->derived);
+		rows[k] = (struct store_sort_keys){ m.uid, NULL, job->derived.len - start };
+		imap_sort_msg_clear(&m);
+	}
+	store_envelope_list_free(&envs, env_count);
+	return job->outcome != IMAP_SEARCH_CANCELLED;
+}
+
+/* Keeps derived keys in the index. A failure costs only deriving them again next time. */
+static void put_keys(struct sort_job *job, const struct store_sort_keys *rows, size_t count)
+{
+	for (size_t i = 0; i < count; i += SORT_KEYS_PUT_BATCH) {
+		size_t n = count - i < SORT_KEYS_PUT_BATCH ? count - i : SORT_KEYS_PUT_BATCH;
+		if (store_sort_keys_put(job->acct, job->mailbox_id, rows + i, n, NULL) != STORE_OK)
+			break;
+	}
+}
+
+/* Points each message's keys at its kept or derived bytes (keys_r[i]), deriving what is
+ * missing. False when the command cannot go on (job->error or cancelled). */
+static bool find_keys(struct sort_job *job, struct imap_sort_msg *ms, size_t count,
+		      struct store_sort_keys *keys_r)
+{
+	size_t *need = xmalloc((count + 1) * sizeof(*need)), need_count = 0, row = 0;
+	struct store_sort_keys *derived_rows;
+	bool ok;
+
+	job->error = store_sort_keys_list(job->acct, job->mailbox_id, &job->kept, &job->err);
+	if (job->error != STORE_OK) {
+		free(need);
+		return false;
+	}
+	for (size_t i = 0; i < count; i++) { /* both in UID order */
+		size_t refs_n;
+		bool refs_known;
+		while (row < job->kept.count && job->kept.rows[row].uid < ms[i].uid)
+			row++;
+		keys_r[i] = (struct store_sort_keys){ ms[i].uid, NULL, 0 };
+		if (row < job->kept.count && job->kept.rows[row].uid == ms[i].uid &&
+		    imap_sort_keys_check(job->kept.rows[row].keys, job->kept.rows[row].keys_len,
+					 &refs_n, &refs_known) &&
+		    (refs_known || job->kind != SORT_KIND_REFERENCES))
+			keys_r[i] = job->kept.rows[row];
+		else
+			need[need_count++] = i;
+	}
+	derived_rows = xmalloc((need_count + 1) * sizeof(*derived_rows));
+	ok = derive_keys(job, ms, need, need_count, derived_rows);
+	if (ok) {
+		/* job->derived grows no more: the pointers hold from here */
+		size_t at = 0;
+		for (size_t k = 0; k < need_count; k++) {
+			derived_rows[k].keys = job->derived.data + at;
+			at += derived_rows[k].keys_len;
+			keys_r[need[k]] = derived_rows[k];
+		}
+		put_keys(job, derived_rows, need_count);
+	}
+	free(derived_rows);
+	free(need);
+	return ok;
+}
+
+/* The keys of the messages in the view that match: uid, msn, arrival and size from the index
+ * rows, the others borrowed from the keys the index kept (or this command derived), which
+ * the job holds until the answer is made. */
+static struct imap_sort_msg *collect_keys(struct sort_job *job, const struct store_msg *msgs,
+					  size_t n, const bool *match, size_t *count_r)
+{
+	size_t count = 0, total_refs = 0;
+	struct imap_sort_msg *ms = xcalloc(n + 1, sizeof(*ms));
+	struct store_sort_keys *keys;
+	char **slot;
+
 	for (size_t i = 0; i < n; i++) {
 		uint32_t msn;
 		if (!match[i] || (msn = view_msn(job, msgs[i].uid)) == 0)
 			continue;
-		while (e < env_count && envs[e].uid < msgs[i].uid)
-			e++;
-		struct imap_sort_msg *m = &keys[count++];
+		struct imap_sort_msg *m = &ms[count++];
 		m->uid = msgs[i].uid;
 		m->msn = msn;
 		m->arrival = msgs[i].internal_date;
 		m->size = msgs[i].size;
-		imap_sort_msg_from_envelope(m, e < env_count && envs[e].uid == m->uid ? envs[e].envelope
-										     : NULL,
-					    job->needs);
-		if (job->kind == SORT_KIND_REFERENCES) {
-			if (net_conn_gone(job->conn)) {
-				job->outcome = IMAP_SEARCH_CANCELLED;
-				break;
-			}
-			read_refs(job, m);
-		}
+		/* ARRIVAL and SIZE come from the index rows: no keys are read for them */
+		imap_sort_msg_from_envelope(m, NULL, 0);
 	}
-	store_envelope_list_free(&envs, env_count);
 	*count_r = count;
-	return keys;
+	if (job->needs == 0)
+		return ms;
+	keys = xmalloc((count + 1) * sizeof(*keys));
+	if (!find_keys(job, ms, count, keys)) {
+		free(keys);
+		free(ms);
+		return NULL;
+	}
+	for (size_t i = 0; i < count; i++) {
+		size_t refs_n;
+		bool refs_known;
+		if (imap_sort_keys_check(keys[i].keys, keys[i].keys_len, &refs_n, &refs_known))
+			total_refs += refs_n;
+	}
+	job->ref_slots = xmalloc((total_refs + 1) * sizeof(*job->ref_slots));
+	slot = job->ref_slots;
+	for (size_t i = 0; i < count; i++) {
+		imap_sort_keys_decode(&ms[i], keys[i].keys, slot);
+		slot += ms[i].ref_count;
+	}
+	free(keys);
+	return ms;
 }
 
 static void sort_work(void *arg)
@@ -180,6 +307,11 @@ static void sort_work(void *arg)
 		imap_sort_msg_clear(&keys[i]);
 	free(keys);
 	free(order);
+	/* the answer is made: what the keys borrowed from can go before it is sent */
+	store_sort_keys_list_free(&job->kept);
+	buf_free(&job->derived);
+	free(job->ref_slots);
+	job->ref_slots = NULL;
 }
 
 /* ---------------- answer (loop) ---------------- */
@@ -409,6 +541,7 @@ static void sort_or_thread(struct imap_session *s, const char *tag, struct imap_
 	bool syntax_ok;
 
 	buf_init(&job->threads);
+	buf_init(&job->derived);
 	job->tag = xstrdup(tag);
 	job->uid = uid;
 	if (thread) {

@@ -39,6 +39,8 @@ struct imap_sort_msg {
 	char *message_id;                  /* without <>, NULL when none */
 	char **refs;                       /* THREAD=REFERENCES parents, oldest first */
 	size_t ref_count;
+	bool sent_from_date;               /* sent came from a valid Date field */
+	bool borrowed; /* strings and refs point into kept keys (imap_sort_keys_decode) */
 };
 
 /* The keys a command compares; the others stay empty, which spares decoding and folding. */
@@ -60,6 +62,18 @@ void imap_sort_msg_from_envelope(struct imap_sort_msg *m, const char *envelope, 
  * In-Reply-To id the envelope gave (RFC 5256 §2.2 step 1). */
 void imap_sort_msg_refs(struct imap_sort_msg *m, const uint8_t *data, size_t len);
 void imap_sort_msg_clear(struct imap_sort_msg *m);
+
+/* The keys kept in the index (store_sort_keys_list): every key of m, derived with
+ * IMAP_SORT_NEED_ALL, as bytes. refs_known: m's refs came from its References field (else
+ * they are the envelope's In-Reply-To only, and THREAD=REFERENCES derives them again). */
+void imap_sort_keys_encode(const struct imap_sort_msg *m, bool refs_known, struct buf *out);
+/* How many refs kept keys hold; false when they are not in this version's format. */
+bool imap_sort_keys_check(const uint8_t *keys, size_t len, size_t *ref_count_r,
+			  bool *refs_known_r);
+/* Fills m's keys (not uid, msn, arrival, size) from checked keys without copying: m borrows
+ * its strings from keys and its refs array from ref_slots (ref_count_r of the check entries),
+ * both of which must outlive it. */
+void imap_sort_keys_decode(struct imap_sort_msg *m, const uint8_t *keys, char **ref_slots);
 
 enum imap_sort_key {
 	IMAP_SORT_ARRIVAL,

@@ -278,8 +278,10 @@ void imap_sort_msg_from_envelope(struct imap_sort_msg *m, const char *envelope, 
 	if (!nil_date && (needs & IMAP_SORT_NEED_DATE)) {
 		int64_t t;
 		int tz;
-		if (mime_parse_date((const char *)date.data, date.len, &t, &tz) == 0)
+		if (mime_parse_date((const char *)date.data, date.len, &t, &tz) == 0) {
 			m->sent = t;
+			m->sent_from_date = true;
+		}
 	}
 	if (!nil_subject && (needs & IMAP_SORT_NEED_SUBJECT)) {
 		struct buf dec, base;
@@ -385,6 +387,10 @@ void imap_sort_msg_refs(struct imap_sort_msg *m, const uint8_t *data, size_t len
 
 void imap_sort_msg_clear(struct imap_sort_msg *m)
 {
+	if (m->borrowed) {
+		memset(m, 0, sizeof(*m));
+		return;
+	}
 	free_key(&m->subject);
 	free_key(&m->from);
 	free_key(&m->to);
@@ -396,6 +402,129 @@ void imap_sort_msg_clear(struct imap_sort_msg *m)
 		free(m->refs[i]);
 	free(m->refs);
 	memset(m, 0, sizeof(*m));
+}
+
+/* ---------------- keys kept in the index ---------------- */
+
+/* Format 1, integers little-endian:
+ *   u8 version, u8 flags (KEPT_*), i64 sent, u32 ref count,
+ *   then subject, from, to, cc, display from, display to, message-id and each ref as
+ *   u32 length, the bytes and a NUL (so a decoded key is a C string in place).
+ * A message without Message-ID keeps an empty one with KEPT_HAS_MSGID clear. A format change
+ * takes a new version: older keys then read as missing and are derived again. */
+#define KEPT_VERSION 1
+#define KEPT_HEADER (1 + 1 + 8 + 4)
+#define KEPT_STRINGS 7
+enum {
+	KEPT_REFS_KNOWN = 1 << 0,
+	KEPT_SUBJECT_REPLY = 1 << 1,
+	KEPT_SENT_FROM_DATE = 1 << 2,
+	KEPT_HAS_MSGID = 1 << 3,
+};
+
+static void put_u32(struct buf *out, uint32_t v)
+{
+	uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
+
+	buf_append(out, b, sizeof(b));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_string(struct buf *out, const char *s)
+{
+	size_t len = s != NULL ? strlen(s) : 0;
+
+	put_u32(out, (uint32_t)len);
+	buf_append(out, s != NULL ? s : "", len);
+	buf_append_byte(out, '\0');
+}
+
+void imap_sort_keys_encode(const struct imap_sort_msg *m, bool refs_known, struct buf *out)
+{
+	uint64_t sent = (uint64_t)m->sent;
+	uint8_t flags = (uint8_t)((refs_known ? KEPT_REFS_KNOWN : 0) |
+				  (m->subject_is_reply ? KEPT_SUBJECT_REPLY : 0) |
+				  (m->sent_from_date ? KEPT_SENT_FROM_DATE : 0) |
+				  (m->message_id != NULL ? KEPT_HAS_MSGID : 0));
+
+	buf_append_byte(out, KEPT_VERSION);
+	buf_append_byte(out, flags);
+	for (int i = 0; i < 8; i++)
+		buf_append_byte(out, (uint8_t)(sent >> (8 * i)));
+	put_u32(out, (uint32_t)m->ref_count);
+	put_string(out, m->subject);
+	put_string(out, m->from);
+	put_string(out, m->to);
+	put_string(out, m->cc);
+	put_string(out, m->display_from);
+	put_string(out, m->display_to);
+	put_string(out, m->message_id);
+	for (size_t i = 0; i < m->ref_count; i++)
+		put_string(out, m->refs[i]);
+}
+
+bool imap_sort_keys_check(const uint8_t *keys, size_t len, size_t *ref_count_r,
+			  bool *refs_known_r)
+{
+	size_t at = KEPT_HEADER, strings;
+
+	if (keys == NULL || len < KEPT_HEADER || keys[0] != KEPT_VERSION)
+		return false;
+	*ref_count_r = get_u32(keys + 10);
+	*refs_known_r = (keys[1] & KEPT_REFS_KNOWN) != 0;
+	if (*ref_count_r > len / 5) /* each string takes at least 5 bytes */
+		return false;
+	strings = KEPT_STRINGS + *ref_count_r;
+	/* every string fits and ends in its NUL, so decoding needs no more checks */
+	for (size_t i = 0; i < strings; i++) {
+		if (len - at < 5)
+			return false;
+		size_t slen = get_u32(keys + at);
+		if (slen > len - at - 5 || keys[at + 4 + slen] != '\0')
+			return false;
+		at += 5 + slen;
+	}
+	return at == len;
+}
+
+/* The string at *at, which moves past it. */
+static char *take_string(const uint8_t *keys, size_t *at)
+{
+	size_t len = get_u32(keys + *at);
+	char *s = (char *)(uintptr_t)(keys + *at + 4); /* borrowed, never written */
+
+	*at += 5 + len;
+	return s;
+}
+
+void imap_sort_keys_decode(struct imap_sort_msg *m, const uint8_t *keys, char **ref_slots)
+{
+	size_t at = KEPT_HEADER;
+	uint64_t sent = 0;
+
+	for (int i = 0; i < 8; i++)
+		sent |= (uint64_t)keys[2 + i] << (8 * i);
+	m->borrowed = true;
+	m->sent_from_date = (keys[1] & KEPT_SENT_FROM_DATE) != 0;
+	m->sent = m->sent_from_date ? (int64_t)sent : m->arrival;
+	m->subject_is_reply = (keys[1] & KEPT_SUBJECT_REPLY) != 0;
+	m->ref_count = get_u32(keys + 10);
+	m->subject = take_string(keys, &at);
+	m->from = take_string(keys, &at);
+	m->to = take_string(keys, &at);
+	m->cc = take_string(keys, &at);
+	m->display_from = take_string(keys, &at);
+	m->display_to = take_string(keys, &at);
+	m->message_id = take_string(keys, &at);
+	if (!(keys[1] & KEPT_HAS_MSGID))
+		m->message_id = NULL;
+	m->refs = m->ref_count > 0 ? ref_slots : NULL;
+	for (size_t i = 0; i < m->ref_count; i++)
+		ref_slots[i] = take_string(keys, &at);
 }
 
 /* ---------------- ordering ---------------- */
