@@ -43,10 +43,9 @@ struct sort_job {
 	enum imap_search_outcome outcome;
 	enum store_error error;
 	struct store_err err;
-	/* what the keys of the messages borrow from, while the command works */
-	struct store_sort_keys_list kept; /* from the index */
-	struct buf derived;		   /* derived by this command */
-	char **ref_slots;		   /* every message's refs array */
+	/* while the command works: the keys it compares, and those it derived */
+	struct imap_sort_keys_arena arena;
+	struct buf derived;
 };
 
 static void sort_job_free(struct sort_job **jobp)
@@ -57,9 +56,8 @@ static void sort_job_free(struct sort_job **jobp)
 	free(job->view);
 	free(job->numbers);
 	buf_free(&job->threads);
-	store_sort_keys_list_free(&job->kept);
+	imap_sort_keys_arena_free(&job->arena);
 	buf_free(&job->derived);
-	free(job->ref_slots);
 	free(job->tag);
 	free(job);
 	*jobp = NULL;
@@ -165,61 +163,72 @@ static void put_keys(struct sort_job *job, const struct store_sort_keys *rows, s
 	}
 }
 
-/* Points each message's keys at its kept or derived bytes (keys_r[i]), deriving what is
- * missing. False when the command cannot go on (job->error or cancelled). */
-static bool find_keys(struct sort_job *job, struct imap_sort_msg *ms, size_t count,
-		      struct store_sort_keys *keys_r)
-{
-	size_t *need = xmalloc((count + 1) * sizeof(*need)), need_count = 0, row = 0;
-	struct store_sort_keys *derived_rows;
-	bool ok;
+struct scan_ctx {
+	struct sort_job *job;
+	struct imap_sort_msg *ms; /* in UID order */
+	size_t count, next;
+};
 
-	job->error = store_sort_keys_list(job->acct, job->mailbox_id, &job->kept, &job->err);
-	if (job->error != STORE_OK) {
+/* Under the index lock (store_sort_keys_scan): copies what the command compares. */
+static void take_kept(void *arg, uint32_t uid, const uint8_t *keys, size_t len)
+{
+	struct scan_ctx *c = arg;
+	size_t refs_n;
+	bool refs_known;
+
+	while (c->next < c->count && c->ms[c->next].uid < uid)
+		c->next++;
+	if (c->next == c->count || c->ms[c->next].uid != uid ||
+	    !imap_sort_keys_check(keys, len, &refs_n, &refs_known))
+		return;
+	/* kept before THREAD=REFERENCES ever read its References: derived again */
+	if (!refs_known && c->job->kind == SORT_KIND_REFERENCES)
+		return;
+	imap_sort_keys_take(&c->ms[c->next], keys, c->job->needs, &c->job->arena);
+}
+
+/* Copies the keys the command compares into job->arena, from the index or, for messages it
+ * kept none (or too few) for, derived now and kept for the next command. False when the
+ * command cannot go on (job->error set, or cancelled). */
+static bool find_keys(struct sort_job *job, struct imap_sort_msg *ms, size_t count)
+{
+	struct scan_ctx scan = { job, ms, count, 0 };
+	size_t *need, need_count = 0, at = 0;
+	struct store_sort_keys *rows;
+
+	job->error = store_sort_keys_scan(job->acct, job->mailbox_id, take_kept, &scan, &job->err);
+	if (job->error != STORE_OK)
+		return false;
+	need = xmalloc((count + 1) * sizeof(*need));
+	for (size_t i = 0; i < count; i++)
+		if (!ms[i].taken)
+			need[need_count++] = i;
+	rows = xmalloc((need_count + 1) * sizeof(*rows));
+	if (!derive_keys(job, ms, need, need_count, rows)) {
+		free(rows);
 		free(need);
 		return false;
 	}
-	for (size_t i = 0; i < count; i++) { /* both in UID order */
-		size_t refs_n;
-		bool refs_known;
-		while (row < job->kept.count && job->kept.rows[row].uid < ms[i].uid)
-			row++;
-		keys_r[i] = (struct store_sort_keys){ ms[i].uid, NULL, 0 };
-		if (row < job->kept.count && job->kept.rows[row].uid == ms[i].uid &&
-		    imap_sort_keys_check(job->kept.rows[row].keys, job->kept.rows[row].keys_len,
-					 &refs_n, &refs_known) &&
-		    (refs_known || job->kind != SORT_KIND_REFERENCES))
-			keys_r[i] = job->kept.rows[row];
-		else
-			need[need_count++] = i;
+	/* job->derived grows no more: the pointers hold from here */
+	for (size_t k = 0; k < need_count; k++) {
+		rows[k].keys = job->derived.data + at;
+		at += rows[k].keys_len;
+		imap_sort_keys_take(&ms[need[k]], rows[k].keys, job->needs, &job->arena);
 	}
-	derived_rows = xmalloc((need_count + 1) * sizeof(*derived_rows));
-	ok = derive_keys(job, ms, need, need_count, derived_rows);
-	if (ok) {
-		/* job->derived grows no more: the pointers hold from here */
-		size_t at = 0;
-		for (size_t k = 0; k < need_count; k++) {
-			derived_rows[k].keys = job->derived.data + at;
-			at += derived_rows[k].keys_len;
-			keys_r[need[k]] = derived_rows[k];
-		}
-		put_keys(job, derived_rows, need_count);
-	}
-	free(derived_rows);
+	put_keys(job, rows, need_count);
+	free(rows);
 	free(need);
-	return ok;
+	return true;
 }
 
 /* The keys of the messages in the view that match: uid, msn, arrival and size from the index
- * rows, the others borrowed from the keys the index kept (or this command derived), which
- * the job holds until the answer is made. */
+ * rows, the others from the keys the index kept (or this command derived), copied into the
+ * job's arena, which the job holds until the answer is made. */
 static struct imap_sort_msg *collect_keys(struct sort_job *job, const struct store_msg *msgs,
 					  size_t n, const bool *match, size_t *count_r)
 {
-	size_t count = 0, total_refs = 0;
+	size_t count = 0;
 	struct imap_sort_msg *ms = xcalloc(n + 1, sizeof(*ms));
-	struct store_sort_keys *keys;
-	char **slot;
 
 	for (size_t i = 0; i < n; i++) {
 		uint32_t msn;
@@ -236,25 +245,11 @@ static struct imap_sort_msg *collect_keys(struct sort_job *job, const struct sto
 	*count_r = count;
 	if (job->needs == 0)
 		return ms;
-	keys = xmalloc((count + 1) * sizeof(*keys));
-	if (!find_keys(job, ms, count, keys)) {
-		free(keys);
+	if (!find_keys(job, ms, count)) {
 		free(ms);
 		return NULL;
 	}
-	for (size_t i = 0; i < count; i++) {
-		size_t refs_n;
-		bool refs_known;
-		if (imap_sort_keys_check(keys[i].keys, keys[i].keys_len, &refs_n, &refs_known))
-			total_refs += refs_n;
-	}
-	job->ref_slots = xmalloc((total_refs + 1) * sizeof(*job->ref_slots));
-	slot = job->ref_slots;
-	for (size_t i = 0; i < count; i++) {
-		imap_sort_keys_decode(&ms[i], keys[i].keys, slot);
-		slot += ms[i].ref_count;
-	}
-	free(keys);
+	imap_sort_keys_arena_finish(&job->arena, ms, count);
 	return ms;
 }
 
@@ -308,10 +303,8 @@ static void sort_work(void *arg)
 	free(keys);
 	free(order);
 	/* the answer is made: what the keys borrowed from can go before it is sent */
-	store_sort_keys_list_free(&job->kept);
+	imap_sort_keys_arena_free(&job->arena);
 	buf_free(&job->derived);
-	free(job->ref_slots);
-	job->ref_slots = NULL;
 }
 
 /* ---------------- answer (loop) ---------------- */
@@ -542,6 +535,7 @@ static void sort_or_thread(struct imap_session *s, const char *tag, struct imap_
 
 	buf_init(&job->threads);
 	buf_init(&job->derived);
+	imap_sort_keys_arena_init(&job->arena);
 	job->tag = xstrdup(tag);
 	job->uid = uid;
 	if (thread) {

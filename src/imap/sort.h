@@ -40,7 +40,9 @@ struct imap_sort_msg {
 	char **refs;                       /* THREAD=REFERENCES parents, oldest first */
 	size_t ref_count;
 	bool sent_from_date;               /* sent came from a valid Date field */
-	bool borrowed; /* strings and refs point into kept keys (imap_sort_keys_decode) */
+	bool taken;    /* keys copied into an arena (imap_sort_keys_take) */
+	bool borrowed; /* strings and refs point into that arena */
+	size_t ref_first; /* while taken: where its refs start in the arena's refs */
 };
 
 /* The keys a command compares; the others stay empty, which spares decoding and folding. */
@@ -70,10 +72,23 @@ void imap_sort_keys_encode(const struct imap_sort_msg *m, bool refs_known, struc
 /* How many refs kept keys hold; false when they are not in this version's format. */
 bool imap_sort_keys_check(const uint8_t *keys, size_t len, size_t *ref_count_r,
 			  bool *refs_known_r);
-/* Fills m's keys (not uid, msn, arrival, size) from checked keys without copying: m borrows
- * its strings from keys and its refs array from ref_slots (ref_count_r of the check entries),
- * both of which must outlive it. */
-void imap_sort_keys_decode(struct imap_sort_msg *m, const uint8_t *keys, char **ref_slots);
+/* Where the keys of many messages are copied (only those a command compares), so that a
+ * SORT of 100,000 messages makes a few allocations, not one per key. */
+struct imap_sort_keys_arena {
+	struct buf bytes;   /* the strings, each with its NUL; offset 0 is "" */
+	size_t *refs;       /* offsets into bytes of every message's refs */
+	size_t ref_count, ref_cap;
+	char **ref_ptrs;    /* made by imap_sort_keys_arena_finish */
+};
+void imap_sort_keys_arena_init(struct imap_sort_keys_arena *a);
+void imap_sort_keys_arena_free(struct imap_sort_keys_arena *a);
+/* Copies the NEEDS keys of checked keys into the arena for m (not uid, msn, arrival and size,
+ * which m has already). Until imap_sort_keys_arena_finish, m's strings hold arena offsets. */
+void imap_sort_keys_take(struct imap_sort_msg *m, const uint8_t *keys, unsigned needs,
+			 struct imap_sort_keys_arena *a);
+/* The arena grows no more: the taken messages among ms get pointers into it (m->borrowed). */
+void imap_sort_keys_arena_finish(struct imap_sort_keys_arena *a, struct imap_sort_msg *ms,
+				 size_t n);
 
 enum imap_sort_key {
 	IMAP_SORT_ARRIVAL,

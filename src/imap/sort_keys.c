@@ -491,40 +491,105 @@ bool imap_sort_keys_check(const uint8_t *keys, size_t len, size_t *ref_count_r,
 	return at == len;
 }
 
-/* The string at *at, which moves past it. */
-static char *take_string(const uint8_t *keys, size_t *at)
+void imap_sort_keys_arena_init(struct imap_sort_keys_arena *a)
 {
-	size_t len = get_u32(keys + *at);
-	char *s = (char *)(uintptr_t)(keys + *at + 4); /* borrowed, never written */
-
-	*at += 5 + len;
-	return s;
+	memset(a, 0, sizeof(*a));
+	buf_init(&a->bytes);
+	buf_append_byte(&a->bytes, '\0'); /* offset 0: every key not taken */
 }
 
-void imap_sort_keys_decode(struct imap_sort_msg *m, const uint8_t *keys, char **ref_slots)
+void imap_sort_keys_arena_free(struct imap_sort_keys_arena *a)
 {
-	size_t at = KEPT_HEADER;
+	buf_free(&a->bytes);
+	free(a->refs);
+	free(a->ref_ptrs);
+	memset(a, 0, sizeof(*a));
+}
+
+/* Copies the string at *at (which moves past it) into the arena when wanted; its offset
+ * there, 0 ("") when not wanted. */
+static size_t take_string(const uint8_t *keys, size_t *at, bool wanted,
+			  struct imap_sort_keys_arena *a)
+{
+	size_t len = get_u32(keys + *at), offset = 0;
+
+	if (wanted && len > 0) {
+		offset = a->bytes.len;
+		buf_append(&a->bytes, keys + *at + 4, len + 1);
+	}
+	*at += 5 + len;
+	return offset;
+}
+
+/* An arena offset kept in a string field until imap_sort_keys_arena_finish. */
+static char *offset_field(size_t offset)
+{
+	return (char *)(uintptr_t)offset;
+}
+
+void imap_sort_keys_take(struct imap_sort_msg *m, const uint8_t *keys, unsigned needs,
+			 struct imap_sort_keys_arena *a)
+{
+	size_t at = KEPT_HEADER, msgid, refs = get_u32(keys + 10);
 	uint64_t sent = 0;
+	bool ids = (needs & IMAP_SORT_NEED_IDS) != 0;
 
 	for (int i = 0; i < 8; i++)
 		sent |= (uint64_t)keys[2 + i] << (8 * i);
-	m->borrowed = true;
+	m->taken = true;
 	m->sent_from_date = (keys[1] & KEPT_SENT_FROM_DATE) != 0;
 	m->sent = m->sent_from_date ? (int64_t)sent : m->arrival;
 	m->subject_is_reply = (keys[1] & KEPT_SUBJECT_REPLY) != 0;
-	m->ref_count = get_u32(keys + 10);
-	m->subject = take_string(keys, &at);
-	m->from = take_string(keys, &at);
-	m->to = take_string(keys, &at);
-	m->cc = take_string(keys, &at);
-	m->display_from = take_string(keys, &at);
-	m->display_to = take_string(keys, &at);
-	m->message_id = take_string(keys, &at);
-	if (!(keys[1] & KEPT_HAS_MSGID))
-		m->message_id = NULL;
-	m->refs = m->ref_count > 0 ? ref_slots : NULL;
-	for (size_t i = 0; i < m->ref_count; i++)
-		ref_slots[i] = take_string(keys, &at);
+	m->subject = offset_field(take_string(keys, &at, needs & IMAP_SORT_NEED_SUBJECT, a));
+	m->from = offset_field(take_string(keys, &at, needs & IMAP_SORT_NEED_FROM, a));
+	m->to = offset_field(take_string(keys, &at, needs & IMAP_SORT_NEED_TO, a));
+	m->cc = offset_field(take_string(keys, &at, needs & IMAP_SORT_NEED_CC, a));
+	m->display_from = offset_field(take_string(keys, &at, needs & IMAP_SORT_NEED_DISPLAYFROM, a));
+	m->display_to = offset_field(take_string(keys, &at, needs & IMAP_SORT_NEED_DISPLAYTO, a));
+	msgid = take_string(keys, &at, ids, a);
+	/* an id is never empty, so offset 0 means none */
+	m->message_id = ids && (keys[1] & KEPT_HAS_MSGID) ? offset_field(msgid) : NULL;
+	m->ref_count = 0;
+	m->ref_first = a->ref_count;
+	if (!ids)
+		return;
+	for (size_t i = 0; i < refs; i++) {
+		if (a->ref_count == a->ref_cap) {
+			a->ref_cap = a->ref_cap ? a->ref_cap * 2 : 1024;
+			a->refs = xrealloc(a->refs, a->ref_cap * sizeof(*a->refs));
+		}
+		a->refs[a->ref_count++] = take_string(keys, &at, true, a);
+	}
+	m->ref_count = refs;
+}
+
+static char *field_pointer(const struct imap_sort_keys_arena *a, char *field)
+{
+	return (char *)a->bytes.data + (uintptr_t)field;
+}
+
+void imap_sort_keys_arena_finish(struct imap_sort_keys_arena *a, struct imap_sort_msg *ms,
+				 size_t n)
+{
+	a->ref_ptrs = xmalloc((a->ref_count + 1) * sizeof(*a->ref_ptrs));
+	for (size_t i = 0; i < a->ref_count; i++)
+		a->ref_ptrs[i] = (char *)a->bytes.data + a->refs[i];
+	for (size_t i = 0; i < n; i++) {
+		struct imap_sort_msg *m = &ms[i];
+		if (!m->taken)
+			continue;
+		m->taken = false;
+		m->borrowed = true;
+		m->subject = field_pointer(a, m->subject);
+		m->from = field_pointer(a, m->from);
+		m->to = field_pointer(a, m->to);
+		m->cc = field_pointer(a, m->cc);
+		m->display_from = field_pointer(a, m->display_from);
+		m->display_to = field_pointer(a, m->display_to);
+		if (m->message_id != NULL)
+			m->message_id = field_pointer(a, m->message_id);
+		m->refs = m->ref_count > 0 ? a->ref_ptrs + m->ref_first : NULL;
+	}
 }
 
 /* ---------------- ordering ---------------- */

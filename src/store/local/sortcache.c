@@ -1,73 +1,44 @@
-/* The SORT/THREAD keys kept beside the message cache (table sort_cache): one index scan gives
- * every message of a mailbox with its keys, copied into one arena so that a mailbox of 100,000
- * messages costs two allocations, not 100,000; writing them back is one transaction. The
- * bytes are opaque here: the protocol that derives them owns their format. */
+/* The SORT/THREAD keys kept beside the message cache (table sort_cache): one range scan hands
+ * every message's keys to the caller, who copies only what its command compares (no
+ * allocation here per message); writing them back is one transaction. The bytes are opaque
+ * here: the protocol that derives them owns their format. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "local.h"
 
-void store_sort_keys_list_free(struct store_sort_keys_list *list)
-{
-	free(list->rows);
-	free(list->arena);
-	memset(list, 0, sizeof(*list));
-}
-
-/* Rows hold arena offsets while the arena grows; pointers are set once it stops moving. */
+/* A range scan of sort_cache alone: no join with messages, since the triggers and
+ * store_sort_keys_put keep no row for a message that is gone. */
 static enum store_error sort_keys_scan(struct store_account *acct, uint64_t mailbox_id,
-				       struct store_sort_keys_list *l, struct store_err *err_r)
+				       store_sort_keys_fn *fn, void *ctx, struct store_err *err_r)
 {
-	size_t cap = 0, *offsets = NULL;
-	struct buf arena;
 	sqlite3_stmt *st;
 	enum store_error e = STORE_OK;
 	int rc;
 
 	if (sqlite3_prepare_v2(acct->db,
-			       "SELECT m.uid, s.keys FROM messages m LEFT JOIN sort_cache s"
-			       " ON s.mailbox_id = m.mailbox_id AND s.uid = m.uid"
-			       " WHERE m.mailbox_id = ?1 ORDER BY m.uid",
+			       "SELECT uid, keys FROM sort_cache WHERE mailbox_id = ?1 ORDER BY uid",
 			       -1, &st, NULL) != SQLITE_OK)
 		return local_db_fail(acct, err_r, "sort-keys");
-	buf_init(&arena);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)mailbox_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const void *keys = sqlite3_column_blob(st, 1);
+		const uint8_t *keys = sqlite3_column_blob(st, 1);
 		size_t len = (size_t)sqlite3_column_bytes(st, 1);
-		if (l->count == cap) {
-			cap = cap ? cap * 2 : 1024;
-			l->rows = xrealloc(l->rows, cap * sizeof(*l->rows));
-			offsets = xrealloc(offsets, cap * sizeof(*offsets));
-		}
-		l->rows[l->count] = (struct store_sort_keys){ (uint32_t)sqlite3_column_int64(st, 0),
-							       NULL, 0 };
-		offsets[l->count] = SIZE_MAX;
-		if (keys != NULL) {
-			offsets[l->count] = arena.len;
-			l->rows[l->count].keys_len = len;
-			buf_append(&arena, keys, len);
-		}
-		l->count++;
+		if (keys != NULL)
+			fn(ctx, (uint32_t)sqlite3_column_int64(st, 0), keys, len);
 	}
 	if (rc != SQLITE_DONE)
 		e = local_db_fail(acct, err_r, "sort-keys");
 	sqlite3_finalize(st);
-	l->arena = arena.data; /* the list owns it from here */
-	for (size_t i = 0; i < l->count; i++)
-		if (offsets[i] != SIZE_MAX)
-			l->rows[i].keys = l->arena + offsets[i];
-	free(offsets);
 	return e;
 }
 
-enum store_error store_sort_keys_list(struct store_account *acct, uint64_t mailbox_id,
-				      struct store_sort_keys_list *list_r, struct store_err *err_r)
+enum store_error store_sort_keys_scan(struct store_account *acct, uint64_t mailbox_id,
+				      store_sort_keys_fn *fn, void *ctx, struct store_err *err_r)
 {
 	enum store_error e;
 	struct local_mbox m;
 
-	memset(list_r, 0, sizeof(*list_r));
 	local_read_begin(acct);
 	if (!local_db_ready(acct, err_r)) {
 		pthread_mutex_unlock(&acct->lock);
@@ -75,11 +46,9 @@ enum store_error store_sort_keys_list(struct store_account *acct, uint64_t mailb
 	}
 	e = local_mbox_by_id(acct, mailbox_id, &m, err_r);
 	if (e == STORE_OK)
-		e = sort_keys_scan(acct, mailbox_id, list_r, err_r);
+		e = sort_keys_scan(acct, mailbox_id, fn, ctx, err_r);
 	pthread_mutex_unlock(&acct->lock);
 	local_mbox_clear(&m);
-	if (e != STORE_OK)
-		store_sort_keys_list_free(list_r);
 	return e;
 }
 
