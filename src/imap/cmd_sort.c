@@ -65,22 +65,6 @@ static void sort_job_free(struct sort_job **jobp)
 
 /* ---------------- work (pool) ---------------- */
 
-static uint32_t view_msn(const struct sort_job *job, uint32_t uid)
-{
-	size_t lo = 0, hi = job->view_count;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (job->view[mid] == uid)
-			return (uint32_t)mid + 1;
-		if (job->view[mid] < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
-}
-
 /* The References field of a matching message (THREAD=REFERENCES only). */
 static void read_refs(struct sort_job *job, struct imap_sort_msg *m)
 {
@@ -227,16 +211,17 @@ static bool find_keys(struct sort_job *job, struct imap_sort_msg *ms, size_t cou
 static struct imap_sort_msg *collect_keys(struct sort_job *job, const struct store_msg *msgs,
 					  size_t n, const bool *match, size_t *count_r)
 {
-	size_t count = 0;
+	size_t count = 0, v = 0;
 	struct imap_sort_msg *ms = xcalloc(n + 1, sizeof(*ms));
 
-	for (size_t i = 0; i < n; i++) {
-		uint32_t msn;
-		if (!match[i] || (msn = view_msn(job, msgs[i].uid)) == 0)
+	for (size_t i = 0; i < n; i++) { /* msgs and the view both in UID order */
+		while (v < job->view_count && job->view[v] < msgs[i].uid)
+			v++;
+		if (!match[i] || v == job->view_count || job->view[v] != msgs[i].uid)
 			continue;
 		struct imap_sort_msg *m = &ms[count++];
 		m->uid = msgs[i].uid;
-		m->msn = msn;
+		m->msn = (uint32_t)v + 1;
 		m->arrival = msgs[i].internal_date;
 		m->size = msgs[i].size;
 		/* ARRIVAL and SIZE come from the index rows: no keys are read for them */

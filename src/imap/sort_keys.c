@@ -615,13 +615,43 @@ static void merge_pass(char *base, char *tmp, size_t n, size_t size, imap_cmp_fn
 	memcpy(base, tmp, n * size);
 }
 
-void imap_merge_sort(void *base, size_t n, size_t size, imap_cmp_fn *cmp, void *ctx)
+/* merge_pass for elements of a pointer's size, what every sort of this folder orders: each
+ * memcpy has a size known at compile time, so it is one move, not a library call (memcpy
+ * rather than assignment keeps it valid for size_t elements too). */
+#define WORD sizeof(void *)
+static void merge_pass_word(char *base, char *tmp, size_t n, imap_cmp_fn *cmp, void *ctx)
 {
-	char *tmp;
-
 	if (n < 2)
 		return;
-	tmp = xmalloc(n * size);
+	size_t mid = n / 2;
+	merge_pass_word(base, tmp, mid, cmp, ctx);
+	merge_pass_word(base + mid * WORD, tmp, n - mid, cmp, ctx);
+	if (cmp(base + mid * WORD, base + (mid - 1) * WORD, ctx) >= 0)
+		return; /* already in order: common for dates that follow arrival */
+	size_t i = 0, j = mid, k = 0;
+	while (i < mid && j < n) {
+		if (cmp(base + j * WORD, base + i * WORD, ctx) < 0)
+			memcpy(tmp + k++ * WORD, base + j++ * WORD, WORD);
+		else
+			memcpy(tmp + k++ * WORD, base + i++ * WORD, WORD);
+	}
+	while (i < mid)
+		memcpy(tmp + k++ * WORD, base + i++ * WORD, WORD);
+	/* what is left of the second half is in place already */
+	memcpy(base, tmp, k * WORD);
+}
+
+void imap_merge_sort(void *base, size_t n, size_t size, imap_cmp_fn *cmp, void *ctx)
+{
+	if (n < 2)
+		return;
+	if (size == WORD) {
+		char *tmp = xmalloc(n * WORD);
+		merge_pass_word(base, tmp, n, cmp, ctx);
+		free(tmp);
+		return;
+	}
+	char *tmp = xmalloc(n * size);
 	merge_pass(base, tmp, n, size, cmp, ctx); /* depth log2(n): no deep recursion */
 	free(tmp);
 }

@@ -82,13 +82,18 @@ struct container {
 	size_t parent, first_child, next_sibling;
 };
 
+struct id_entry {
+	const char *id; /* NULL: a free slot */
+	size_t container;
+};
+
 struct threader {
 	struct container *c;
 	size_t count, cap;
-	/* message-id -> container, open addressing */
-	char **ids;
-	size_t *slots;
-	size_t table_size;
+	/* message-id -> container, open addressing, grown when half full: sized for the number
+	 * of distinct ids, not for every reference (most name the same few messages) */
+	struct id_entry *ids;
+	size_t id_count, table_size;
 };
 
 static size_t container_new(struct threader *t, struct imap_sort_msg *msg)
@@ -110,21 +115,43 @@ static uint64_t id_hash(const char *s)
 	return h;
 }
 
+static void id_table_grow(struct threader *t)
+{
+	struct id_entry *old = t->ids;
+	size_t old_size = t->table_size;
+
+	t->table_size = old_size * 2;
+	t->ids = xcalloc(t->table_size, sizeof(*t->ids));
+	for (size_t k = 0; k < old_size; k++) {
+		if (old[k].id == NULL)
+			continue;
+		size_t i = (size_t)(id_hash(old[k].id) & (t->table_size - 1));
+		while (t->ids[i].id != NULL)
+			i = (i + 1) & (t->table_size - 1);
+		t->ids[i] = old[k];
+	}
+	free(old);
+}
+
 /* The container of ID, created (as a dummy) on first sight. */
 static size_t container_of_id(struct threader *t, const char *id, bool *created_r)
 {
-	size_t i = (size_t)(id_hash(id) & (t->table_size - 1));
+	size_t i;
 
+	if (2 * (t->id_count + 1) > t->table_size)
+		id_table_grow(t);
+	i = (size_t)(id_hash(id) & (t->table_size - 1));
 	*created_r = false;
-	while (t->ids[i] != NULL) {
-		if (strcmp(t->ids[i], id) == 0)
-			return t->slots[i];
+	while (t->ids[i].id != NULL) {
+		if (strcmp(t->ids[i].id, id) == 0)
+			return t->ids[i].container;
 		i = (i + 1) & (t->table_size - 1);
 	}
-	t->ids[i] = (char *)id;
-	t->slots[i] = container_new(t, NULL);
+	t->ids[i].id = id;
+	t->ids[i].container = container_new(t, NULL);
+	t->id_count++;
 	*created_r = true;
-	return t->slots[i];
+	return t->ids[i].container;
 }
 
 static bool is_ancestor(const struct threader *t, size_t maybe_ancestor, size_t node)
@@ -446,7 +473,7 @@ static int cmp_msn(const void *pa, const void *pb, void *ctx)
 void imap_thread_references(struct imap_sort_msg **msgs, size_t n, bool by_uid, struct buf *out)
 {
 	struct threader t = { 0 };
-	size_t refs = 0, root;
+	size_t root;
 	struct imap_sort_msg **in_order = xmalloc((n + 1) * sizeof(*in_order));
 
 	/* Messages are linked in mailbox order, so the first of two with one Message-ID keeps it
@@ -455,13 +482,12 @@ void imap_thread_references(struct imap_sort_msg **msgs, size_t n, bool by_uid, 
 	imap_merge_sort(in_order, n, sizeof(*in_order), cmp_msn, NULL);
 	msgs = in_order;
 
-	for (size_t i = 0; i < n; i++)
-		refs += 1 + msgs[i]->ref_count;
 	t.table_size = 16;
-	while (t.table_size < refs * 2)
+	while (t.table_size < n * 2)
 		t.table_size *= 2;
 	t.ids = xcalloc(t.table_size, sizeof(*t.ids));
-	t.slots = xcalloc(t.table_size, sizeof(*t.slots));
+	t.cap = n + n / 2 + 64; /* the messages and some dummies, without regrowing */
+	t.c = xmalloc(t.cap * sizeof(*t.c));
 	for (size_t i = 0; i < n; i++)
 		link_message(&t, msgs[i]);
 	/* (2) the root set: a container above every parentless one */
@@ -476,6 +502,5 @@ void imap_thread_references(struct imap_sort_msg **msgs, size_t n, bool by_uid, 
 	render(&t, root, by_uid, out);
 	free(in_order);
 	free(t.ids);
-	free(t.slots);
 	free(t.c);
 }
