@@ -79,7 +79,9 @@ void imap_thread_orderedsubject(struct imap_sort_msg **msgs, size_t n, bool by_u
 
 struct container {
 	struct imap_sort_msg *msg; /* NULL: a dummy */
-	size_t parent, first_child, next_sibling;
+	/* siblings are doubly linked: unlinking one from a parent with thousands of children
+	 * (the root of a big mailbox) must not walk them */
+	size_t parent, first_child, next_sibling, prev_sibling;
 };
 
 struct id_entry {
@@ -102,7 +104,7 @@ static size_t container_new(struct threader *t, struct imap_sort_msg *msg)
 		t->cap = t->cap ? t->cap * 2 : 64;
 		t->c = xrealloc(t->c, t->cap * sizeof(*t->c));
 	}
-	t->c[t->count] = (struct container){ msg, NONE, NONE, NONE };
+	t->c[t->count] = (struct container){ msg, NONE, NONE, NONE, NONE };
 	return t->count++;
 }
 
@@ -164,21 +166,40 @@ static bool is_ancestor(const struct threader *t, size_t maybe_ancestor, size_t 
 
 static void unlink_child(struct threader *t, size_t child)
 {
-	size_t parent = t->c[child].parent;
-	size_t *link = &t->c[parent].first_child;
+	struct container *c = &t->c[child];
 
-	while (*link != child)
-		link = &t->c[*link].next_sibling;
-	*link = t->c[child].next_sibling;
-	t->c[child].parent = NONE;
-	t->c[child].next_sibling = NONE;
+	if (c->prev_sibling != NONE)
+		t->c[c->prev_sibling].next_sibling = c->next_sibling;
+	else
+		t->c[c->parent].first_child = c->next_sibling;
+	if (c->next_sibling != NONE)
+		t->c[c->next_sibling].prev_sibling = c->prev_sibling;
+	c->parent = NONE;
+	c->next_sibling = NONE;
+	c->prev_sibling = NONE;
 }
 
 static void link_child(struct threader *t, size_t parent, size_t child)
 {
+	size_t first = t->c[parent].first_child;
+
 	t->c[child].parent = parent;
-	t->c[child].next_sibling = t->c[parent].first_child;
+	t->c[child].prev_sibling = NONE;
+	t->c[child].next_sibling = first;
+	if (first != NONE)
+		t->c[first].prev_sibling = child;
 	t->c[parent].first_child = child;
+}
+
+/* After a parent's child list was rebuilt through next_sibling alone. */
+static void relink_prev(struct threader *t, size_t parent)
+{
+	size_t prev = NONE;
+
+	for (size_t k = t->c[parent].first_child; k != NONE; k = t->c[k].next_sibling) {
+		t->c[k].prev_sibling = prev;
+		prev = k;
+	}
 }
 
 /* Step 1: containers linked by References. */
@@ -263,6 +284,7 @@ static void prune(struct threader *t, size_t root)
 		if (tail != NONE)
 			t->c[tail].next_sibling = NONE;
 		t->c[x].first_child = head;
+		relink_prev(t, x);
 	}
 	free(order);
 }
@@ -310,6 +332,7 @@ static void sort_siblings(struct threader *t, size_t root)
 		for (size_t j = 0; j + 1 < k; j++)
 			t->c[kids[j]].next_sibling = kids[j + 1];
 		t->c[kids[k - 1]].next_sibling = NONE;
+		relink_prev(t, x);
 	}
 	free(kids);
 	free(order);
