@@ -1,10 +1,12 @@
 /* SORT, UID SORT, THREAD and UID THREAD (RFC 5256) with DISPLAYFROM/DISPLAYTO (RFC 5957) and
  * ESORT return options (RFC 5267 §3: MIN MAX ALL COUNT). The criteria are parsed on the loop;
  * the work runs as bulk pool work like SEARCH: one index scan for the metadata, the search
- * keys (cmd_search.c, same work budget), one index scan for the cached envelopes the keys come
- * from (sort_keys.c), and for THREAD=REFERENCES a look at each matching message's header
- * block for its References field. Only messages in the client's view take part, numbered as
- * the client knows them (the view does not change while the command runs). */
+ * keys (cmd_search.c, same work budget), one index scan for the sort keys the index keeps per
+ * message (sort_keys.c encodes them), used in place without copying. Keys missing there
+ * (messages saved before the index kept them, or whose envelope was written since) are
+ * derived from the cached envelope, for THREAD=REFERENCES also from the References field of
+ * the header block, and kept for the next command. Only messages in the client's view take
+ * part, numbered as the client knows them (the view does not change while the command runs). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +43,9 @@ struct sort_job {
 	enum imap_search_outcome outcome;
 	enum store_error error;
 	struct store_err err;
+	/* while the command works: the keys it compares, and those it derived */
+	struct imap_sort_keys_arena arena;
+	struct buf derived;
 };
 
 static void sort_job_free(struct sort_job **jobp)
@@ -51,28 +56,14 @@ static void sort_job_free(struct sort_job **jobp)
 	free(job->view);
 	free(job->numbers);
 	buf_free(&job->threads);
+	imap_sort_keys_arena_free(&job->arena);
+	buf_free(&job->derived);
 	free(job->tag);
 	free(job);
 	*jobp = NULL;
 }
 
 /* ---------------- work (pool) ---------------- */
-
-static uint32_t view_msn(const struct sort_job *job, uint32_t uid)
-{
-	size_t lo = 0, hi = job->view_count;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (job->view[mid] == uid)
-			return (uint32_t)mid + 1;
-		if (job->view[mid] < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
-}
 
 /* The References field of a matching message (THREAD=REFERENCES only). */
 static void read_refs(struct sort_job *job, struct imap_sort_msg *m)
@@ -87,48 +78,164 @@ static void read_refs(struct sort_job *job, struct imap_sort_msg *m)
 	store_message_close(&msg);
 }
 
-/* The keys of the messages in the view that match, from the envelopes (both lists are in UID
- * order). */
-static struct imap_sort_msg *collect_keys(struct sort_job *job, const struct store_msg *msgs,
-					  size_t n, const bool *match, size_t *count_r)
+/* Fewer missing keys than this are derived from one envelope lookup each; more from one scan
+ * of every envelope of the mailbox. */
+#define SORT_DERIVE_SCAN_MIN 512
+/* Keys go back to the index in transactions of this many, so a first SORT of a big mailbox
+ * holds the index lock for a short while at a time. */
+#define SORT_KEYS_PUT_BATCH 2000
+
+static const char *envelope_of(const struct store_envelope *envs, size_t env_count, size_t *e,
+			       uint32_t uid)
+{
+	while (*e < env_count && envs[*e].uid < uid)
+		(*e)++;
+	return *e < env_count && envs[*e].uid == uid ? envs[*e].envelope : NULL;
+}
+
+/* Derives the keys of the messages ms[need[k]] that the index kept none (or too few) for:
+ * saved before the index kept keys, or their envelope was written since. Their encoded keys
+ * go one after the other into job->derived, their lengths into rows[k]. */
+static bool derive_keys(struct sort_job *job, const struct imap_sort_msg *ms, const size_t *need,
+			size_t need_count, struct store_sort_keys *rows)
 {
 	struct store_envelope *envs = NULL;
-	size_t env_count = 0, e = 0, count = 0;
-	struct imap_sort_msg *keys;
+	size_t env_count = 0, e = 0;
+	bool refs = job->kind == SORT_KIND_REFERENCES;
 
-	/* ARRIVAL and SIZE come from the index rows: no envelope is read for them */
-	if (job->needs != 0) {
+	if (need_count >= SORT_DERIVE_SCAN_MIN) {
 		job->error = store_envelope_list(job->acct, job->mailbox_id, &envs, &env_count,
 						 &job->err);
 		if (job->error != STORE_OK)
-			return NULL;
+			return false;
 	}
-	keys = xcalloc(n + 1, sizeof(*keys));
-	for (size_t i = 0; i < n; i++) {
-		uint32_t msn;
-		if (!match[i] || (msn = view_msn(job, msgs[i].uid)) == 0)
-			continue;
-		while (e < env_count && envs[e].uid < msgs[i].uid)
-			e++;
-		struct imap_sort_msg *m = &keys[count++];
-		m->uid = msgs[i].uid;
-		m->msn = msn;
-		m->arrival = msgs[i].internal_date;
-		m->size = msgs[i].size;
-		imap_sort_msg_from_envelope(m, e < env_count && envs[e].uid == m->uid ? envs[e].envelope
-										     : NULL,
-					    job->needs);
-		if (job->kind == SORT_KIND_REFERENCES) {
-			if (net_conn_gone(job->conn)) {
-				job->outcome = IMAP_SEARCH_CANCELLED;
-				break;
-			}
-			read_refs(job, m);
+	for (size_t k = 0; k < need_count; k++) {
+		struct imap_sort_msg m = ms[need[k]];
+		char *env = NULL, *bodystructure = NULL;
+		size_t start = job->derived.len;
+		if (refs && net_conn_gone(job->conn)) { /* the costly case: a file read each */
+			job->outcome = IMAP_SEARCH_CANCELLED;
+			break;
 		}
+		if (envs == NULL) {
+			if (store_message_cache(job->acct, job->mailbox_id, m.uid, &env,
+						&bodystructure, NULL) != STORE_OK)
+				env = NULL;
+			free(bodystructure);
+		}
+		imap_sort_msg_from_envelope(&m, envs != NULL ? envelope_of(envs, env_count, &e, m.uid)
+							     : env,
+					    IMAP_SORT_NEED_ALL);
+		free(env);
+		if (refs)
+			read_refs(job, &m);
+		imap_sort_keys_encode(&m, refs, &job->derived);
+		rows[k] = (struct store_sort_keys){ m.uid, NULL, job->derived.len - start };
+		imap_sort_msg_clear(&m);
 	}
 	store_envelope_list_free(&envs, env_count);
+	return job->outcome != IMAP_SEARCH_CANCELLED;
+}
+
+/* Keeps derived keys in the index. A failure costs only deriving them again next time. */
+static void put_keys(struct sort_job *job, const struct store_sort_keys *rows, size_t count)
+{
+	for (size_t i = 0; i < count; i += SORT_KEYS_PUT_BATCH) {
+		size_t n = count - i < SORT_KEYS_PUT_BATCH ? count - i : SORT_KEYS_PUT_BATCH;
+		if (store_sort_keys_put(job->acct, job->mailbox_id, rows + i, n, NULL) != STORE_OK)
+			break;
+	}
+}
+
+struct scan_ctx {
+	struct sort_job *job;
+	struct imap_sort_msg *ms; /* in UID order */
+	size_t count, next;
+};
+
+/* Under the index lock (store_sort_keys_scan): copies what the command compares. */
+static void take_kept(void *arg, uint32_t uid, const uint8_t *keys, size_t len)
+{
+	struct scan_ctx *c = arg;
+	size_t refs_n;
+	bool refs_known;
+
+	while (c->next < c->count && c->ms[c->next].uid < uid)
+		c->next++;
+	if (c->next == c->count || c->ms[c->next].uid != uid ||
+	    !imap_sort_keys_check(keys, len, &refs_n, &refs_known))
+		return;
+	/* kept before THREAD=REFERENCES ever read its References: derived again */
+	if (!refs_known && c->job->kind == SORT_KIND_REFERENCES)
+		return;
+	imap_sort_keys_take(&c->ms[c->next], keys, c->job->needs, &c->job->arena);
+}
+
+/* Copies the keys the command compares into job->arena, from the index or, for messages it
+ * kept none (or too few) for, derived now and kept for the next command. False when the
+ * command cannot go on (job->error set, or cancelled). */
+static bool find_keys(struct sort_job *job, struct imap_sort_msg *ms, size_t count)
+{
+	struct scan_ctx scan = { job, ms, count, 0 };
+	size_t *need, need_count = 0, at = 0;
+	struct store_sort_keys *rows;
+
+	job->error = store_sort_keys_scan(job->acct, job->mailbox_id, take_kept, &scan, &job->err);
+	if (job->error != STORE_OK)
+		return false;
+	need = xmalloc((count + 1) * sizeof(*need));
+	for (size_t i = 0; i < count; i++)
+		if (!ms[i].taken)
+			need[need_count++] = i;
+	rows = xmalloc((need_count + 1) * sizeof(*rows));
+	if (!derive_keys(job, ms, need, need_count, rows)) {
+		free(rows);
+		free(need);
+		return false;
+	}
+	/* job->derived grows no more: the pointers hold from here */
+	for (size_t k = 0; k < need_count; k++) {
+		rows[k].keys = job->derived.data + at;
+		at += rows[k].keys_len;
+		imap_sort_keys_take(&ms[need[k]], rows[k].keys, job->needs, &job->arena);
+	}
+	put_keys(job, rows, need_count);
+	free(rows);
+	free(need);
+	return true;
+}
+
+/* The keys of the messages in the view that match: uid, msn, arrival and size from the index
+ * rows, the others from the keys the index kept (or this command derived), copied into the
+ * job's arena, which the job holds until the answer is made. */
+static struct imap_sort_msg *collect_keys(struct sort_job *job, const struct store_msg *msgs,
+					  size_t n, const bool *match, size_t *count_r)
+{
+	size_t count = 0, v = 0;
+	struct imap_sort_msg *ms = xcalloc(n + 1, sizeof(*ms));
+
+	for (size_t i = 0; i < n; i++) { /* msgs and the view both in UID order */
+		while (v < job->view_count && job->view[v] < msgs[i].uid)
+			v++;
+		if (!match[i] || v == job->view_count || job->view[v] != msgs[i].uid)
+			continue;
+		struct imap_sort_msg *m = &ms[count++];
+		m->uid = msgs[i].uid;
+		m->msn = (uint32_t)v + 1;
+		m->arrival = msgs[i].internal_date;
+		m->size = msgs[i].size;
+		/* ARRIVAL and SIZE come from the index rows: no keys are read for them */
+		imap_sort_msg_from_envelope(m, NULL, 0);
+	}
 	*count_r = count;
-	return keys;
+	if (job->needs == 0)
+		return ms;
+	if (!find_keys(job, ms, count)) {
+		free(ms);
+		return NULL;
+	}
+	imap_sort_keys_arena_finish(&job->arena, ms, count);
+	return ms;
 }
 
 static void sort_work(void *arg)
@@ -180,6 +287,9 @@ static void sort_work(void *arg)
 		imap_sort_msg_clear(&keys[i]);
 	free(keys);
 	free(order);
+	/* the answer is made: what the keys borrowed from can go before it is sent */
+	imap_sort_keys_arena_free(&job->arena);
+	buf_free(&job->derived);
 }
 
 /* ---------------- answer (loop) ---------------- */
@@ -409,6 +519,8 @@ static void sort_or_thread(struct imap_session *s, const char *tag, struct imap_
 	bool syntax_ok;
 
 	buf_init(&job->threads);
+	buf_init(&job->derived);
+	imap_sort_keys_arena_init(&job->arena);
 	job->tag = xstrdup(tag);
 	job->uid = uid;
 	if (thread) {

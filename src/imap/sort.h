@@ -39,6 +39,10 @@ struct imap_sort_msg {
 	char *message_id;                  /* without <>, NULL when none */
 	char **refs;                       /* THREAD=REFERENCES parents, oldest first */
 	size_t ref_count;
+	bool sent_from_date;               /* sent came from a valid Date field */
+	bool taken;    /* keys copied into an arena (imap_sort_keys_take) */
+	bool borrowed; /* strings and refs point into that arena */
+	size_t ref_first; /* while taken: where its refs start in the arena's refs */
 };
 
 /* The keys a command compares; the others stay empty, which spares decoding and folding. */
@@ -60,6 +64,31 @@ void imap_sort_msg_from_envelope(struct imap_sort_msg *m, const char *envelope, 
  * In-Reply-To id the envelope gave (RFC 5256 §2.2 step 1). */
 void imap_sort_msg_refs(struct imap_sort_msg *m, const uint8_t *data, size_t len);
 void imap_sort_msg_clear(struct imap_sort_msg *m);
+
+/* The keys kept in the index (store_sort_keys_list): every key of m, derived with
+ * IMAP_SORT_NEED_ALL, as bytes. refs_known: m's refs came from its References field (else
+ * they are the envelope's In-Reply-To only, and THREAD=REFERENCES derives them again). */
+void imap_sort_keys_encode(const struct imap_sort_msg *m, bool refs_known, struct buf *out);
+/* How many refs kept keys hold; false when they are not in this version's format. */
+bool imap_sort_keys_check(const uint8_t *keys, size_t len, size_t *ref_count_r,
+			  bool *refs_known_r);
+/* Where the keys of many messages are copied (only those a command compares), so that a
+ * SORT of 100,000 messages makes a few allocations, not one per key. */
+struct imap_sort_keys_arena {
+	struct buf bytes;   /* the strings, each with its NUL; offset 0 is "" */
+	size_t *refs;       /* offsets into bytes of every message's refs */
+	size_t ref_count, ref_cap;
+	char **ref_ptrs;    /* made by imap_sort_keys_arena_finish */
+};
+void imap_sort_keys_arena_init(struct imap_sort_keys_arena *a);
+void imap_sort_keys_arena_free(struct imap_sort_keys_arena *a);
+/* Copies the NEEDS keys of checked keys into the arena for m (not uid, msn, arrival and size,
+ * which m has already). Until imap_sort_keys_arena_finish, m's strings hold arena offsets. */
+void imap_sort_keys_take(struct imap_sort_msg *m, const uint8_t *keys, unsigned needs,
+			 struct imap_sort_keys_arena *a);
+/* The arena grows no more: the taken messages among ms get pointers into it (m->borrowed). */
+void imap_sort_keys_arena_finish(struct imap_sort_keys_arena *a, struct imap_sort_msg *ms,
+				 size_t n);
 
 enum imap_sort_key {
 	IMAP_SORT_ARRIVAL,

@@ -278,8 +278,10 @@ void imap_sort_msg_from_envelope(struct imap_sort_msg *m, const char *envelope, 
 	if (!nil_date && (needs & IMAP_SORT_NEED_DATE)) {
 		int64_t t;
 		int tz;
-		if (mime_parse_date((const char *)date.data, date.len, &t, &tz) == 0)
+		if (mime_parse_date((const char *)date.data, date.len, &t, &tz) == 0) {
 			m->sent = t;
+			m->sent_from_date = true;
+		}
 	}
 	if (!nil_subject && (needs & IMAP_SORT_NEED_SUBJECT)) {
 		struct buf dec, base;
@@ -385,6 +387,10 @@ void imap_sort_msg_refs(struct imap_sort_msg *m, const uint8_t *data, size_t len
 
 void imap_sort_msg_clear(struct imap_sort_msg *m)
 {
+	if (m->borrowed) {
+		memset(m, 0, sizeof(*m));
+		return;
+	}
 	free_key(&m->subject);
 	free_key(&m->from);
 	free_key(&m->to);
@@ -396,6 +402,194 @@ void imap_sort_msg_clear(struct imap_sort_msg *m)
 		free(m->refs[i]);
 	free(m->refs);
 	memset(m, 0, sizeof(*m));
+}
+
+/* ---------------- keys kept in the index ---------------- */
+
+/* Format 1, integers little-endian:
+ *   u8 version, u8 flags (KEPT_*), i64 sent, u32 ref count,
+ *   then subject, from, to, cc, display from, display to, message-id and each ref as
+ *   u32 length, the bytes and a NUL (so a decoded key is a C string in place).
+ * A message without Message-ID keeps an empty one with KEPT_HAS_MSGID clear. A format change
+ * takes a new version: older keys then read as missing and are derived again. */
+#define KEPT_VERSION 1
+#define KEPT_HEADER (1 + 1 + 8 + 4)
+#define KEPT_STRINGS 7
+enum {
+	KEPT_REFS_KNOWN = 1 << 0,
+	KEPT_SUBJECT_REPLY = 1 << 1,
+	KEPT_SENT_FROM_DATE = 1 << 2,
+	KEPT_HAS_MSGID = 1 << 3,
+};
+
+static void put_u32(struct buf *out, uint32_t v)
+{
+	uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
+
+	buf_append(out, b, sizeof(b));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_string(struct buf *out, const char *s)
+{
+	size_t len = s != NULL ? strlen(s) : 0;
+
+	put_u32(out, (uint32_t)len);
+	buf_append(out, s != NULL ? s : "", len);
+	buf_append_byte(out, '\0');
+}
+
+void imap_sort_keys_encode(const struct imap_sort_msg *m, bool refs_known, struct buf *out)
+{
+	uint64_t sent = (uint64_t)m->sent;
+	uint8_t flags = (uint8_t)((refs_known ? KEPT_REFS_KNOWN : 0) |
+				  (m->subject_is_reply ? KEPT_SUBJECT_REPLY : 0) |
+				  (m->sent_from_date ? KEPT_SENT_FROM_DATE : 0) |
+				  (m->message_id != NULL ? KEPT_HAS_MSGID : 0));
+
+	buf_append_byte(out, KEPT_VERSION);
+	buf_append_byte(out, flags);
+	for (int i = 0; i < 8; i++)
+		buf_append_byte(out, (uint8_t)(sent >> (8 * i)));
+	put_u32(out, (uint32_t)m->ref_count);
+	put_string(out, m->subject);
+	put_string(out, m->from);
+	put_string(out, m->to);
+	put_string(out, m->cc);
+	put_string(out, m->display_from);
+	put_string(out, m->display_to);
+	put_string(out, m->message_id);
+	for (size_t i = 0; i < m->ref_count; i++)
+		put_string(out, m->refs[i]);
+}
+
+bool imap_sort_keys_check(const uint8_t *keys, size_t len, size_t *ref_count_r,
+			  bool *refs_known_r)
+{
+	size_t at = KEPT_HEADER, strings;
+
+	if (keys == NULL || len < KEPT_HEADER || keys[0] != KEPT_VERSION)
+		return false;
+	*ref_count_r = get_u32(keys + 10);
+	*refs_known_r = (keys[1] & KEPT_REFS_KNOWN) != 0;
+	if (*ref_count_r > len / 5) /* each string takes at least 5 bytes */
+		return false;
+	strings = KEPT_STRINGS + *ref_count_r;
+	/* every string fits and ends in its NUL, so decoding needs no more checks */
+	for (size_t i = 0; i < strings; i++) {
+		if (len - at < 5)
+			return false;
+		size_t slen = get_u32(keys + at);
+		if (slen > len - at - 5 || keys[at + 4 + slen] != '\0')
+			return false;
+		at += 5 + slen;
+	}
+	return at == len;
+}
+
+void imap_sort_keys_arena_init(struct imap_sort_keys_arena *a)
+{
+	memset(a, 0, sizeof(*a));
+	buf_init(&a->bytes);
+	buf_append_byte(&a->bytes, '\0'); /* offset 0: every key not taken */
+}
+
+void imap_sort_keys_arena_free(struct imap_sort_keys_arena *a)
+{
+	buf_free(&a->bytes);
+	free(a->refs);
+	free(a->ref_ptrs);
+	memset(a, 0, sizeof(*a));
+}
+
+/* Copies the string at *at (which moves past it) into the arena when wanted; its offset
+ * there, 0 ("") when not wanted. */
+static size_t take_string(const uint8_t *keys, size_t *at, bool wanted,
+			  struct imap_sort_keys_arena *a)
+{
+	size_t len = get_u32(keys + *at), offset = 0;
+
+	if (wanted && len > 0) {
+		offset = a->bytes.len;
+		buf_append(&a->bytes, keys + *at + 4, len + 1);
+	}
+	*at += 5 + len;
+	return offset;
+}
+
+/* An arena offset kept in a string field until imap_sort_keys_arena_finish. */
+static char *offset_field(size_t offset)
+{
+	return (char *)(uintptr_t)offset;
+}
+
+void imap_sort_keys_take(struct imap_sort_msg *m, const uint8_t *keys, unsigned needs,
+			 struct imap_sort_keys_arena *a)
+{
+	size_t at = KEPT_HEADER, msgid, refs = get_u32(keys + 10);
+	uint64_t sent = 0;
+	bool ids = (needs & IMAP_SORT_NEED_IDS) != 0;
+
+	for (int i = 0; i < 8; i++)
+		sent |= (uint64_t)keys[2 + i] << (8 * i);
+	m->taken = true;
+	m->sent_from_date = (keys[1] & KEPT_SENT_FROM_DATE) != 0;
+	m->sent = m->sent_from_date ? (int64_t)sent : m->arrival;
+	m->subject_is_reply = (keys[1] & KEPT_SUBJECT_REPLY) != 0;
+	m->subject = offset_field(take_string(keys, &at, needs & IMAP_SORT_NEED_SUBJECT, a));
+	m->from = offset_field(take_string(keys, &at, needs & IMAP_SORT_NEED_FROM, a));
+	m->to = offset_field(take_string(keys, &at, needs & IMAP_SORT_NEED_TO, a));
+	m->cc = offset_field(take_string(keys, &at, needs & IMAP_SORT_NEED_CC, a));
+	m->display_from = offset_field(take_string(keys, &at, needs & IMAP_SORT_NEED_DISPLAYFROM, a));
+	m->display_to = offset_field(take_string(keys, &at, needs & IMAP_SORT_NEED_DISPLAYTO, a));
+	msgid = take_string(keys, &at, ids, a);
+	/* an id is never empty, so offset 0 means none */
+	m->message_id = ids && (keys[1] & KEPT_HAS_MSGID) ? offset_field(msgid) : NULL;
+	m->ref_count = 0;
+	m->ref_first = a->ref_count;
+	if (!ids)
+		return;
+	for (size_t i = 0; i < refs; i++) {
+		if (a->ref_count == a->ref_cap) {
+			a->ref_cap = a->ref_cap ? a->ref_cap * 2 : 1024;
+			a->refs = xrealloc(a->refs, a->ref_cap * sizeof(*a->refs));
+		}
+		a->refs[a->ref_count++] = take_string(keys, &at, true, a);
+	}
+	m->ref_count = refs;
+}
+
+static char *field_pointer(const struct imap_sort_keys_arena *a, char *field)
+{
+	return (char *)a->bytes.data + (uintptr_t)field;
+}
+
+void imap_sort_keys_arena_finish(struct imap_sort_keys_arena *a, struct imap_sort_msg *ms,
+				 size_t n)
+{
+	a->ref_ptrs = xmalloc((a->ref_count + 1) * sizeof(*a->ref_ptrs));
+	for (size_t i = 0; i < a->ref_count; i++)
+		a->ref_ptrs[i] = (char *)a->bytes.data + a->refs[i];
+	for (size_t i = 0; i < n; i++) {
+		struct imap_sort_msg *m = &ms[i];
+		if (!m->taken)
+			continue;
+		m->taken = false;
+		m->borrowed = true;
+		m->subject = field_pointer(a, m->subject);
+		m->from = field_pointer(a, m->from);
+		m->to = field_pointer(a, m->to);
+		m->cc = field_pointer(a, m->cc);
+		m->display_from = field_pointer(a, m->display_from);
+		m->display_to = field_pointer(a, m->display_to);
+		if (m->message_id != NULL)
+			m->message_id = field_pointer(a, m->message_id);
+		m->refs = m->ref_count > 0 ? a->ref_ptrs + m->ref_first : NULL;
+	}
 }
 
 /* ---------------- ordering ---------------- */
@@ -421,13 +615,43 @@ static void merge_pass(char *base, char *tmp, size_t n, size_t size, imap_cmp_fn
 	memcpy(base, tmp, n * size);
 }
 
-void imap_merge_sort(void *base, size_t n, size_t size, imap_cmp_fn *cmp, void *ctx)
+/* merge_pass for elements of a pointer's size, what every sort of this folder orders: each
+ * memcpy has a size known at compile time, so it is one move, not a library call (memcpy
+ * rather than assignment keeps it valid for size_t elements too). */
+#define WORD sizeof(void *)
+static void merge_pass_word(char *base, char *tmp, size_t n, imap_cmp_fn *cmp, void *ctx)
 {
-	char *tmp;
-
 	if (n < 2)
 		return;
-	tmp = xmalloc(n * size);
+	size_t mid = n / 2;
+	merge_pass_word(base, tmp, mid, cmp, ctx);
+	merge_pass_word(base + mid * WORD, tmp, n - mid, cmp, ctx);
+	if (cmp(base + mid * WORD, base + (mid - 1) * WORD, ctx) >= 0)
+		return; /* already in order: common for dates that follow arrival */
+	size_t i = 0, j = mid, k = 0;
+	while (i < mid && j < n) {
+		if (cmp(base + j * WORD, base + i * WORD, ctx) < 0)
+			memcpy(tmp + k++ * WORD, base + j++ * WORD, WORD);
+		else
+			memcpy(tmp + k++ * WORD, base + i++ * WORD, WORD);
+	}
+	while (i < mid)
+		memcpy(tmp + k++ * WORD, base + i++ * WORD, WORD);
+	/* what is left of the second half is in place already */
+	memcpy(base, tmp, k * WORD);
+}
+
+void imap_merge_sort(void *base, size_t n, size_t size, imap_cmp_fn *cmp, void *ctx)
+{
+	if (n < 2)
+		return;
+	if (size == WORD) {
+		char *tmp = xmalloc(n * WORD);
+		merge_pass_word(base, tmp, n, cmp, ctx);
+		free(tmp);
+		return;
+	}
+	char *tmp = xmalloc(n * size);
 	merge_pass(base, tmp, n, size, cmp, ctx); /* depth log2(n): no deep recursion */
 	free(tmp);
 }

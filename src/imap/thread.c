@@ -79,16 +79,23 @@ void imap_thread_orderedsubject(struct imap_sort_msg **msgs, size_t n, bool by_u
 
 struct container {
 	struct imap_sort_msg *msg; /* NULL: a dummy */
-	size_t parent, first_child, next_sibling;
+	/* siblings are doubly linked: unlinking one from a parent with thousands of children
+	 * (the root of a big mailbox) must not walk them */
+	size_t parent, first_child, next_sibling, prev_sibling;
+};
+
+struct id_entry {
+	const char *id; /* NULL: a free slot */
+	size_t container;
 };
 
 struct threader {
 	struct container *c;
 	size_t count, cap;
-	/* message-id -> container, open addressing */
-	char **ids;
-	size_t *slots;
-	size_t table_size;
+	/* message-id -> container, open addressing, grown when half full: sized for the number
+	 * of distinct ids, not for every reference (most name the same few messages) */
+	struct id_entry *ids;
+	size_t id_count, table_size;
 };
 
 static size_t container_new(struct threader *t, struct imap_sort_msg *msg)
@@ -97,7 +104,7 @@ static size_t container_new(struct threader *t, struct imap_sort_msg *msg)
 		t->cap = t->cap ? t->cap * 2 : 64;
 		t->c = xrealloc(t->c, t->cap * sizeof(*t->c));
 	}
-	t->c[t->count] = (struct container){ msg, NONE, NONE, NONE };
+	t->c[t->count] = (struct container){ msg, NONE, NONE, NONE, NONE };
 	return t->count++;
 }
 
@@ -110,21 +117,43 @@ static uint64_t id_hash(const char *s)
 	return h;
 }
 
+static void id_table_grow(struct threader *t)
+{
+	struct id_entry *old = t->ids;
+	size_t old_size = t->table_size;
+
+	t->table_size = old_size * 2;
+	t->ids = xcalloc(t->table_size, sizeof(*t->ids));
+	for (size_t k = 0; k < old_size; k++) {
+		if (old[k].id == NULL)
+			continue;
+		size_t i = (size_t)(id_hash(old[k].id) & (t->table_size - 1));
+		while (t->ids[i].id != NULL)
+			i = (i + 1) & (t->table_size - 1);
+		t->ids[i] = old[k];
+	}
+	free(old);
+}
+
 /* The container of ID, created (as a dummy) on first sight. */
 static size_t container_of_id(struct threader *t, const char *id, bool *created_r)
 {
-	size_t i = (size_t)(id_hash(id) & (t->table_size - 1));
+	size_t i;
 
+	if (2 * (t->id_count + 1) > t->table_size)
+		id_table_grow(t);
+	i = (size_t)(id_hash(id) & (t->table_size - 1));
 	*created_r = false;
-	while (t->ids[i] != NULL) {
-		if (strcmp(t->ids[i], id) == 0)
-			return t->slots[i];
+	while (t->ids[i].id != NULL) {
+		if (strcmp(t->ids[i].id, id) == 0)
+			return t->ids[i].container;
 		i = (i + 1) & (t->table_size - 1);
 	}
-	t->ids[i] = (char *)id;
-	t->slots[i] = container_new(t, NULL);
+	t->ids[i].id = id;
+	t->ids[i].container = container_new(t, NULL);
+	t->id_count++;
 	*created_r = true;
-	return t->slots[i];
+	return t->ids[i].container;
 }
 
 static bool is_ancestor(const struct threader *t, size_t maybe_ancestor, size_t node)
@@ -137,21 +166,40 @@ static bool is_ancestor(const struct threader *t, size_t maybe_ancestor, size_t 
 
 static void unlink_child(struct threader *t, size_t child)
 {
-	size_t parent = t->c[child].parent;
-	size_t *link = &t->c[parent].first_child;
+	struct container *c = &t->c[child];
 
-	while (*link != child)
-		link = &t->c[*link].next_sibling;
-	*link = t->c[child].next_sibling;
-	t->c[child].parent = NONE;
-	t->c[child].next_sibling = NONE;
+	if (c->prev_sibling != NONE)
+		t->c[c->prev_sibling].next_sibling = c->next_sibling;
+	else
+		t->c[c->parent].first_child = c->next_sibling;
+	if (c->next_sibling != NONE)
+		t->c[c->next_sibling].prev_sibling = c->prev_sibling;
+	c->parent = NONE;
+	c->next_sibling = NONE;
+	c->prev_sibling = NONE;
 }
 
 static void link_child(struct threader *t, size_t parent, size_t child)
 {
+	size_t first = t->c[parent].first_child;
+
 	t->c[child].parent = parent;
-	t->c[child].next_sibling = t->c[parent].first_child;
+	t->c[child].prev_sibling = NONE;
+	t->c[child].next_sibling = first;
+	if (first != NONE)
+		t->c[first].prev_sibling = child;
 	t->c[parent].first_child = child;
+}
+
+/* After a parent's child list was rebuilt through next_sibling alone. */
+static void relink_prev(struct threader *t, size_t parent)
+{
+	size_t prev = NONE;
+
+	for (size_t k = t->c[parent].first_child; k != NONE; k = t->c[k].next_sibling) {
+		t->c[k].prev_sibling = prev;
+		prev = k;
+	}
 }
 
 /* Step 1: containers linked by References. */
@@ -236,6 +284,7 @@ static void prune(struct threader *t, size_t root)
 		if (tail != NONE)
 			t->c[tail].next_sibling = NONE;
 		t->c[x].first_child = head;
+		relink_prev(t, x);
 	}
 	free(order);
 }
@@ -283,6 +332,7 @@ static void sort_siblings(struct threader *t, size_t root)
 		for (size_t j = 0; j + 1 < k; j++)
 			t->c[kids[j]].next_sibling = kids[j + 1];
 		t->c[kids[k - 1]].next_sibling = NONE;
+		relink_prev(t, x);
 	}
 	free(kids);
 	free(order);
@@ -446,7 +496,7 @@ static int cmp_msn(const void *pa, const void *pb, void *ctx)
 void imap_thread_references(struct imap_sort_msg **msgs, size_t n, bool by_uid, struct buf *out)
 {
 	struct threader t = { 0 };
-	size_t refs = 0, root;
+	size_t root;
 	struct imap_sort_msg **in_order = xmalloc((n + 1) * sizeof(*in_order));
 
 	/* Messages are linked in mailbox order, so the first of two with one Message-ID keeps it
@@ -455,13 +505,12 @@ void imap_thread_references(struct imap_sort_msg **msgs, size_t n, bool by_uid, 
 	imap_merge_sort(in_order, n, sizeof(*in_order), cmp_msn, NULL);
 	msgs = in_order;
 
-	for (size_t i = 0; i < n; i++)
-		refs += 1 + msgs[i]->ref_count;
 	t.table_size = 16;
-	while (t.table_size < refs * 2)
+	while (t.table_size < n * 2)
 		t.table_size *= 2;
 	t.ids = xcalloc(t.table_size, sizeof(*t.ids));
-	t.slots = xcalloc(t.table_size, sizeof(*t.slots));
+	t.cap = n + n / 2 + 64; /* the messages and some dummies, without regrowing */
+	t.c = xmalloc(t.cap * sizeof(*t.c));
 	for (size_t i = 0; i < n; i++)
 		link_message(&t, msgs[i]);
 	/* (2) the root set: a container above every parentless one */
@@ -476,6 +525,5 @@ void imap_thread_references(struct imap_sort_msg **msgs, size_t n, bool by_uid, 
 	render(&t, root, by_uid, out);
 	free(in_order);
 	free(t.ids);
-	free(t.slots);
 	free(t.c);
 }

@@ -372,6 +372,26 @@ enum store_error store_envelope_list(struct store_account *acct, uint64_t mailbo
 				     struct store_err *err_r);
 void store_envelope_list_free(struct store_envelope **list, size_t count);
 
+/* Keys a protocol derives once from a message's envelope and header (IMAP SORT and THREAD)
+ * and keeps in the index beside the envelope, so that ordering a mailbox decodes nothing.
+ * The bytes are the caller's format, opaque to the store. A row is forgotten whenever the
+ * message's envelope is written again or the message goes, so keys never outlive what they
+ * came from. store_sort_keys_scan calls fn for every message of the mailbox that has keys,
+ * in UID order, in one index scan and under the index lock: fn copies what it needs (the
+ * bytes are gone when it returns) and does nothing else. */
+struct store_sort_keys {
+	uint32_t uid;
+	const uint8_t *keys;
+	size_t keys_len;
+};
+typedef void store_sort_keys_fn(void *ctx, uint32_t uid, const uint8_t *keys, size_t len);
+enum store_error store_sort_keys_scan(struct store_account *acct, uint64_t mailbox_id,
+				      store_sort_keys_fn *fn, void *ctx, struct store_err *err_r);
+/* Keeps the keys of rows (of messages that still exist) in one transaction. */
+enum store_error store_sort_keys_put(struct store_account *acct, uint64_t mailbox_id,
+				     const struct store_sort_keys *rows, size_t count,
+				     struct store_err *err_r);
+
 /* ---- change feed ---- */
 
 enum store_event_kind {

@@ -38,6 +38,21 @@ static const char *const schema_sql =
 	"CREATE TABLE IF NOT EXISTS message_cache("
 	" mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL, envelope TEXT, bodystructure TEXT,"
 	" PRIMARY KEY(mailbox_id, uid));"
+	/* SORT/THREAD keys derived from a message's envelope and header (store_sort_keys_list),
+	 * in their own narrow table so that a scan does not walk the wide envelope rows. The
+	 * triggers forget a message's keys whenever its envelope is written or the message goes
+	 * (INSERT OR REPLACE fires the insert trigger), so no writer needs to know of them. */
+	"CREATE TABLE IF NOT EXISTS sort_cache("
+	" mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL, keys BLOB NOT NULL,"
+	" PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE TRIGGER IF NOT EXISTS sort_cache_on_envelope AFTER INSERT ON message_cache BEGIN"
+	" DELETE FROM sort_cache WHERE mailbox_id = new.mailbox_id AND uid = new.uid; END;"
+	"CREATE TRIGGER IF NOT EXISTS sort_cache_on_envelope_update AFTER UPDATE ON message_cache"
+	" BEGIN DELETE FROM sort_cache WHERE mailbox_id = old.mailbox_id AND uid = old.uid; END;"
+	"CREATE TRIGGER IF NOT EXISTS sort_cache_on_envelope_delete AFTER DELETE ON message_cache"
+	" BEGIN DELETE FROM sort_cache WHERE mailbox_id = old.mailbox_id AND uid = old.uid; END;"
+	"CREATE TRIGGER IF NOT EXISTS sort_cache_on_expunge AFTER DELETE ON messages BEGIN"
+	" DELETE FROM sort_cache WHERE mailbox_id = old.mailbox_id AND uid = old.uid; END;"
 	/* Subscribed names that have no mailbox: subscribed before they existed, or deleted
 	 * while subscribed (RFC 3501 §6.3.6 keeps them). A mailbox's own subscription is its
 	 * row's flag; CREATE moves a name from here to that flag. */
