@@ -12,17 +12,6 @@
 #define AUTH_DOMAIN_MAX 253 /* RFC 1035 §2.3.4 less the root's dot and length octet */
 #define AUTH_LABEL_MAX 63
 
-void auth_dir_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* RFC 5322 §3.2.3 atext, less the characters with a routing or quoting meaning somewhere in
  * mail software: ! % / ' ` and the quote. */
 static bool local_char_ok(char c)
@@ -102,7 +91,7 @@ int auth_domain_normalize(const char *in, char **domain_r, char *err, size_t err
 
 	if (d == NULL || !domain_valid(d, strlen(d))) {
 		free(d);
-		auth_dir_set_err(err, errlen, "invalid domain name");
+		err_setf(err, errlen, "invalid domain name");
 		return -1;
 	}
 	*domain_r = d;
@@ -115,25 +104,25 @@ int auth_address_normalize(const char *in, char **addr_r, char *err, size_t errl
 	const char *at;
 
 	if (a == NULL) {
-		auth_dir_set_err(err, errlen, "invalid address (control, space or 8-bit "
+		err_setf(err, errlen, "invalid address (control, space or 8-bit "
 				 "characters, or too long)");
 		return -1;
 	}
 	at = strchr(a, '@');
 	if (at == NULL || strchr(at + 1, '@') != NULL) {
 		free(a);
-		auth_dir_set_err(err, errlen, "invalid address: expected local@domain");
+		err_setf(err, errlen, "invalid address: expected local@domain");
 		return -1;
 	}
 	if (!auth_local_part_valid(a, (size_t)(at - a))) {
 		free(a);
-		auth_dir_set_err(err, errlen, "invalid local part (allowed: letters, digits, "
+		err_setf(err, errlen, "invalid local part (allowed: letters, digits, "
 				 "#$&*+-=?^_{|}~ and single inner dots, at most 64)");
 		return -1;
 	}
 	if (!domain_valid(at + 1, strlen(at + 1))) {
 		free(a);
-		auth_dir_set_err(err, errlen, "invalid domain name in address");
+		err_setf(err, errlen, "invalid domain name in address");
 		return -1;
 	}
 	*addr_r = a;

@@ -107,8 +107,6 @@ int auth_dir_store_scram(struct auth_directory *dir, const char *address,
 int auth_dir_insert_user_locked(struct auth_directory *dir, const char *address,
 				const char *hash, const struct auth_scram_creds *creds, char *err,
 				size_t errlen);
-void auth_dir_set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 int auth_dir_exec_locked(struct auth_directory *dir, const char *sql);
 /* Runs one statement with up to three text parameters (NULL ones left unbound) under the
  * caller's dir->lock; the sqlite3_step result (SQLITE_DONE when it went through). */

@@ -89,7 +89,7 @@ static sqlite3_stmt *prepare(struct auth_directory *dir, const char *sql)
 static void db_error(struct auth_directory *dir, char *err, size_t errlen)
 {
 	log_error("event=accounts_db_error error=\"%s\"", sqlite3_errmsg(dir->db));
-	auth_dir_set_err(err, errlen, "accounts database error: %s", sqlite3_errmsg(dir->db));
+	err_setf(err, errlen, "accounts database error: %s", sqlite3_errmsg(dir->db));
 }
 
 static int schema_init(struct auth_directory *dir, char *err, size_t errlen)
@@ -116,7 +116,7 @@ static int schema_init(struct auth_directory *dir, char *err, size_t errlen)
 			goto rollback;
 	} else if (version != AUTH_SCHEMA_VERSION) {
 		auth_dir_exec_locked(dir, "ROLLBACK");
-		auth_dir_set_err(err, errlen, "accounts.db has schema version %d, this roost "
+		err_setf(err, errlen, "accounts.db has schema version %d, this roost "
 				 "knows %d", version, AUTH_SCHEMA_VERSION);
 		return -1;
 	}
@@ -145,7 +145,7 @@ int auth_directory_open(const char *data_dir, struct auth_directory **dir_r, cha
 	 * -shm files copy the database file's mode). */
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		auth_dir_set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		err_setf(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	close(fd);
@@ -153,7 +153,7 @@ int auth_directory_open(const char *data_dir, struct auth_directory **dir_r, cha
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
 			     NULL);
 	if (rc != SQLITE_OK) {
-		auth_dir_set_err(err, errlen, "cannot open %s: %s", path,
+		err_setf(err, errlen, "cannot open %s: %s", path,
 				 dir->db != NULL ? sqlite3_errmsg(dir->db) : sqlite3_errstr(rc));
 		goto fail;
 	}
@@ -162,7 +162,7 @@ int auth_directory_open(const char *data_dir, struct auth_directory **dir_r, cha
 	if (auth_dir_exec_locked(dir, "PRAGMA journal_mode=WAL") < 0 ||
 	    auth_dir_exec_locked(dir, "PRAGMA synchronous=FULL") < 0 ||
 	    auth_dir_exec_locked(dir, "PRAGMA foreign_keys=ON") < 0) {
-		auth_dir_set_err(err, errlen, "cannot set up %s: %s", path,
+		err_setf(err, errlen, "cannot set up %s: %s", path,
 				 sqlite3_errmsg(dir->db));
 		goto fail;
 	}
@@ -177,7 +177,7 @@ int auth_directory_open(const char *data_dir, struct auth_directory **dir_r, cha
 	mem_wipe(pwtext.data, pwtext.len);
 	buf_free(&pwtext);
 	if (dir->dummy_hash == NULL) {
-		auth_dir_set_err(err, errlen, "libxcrypt cannot make a yescrypt hash");
+		err_setf(err, errlen, "libxcrypt cannot make a yescrypt hash");
 		goto fail;
 	}
 	free(path);
@@ -261,7 +261,7 @@ int auth_domain_add(struct auth_directory *dir, const char *domain_in, char *err
 	rc = auth_dir_run_locked(dir, "INSERT INTO domains (name) VALUES (?)", domain, NULL, NULL);
 	pthread_mutex_unlock(&dir->lock);
 	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
-		auth_dir_set_err(err, errlen, "domain %s exists", domain);
+		err_setf(err, errlen, "domain %s exists", domain);
 		free(domain);
 		return -1;
 	}
@@ -285,7 +285,7 @@ int auth_domain_del(struct auth_directory *dir, const char *domain_in, char *err
 	char *suffix = xasprintf("%%@%s", domain);
 	pthread_mutex_lock(&dir->lock);
 	if (!domain_exists_locked(dir, domain)) {
-		auth_dir_set_err(err, errlen, "domain %s does not exist", domain);
+		err_setf(err, errlen, "domain %s does not exist", domain);
 		goto out;
 	}
 	/* Refuse rather than cascade: deleting a domain must not silently drop mailboxes' owners
@@ -299,7 +299,7 @@ int auth_domain_del(struct auth_directory *dir, const char *domain_in, char *err
 		goto out;
 	}
 	if (users > 0 || aliases > 0) {
-		auth_dir_set_err(err, errlen,
+		err_setf(err, errlen,
 				 "domain %s still has %lld user(s) and %lld alias(es); "
 				 "delete them first",
 				 domain, (long long)users, (long long)aliases);
@@ -412,11 +412,11 @@ int auth_dir_insert_user_locked(struct auth_directory *dir, const char *address,
 	int rc;
 
 	if (!domain_exists_locked(dir, domain)) {
-		auth_dir_set_err(err, errlen, "domain %s does not exist", domain);
+		err_setf(err, errlen, "domain %s does not exist", domain);
 		return -1;
 	}
 	if (count_locked(dir, "SELECT count(*) FROM users WHERE address = ?", address, NULL) != 0) {
-		auth_dir_set_err(err, errlen, "user %s exists", address);
+		err_setf(err, errlen, "user %s exists", address);
 		return -1;
 	}
 	st = prepare(dir, "INSERT INTO users (address, domain, password_hash, scram_salt, "
@@ -444,14 +444,14 @@ static int make_secrets(const char *password, char **hash_r, struct auth_scram_c
 			char *err, size_t errlen)
 {
 	if (password == NULL || password[0] == '\0' || strlen(password) > LIMIT_AUTH_FIELD) {
-		auth_dir_set_err(err, errlen, "password must be 1 to %d octets", LIMIT_AUTH_FIELD);
+		err_setf(err, errlen, "password must be 1 to %d octets", LIMIT_AUTH_FIELD);
 		return -1;
 	}
 	*hash_r = auth_password_hash(password);
 	if (*hash_r == NULL || auth_scram_make_creds(password, creds) < 0) {
 		free(*hash_r);
 		*hash_r = NULL;
-		auth_dir_set_err(err, errlen, "password hashing failed");
+		err_setf(err, errlen, "password hashing failed");
 		return -1;
 	}
 	return 0;
@@ -496,7 +496,7 @@ int auth_user_del(struct auth_directory *dir, const char *address_in, char *err,
 		return -1;
 	}
 	if (changes == 0) {
-		auth_dir_set_err(err, errlen, "user %s does not exist", address);
+		err_setf(err, errlen, "user %s does not exist", address);
 		free(address);
 		return -1;
 	}
@@ -536,7 +536,7 @@ int auth_user_passwd(struct auth_directory *dir, const char *address_in, const c
 	mem_wipe(&creds, sizeof(creds));
 	free(hash);
 	if (rc == SQLITE_DONE && changes == 0) {
-		auth_dir_set_err(err, errlen, "user %s does not exist", address);
+		err_setf(err, errlen, "user %s does not exist", address);
 		rc = SQLITE_ERROR;
 	}
 	free(address);
@@ -570,9 +570,9 @@ int auth_user_addable(struct auth_directory *dir, const char *address_in, char *
 	int64_t users = count_locked(dir, "SELECT count(*) FROM users WHERE address = ?",
 				     address, NULL);
 	if (!domain_exists_locked(dir, domain))
-		auth_dir_set_err(err, errlen, "domain %s does not exist", domain);
+		err_setf(err, errlen, "domain %s does not exist", domain);
 	else if (users != 0)
-		auth_dir_set_err(err, errlen, users > 0 ? "user %s exists"
+		err_setf(err, errlen, users > 0 ? "user %s exists"
 							: "accounts database error (%s)",
 				 address);
 	else
@@ -603,11 +603,11 @@ int auth_password_acceptable(const char *address, const char *password, uint32_t
 	size_t chars = utf8_chars(password);
 
 	if (password[0] == '\0' || strlen(password) > LIMIT_AUTH_FIELD) {
-		auth_dir_set_err(err, errlen, "password must be 1 to %d octets", LIMIT_AUTH_FIELD);
+		err_setf(err, errlen, "password must be 1 to %d octets", LIMIT_AUTH_FIELD);
 		return -1;
 	}
 	if (chars < min_length) {
-		auth_dir_set_err(err, errlen,
+		err_setf(err, errlen,
 				 "password too short: %zu character(s), at least %u needed "
 				 "([auth] min_password_length)",
 				 chars, min_length);
@@ -616,7 +616,7 @@ int auth_password_acceptable(const char *address, const char *password, uint32_t
 	/* The address is the first guess of anyone who knows it; so is its local part. */
 	if (str_ieq(password, address) ||
 	    (strlen(password) == local_len && strncasecmp(password, address, local_len) == 0)) {
-		auth_dir_set_err(err, errlen, "password must not be the address or its local part");
+		err_setf(err, errlen, "password must not be the address or its local part");
 		return -1;
 	}
 	return 0;
@@ -790,7 +790,7 @@ static int normalize_alias(struct auth_directory *dir, const char *alias_in, cha
 	}
 	domain = strchr(alias, '@') + 1;
 	if (!auth_domain_exists(dir, domain)) {
-		auth_dir_set_err(err, errlen, "domain %s does not exist", domain);
+		err_setf(err, errlen, "domain %s does not exist", domain);
 		free(alias);
 		return -1;
 	}
@@ -900,11 +900,11 @@ static int alias_reaches(struct auth_directory *dir, const char *start, const ch
 			found = -1;
 	}
 	if (found == 0 && w.too_big) {
-		auth_dir_set_err(err, errlen, "aliases reached from %s are more than %d addresses; "
+		err_setf(err, errlen, "aliases reached from %s are more than %d addresses; "
 				 "cannot check for a loop", start, AUTH_RESOLVE_MAX);
 		found = -1;
 	} else if (found < 0) {
-		auth_dir_set_err(err, errlen, "accounts database error");
+		err_setf(err, errlen, "accounts database error");
 	}
 	for (size_t i = 0; i < w.count; i++)
 		free(w.nodes[i]);
@@ -919,11 +919,11 @@ static int alias_check(struct auth_directory *dir, const char *alias, const char
 	int user = alias[0] == '@' ? 0 : auth_dir_user_known(dir, alias);
 
 	if (user < 0) {
-		auth_dir_set_err(err, errlen, "accounts database error");
+		err_setf(err, errlen, "accounts database error");
 		return -1;
 	}
 	if (user > 0 && !shadowing) {
-		auth_dir_set_err(err, errlen,
+		err_setf(err, errlen,
 				 "%s is a user's address: an alias of it would take that user's "
 				 "mail away (--force adds it anyway; list %s among the targets to "
 				 "keep a copy)",
@@ -934,12 +934,12 @@ static int alias_check(struct auth_directory *dir, const char *alias, const char
 		/* Only a user may be its own target: it means "deliver to me as well". */
 		if (user > 0)
 			return 0;
-		auth_dir_set_err(err, errlen, "alias %s cannot point to itself", alias);
+		err_setf(err, errlen, "alias %s cannot point to itself", alias);
 		return -1;
 	}
 	int loop = alias_reaches(dir, target, alias, err, errlen);
 	if (loop > 0)
-		auth_dir_set_err(err, errlen, "alias %s -> %s would make a loop: %s leads back to %s",
+		err_setf(err, errlen, "alias %s -> %s would make a loop: %s leads back to %s",
 				 alias, target, target, alias);
 	return loop == 0 ? 0 : -1;
 }
@@ -968,7 +968,7 @@ static int alias_add(struct auth_directory *dir, const char *alias_in, const cha
 				 target, NULL);
 	pthread_mutex_unlock(&dir->lock);
 	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
-		auth_dir_set_err(err, errlen, "alias %s -> %s exists", alias, target);
+		err_setf(err, errlen, "alias %s -> %s exists", alias, target);
 	else if (rc != SQLITE_DONE)
 		db_error(dir, err, errlen);
 	free(alias);
@@ -1008,7 +1008,7 @@ int auth_alias_del(struct auth_directory *dir, const char *alias_in, const char 
 	if (rc != SQLITE_DONE) {
 		db_error(dir, err, errlen);
 	} else if (changes == 0) {
-		auth_dir_set_err(err, errlen, "alias %s -> %s does not exist", alias, target);
+		err_setf(err, errlen, "alias %s -> %s does not exist", alias, target);
 		rc = SQLITE_ERROR;
 	}
 	free(alias);

@@ -40,7 +40,7 @@ static int parse_line(char *line, const char *default_domain, struct import_entr
 
 	memset(e, 0, sizeof(*e));
 	if (colon == NULL) {
-		auth_dir_set_err(err, errlen, "expected user:password");
+		err_setf(err, errlen, "expected user:password");
 		return -1;
 	}
 	*colon = '\0';
@@ -57,7 +57,7 @@ static int parse_line(char *line, const char *default_domain, struct import_entr
 	if (pass[0] == '{') {
 		char *close = strchr(pass, '}');
 		if (close == NULL) {
-			auth_dir_set_err(err, errlen, "unterminated {SCHEME}");
+			err_setf(err, errlen, "unterminated {SCHEME}");
 			return -1;
 		}
 		*close = '\0';
@@ -70,7 +70,7 @@ static int parse_line(char *line, const char *default_domain, struct import_entr
 		char upper[32];
 		size_t n = strlen(name);
 		if (n >= sizeof(upper)) {
-			auth_dir_set_err(err, errlen, "unsupported password scheme");
+			err_setf(err, errlen, "unsupported password scheme");
 			return -1;
 		}
 		for (size_t i = 0; i <= n; i++) {
@@ -79,27 +79,27 @@ static int parse_line(char *line, const char *default_domain, struct import_entr
 		}
 		if (!(strcmp(upper, "SHA512-CRYPT") == 0 || strcmp(upper, "SHA256-CRYPT") == 0 ||
 		      strcmp(upper, "BLF-CRYPT") == 0 || strcmp(upper, "CRYPT") == 0)) {
-			auth_dir_set_err(err, errlen,
+			err_setf(err, errlen,
 					 "unsupported password scheme {%s} (supported: "
 					 "SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, CRYPT, PLAIN)",
 					 name);
 			return -1;
 		}
 		if (!scheme_accepts(upper, pass) || !auth_password_hash_usable(pass)) {
-			auth_dir_set_err(err, errlen, "not a valid {%s} hash", upper);
+			err_setf(err, errlen, "not a valid {%s} hash", upper);
 			return -1;
 		}
 		e->hash = xstrdup(pass);
 		return 0;
 	}
 	if (pass[0] == '\0' || strlen(pass) > LIMIT_AUTH_FIELD) {
-		auth_dir_set_err(err, errlen, "{PLAIN} password must be 1 to %d octets",
+		err_setf(err, errlen, "{PLAIN} password must be 1 to %d octets",
 				 LIMIT_AUTH_FIELD);
 		return -1;
 	}
 	e->hash = auth_password_hash(pass);
 	if (e->hash == NULL || auth_scram_make_creds(pass, &e->creds) < 0) {
-		auth_dir_set_err(err, errlen, "password hashing failed");
+		err_setf(err, errlen, "password hashing failed");
 		return -1;
 	}
 	mem_wipe(pass, strlen(pass));
@@ -133,14 +133,14 @@ int auth_import_passwd_file(struct auth_directory *dir, const char *path,
 		return -1;
 	f = fopen(path, "r");
 	if (f == NULL) {
-		auth_dir_set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		err_setf(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		free(default_domain);
 		return -1;
 	}
 	while ((len = getline(&line, &linecap, f)) >= 0) {
 		lineno++;
 		if (len > AUTH_IMPORT_LINE_MAX) {
-			auth_dir_set_err(err, errlen, "%s:%zu: line longer than %d octets", path,
+			err_setf(err, errlen, "%s:%zu: line longer than %d octets", path,
 					 lineno, AUTH_IMPORT_LINE_MAX);
 			goto out;
 		}
@@ -154,27 +154,27 @@ int auth_import_passwd_file(struct auth_directory *dir, const char *path,
 		}
 		if (parse_line(line, default_domain, &entries[count], why, sizeof(why)) < 0) {
 			count++;
-			auth_dir_set_err(err, errlen, "%s:%zu: %s", path, lineno, why);
+			err_setf(err, errlen, "%s:%zu: %s", path, lineno, why);
 			goto out;
 		}
 		count++;
 		for (size_t i = 0; i + 1 < count; i++) {
 			if (strcmp(entries[i].address, entries[count - 1].address) == 0) {
-				auth_dir_set_err(err, errlen, "%s:%zu: user %s appears twice", path,
+				err_setf(err, errlen, "%s:%zu: user %s appears twice", path,
 						 lineno, entries[i].address);
 				goto out;
 			}
 		}
 	}
 	if (ferror(f)) {
-		auth_dir_set_err(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		err_setf(err, errlen, "cannot read %s: %s", path, strerror(errno));
 		goto out;
 	}
 
 	pthread_mutex_lock(&dir->lock);
 	if (auth_dir_exec_locked(dir, "BEGIN IMMEDIATE") < 0) {
 		pthread_mutex_unlock(&dir->lock);
-		auth_dir_set_err(err, errlen, "accounts database error: %s",
+		err_setf(err, errlen, "accounts database error: %s",
 				 sqlite3_errmsg(dir->db));
 		goto out;
 	}
@@ -183,14 +183,14 @@ int auth_import_passwd_file(struct auth_directory *dir, const char *path,
 						&entries[i].creds, why, sizeof(why)) < 0) {
 			auth_dir_exec_locked(dir, "ROLLBACK");
 			pthread_mutex_unlock(&dir->lock);
-			auth_dir_set_err(err, errlen, "%s: %s (nothing imported)", path, why);
+			err_setf(err, errlen, "%s: %s (nothing imported)", path, why);
 			goto out;
 		}
 	}
 	if (auth_dir_exec_locked(dir, "COMMIT") < 0) {
 		auth_dir_exec_locked(dir, "ROLLBACK");
 		pthread_mutex_unlock(&dir->lock);
-		auth_dir_set_err(err, errlen, "accounts database error: %s",
+		err_setf(err, errlen, "accounts database error: %s",
 				 sqlite3_errmsg(dir->db));
 		goto out;
 	}

@@ -28,13 +28,13 @@ int auth_user_setting_set(struct auth_directory *dir, const char *address_in, co
 						   " AND name = ?",
 						   address, name, NULL);
 		if (rc != SQLITE_DONE)
-			auth_dir_set_err(err, errlen, "accounts database error: %s",
+			err_setf(err, errlen, "accounts database error: %s",
 					 sqlite3_errmsg(dir->db));
 		pthread_mutex_unlock(&dir->lock);
 	} else if (known == 0) {
-		auth_dir_set_err(err, errlen, "user %s does not exist", address);
+		err_setf(err, errlen, "user %s does not exist", address);
 	} else {
-		auth_dir_set_err(err, errlen, "cannot read the accounts database");
+		err_setf(err, errlen, "cannot read the accounts database");
 	}
 	free(address);
 	return known == 1 && rc == SQLITE_DONE ? 0 : -1;

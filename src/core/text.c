@@ -1,4 +1,6 @@
 /* Small text and memory helpers used across layers. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -54,4 +56,15 @@ void mem_wipe(void *p, size_t len)
 
 	while (len--)
 		*v++ = 0;
+}
+
+void err_setf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }

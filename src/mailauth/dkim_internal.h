@@ -65,8 +65,6 @@ static inline bool dkim_is_fws(uint8_t c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-void dkim_set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 /* Splits the header block into fields; body_off is where the body starts (len when the message
  * has no empty line). -1 when there are more than LIMIT_DKIM_HEADER_FIELDS fields. */

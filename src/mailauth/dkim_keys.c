@@ -19,17 +19,6 @@
 
 #include "dkim_internal.h"
 
-void dkim_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 int dkim_sign_data(const struct dkim_key *key, const uint8_t *data, size_t len,
 		     struct buf *sig_r)
 {
@@ -91,14 +80,14 @@ static int domain_check(const char *domain, char *err, size_t errlen)
 
 	if (len == 0 || len > 253 || domain[0] == '.' || domain[0] == '-' ||
 	    domain[len - 1] == '.' || strstr(domain, "..") != NULL) {
-		dkim_set_err(err, errlen, "invalid domain name for DKIM: %s", domain);
+		err_setf(err, errlen, "invalid domain name for DKIM: %s", domain);
 		return -1;
 	}
 	for (size_t i = 0; i < len; i++) {
 		char c = domain[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 		      c == '-' || c == '.')) {
-			dkim_set_err(err, errlen, "invalid domain name for DKIM: %s", domain);
+			err_setf(err, errlen, "invalid domain name for DKIM: %s", domain);
 			return -1;
 		}
 	}
@@ -118,7 +107,7 @@ static char *key_dir(const char *data_dir, const char *domain)
 static int make_dir(const char *path, char *err, size_t errlen)
 {
 	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-		dkim_set_err(err, errlen, "cannot create %s: %s", path, strerror(errno));
+		err_setf(err, errlen, "cannot create %s: %s", path, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -132,7 +121,7 @@ static int write_file(const char *path, const void *data, size_t len, char *err,
 	int ret = -1;
 
 	if (fd < 0) {
-		dkim_set_err(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+		err_setf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
 		free(tmp);
 		return -1;
 	}
@@ -143,18 +132,18 @@ static int write_file(const char *path, const void *data, size_t len, char *err,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			dkim_set_err(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+			err_setf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
 			goto out;
 		}
 		p += n;
 		left -= (size_t)n;
 	}
 	if (fsync(fd) < 0) {
-		dkim_set_err(err, errlen, "cannot sync %s: %s", tmp, strerror(errno));
+		err_setf(err, errlen, "cannot sync %s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	if (rename(tmp, path) < 0) {
-		dkim_set_err(err, errlen, "cannot rename %s: %s", tmp, strerror(errno));
+		err_setf(err, errlen, "cannot rename %s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	ret = 0;
@@ -176,13 +165,13 @@ static int read_file(const char *path, size_t max, struct buf *out, char *err, s
 	if (f == NULL) {
 		if (errno == ENOENT)
 			return 1;
-		dkim_set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		err_setf(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
 		if (out->len + n > max) {
 			fclose(f);
-			dkim_set_err(err, errlen, "%s is too large", path);
+			err_setf(err, errlen, "%s is too large", path);
 			return -1;
 		}
 		buf_append(out, chunk, n);
@@ -190,7 +179,7 @@ static int read_file(const char *path, size_t max, struct buf *out, char *err, s
 	bool bad = ferror(f) != 0;
 	fclose(f);
 	if (bad) {
-		dkim_set_err(err, errlen, "cannot read %s", path);
+		err_setf(err, errlen, "cannot read %s", path);
 		return -1;
 	}
 	return 0;
@@ -244,7 +233,7 @@ static int key_write(EVP_PKEY *pkey, const char *path, char *err, size_t errlen)
 		ret = write_file(path, data, (size_t)n, err, errlen);
 		OPENSSL_cleanse(data, (size_t)n);
 	} else {
-		dkim_set_err(err, errlen, "cannot encode the key for %s", path);
+		err_setf(err, errlen, "cannot encode the key for %s", path);
 	}
 	BIO_free(mem);
 	return ret;
@@ -280,7 +269,7 @@ int dkim_keys_generate(const char *data_dir, const char *domain, char *err, size
 			EVP_PKEY *pkey = k == 0 ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048)
 						: EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 			if (pkey == NULL) {
-				dkim_set_err(err, errlen, "cannot generate a DKIM key");
+				err_setf(err, errlen, "cannot generate a DKIM key");
 				goto out;
 			}
 			int w = key_write(pkey, path, err, errlen);
@@ -317,7 +306,7 @@ static EVP_PKEY *key_from_pem(const uint8_t *pem, size_t len, bool *ed25519_r, c
 	EVP_PKEY *pkey;
 
 	if (len > INT32_MAX) {
-		dkim_set_err(err, errlen, "key file too large");
+		err_setf(err, errlen, "key file too large");
 		return NULL;
 	}
 	mem = BIO_new_mem_buf(pem, (int)len);
@@ -326,7 +315,7 @@ static EVP_PKEY *key_from_pem(const uint8_t *pem, size_t len, bool *ed25519_r, c
 	pkey = PEM_read_bio_PrivateKey(mem, NULL, NULL, NULL);
 	BIO_free(mem);
 	if (pkey == NULL) {
-		dkim_set_err(err, errlen, "not a PEM private key");
+		err_setf(err, errlen, "not a PEM private key");
 		return NULL;
 	}
 	if (EVP_PKEY_is_a(pkey, "ED25519")) {
@@ -335,7 +324,7 @@ static EVP_PKEY *key_from_pem(const uint8_t *pem, size_t len, bool *ed25519_r, c
 		   EVP_PKEY_get_bits(pkey) <= LIMIT_DKIM_RSA_BITS_MAX) {
 		*ed25519_r = false;
 	} else {
-		dkim_set_err(err, errlen, "a DKIM key must be Ed25519 or RSA of 1024 to 8192 bits");
+		err_setf(err, errlen, "a DKIM key must be Ed25519 or RSA of 1024 to 8192 bits");
 		EVP_PKEY_free(pkey);
 		return NULL;
 	}
@@ -374,11 +363,11 @@ int dkim_signer_add_pem(struct dkim_signer *signer, const char *selector, const 
 	struct dkim_key *k;
 
 	if (signer->key_count == DKIM_MAX_KEYS) {
-		dkim_set_err(err, errlen, "at most %d DKIM keys per signer", DKIM_MAX_KEYS);
+		err_setf(err, errlen, "at most %d DKIM keys per signer", DKIM_MAX_KEYS);
 		return -1;
 	}
 	if (!selector_ok(selector)) {
-		dkim_set_err(err, errlen, "invalid DKIM selector: %s", selector);
+		err_setf(err, errlen, "invalid DKIM selector: %s", selector);
 		return -1;
 	}
 	k = &signer->keys[signer->key_count];
@@ -418,7 +407,7 @@ static int signer_load_one(struct dkim_signer *s, const char *dir, const char *f
 	if (r == 0 && dkim_signer_add_pem(s, selector, pem.data, pem.len, err, errlen) < 0) {
 		char inner[256];
 		snprintf(inner, sizeof(inner), "%s", err != NULL ? err : "");
-		dkim_set_err(err, errlen, "%s: %s", path, inner);
+		err_setf(err, errlen, "%s: %s", path, inner);
 		r = -1;
 	}
 	mem_wipe(pem.data, pem.len);
@@ -443,7 +432,7 @@ struct dkim_signer *dkim_signer_load(const char *data_dir, const char *domain, c
 	    signer_load_one(s, dir, "rsa.key", sel.rsa, err, errlen) < 0) {
 		dkim_signer_free(&s);
 	} else if (s->key_count == 0) {
-		dkim_set_err(err, errlen, "no DKIM keys in %s", dir);
+		err_setf(err, errlen, "no DKIM keys in %s", dir);
 		dkim_signer_free(&s);
 	}
 	free(dir);
@@ -481,7 +470,7 @@ int dkim_dns_records(const char *data_dir, const char *domain, struct buf *out, 
 			size_t n = 32;
 			buf_reserve(&raw, n);
 			if (EVP_PKEY_get_raw_public_key(k->pkey, raw.data, &n) != 1 || n != 32) {
-				dkim_set_err(err, errlen, "cannot read the Ed25519 public key");
+				err_setf(err, errlen, "cannot read the Ed25519 public key");
 				buf_free(&raw);
 				goto out;
 			}
@@ -489,7 +478,7 @@ int dkim_dns_records(const char *data_dir, const char *domain, struct buf *out, 
 		} else {
 			int n = i2d_PUBKEY(k->pkey, NULL);
 			if (n <= 0) {
-				dkim_set_err(err, errlen, "cannot encode the RSA public key");
+				err_setf(err, errlen, "cannot encode the RSA public key");
 				buf_free(&raw);
 				goto out;
 			}

@@ -66,11 +66,11 @@ int dkim_sign(const struct dkim_signer *signer, const uint8_t *msg, size_t len, 
 	int ret = -1;
 
 	if (signer->key_count == 0) {
-		dkim_set_err(err, errlen, "no DKIM key to sign with");
+		err_setf(err, errlen, "no DKIM key to sign with");
 		return -1;
 	}
 	if (dkim_header_parse(msg, len, &h) < 0) {
-		dkim_set_err(err, errlen, "too many header fields to sign");
+		err_setf(err, errlen, "too many header fields to sign");
 		return -1;
 	}
 	for (size_t k = 0; k < ARRAY_LEN(signed_fields); k++) {
@@ -79,7 +79,7 @@ int dkim_sign(const struct dkim_signer *signer, const uint8_t *msg, size_t len, 
 			if (!dkim_field_is(&h.fields[i], signed_fields[k], nlen))
 				continue;
 			if (n_names + 1 >= LIMIT_DKIM_H_TAG_FIELDS) {
-				dkim_set_err(err, errlen, "too many header fields to sign");
+				err_setf(err, errlen, "too many header fields to sign");
 				goto out;
 			}
 			names[n_names++] = (struct name_ref){ signed_fields[k], nlen };
@@ -87,7 +87,7 @@ int dkim_sign(const struct dkim_signer *signer, const uint8_t *msg, size_t len, 
 		}
 	}
 	if (!has_from) { /* RFC 6376 §5.4: From is required */
-		dkim_set_err(err, errlen, "the message has no From field");
+		err_setf(err, errlen, "the message has no From field");
 		goto out;
 	}
 	/* one more "from" than present: a From added later breaks the signature (§5.4.2) */
@@ -136,7 +136,7 @@ int dkim_sign(const struct dkim_signer *signer, const uint8_t *msg, size_t len, 
 			buf_append_str(&field, "\r\n");
 			buf_append(header_out, field.data, field.len);
 		} else {
-			dkim_set_err(err, errlen, "signing with selector %s failed", key->selector);
+			err_setf(err, errlen, "signing with selector %s failed", key->selector);
 		}
 		buf_free(&field);
 		buf_free(&data);
