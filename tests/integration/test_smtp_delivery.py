@@ -113,8 +113,14 @@ def queue_files(server):
     return sorted(glob.glob(os.path.join(server.data_dir, "queue", "active", "*")))
 
 
+# Fields the delivery checks put above the message (mailauth, spam, virus), after Received:.
+CHECK_FIELDS = (b"authentication-results:", b"x-spam-score:", b"x-spam-status:",
+                b"x-virus-scanned:", b"x-virus-status:")
+
+
 def split_added(stored):
-    """Splits off the Return-Path: line and the Received: field the server added."""
+    """Splits off the Return-Path: line and the Received: field the server added, and drops
+    the verdict fields of the delivery checks that follow them, leaving the message as sent."""
     assert stored.startswith(b"Return-Path: <"), stored[:200]
     rp, rest = stored.split(b"\r\n", 1)
     assert rest.startswith(b"Received: from "), rest[:200]
@@ -125,6 +131,10 @@ def split_added(stored):
     while lines[i][:1] in (b" ", b"\t"):
         received.append(lines[i])
         i += 1
+    while lines[i].lower().startswith(CHECK_FIELDS):
+        i += 1
+        while lines[i][:1] in (b" ", b"\t"):
+            i += 1
     body = b"\r\n".join(lines[i:])
     return rp, b"\r\n".join(received), body
 
