@@ -122,6 +122,7 @@ class Roost:
         self.conf = os.path.join(workdir, "roost.conf")
         self.data_dir = os.path.join(workdir, "data")
         self.ports = dict(ports) if ports else {name: free_port(addr) for name in LISTENERS}
+        self._ports_chosen_here = not ports
         self.cert, self.key = cert, key
         self.proc = None
         self.log = None
@@ -161,15 +162,45 @@ class Roost:
             self.cli("domain", "add", domain)
         self.cli("user", "add", address, input=password + "\n")
 
-    def start(self):
-        self.log = open(self.log_path, "a")
-        log_start = self.log.tell()
-        self.proc = subprocess.Popen([ROOST_BIN, "--config", self.conf, "serve"],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        for port in self.ports.values():
-            wait_for_port(port, proc=self.proc, addr=self.addr)
-        self._wait_until_ready(log_start)
+    def start(self, attempts=3):
+        for attempt in range(attempts):
+            self.log = open(self.log_path, "a")
+            log_start = self.log.tell()
+            self.proc = subprocess.Popen([ROOST_BIN, "--config", self.conf, "serve"],
+                                         stdout=self.log, stderr=subprocess.STDOUT)
+            try:
+                for port in self.ports.values():
+                    wait_for_port(port, proc=self.proc, addr=self.addr)
+                self._wait_until_ready(log_start)
+                return self
+            except RuntimeError:
+                if attempt + 1 == attempts or not self._lost_port_race(log_start):
+                    raise
+                self.proc.wait()
+                self.log.close()
+                self._choose_new_ports()
         return self
+
+    def _lost_port_race(self, log_start):
+        """free_port checks a port and the server binds it later; another process on the
+        machine (a second test run) can take it in between. Only ports chosen here are
+        retried: a test that passed its own ports means them."""
+        if not self._ports_chosen_here:
+            return False
+        with open(self.log_path, errors="replace") as f:
+            f.seek(log_start)
+            return "Address already in use" in f.read()
+
+    def _choose_new_ports(self):
+        with open(self.conf) as f:
+            text = f.read()
+        for name, old in list(self.ports.items()):
+            new = free_port(self.addr)
+            text = text.replace("%s = %s:%d\n" % (name, self.addr, old),
+                                "%s = %s:%d\n" % (name, self.addr, new))
+            self.ports[name] = new
+        with open(self.conf, "w") as f:
+            f.write(text)
 
     def _wait_until_ready(self, log_start, timeout=30.0):
         """Ports answer as soon as they are bound, before the server handles SIGTERM; a test
