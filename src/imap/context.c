@@ -549,6 +549,12 @@ static void apply_context(struct imap_session *s, const struct context_job *job,
 		context_drop(s, c, "Result too large to keep up to date");
 		goto out;
 	}
+	if (added_count > 0 && c->sorted && job->order[k] == NULL) {
+		/* no new order to place them by (cannot happen: the job sorts whenever a
+		 * message joins); rather end the context than guess positions */
+		context_drop(s, c, "Cannot keep this search up to date");
+		goto out;
+	}
 	if (added_count > 0 && c->sorted) {
 		sorted_add(s, c, job->order[k], job->order_count[k], added, added_count, &line);
 	} else if (added_count > 0) {
