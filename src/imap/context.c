@@ -37,7 +37,7 @@ struct imap_context {
 	struct imap_sort_criterion crit[IMAP_SORT_CRITERIA_MAX];
 	size_t crit_count;
 	uint32_t *uids; /* the result: ascending UIDs, or in sort order */
-	size_t count, cap;
+	size_t count;
 	unsigned refs;
 	bool ended;
 };
@@ -180,34 +180,22 @@ static int u32_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Index of uid in c's result, or SIZE_MAX. */
-static size_t result_find(const struct imap_context *c, uint32_t uid)
+/* The result's UIDs in ascending order, for membership tests: the result itself for SEARCH,
+ * a sorted copy (heap, *copy_r, freed by the caller) for SORT. */
+static const uint32_t *members_of(const struct imap_context *c, uint32_t **copy_r)
 {
-	if (!c->sorted) {
-		const uint32_t *hit = bsearch(&uid, c->uids, c->count, sizeof(uint32_t), u32_cmp);
-		return hit == NULL ? SIZE_MAX : (size_t)(hit - c->uids);
-	}
-	for (size_t i = 0; i < c->count; i++)
-		if (c->uids[i] == uid)
-			return i;
-	return SIZE_MAX;
+	*copy_r = NULL;
+	if (!c->sorted)
+		return c->uids;
+	*copy_r = xmalloc((c->count + 1) * sizeof(uint32_t));
+	memcpy(*copy_r, c->uids, c->count * sizeof(uint32_t));
+	qsort(*copy_r, c->count, sizeof(uint32_t), u32_cmp);
+	return *copy_r;
 }
 
-static void result_remove_at(struct imap_context *c, size_t i)
+static bool is_member(const uint32_t *members, size_t count, uint32_t uid)
 {
-	memmove(c->uids + i, c->uids + i + 1, (c->count - i - 1) * sizeof(uint32_t));
-	c->count--;
-}
-
-static void result_insert_at(struct imap_context *c, size_t i, uint32_t uid)
-{
-	if (c->count == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 16;
-		c->uids = xrealloc(c->uids, c->cap * sizeof(uint32_t));
-	}
-	memmove(c->uids + i + 1, c->uids + i, (c->count - i) * sizeof(uint32_t));
-	c->uids[i] = uid;
-	c->count++;
+	return bsearch(&uid, members, count, sizeof(uint32_t), u32_cmp) != NULL;
 }
 
 /* " REMOVEFROM (0 set)" or " ADDTO (0 set)" of an unsorted search; nums are sorted here. */
@@ -217,6 +205,48 @@ static void append_set_item(struct buf *line, const char *name, uint32_t *nums, 
 	buf_printf(line, " %s (0 ", name);
 	imap_append_uid_set(line, nums, n);
 	buf_append_byte(line, ')');
+}
+
+/* Takes the UIDs of drop (ascending) out of c's result in one pass. SORT gets a REMOVEFROM
+ * per message, its position as the client finds it when it applies them in order; SEARCH one
+ * REMOVEFROM with the set. Returns how many left. */
+static size_t result_remove_set(struct imap_session *s, struct imap_context *c,
+				const uint32_t *drop, size_t n, struct buf *line)
+{
+	uint32_t *nums = xmalloc((n + 1) * sizeof(uint32_t));
+	size_t kept = 0, removed = 0;
+
+	for (size_t i = 0; i < c->count; i++) {
+		uint32_t uid = c->uids[i];
+		if (n == 0 || !is_member(drop, n, uid)) {
+			c->uids[kept++] = uid;
+			continue;
+		}
+		if (c->sorted)
+			buf_printf(line, " REMOVEFROM (%zu %u)", kept + 1, number_of(s, c, uid));
+		else
+			nums[removed] = number_of(s, c, uid);
+		removed++;
+	}
+	c->count = kept;
+	if (!c->sorted && removed > 0)
+		append_set_item(line, "REMOVEFROM", nums, removed);
+	free(nums);
+	return removed;
+}
+
+/* SEARCH: merges the UIDs of add (ascending, none in the result) into it. */
+static void result_merge(struct imap_context *c, const uint32_t *add, size_t n)
+{
+	uint32_t *merged = xmalloc((c->count + n + 1) * sizeof(uint32_t));
+	size_t i = 0, j = 0, m = 0;
+
+	while (i < c->count || j < n)
+		merged[m++] = j == n || (i < c->count && c->uids[i] < add[j]) ? c->uids[i++]
+									  : add[j++];
+	free(c->uids);
+	c->uids = merged;
+	c->count = m;
 }
 
 /* ---------------- ending contexts ---------------- */
@@ -322,8 +352,7 @@ void imap_context_add(struct imap_session *s, struct imap_context_spec *spec)
 								   : IMAP_SORT_CRITERIA_MAX;
 	if (c->crit_count > 0)
 		memcpy(c->crit, spec->crit, c->crit_count * sizeof(c->crit[0]));
-	c->cap = spec->count + 1;
-	c->uids = xmalloc(c->cap * sizeof(uint32_t));
+	c->uids = xmalloc((spec->count + 1) * sizeof(uint32_t));
 	for (size_t i = 0; i < spec->count; i++)
 		if (imap_msn_of(s->sel, spec->uids[i]) != 0) /* only what the client knows */
 			c->uids[c->count++] = spec->uids[i];
@@ -357,47 +386,36 @@ void imap_context_touch(struct imap_session *s, const uint32_t *uids, size_t n)
 	cs->dirty_count += n;
 }
 
-static void expunge_from(struct imap_session *s, struct imap_context *c, const uint32_t *uids,
+static void expunge_from(struct imap_session *s, struct imap_context *c, const uint32_t *sorted,
 			 size_t n)
 {
 	struct summary before = summary_of(s, c);
-	uint32_t *nums = xmalloc((n + 1) * sizeof(uint32_t));
-	size_t removed = 0;
 	struct buf line;
 
 	buf_init(&line);
 	line_begin(&line, c);
-	for (size_t i = 0; i < n; i++) {
-		size_t at = result_find(c, uids[i]);
-		if (at == SIZE_MAX)
-			continue;
-		uint32_t num = number_of(s, c, uids[i]);
-		if (c->sorted)
-			buf_printf(&line, " REMOVEFROM (%zu %u)", at + 1, num);
-		else
-			nums[removed] = num;
-		removed++;
-		result_remove_at(c, at);
-	}
-	if (removed > 0) {
-		if (!c->sorted)
-			append_set_item(&line, "REMOVEFROM", nums, removed);
+	if (result_remove_set(s, c, sorted, n, &line) > 0) {
 		struct summary after = summary_of(s, c);
 		append_summary_changes(&line, c, &before, &after);
 		line_end(s, &line);
 	}
 	buf_free(&line);
-	free(nums);
 }
 
 void imap_context_expunge(struct imap_session *s, const uint32_t *uids, size_t n)
 {
 	struct imap_contexts *cs = s->contexts;
 
-	if (cs == NULL || s->sel == NULL)
+	uint32_t *sorted;
+
+	if (cs == NULL || s->sel == NULL || cs->count == 0 || n == 0)
 		return;
+	sorted = xmalloc(n * sizeof(uint32_t));
+	memcpy(sorted, uids, n * sizeof(uint32_t));
+	qsort(sorted, n, sizeof(uint32_t), u32_cmp);
 	for (size_t k = 0; k < cs->count; k++)
-		expunge_from(s, cs->live[k], uids, n);
+		expunge_from(s, cs->live[k], sorted, n);
+	free(sorted);
 }
 
 /* ---------------- refresh: work (pool) ---------------- */
@@ -489,30 +507,37 @@ static size_t rank_of(const struct rank *ranks, size_t n, uint32_t uid)
 }
 
 /* SORT: each added UID goes before the first entry that sorts after it; entries the new
- * order lacks (expunged, EXPUNGE not yet reported) keep their places. */
+ * order lacks (expunged, EXPUNGE not yet reported) keep their places. One merge by rank;
+ * the ADDTO items come in ascending positions, each right once the earlier ones are in. */
 static void sorted_add(struct imap_session *s, struct imap_context *c, const uint32_t *order,
 		       size_t order_count, const uint32_t *added, size_t added_count,
 		       struct buf *line)
 {
 	struct rank *ranks = xmalloc((order_count + 1) * sizeof(*ranks));
+	struct rank *adds = xmalloc((added_count + 1) * sizeof(*adds));
+	uint32_t *merged = xmalloc((c->count + added_count + 1) * sizeof(uint32_t));
+	size_t a = 0, m = 0, j = 0;
 
-	for (size_t i = 0; i < order_count; i++)
+	for (size_t i = 0; i < order_count; i++) {
 		ranks[i] = (struct rank){ order[i], i };
-	qsort(ranks, order_count, sizeof(*ranks), rank_cmp);
-	for (size_t i = 0; i < order_count; i++) { /* in sort order */
-		uint32_t uid = order[i];
-		size_t at = 0;
-		if (bsearch(&uid, added, added_count, sizeof(uint32_t), u32_cmp) == NULL)
-			continue;
-		while (at < c->count) {
-			size_t r = rank_of(ranks, order_count, c->uids[at]);
-			if (r != SIZE_MAX && r > i)
-				break;
-			at++;
-		}
-		result_insert_at(c, at, uid);
-		buf_printf(line, " ADDTO (%zu %u)", at + 1, number_of(s, c, uid));
+		if (is_member(added, added_count, order[i])) /* in sort order */
+			adds[a++] = ranks[i];
 	}
+	qsort(ranks, order_count, sizeof(*ranks), rank_cmp);
+	for (size_t i = 0; i <= c->count; i++) {
+		size_t r = i < c->count ? rank_of(ranks, order_count, c->uids[i]) : SIZE_MAX - 1;
+		while (r != SIZE_MAX && j < a && adds[j].rank < r) {
+			merged[m++] = adds[j].uid;
+			buf_printf(line, " ADDTO (%zu %u)", m, number_of(s, c, adds[j].uid));
+			j++;
+		}
+		if (i < c->count)
+			merged[m++] = c->uids[i];
+	}
+	free(c->uids);
+	c->uids = merged;
+	c->count = m;
+	free(adds);
 	free(ranks);
 }
 
@@ -524,52 +549,38 @@ static void apply_context(struct imap_session *s, const struct context_job *job,
 	uint32_t *removed = xmalloc((job->n + 1) * sizeof(uint32_t));
 	uint32_t *added = xmalloc((job->n + 1) * sizeof(uint32_t));
 	size_t removed_count = 0, added_count = 0;
+	uint32_t *copy;
+	const uint32_t *members = members_of(c, &copy);
 	struct buf line;
 
-	buf_init(&line);
-	line_begin(&line, c);
-	for (size_t i = 0; i < job->n; i++) {
+	for (size_t i = 0; i < job->n; i++) { /* ascending UIDs */
 		uint32_t uid = job->uids[i];
 		uint8_t st = job->state[k * job->n + i];
-		size_t at = result_find(c, uid);
-		if (st == STATE_OUT && at != SIZE_MAX) {
-			if (c->sorted)
-				buf_printf(&line, " REMOVEFROM (%zu %u)", at + 1, number_of(s, c, uid));
-			else
-				removed[removed_count] = number_of(s, c, uid);
-			removed_count++;
-			result_remove_at(c, at);
-		} else if (st == STATE_IN && at == SIZE_MAX && imap_msn_of(s->sel, uid) != 0) {
-			added[added_count++] = uid; /* ascending, as job->uids */
-		}
+		bool member = is_member(members, c->count, uid);
+		if (st == STATE_OUT && member)
+			removed[removed_count++] = uid;
+		else if (st == STATE_IN && !member && imap_msn_of(s->sel, uid) != 0)
+			added[added_count++] = uid;
 	}
-	if (!c->sorted && removed_count > 0)
-		append_set_item(&line, "REMOVEFROM", removed, removed_count);
-	if (c->count + added_count > LIMIT_IMAP_CONTEXT_RESULT) {
-		context_drop(s, c, "Result too large to keep up to date");
-		goto out;
-	}
-	if (added_count > 0 && c->sorted && job->order[k] == NULL) {
-		/* no new order to place them by (cannot happen: the job sorts whenever a
-		 * message joins); rather end the context than guess positions */
-		context_drop(s, c, "Cannot keep this search up to date");
+	free(copy);
+	buf_init(&line);
+	line_begin(&line, c);
+	result_remove_set(s, c, removed, removed_count, &line);
+	if (c->count + added_count > LIMIT_IMAP_CONTEXT_RESULT ||
+	    (added_count > 0 && c->sorted && job->order[k] == NULL)) {
+		/* (the job sorts whenever a message joins a SORT result: without a new order,
+		 * rather end the context than guess positions) */
+		context_drop(s, c, c->count + added_count > LIMIT_IMAP_CONTEXT_RESULT
+					   ? "Result too large to keep up to date"
+					   : "Cannot keep this search up to date");
 		goto out;
 	}
 	if (added_count > 0 && c->sorted) {
 		sorted_add(s, c, job->order[k], job->order_count[k], added, added_count, &line);
 	} else if (added_count > 0) {
-		for (size_t i = 0; i < added_count; i++) {
-			size_t at = 0, hi = c->count;
-			while (at < hi) { /* lower bound */
-				size_t mid = at + (hi - at) / 2;
-				if (c->uids[mid] < added[i])
-					at = mid + 1;
-				else
-					hi = mid;
-			}
-			result_insert_at(c, at, added[i]);
+		result_merge(c, added, added_count);
+		for (size_t i = 0; i < added_count; i++)
 			added[i] = number_of(s, c, added[i]);
-		}
 		append_set_item(&line, "ADDTO", added, added_count);
 	}
 	if (removed_count + added_count > 0) {
@@ -667,10 +678,13 @@ static struct context_job *job_new(struct imap_session *s, uint32_t *uids, size_
 	job->order_count = xcalloc(cs->count, sizeof(*job->order_count));
 	for (size_t k = 0; k < cs->count; k++) {
 		struct imap_context *c = cs->live[k];
+		uint32_t *copy;
+		const uint32_t *members = members_of(c, &copy);
 		job->ctx[k] = c;
 		c->refs++;
 		for (size_t i = 0; i < n; i++)
-			job->was_in[k * n + i] = result_find(c, uids[i]) != SIZE_MAX;
+			job->was_in[k * n + i] = is_member(members, c->count, uids[i]);
+		free(copy);
 	}
 	return job;
 }

@@ -190,6 +190,26 @@ def test_sort_update_positions(roost_server, line_client):
     assert esearch(lines, b"a") == [b'* ESEARCH (TAG "a") UID ALL 5,1,4,3']
 
 
+def test_sort_update_many_at_once(roost_server, line_client):
+    other = fill(roost_server, ["b", "d", "f"])  # UIDs 1..3
+    r = selected(roost_server, line_client)
+    lines = cmd(r, b"u", b"UID SORT RETURN (UPDATE COUNT) (SUBJECT) UTF-8 UNDELETED")
+    assert esearch(lines, b"u") == [b'* ESEARCH (TAG "u") UID COUNT 3']
+    for subject in ("a", "c", "e"):  # UIDs 4..6, all told of at the next NOOP
+        append(other, simple(subject))
+    lines = cmd(r, b"n", b"NOOP")
+    # a b c d e f: each position right once the ones before it are in
+    assert esearch(lines, b"u") == [
+        b'* ESEARCH (TAG "u") UID ADDTO (1 4) ADDTO (3 5) ADDTO (5 6) COUNT 6']
+    other.uid("STORE", "1,3", "+FLAGS", "(\\Deleted)")
+    lines = cmd(r, b"n", b"NOOP")
+    # b leaves position 2; f, last of six, is fifth once b is gone
+    assert esearch(lines, b"u") == [
+        b'* ESEARCH (TAG "u") UID REMOVEFROM (2 1) REMOVEFROM (5 3) COUNT 4']
+    lines = cmd(r, b"a", b"UID SORT RETURN (ALL) (SUBJECT) UTF-8 UNDELETED")
+    assert esearch(lines, b"a") == [b'* ESEARCH (TAG "a") UID ALL 4,5,2,6']
+
+
 def test_sort_update_during_idle(roost_server, line_client):
     other = fill(roost_server, ["b", "d"])
     r = selected(roost_server, line_client)
