@@ -223,6 +223,22 @@ def test_sort_update_during_idle(roost_server, line_client):
     assert r.until(b"i ", timeout=WAIT)[-1].startswith(b"i OK")
 
 
+def test_update_pushed_under_notify(roost_server, line_client):
+    other = fill(roost_server, ["hot one"])
+    r = selected(roost_server, line_client)
+    lines = cmd(r, b"n", b"NOTIFY SET (selected (MessageNew MessageExpunge FlagChange))")
+    assert lines[-1].startswith(b"n OK")
+    cmd(r, b"u", b"UID SEARCH RETURN (UPDATE) SUBJECT hot")
+    append(other, simple("hot two"))  # no command: NOTIFY pushes the changes
+    got = []
+    for _ in range(20):  # EXISTS, FETCH, then the ADDTO
+        got.append(next_line(r))
+        if got[-1].startswith(b"* ESEARCH"):
+            break
+    assert got[0] == b"* 2 EXISTS"
+    assert got[-1] == b'* ESEARCH (TAG "u") UID ADDTO (0 2)'
+
+
 def test_cancelupdate_stops_updates(roost_server, line_client):
     other = fill(roost_server, ["a"])
     r = selected(roost_server, line_client)
