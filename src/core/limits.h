@@ -122,6 +122,14 @@
 #define LIMIT_IMAP_NOTIFY_PENDING_LISTS 256
 #define LIMIT_IMAP_NOTIFY_POSTS 4096
 
+/* IMAP CONTEXT=SEARCH/SORT (RFC 5267 §4, imap/context.c): searches a session keeps alive
+ * with RETURN (UPDATE), and the results one of them may hold, in messages. Past the first
+ * a new one is refused with NOUPDATE; a result that grows past the second ends its context
+ * with NOUPDATE. Every change is re-checked against every live context, so both bound the
+ * work one change costs the session. */
+#define LIMIT_IMAP_CONTEXTS 16
+#define LIMIT_IMAP_CONTEXT_RESULT (100 * 1000)
+
 /* Login penalty records (per IP, per user) and user+IP session counts kept in memory, each
  * table; beyond it the least recently touched entry is dropped. 65536 entries cost ~10 MiB. */
 #define LIMIT_AUTH_PENALTY_ENTRIES 65536

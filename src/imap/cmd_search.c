@@ -1,5 +1,6 @@
 /* SEARCH and UID SEARCH (RFC 9051 §6.4.4, RFC 3501 §6.4.4) with RFC 4731 ESEARCH return
- * options (MIN MAX ALL COUNT) and WITHIN's YOUNGER and OLDER (RFC 5032). The key tree is
+ * options (MIN MAX ALL COUNT), RFC 5267's PARTIAL and UPDATE (search_return.c, context.c)
+ * and WITHIN's YOUNGER and OLDER (RFC 5032). The key tree is
  * parsed on the loop (sequence numbers become UIDs there), evaluated as bulk pool work over
  * store_msg_list metadata, opening and parsing a message only for header, body and sent-date
  * keys, once per command, within a work budget (see "evaluation" below). Nesting is limited
@@ -61,8 +62,6 @@ struct skey {
 	size_t nr;
 };
 
-enum { RET_MIN = 1, RET_MAX = 2, RET_ALL = 4, RET_COUNT = 8, RET_SAVE = 16 };
-
 struct search_job {
 	struct net_conn *conn; /* only for net_conn_gone in the worker */
 	struct store_account *acct;
@@ -71,6 +70,7 @@ struct search_job {
 	bool uid;
 	bool esearch;
 	unsigned ret;
+	struct imap_partial partial;
 	struct skey *root;
 	uint32_t *hits;
 	uint64_t *hit_modseqs; /* with a MODSEQ key: for the "(MODSEQ n)" of the reply */
@@ -783,10 +783,11 @@ static void search_work(void *arg)
 static void search_save(struct imap_session *s, const struct search_job *job, bool failed)
 {
 	struct imap_selected *sel = s->sel;
-	bool ends_only = (job->ret & (RET_MIN | RET_MAX)) && !(job->ret & (RET_ALL | RET_COUNT));
+	bool ends_only = (job->ret & (IMAP_RET_MIN | IMAP_RET_MAX)) &&
+			 !(job->ret & (IMAP_RET_ALL | IMAP_RET_COUNT));
 	size_t first = SIZE_MAX, last = 0;
 
-	if (!(job->ret & RET_SAVE) || sel == NULL)
+	if (!(job->ret & IMAP_RET_SAVE) || sel == NULL)
 		return;
 	free(sel->saved_uids);
 	sel->saved_uids = xmalloc((job->hit_count + 1) * sizeof(uint32_t));
@@ -803,11 +804,28 @@ static void search_save(struct imap_session *s, const struct search_job *job, bo
 			sel->saved_uids[sel->saved_count++] = job->hits[i];
 	}
 	if (ends_only && first != SIZE_MAX) {
-		if (job->ret & RET_MIN)
+		if (job->ret & IMAP_RET_MIN)
 			sel->saved_uids[sel->saved_count++] = job->hits[first];
-		if ((job->ret & RET_MAX) && (last != first || !(job->ret & RET_MIN)))
+		if ((job->ret & IMAP_RET_MAX) && (last != first || !(job->ret & IMAP_RET_MIN)))
 			sel->saved_uids[sel->saved_count++] = job->hits[last];
 	}
+}
+
+static struct imap_search_keys *keys_wrap(struct skey **root);
+
+/* RFC 5267 §4.3 RETURN (UPDATE): the criteria and the result stay alive (context.c). */
+static void search_keep(struct imap_session *s, struct search_job *job)
+{
+	struct imap_context_spec spec = {
+		.tag = job->tag,
+		.uid = job->uid,
+		.ret = job->ret,
+		.keys = keys_wrap(&job->root),
+		.uids = job->hits,
+		.count = job->hit_count,
+	};
+
+	imap_context_add(s, &spec);
 }
 
 static void search_done(void *session, void *arg)
@@ -816,6 +834,9 @@ static void search_done(void *session, void *arg)
 	struct search_job *job = arg;
 
 	search_save(s, job, job->cancelled || job->over_budget || job->error != STORE_OK);
+	if ((job->ret & IMAP_RET_UPDATE) &&
+	    (job->cancelled || job->over_budget || job->error != STORE_OK))
+		imap_context_abandon(s);
 	if (job->cancelled) {
 		log_info("proto=imap conn=%llu ip=%s user=%s msg=\"search stopped: connection closed\"",
 			 (unsigned long long)net_conn_id(s->conn), net_conn_peer_ip(s->conn), s->user);
@@ -848,15 +869,18 @@ static void search_done(void *session, void *arg)
 			buf_append_byte(&line, ')');
 			if (job->uid)
 				buf_append_str(&line, " UID");
-			if ((job->ret & RET_MIN) && n > 0)
+			if ((job->ret & IMAP_RET_MIN) && n > 0)
 				buf_printf(&line, " MIN %u", out[0]);
-			if ((job->ret & RET_MAX) && n > 0)
+			if ((job->ret & IMAP_RET_MAX) && n > 0)
 				buf_printf(&line, " MAX %u", out[n - 1]);
-			if ((job->ret & RET_ALL) && n > 0) {
+			if ((job->ret & IMAP_RET_ALL) && n > 0) {
 				buf_append_str(&line, " ALL ");
 				imap_append_uid_set(&line, out, n);
 			}
-			if (job->ret & RET_COUNT)
+			/* RFC 5267 §4.4: a window of positions of the result */
+			if (job->ret & IMAP_RET_PARTIAL)
+				imap_append_partial(&line, &job->partial, out, n, true);
+			if (job->ret & IMAP_RET_COUNT)
 				buf_printf(&line, " COUNT %zu", n);
 			/* RFC 7162 §3.1.5: the highest MODSEQ of the messages found. */
 			if (top_modseq != 0)
@@ -869,10 +893,13 @@ static void search_done(void *session, void *arg)
 				buf_printf(&line, " (MODSEQ %llu)", (unsigned long long)top_modseq);
 		}
 		buf_append_str(&line, "\r\n");
-		if (job->ret != RET_SAVE) /* RFC 5182 §2.4: SAVE alone answers no ESEARCH */
+		/* RFC 5182 §2.4: SAVE alone answers no ESEARCH */
+		if ((job->ret & ~(unsigned)IMAP_RET_CONTEXT) != IMAP_RET_SAVE)
 			net_conn_write(s->conn, line.data, line.len);
 		buf_free(&line);
 		free(out);
+		if (job->ret & IMAP_RET_UPDATE)
+			search_keep(s, job);
 		imap_tagged(s, job->tag, "%s OK SEARCH completed", job->tag);
 	}
 	skey_free(job->root);
@@ -891,37 +918,22 @@ void imap_search_run(struct imap_session *s, const char *tag, struct imap_parser
 	struct imap_slice a;
 
 	job->esearch = s->enabled_rev2; /* IMAP4rev2 has only ESEARCH */
-	job->ret = RET_ALL;
+	job->ret = IMAP_RET_ALL;
 	save = *ps;
 	if (imap_parse_atom(ps, &a) && imap_slice_ieq(&a, "RETURN")) {
-		/* RFC 4731 §3.1 search-return-opts */
+		/* RFC 4731 §3.1 search-return-opts, RFC 5267 §4 */
+		struct imap_return_opts opts;
 		job->esearch = true;
-		job->ret = 0;
-		if (!imap_parse_sp(ps) || !imap_parse_char(ps, '('))
+		if (!imap_parse_sp(ps) ||
+		    !imap_parse_return_opts(ps, IMAP_RET_MIN | IMAP_RET_MAX | IMAP_RET_ALL |
+							IMAP_RET_COUNT | IMAP_RET_SAVE |
+							IMAP_RET_UPDATE | IMAP_RET_CONTEXT |
+							IMAP_RET_PARTIAL,
+					    &opts) ||
+		    !imap_parse_sp(ps))
 			goto bad;
-		for (int n = 0; !imap_peek(ps, ')'); n++) {
-			if ((n > 0 && !imap_parse_sp(ps)) || !imap_parse_atom(ps, &a))
-				goto bad;
-			if (imap_slice_ieq(&a, "MIN"))
-				job->ret |= RET_MIN;
-			else if (imap_slice_ieq(&a, "MAX"))
-				job->ret |= RET_MAX;
-			else if (imap_slice_ieq(&a, "ALL"))
-				job->ret |= RET_ALL;
-			else if (imap_slice_ieq(&a, "COUNT"))
-				job->ret |= RET_COUNT;
-			else if (imap_slice_ieq(&a, "SAVE"))
-				job->ret |= RET_SAVE; /* RFC 5182 */
-			else {
-				ps->error = "Unknown or unsupported RETURN option";
-				goto bad;
-			}
-		}
-		ps->p++;
-		if (job->ret == 0)
-			job->ret = RET_ALL; /* RFC 4731: RETURN () means ALL */
-		if (!imap_parse_sp(ps))
-			goto bad;
+		job->ret = opts.ret;
+		job->partial = opts.partial;
 		save = *ps;
 	}
 	*ps = save;
@@ -951,6 +963,8 @@ void imap_search_run(struct imap_session *s, const char *tag, struct imap_parser
 	job->modseq_key = sp.modseq_key;
 	if (sp.modseq_key)
 		imap_condstore_enable(s); /* RFC 7162 §3.1 */
+	if (job->ret & IMAP_RET_UPDATE)
+		imap_context_prepare(s);
 	s->busy = true;
 	net_conn_offload_bulk(s->conn, search_work, search_done, job);
 	return;
@@ -970,6 +984,15 @@ void imap_cmd_search(struct imap_session *s, const char *tag, struct imap_parser
 struct imap_search_keys {
 	struct skey *root;
 };
+
+static struct imap_search_keys *keys_wrap(struct skey **root)
+{
+	struct imap_search_keys *keys = xcalloc(1, sizeof(*keys));
+
+	keys->root = *root;
+	*root = NULL;
+	return keys;
+}
 
 struct imap_search_keys *imap_search_keys_parse(struct imap_session *s, struct imap_parser *ps)
 {

@@ -1,5 +1,6 @@
 /* SORT, UID SORT, THREAD and UID THREAD (RFC 5256) with DISPLAYFROM/DISPLAYTO (RFC 5957) and
- * ESORT return options (RFC 5267 §3: MIN MAX ALL COUNT). The criteria are parsed on the loop;
+ * ESORT return options (RFC 5267 §3: MIN MAX ALL COUNT; §4: PARTIAL, and UPDATE kept alive by
+ * context.c). The criteria are parsed on the loop;
  * the work runs as bulk pool work like SEARCH: one index scan for the metadata, the search
  * keys (cmd_search.c, same work budget), one index scan for the sort keys the index keeps per
  * message (sort_keys.c encodes them), used in place without copying. Keys missing there
@@ -14,10 +15,6 @@
 #include "session.h"
 #include "sort.h"
 
-#define SORT_CRITERIA_MAX 16
-
-enum sort_ret { SORT_RET_MIN = 1, SORT_RET_MAX = 2, SORT_RET_ALL = 4, SORT_RET_COUNT = 8 };
-
 enum sort_kind { SORT_KIND_SORT, SORT_KIND_ORDEREDSUBJECT, SORT_KIND_REFERENCES };
 
 struct sort_job {
@@ -29,16 +26,18 @@ struct sort_job {
 	bool uid;
 	enum sort_kind kind;
 	unsigned needs; /* IMAP_SORT_NEED_*: which keys the envelopes must give */
-	struct imap_sort_criterion crit[SORT_CRITERIA_MAX];
+	struct imap_sort_criterion crit[IMAP_SORT_CRITERIA_MAX];
 	size_t crit_count;
 	bool esort;
 	unsigned ret;
+	struct imap_partial partial;
 	struct imap_search_keys *keys;
 	uint32_t *view; /* the client's UIDs, msn - 1 indexed */
 	size_t view_count;
 	/* results */
 	uint32_t *numbers; /* SORT: in order */
 	size_t number_count;
+	uint32_t *order_uids; /* SORT RETURN (UPDATE): the same as UIDs */
 	struct buf threads; /* THREAD: the thread-list */
 	enum imap_search_outcome outcome;
 	enum store_error error;
@@ -55,6 +54,7 @@ static void sort_job_free(struct sort_job **jobp)
 	imap_search_keys_free(&job->keys);
 	free(job->view);
 	free(job->numbers);
+	free(job->order_uids);
 	buf_free(&job->threads);
 	imap_sort_keys_arena_free(&job->arena);
 	buf_free(&job->derived);
@@ -274,6 +274,11 @@ static void sort_work(void *arg)
 			for (size_t i = 0; i < count; i++)
 				job->numbers[i] = job->uid ? order[i]->uid : order[i]->msn;
 			job->number_count = count;
+			if (job->ret & IMAP_RET_UPDATE) {
+				job->order_uids = xmalloc((count + 1) * sizeof(uint32_t));
+				for (size_t i = 0; i < count; i++)
+					job->order_uids[i] = order[i]->uid;
+			}
 			break;
 		case SORT_KIND_ORDEREDSUBJECT:
 			imap_thread_orderedsubject(order, count, job->uid, &job->threads);
@@ -292,6 +297,44 @@ static void sort_work(void *arg)
 	buf_free(&job->derived);
 }
 
+static unsigned sort_needs(const struct sort_job *job);
+
+enum imap_search_outcome imap_sort_uids(struct net_conn *conn, struct store_account *acct,
+					uint64_t mailbox_id, const struct imap_search_keys *keys,
+					const struct imap_sort_criterion *crit, size_t crit_count,
+					const uint32_t *view, size_t view_count, uint64_t budget,
+					uint32_t **uids_r, size_t *count_r)
+{
+	struct sort_job *job = xcalloc(1, sizeof(*job));
+	enum imap_search_outcome outcome;
+
+	buf_init(&job->threads);
+	buf_init(&job->derived);
+	imap_sort_keys_arena_init(&job->arena);
+	job->conn = conn;
+	job->acct = acct;
+	job->mailbox_id = mailbox_id;
+	job->budget = budget;
+	job->uid = true;
+	job->kind = SORT_KIND_SORT;
+	job->crit_count = crit_count < IMAP_SORT_CRITERIA_MAX ? crit_count : IMAP_SORT_CRITERIA_MAX;
+	memcpy(job->crit, crit, job->crit_count * sizeof(*crit));
+	/* borrowed for the work: never freed through the job */
+	job->keys = (struct imap_search_keys *)keys;
+	job->needs = sort_needs(job);
+	job->view_count = view_count;
+	job->view = xmalloc((view_count + 1) * sizeof(*job->view));
+	memcpy(job->view, view, view_count * sizeof(*job->view));
+	sort_work(job);
+	outcome = job->error != STORE_OK ? IMAP_SEARCH_OVER_BUDGET : job->outcome;
+	*uids_r = job->numbers;
+	*count_r = job->number_count;
+	job->numbers = NULL;
+	job->keys = NULL;
+	sort_job_free(&job);
+	return outcome;
+}
+
 /* ---------------- answer (loop) ---------------- */
 
 /* RFC 5267 §3.2: for ESORT, MIN and MAX are the first and last in sort order, ALL lists the
@@ -305,17 +348,38 @@ static void esort_line(const struct sort_job *job, struct buf *line)
 	buf_append_byte(line, ')');
 	if (job->uid)
 		buf_append_str(line, " UID");
-	if ((job->ret & SORT_RET_MIN) && n > 0)
+	if ((job->ret & IMAP_RET_MIN) && n > 0)
 		buf_printf(line, " MIN %u", job->numbers[0]);
-	if ((job->ret & SORT_RET_MAX) && n > 0)
+	if ((job->ret & IMAP_RET_MAX) && n > 0)
 		buf_printf(line, " MAX %u", job->numbers[n - 1]);
-	if ((job->ret & SORT_RET_ALL) && n > 0) {
+	if ((job->ret & IMAP_RET_ALL) && n > 0) {
 		buf_append_str(line, " ALL ");
 		for (size_t i = 0; i < n; i++)
 			buf_printf(line, "%s%u", i ? "," : "", job->numbers[i]);
 	}
-	if (job->ret & SORT_RET_COUNT)
+	if (job->ret & IMAP_RET_PARTIAL) /* RFC 5267 §4.4, in sort order */
+		imap_append_partial(line, &job->partial, job->numbers, n, false);
+	if (job->ret & IMAP_RET_COUNT)
 		buf_printf(line, " COUNT %zu", n);
+}
+
+/* RFC 5267 §4.3 RETURN (UPDATE): the criteria and the sorted result stay alive. */
+static void sort_keep(struct imap_session *s, struct sort_job *job)
+{
+	struct imap_context_spec spec = {
+		.tag = job->tag,
+		.uid = job->uid,
+		.sorted = true,
+		.ret = job->ret,
+		.keys = job->keys,
+		.crit = job->crit,
+		.crit_count = job->crit_count,
+		.uids = job->order_uids,
+		.count = job->number_count,
+	};
+
+	job->keys = NULL; /* the context has them now */
+	imap_context_add(s, &spec);
 }
 
 static void sort_done(void *session, void *arg)
@@ -323,6 +387,10 @@ static void sort_done(void *session, void *arg)
 	struct imap_session *s = session;
 	struct sort_job *job = arg;
 	const char *name = job->kind == SORT_KIND_SORT ? "SORT" : "THREAD";
+
+	if ((job->ret & IMAP_RET_UPDATE) &&
+	    (job->outcome != IMAP_SEARCH_DONE || job->error != STORE_OK))
+		imap_context_abandon(s);
 
 	if (job->outcome == IMAP_SEARCH_CANCELLED) {
 		log_info("proto=imap conn=%llu ip=%s user=%s msg=\"%s stopped: connection closed\"",
@@ -349,6 +417,8 @@ static void sort_done(void *session, void *arg)
 		buf_append_str(&line, "\r\n");
 		net_conn_write(s->conn, line.data, line.len);
 		buf_free(&line);
+		if (job->ret & IMAP_RET_UPDATE)
+			sort_keep(s, job);
 		imap_tagged(s, job->tag, "%s OK %s completed", job->tag, name);
 	}
 	sort_job_free(&job);
@@ -383,7 +453,7 @@ static bool parse_criteria(struct imap_parser *ps, struct sort_job *job)
 			if (!imap_parse_sp(ps) || !imap_parse_atom(ps, &a))
 				return false;
 		}
-		if (job->crit_count == SORT_CRITERIA_MAX) {
+		if (job->crit_count == IMAP_SORT_CRITERIA_MAX) {
 			ps->error = "Too many sort criteria";
 			return false;
 		}
@@ -407,10 +477,12 @@ static bool parse_criteria(struct imap_parser *ps, struct sort_job *job)
 	return true;
 }
 
-/* RFC 5267 §3.1: "RETURN (" [return options] ") " before the criteria. */
+/* RFC 5267 §3.1: "RETURN (" [return options] ") " before the criteria; §4: UPDATE,
+ * CONTEXT and PARTIAL as for SEARCH (no SAVE: RFC 5182 defines it for SEARCH only). */
 static bool parse_return(struct imap_parser *ps, struct sort_job *job)
 {
 	struct imap_parser save = *ps;
+	struct imap_return_opts opts;
 	struct imap_slice a;
 
 	if (!imap_parse_atom(ps, &a) || !imap_slice_ieq(&a, "RETURN")) {
@@ -419,27 +491,14 @@ static bool parse_return(struct imap_parser *ps, struct sort_job *job)
 		return true;
 	}
 	job->esort = true;
-	if (!imap_parse_sp(ps) || !imap_parse_char(ps, '('))
+	if (!imap_parse_sp(ps) ||
+	    !imap_parse_return_opts(ps, IMAP_RET_MIN | IMAP_RET_MAX | IMAP_RET_ALL |
+						IMAP_RET_COUNT | IMAP_RET_UPDATE | IMAP_RET_CONTEXT |
+						IMAP_RET_PARTIAL,
+				    &opts))
 		return false;
-	for (int n = 0; !imap_peek(ps, ')'); n++) {
-		if ((n > 0 && !imap_parse_sp(ps)) || !imap_parse_atom(ps, &a))
-			return false;
-		if (imap_slice_ieq(&a, "MIN"))
-			job->ret |= SORT_RET_MIN;
-		else if (imap_slice_ieq(&a, "MAX"))
-			job->ret |= SORT_RET_MAX;
-		else if (imap_slice_ieq(&a, "ALL"))
-			job->ret |= SORT_RET_ALL;
-		else if (imap_slice_ieq(&a, "COUNT"))
-			job->ret |= SORT_RET_COUNT;
-		else {
-			ps->error = "Unknown or unsupported RETURN option";
-			return false;
-		}
-	}
-	ps->p++;
-	if (job->ret == 0)
-		job->ret = SORT_RET_ALL;
+	job->ret = opts.ret;
+	job->partial = opts.partial;
 	return imap_parse_sp(ps);
 }
 
@@ -508,6 +567,8 @@ static void sort_start(struct imap_session *s, struct sort_job *job)
 	job->view_count = s->sel->count;
 	job->view = xmalloc((job->view_count + 1) * sizeof(*job->view));
 	memcpy(job->view, s->sel->uids, job->view_count * sizeof(*job->view));
+	if (job->ret & IMAP_RET_UPDATE)
+		imap_context_prepare(s);
 	s->busy = true;
 	net_conn_offload_bulk(s->conn, sort_work, sort_done, job);
 }

@@ -35,6 +35,7 @@
 
 #include "../core/core.h"
 #include "session.h"
+#include "sort.h"
 
 /* One per selection; shared by the subscription and the posts in flight. */
 struct imap_feed {
@@ -488,6 +489,9 @@ static void updates_take(struct imap_session *s, struct feed_post *p)
 		updates_clear(u);
 		u->generation = p->generation;
 	}
+	/* Live searches check appended and changed messages again (context.c). */
+	if (p->kind == STORE_EVENT_APPEND || p->kind == STORE_EVENT_FLAGS)
+		imap_context_touch(s, p->uids, p->count);
 	switch (p->kind) {
 	case STORE_EVENT_APPEND:
 		uid_list_add(&u->appended, p->uids, p->count);
@@ -535,6 +539,7 @@ static void updates_take(struct imap_session *s, struct feed_post *p)
 
 void imap_selected_free(struct imap_session *s)
 {
+	imap_contexts_free(s); /* RFC 5267 §4.2: they end with the selection */
 	if (s->updates != NULL) {
 		updates_clear(s->updates);
 		free(s->updates);
@@ -566,6 +571,7 @@ void imap_view_expunge(struct imap_session *s, uint32_t uid)
 
 void imap_view_expunge_many(struct imap_session *s, const uint32_t *uids, size_t n)
 {
+	imap_context_expunge(s, uids, n); /* REMOVEFROM, numbered as before the EXPUNGE */
 	if (!s->enabled_qresync) {
 		for (size_t i = 0; i < n; i++) {
 			uint32_t msn = view_remove(s->sel, uids[i]);
@@ -883,6 +889,20 @@ static void idle_push(struct imap_session *s)
 	}
 	/* RFC 5465 §6.1.2: SELECTED-DELAYED holds EXPUNGE for a command that allows it. */
 	imap_flush_updates(s, s->idle_tag != NULL || imap_notify_expunge_now(s));
+	(void)imap_context_refresh(s, NULL); /* ADDTO/REMOVEFROM follow, from the pool */
+}
+
+void imap_updates_push(struct imap_session *s)
+{
+	idle_push(s);
+}
+
+void imap_updates_touch_appended(struct imap_session *s)
+{
+	struct imap_updates *u = s->updates;
+
+	if (u != NULL && s->sel != NULL && u->generation == s->sel->generation)
+		imap_context_touch(s, u->appended.v, u->appended.count);
 }
 
 void imap_updates_idle_start(struct imap_session *s)

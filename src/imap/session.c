@@ -46,6 +46,7 @@ static const struct imap_command imap_commands[] = {
 	{ "THREAD", IMAP_STATE_SELECTED, imap_cmd_thread },
 	{ "UNAUTHENTICATE", IMAP_STATES_AUTHED, imap_cmd_unauthenticate },
 	{ "NOTIFY", IMAP_STATES_AUTHED, imap_cmd_notify },
+	{ "CANCELUPDATE", IMAP_STATE_SELECTED, imap_cmd_cancelupdate },
 	{ "FETCH", IMAP_STATE_SELECTED, imap_cmd_fetch },
 	{ "STORE", IMAP_STATE_SELECTED, imap_cmd_store },
 	{ "COPY", IMAP_STATE_SELECTED, imap_cmd_copy },
@@ -190,6 +191,7 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 		buf_append_str(out, " SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT WITHIN"
 			       " SEARCHRES UNAUTHENTICATE PREVIEW");
 		buf_append_str(out, " NOTIFY"); /* RFC 5465, notify.c */
+		buf_append_str(out, " CONTEXT=SEARCH CONTEXT=SORT"); /* RFC 5267 §4, context.c */
 		buf_append_str(out, " MULTIAPPEND"); /* RFC 3502, cmd_append.c */
 		buf_append_str(out, " OBJECTID SAVEDATE"); /* RFC 8474, RFC 8514 */
 	}
@@ -339,6 +341,13 @@ static void imap_execute_held(struct imap_session *s)
 		imap_command_done(s);
 }
 
+/* After a resync: live searches (context.c) hear of the changes before the command runs. */
+static void imap_execute_after_resync(struct imap_session *s)
+{
+	if (!imap_context_refresh(s, imap_execute_held))
+		imap_execute_held(s);
+}
+
 /* A line of the command arrived. Returns false when the connection is being closed. */
 static bool imap_command_line(struct imap_session *s, const char *line, size_t len)
 {
@@ -355,7 +364,11 @@ static bool imap_command_line(struct imap_session *s, const char *line, size_t l
 	if (lit == 0) {
 		/* Changes whose flags the session could not keep are read and reported
 		 * first; the command waits in s->cmd, input paused (s->busy). */
-		if (imap_updates_resync(s, imap_execute_held))
+		if (imap_updates_resync(s, imap_execute_after_resync))
+			return true;
+		/* Live searches are checked against the changes first, so the command's
+		 * answer comes after their ADDTO and REMOVEFROM (context.c). */
+		if (imap_context_refresh(s, imap_execute_held))
 			return true;
 		imap_execute(s);
 		imap_reset_command(s);

@@ -67,6 +67,9 @@ struct imap_session {
 	bool expunge_ok;	    /* the running command may report EXPUNGE */
 	bool busy;		    /* an offloaded command is running */
 
+	/* Searches kept alive (RFC 5267 §4, context.c); NULL until RETURN (UPDATE). */
+	struct imap_contexts *contexts;
+
 	/* NOTIFY (RFC 5465, notify.c); NULL until the client sends NOTIFY SET. */
 	struct imap_notify *notify;
 
@@ -264,6 +267,10 @@ void imap_pending_forget_flags(struct imap_session *s, uint32_t uid, uint32_t fl
 bool imap_updates_resync(struct imap_session *s, void (*then)(struct imap_session *s));
 /* IDLE began: report what is waiting (as far as the client reads). */
 void imap_updates_idle_start(struct imap_session *s);
+/* Reports what is waiting now, as during IDLE (IDLE or a NOTIFY push). */
+void imap_updates_push(struct imap_session *s);
+/* Appended messages not yet reported: marked for the live searches (context.c). */
+void imap_updates_touch_appended(struct imap_session *s);
 /* net's drained callback when no FETCH is streaming. */
 void imap_updates_drained(struct imap_session *s);
 void imap_view_add(struct imap_selected *sel, uint32_t uid);

@@ -123,6 +123,80 @@ void imap_thread_orderedsubject(struct imap_sort_msg **msgs, size_t n, bool by_u
 				struct buf *out);
 void imap_thread_references(struct imap_sort_msg **msgs, size_t n, bool by_uid, struct buf *out);
 
+/* ---- search_return.c: RETURN options of SEARCH and SORT ---- */
+
+enum {
+	IMAP_RET_MIN = 1u << 0,
+	IMAP_RET_MAX = 1u << 1,
+	IMAP_RET_ALL = 1u << 2,
+	IMAP_RET_COUNT = 1u << 3,
+	IMAP_RET_SAVE = 1u << 4,    /* RFC 5182 */
+	IMAP_RET_UPDATE = 1u << 5,  /* RFC 5267 §4.3: keep the search alive */
+	IMAP_RET_CONTEXT = 1u << 6, /* RFC 5267 §4.2: a hint, accepted and ignored */
+	IMAP_RET_PARTIAL = 1u << 7, /* RFC 5267 §4.4 */
+};
+
+/* A PARTIAL range: 1-based positions, negative ones counted from the end (-1 the last);
+ * first is the end nearer the edge counted from (1:500, -1:-100). */
+struct imap_partial {
+	int64_t first, last;
+};
+
+struct imap_return_opts {
+	unsigned ret; /* IMAP_RET_*; ALL when no result option was given */
+	struct imap_partial partial;
+};
+
+/* "(" [option *(SP option)] ")" after "RETURN SP", taking only the options in allowed.
+ * False with ps->error (when known) on bad syntax or a combination refused. */
+bool imap_parse_return_opts(struct imap_parser *ps, unsigned allowed,
+			    struct imap_return_opts *opts);
+bool imap_parse_partial_range(struct imap_parser *ps, struct imap_partial *range_r);
+/* The entries [*from_r, *to_r) of a result of n that the range selects (empty: from == to). */
+void imap_partial_window(const struct imap_partial *p, size_t n, size_t *from_r, size_t *to_r);
+/* " PARTIAL (range set)" for the result nums (n of them), NIL when the window is empty;
+ * ascending results are written with ranges, sorted ones one number at a time. */
+void imap_append_partial(struct buf *out, const struct imap_partial *p, const uint32_t *nums,
+			 size_t n, bool ascending);
+
+/* ---- context.c: searches kept alive (RFC 5267 §4, CONTEXT=SEARCH and CONTEXT=SORT) ---- */
+
+#define IMAP_SORT_CRITERIA_MAX 16
+
+struct imap_search_keys;
+
+/* What an UPDATE search leaves behind once it has answered. */
+struct imap_context_spec {
+	const char *tag;
+	bool uid;	/* numbers are UIDs, else sequence numbers */
+	bool sorted;	/* SORT: positions count, the result keeps the sort order */
+	unsigned ret;	/* IMAP_RET_* the client asked for */
+	struct imap_search_keys *keys; /* taken by imap_context_add */
+	const struct imap_sort_criterion *crit;
+	size_t crit_count;
+	const uint32_t *uids; /* the result as UIDs: ascending, or in sort order */
+	size_t count;
+};
+
+/* Before an UPDATE search is offloaded: changes from now on are kept for it. Each call is
+ * paired with one imap_context_add or imap_context_abandon. */
+void imap_context_prepare(struct imap_session *s);
+/* The search answered (its ESEARCH is written): keeps it alive, or, past the bounds or
+ * with PARTIAL, writes "* OK [NOUPDATE tag]" and frees spec->keys. */
+void imap_context_add(struct imap_session *s, struct imap_context_spec *spec);
+void imap_context_abandon(struct imap_session *s);
+/* Loop: messages appended or whose flags changed, as the change feed tells. */
+void imap_context_touch(struct imap_session *s, const uint32_t *uids, size_t n);
+/* Loop, before the view loses uids: REMOVEFROM for the live results holding them. */
+void imap_context_expunge(struct imap_session *s, const uint32_t *uids, size_t n);
+/* When changes wait to be checked against live searches: reports EXISTS and flags, starts
+ * the check in the pool and returns true; then(s) runs once ADDTO/REMOVEFROM are written
+ * (NULL: no command waits, as during IDLE). False when there is nothing to do. */
+bool imap_context_refresh(struct imap_session *s, void (*then)(struct imap_session *s));
+/* The selection ends: every live search ends with it. */
+void imap_contexts_free(struct imap_session *s);
+void imap_cmd_cancelupdate(struct imap_session *s, const char *tag, struct imap_parser *ps);
+
 /* ---- cmd_sort.c ---- */
 
 void imap_sort_run(struct imap_session *s, const char *tag, struct imap_parser *ps, bool uid);
@@ -150,5 +224,12 @@ enum imap_search_outcome imap_search_match(struct net_conn *conn, struct store_a
 					   uint64_t mailbox_id, const struct imap_search_keys *keys,
 					   uint64_t budget, const struct store_msg *msgs, size_t n,
 					   bool *match_r);
+/* In a worker: the UIDs of view (ascending) that match keys, in the order of crit (RFC 5256
+ * SORT, the sequence number last), as a heap array. */
+enum imap_search_outcome imap_sort_uids(struct net_conn *conn, struct store_account *acct,
+					uint64_t mailbox_id, const struct imap_search_keys *keys,
+					const struct imap_sort_criterion *crit, size_t crit_count,
+					const uint32_t *view, size_t view_count, uint64_t budget,
+					uint32_t **uids_r, size_t *count_r);
 
 #endif

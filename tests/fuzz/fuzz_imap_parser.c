@@ -1,6 +1,7 @@
 /* libFuzzer target for the IMAP argument parsers: the input is one command's arguments as
  * they come off the wire. The first byte picks the grammar (sequence set, flag list,
- * date-time, date, astring/nstring chain, modified UTF-7 both ways, announced literal), the
+ * date-time, date, astring/nstring chain, modified UTF-7 both ways, announced literal, the
+ * RETURN options of SEARCH and SORT with their PARTIAL window), the
  * rest is parsed from an exact-size heap copy so ASan sees any read past the end. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "core/core.h"
 #include "imap/session.h"
+#include "imap/sort.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -19,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
-	mode = data[0] % 7;
+	mode = data[0] % 8;
 	data++;
 	size--;
 	copy = xmalloc(size ? size : 1);
@@ -111,6 +113,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint64_t n;
 		bool nonsync;
 		(void)imap_line_literal((const char *)copy, size, &n, &nonsync);
+		break;
+	}
+	case 7: {
+		struct imap_return_opts opts;
+		if (imap_parse_return_opts(&ps, ~0u, &opts) && (opts.ret & IMAP_RET_PARTIAL)) {
+			static const uint32_t nums[5] = { 2, 3, 4, 9, 4000000000u };
+			struct buf out;
+			buf_init(&out);
+			for (size_t n = 0; n <= 5; n++) {
+				size_t from, to;
+				imap_partial_window(&opts.partial, n, &from, &to);
+				if (from > to || to > n)
+					abort();
+				imap_append_partial(&out, &opts.partial, nums, n, n % 2 == 0);
+			}
+			buf_free(&out);
+		}
 		break;
 	}
 	}
