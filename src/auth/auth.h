@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "../core/core.h"
 
@@ -296,5 +297,38 @@ void auth_login_interval_release(struct auth_penalty *p, const char *user);
 enum auth_rate_kind { AUTH_RATE_IP, AUTH_RATE_USER };
 uint32_t auth_rate_take(struct auth_penalty *p, enum auth_rate_kind kind, const char *key,
 			uint32_t per_hour);
+
+/* ---- SRS (srs.c): sender rewriting for forwarded mail ---- */
+
+/* Longest address either direction produces or accepts (RFC 5321 §4.5.3.1.3's path less <>). */
+#define AUTH_SRS_ADDRESS_MAX 254
+/* Longest secret accepted from the secret file. */
+#define AUTH_SRS_SECRET_MAX 256
+
+/* The sender a forwarded copy leaves with: SRS0=HHHH=TT=domain=local@srs_domain, or SRS1 for
+ * an SRS address (SRS0 or SRS1) of another forwarder. NULL (do not rewrite) when sender has
+ * no domain or the result would be longer than AUTH_SRS_ADDRESS_MAX. Caller frees. */
+char *auth_srs_forward(const uint8_t *secret, size_t secret_len, const char *srs_domain,
+		       const char *sender, time_t now);
+
+enum auth_srs_result {
+	AUTH_SRS_OK,
+	AUTH_SRS_NOT_SRS,   /* not SRS0/SRS1 at srs_domain: resolve as any other address */
+	AUTH_SRS_MALFORMED, /* SRS form at our domain, fields missing */
+	AUTH_SRS_BAD_HASH,  /* the hash does not verify */
+	AUTH_SRS_EXPIRED,   /* SRS0 older than max_age_days */
+};
+/* Decodes an SRS address at srs_domain (case-insensitive) back to where a bounce must go: the
+ * original sender for SRS0, the first forwarder's SRS0 address for SRS1. *original_r
+ * (caller frees) is set only for AUTH_SRS_OK. */
+enum auth_srs_result auth_srs_reverse(const uint8_t *secret, size_t secret_len,
+				      const char *srs_domain, const char *address, time_t now,
+				      int64_t max_age_days, char **original_r);
+const char *auth_srs_result_str(enum auth_srs_result r);
+
+/* Reads the secret (one line of text) from path, creating it first (mode 0600, 32 random
+ * bytes as hex, fsync'd) when it does not exist. secret_r has AUTH_SRS_SECRET_MAX bytes. */
+int auth_srs_secret_load(const char *path, uint8_t *secret_r, size_t *len_r, char *err,
+			 size_t errlen);
 
 #endif
