@@ -287,6 +287,10 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		goto out;
 	}
 	delivery = delivery_new(cfg, dir, store, queue);
+	if (delivery_srs_setup(delivery, err, sizeof(err)) < 0) {
+		fprintf(stderr, "roost: cannot set up SRS: %s\n", err);
+		goto out;
+	}
 
 	ctx.delivery = delivery;
 	/* Checks, in the order they run. mailauth first: its DMARC reject is the cheapest refusal

@@ -42,14 +42,24 @@ struct delivery_rcpt {
 	size_t local_count;
 	char **remote; /* remote addresses (the recipient itself, or remote alias targets) */
 	size_t remote_count;
+	/* remote holds alias targets of a local address: from a peer that did not authenticate
+	 * their copy leaves with the SRS sender. False for a relayed recipient and for the
+	 * original sender an SRS address decoded to. */
+	bool forwarded;
 };
 void delivery_rcpt_clear(struct delivery_rcpt *r);
+
+/* Turns SRS on when [srs] enabled says so: reads DATA_DIR/srs.key, creating it on first use.
+ * -1 with a reason in err when the secret cannot be read or made. Call before any session. */
+int delivery_srs_setup(struct delivery *d, char *err, size_t errlen);
 
 /* Is the domain (case-insensitive, trailing dot allowed) one of ours? */
 bool delivery_domain_is_local(struct delivery *d, const char *domain);
 
 /* Resolves address into out (which the caller clears). relay_allowed: may remote domains be
- * accepted (authenticated submission)? */
+ * accepted (authenticated submission)? An SRS address at the SRS domain resolves to the
+ * address it decodes to when its hash and age verify (whatever relay_allowed says: a bounce
+ * to a forwarded message must reach its sender), and is UNKNOWN otherwise. */
 enum delivery_rcpt_status delivery_resolve(struct delivery *d, const char *address,
 					   bool relay_allowed, struct delivery_rcpt *out);
 
