@@ -331,4 +331,34 @@ const char *auth_srs_result_str(enum auth_srs_result r);
 int auth_srs_secret_load(const char *path, uint8_t *secret_r, size_t *len_r, char *err,
 			 size_t errlen);
 
+/* ---- greylisting (greylist.c): the MX's triplet store ---- */
+
+struct auth_greylist_config {
+	uint32_t delay_s;	 /* a new triplet is accepted from this long after its first try */
+	uint32_t retry_window_s; /* a new triplet not retried within this starts over */
+	uint32_t expire_s;	 /* a passed triplet unused for this long is forgotten */
+	uint32_t max_entries;	 /* rows kept; the least recently seen go first */
+};
+struct auth_greylist;
+/* Opens (creating, mode 0600) the SQLite file at path. */
+int auth_greylist_open(const char *path, const struct auth_greylist_config *cfg,
+		       struct auth_greylist **g_r, char *err, size_t errlen);
+void auth_greylist_close(struct auth_greylist **g);
+enum auth_greylist_verdict {
+	AUTH_GREYLIST_PASS,
+	AUTH_GREYLIST_WAIT,  /* answer 451; *wait_s_r seconds until a retry passes */
+	AUTH_GREYLIST_ERROR, /* the database failed (logged): let it through */
+};
+/* Looks up and updates the triplet (ip's network, sender, rcpt; case-insensitive) at now_ms
+ * (milliseconds of the real-time clock). Blocking (SQLite): call it off the event loop.
+ * Thread-safe. */
+enum auth_greylist_verdict auth_greylist_check(struct auth_greylist *g, const char *ip,
+					       const char *sender, const char *rcpt,
+					       int64_t now_ms, uint32_t *wait_s_r);
+/* The network a client address is greylisted as: "192.0.2.0/24", "2001:db8::/64" (an
+ * IPv4-mapped IPv6 address as its IPv4 network). -1 when ip is not an address. */
+int auth_greylist_network(const char *ip, char *out, size_t outlen);
+/* Rows in the store (tests); -1 on error. */
+int64_t auth_greylist_count(struct auth_greylist *g);
+
 #endif
