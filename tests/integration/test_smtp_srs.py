@@ -149,3 +149,19 @@ def test_srs_off_keeps_the_sender(make_roost, dns):  # noqa: F811
     assert wait_until(lambda: message_with(b, BOB[0], "srs-off"), 20), a.log_text()[-2000:]
     assert return_path(message_with(b, BOB[0], "srs-off")) == CAROL[0]
     assert not os.path.exists(os.path.join(a.data_dir, "srs.key"))
+
+
+def test_one_message_split_by_sender(make_roost, dns):  # noqa: F811
+    """A forwarded recipient and a verified SRS address in one transaction: the forwarded copy
+    leaves with the SRS sender, the returned one with the sender as given, one entry each."""
+    a, b, mx_port = peers(make_roost, dns)
+    back = srs0(secret_of(a), int(time.time()) // 86400, "b.test", "carol")
+    send_mx(a, mx_port, "dave@remote.test", ["fwd@a.test", back], "srs-split")
+    assert wait_until(lambda: message_with(b, BOB[0], "srs-split") and
+                      message_with(b, CAROL[0], "srs-split"), 20), a.log_text()[-2000:]
+    to_bob = return_path(message_with(b, BOB[0], "srs-split"))
+    assert to_bob.startswith("SRS0=") and to_bob.endswith("=remote.test=dave@mx.a.test"), to_bob
+    assert return_path(message_with(b, CAROL[0], "srs-split")) == "dave@remote.test"
+    queued = [line for line in a.log_text().splitlines() if "msg=queued" in line]
+    assert any("sender=<SRS0=" in line for line in queued), queued
+    assert any("sender=<dave@remote.test>" in line for line in queued), queued
