@@ -36,7 +36,10 @@ static bool serve_local_domain(void *arg, const char *domain)
 {
 	struct serve_context *ctx = arg;
 
-	return delivery_domain_is_local(ctx->delivery, domain);
+	/* the SRS domain too: reports to a rewritten sender are decoded here, not sent to
+	 * our own MX */
+	return delivery_domain_is_local(ctx->delivery, domain) ||
+	       delivery_srs_domain(ctx->delivery, domain);
 }
 
 static int serve_deliver_local(void *arg, const char *recipient, const uint8_t *msg, size_t len)

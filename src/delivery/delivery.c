@@ -611,12 +611,18 @@ int delivery_store_local(struct delivery *d, const char *recipient, const uint8_
 	int ret = -1;
 
 	memset(&rcpt, 0, sizeof(rcpt));
+	/* A report to one of our SRS addresses (about a forwarded copy) goes on to the sender
+	 * the address names, wherever that is, and leaves from the null sender. */
+	bool srs = delivery_srs_domain(d, strrchr(recipient, '@') ? strrchr(recipient, '@') + 1
+								   : "");
 	if (delivery_resolve(d, recipient, false, &rcpt) != DELIVERY_RCPT_OK ||
-	    rcpt.local_count == 0) {
+	    (rcpt.local_count == 0 && !(srs && rcpt.remote_count > 0))) {
 		delivery_rcpt_clear(&rcpt);
 		return -1;
 	}
-	rcpt.remote_count = 0; /* a report goes to the local mailbox only */
+	size_t remote_count = rcpt.remote_count;
+	if (!srs)
+		rcpt.remote_count = 0; /* otherwise a report goes to the local mailbox only */
 	snprintf(received, sizeof(received), "Received: by %s (Roost) for <%s>\r\n",
 		 d->cfg->hostname, recipient);
 	struct delivery_envelope env = { "", NULL, NULL, NULL, received, &rcpt, 1, NULL, NULL };
@@ -625,6 +631,7 @@ int delivery_store_local(struct delivery *d, const char *recipient, const uint8_
 	if (t != NULL && delivery_txn_write(t, msg, len) == 0)
 		ret = delivery_txn_finish(&t, &outcome, NULL);
 	delivery_txn_abort(&t);
+	rcpt.remote_count = remote_count;
 	delivery_rcpt_clear(&rcpt);
 	return ret;
 }

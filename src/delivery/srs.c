@@ -47,10 +47,13 @@ int delivery_srs_setup(struct delivery *d, char *err, size_t errlen)
 	return 0;
 }
 
-static bool srs_domain_is(const struct delivery *d, const char *domain)
+bool delivery_srs_domain(struct delivery *d, const char *domain)
 {
-	size_t n = strlen(d->srs_domain);
+	size_t n;
 
+	if (!d->srs_on)
+		return false;
+	n = strlen(d->srs_domain);
 	return str_nieq(domain, d->srs_domain, n) &&
 	       (domain[n] == '\0' || (domain[n] == '.' && domain[n + 1] == '\0'));
 }
@@ -129,7 +132,7 @@ char *delivery_srs_sender(struct delivery *d, const struct delivery_envelope *en
 		return NULL;
 	for (size_t i = 0; i < env->rcpt_count && !forwarded; i++)
 		forwarded = env->rcpts[i].forwarded && env->rcpts[i].remote_count > 0;
-	if (!forwarded || srs_domain_is(d, at + 1) || delivery_domain_is_local(d, at + 1))
+	if (!forwarded || delivery_srs_domain(d, at + 1) || delivery_domain_is_local(d, at + 1))
 		return NULL;
 	srs = auth_srs_forward(d->srs_secret, d->srs_secret_len, d->srs_domain, env->sender,
 			       time(NULL));

@@ -165,3 +165,18 @@ def test_one_message_split_by_sender(make_roost, dns):  # noqa: F811
     queued = [line for line in a.log_text().splitlines() if "msg=queued" in line]
     assert any("sender=<SRS0=" in line for line in queued), queued
     assert any("sender=<dave@remote.test>" in line for line in queued), queued
+
+
+def test_failed_forward_reports_to_the_original_sender(make_roost, dns):  # noqa: F811
+    """B refuses the forwarded copy: A's delivery report goes to the SRS sender, which A
+    decodes itself, and reaches the original sender at B."""
+    a, b, mx_port = peers(make_roost, dns)
+    a.cli("alias", "add", "gone@a.test", "nobody@b.test")
+    send_mx(a, mx_port, CAROL[0], ["gone@a.test"], "srs-undeliverable")
+    assert wait_until(lambda: len(inbox_files(b, CAROL[0])) == 1, 30), a.log_text()[-3000:]
+    report = open(inbox_files(b, CAROL[0])[0], "rb").read()
+    assert return_path(report) == ""
+    assert b"nobody@b.test" in report
+    assert "srs address decoded" in a.log_text()
+    # handed over inside A, not sent to A's own MX
+    assert "relay=mx.a.test" not in a.log_text()
