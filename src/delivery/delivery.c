@@ -159,9 +159,8 @@ enum delivery_rcpt_status delivery_resolve(struct delivery *d, const char *addre
 	const char *at = strrchr(address, '@');
 	char *normalized;
 	struct resolve_ctx ctx = { out };
-	int n;
-
 	enum delivery_rcpt_status srs_status;
+	int n;
 
 	if (at == NULL || at == address)
 		return DELIVERY_RCPT_UNKNOWN;
