@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "../core/core.h"
 
@@ -296,5 +297,68 @@ void auth_login_interval_release(struct auth_penalty *p, const char *user);
 enum auth_rate_kind { AUTH_RATE_IP, AUTH_RATE_USER };
 uint32_t auth_rate_take(struct auth_penalty *p, enum auth_rate_kind kind, const char *key,
 			uint32_t per_hour);
+
+/* ---- SRS (srs.c): sender rewriting for forwarded mail ---- */
+
+/* Longest address either direction produces or accepts (RFC 5321 §4.5.3.1.3's path less <>). */
+#define AUTH_SRS_ADDRESS_MAX 254
+/* Longest secret accepted from the secret file. */
+#define AUTH_SRS_SECRET_MAX 256
+
+/* The sender a forwarded copy leaves with: SRS0=HHHH=TT=domain=local@srs_domain, or SRS1 for
+ * an SRS address (SRS0 or SRS1) of another forwarder. NULL (do not rewrite) when sender has
+ * no domain or the result would be longer than AUTH_SRS_ADDRESS_MAX. Caller frees. */
+char *auth_srs_forward(const uint8_t *secret, size_t secret_len, const char *srs_domain,
+		       const char *sender, time_t now);
+
+enum auth_srs_result {
+	AUTH_SRS_OK,
+	AUTH_SRS_NOT_SRS,   /* not SRS0/SRS1 at srs_domain: resolve as any other address */
+	AUTH_SRS_MALFORMED, /* SRS form at our domain, fields missing */
+	AUTH_SRS_BAD_HASH,  /* the hash does not verify */
+	AUTH_SRS_EXPIRED,   /* SRS0 older than max_age_days */
+};
+/* Decodes an SRS address at srs_domain (case-insensitive) back to where a bounce must go: the
+ * original sender for SRS0, the first forwarder's SRS0 address for SRS1. *original_r
+ * (caller frees) is set only for AUTH_SRS_OK. */
+enum auth_srs_result auth_srs_reverse(const uint8_t *secret, size_t secret_len,
+				      const char *srs_domain, const char *address, time_t now,
+				      int64_t max_age_days, char **original_r);
+const char *auth_srs_result_str(enum auth_srs_result r);
+
+/* Reads the secret (one line of text) from path, creating it first (mode 0600, 32 random
+ * bytes as hex, fsync'd) when it does not exist. secret_r has AUTH_SRS_SECRET_MAX bytes. */
+int auth_srs_secret_load(const char *path, uint8_t *secret_r, size_t *len_r, char *err,
+			 size_t errlen);
+
+/* ---- greylisting (greylist.c): the MX's triplet store ---- */
+
+struct auth_greylist_config {
+	uint32_t delay_s;	 /* a new triplet is accepted from this long after its first try */
+	uint32_t retry_window_s; /* a new triplet not retried within this starts over */
+	uint32_t expire_s;	 /* a passed triplet unused for this long is forgotten */
+	uint32_t max_entries;	 /* rows kept; the least recently seen go first */
+};
+struct auth_greylist;
+/* Opens (creating, mode 0600) the SQLite file at path. */
+int auth_greylist_open(const char *path, const struct auth_greylist_config *cfg,
+		       struct auth_greylist **g_r, char *err, size_t errlen);
+void auth_greylist_close(struct auth_greylist **g);
+enum auth_greylist_verdict {
+	AUTH_GREYLIST_PASS,
+	AUTH_GREYLIST_WAIT,  /* answer 451; *wait_s_r seconds until a retry passes */
+	AUTH_GREYLIST_ERROR, /* the database failed (logged): let it through */
+};
+/* Looks up and updates the triplet (ip's network, sender, rcpt; case-insensitive) at now_ms
+ * (milliseconds of the real-time clock). Blocking (SQLite): call it off the event loop.
+ * Thread-safe. */
+enum auth_greylist_verdict auth_greylist_check(struct auth_greylist *g, const char *ip,
+					       const char *sender, const char *rcpt,
+					       int64_t now_ms, uint32_t *wait_s_r);
+/* The network a client address is greylisted as: "192.0.2.0/24", "2001:db8::/64" (an
+ * IPv4-mapped IPv6 address as its IPv4 network). -1 when ip is not an address. */
+int auth_greylist_network(const char *ip, char *out, size_t outlen);
+/* Rows in the store (tests); -1 on error. */
+int64_t auth_greylist_count(struct auth_greylist *g);
 
 #endif

@@ -36,7 +36,10 @@ static bool serve_local_domain(void *arg, const char *domain)
 {
 	struct serve_context *ctx = arg;
 
-	return delivery_domain_is_local(ctx->delivery, domain);
+	/* the SRS domain too: reports to a rewritten sender are decoded here, not sent to
+	 * our own MX */
+	return delivery_domain_is_local(ctx->delivery, domain) ||
+	       delivery_srs_domain(ctx->delivery, domain);
 }
 
 static int serve_deliver_local(void *arg, const char *recipient, const uint8_t *msg, size_t len)
@@ -169,11 +172,32 @@ static struct serve_status *start_status_socket(const struct config *cfg, const 
 	return st;
 }
 
+/* [greylist] enabled: the triplet store in DATA_DIR/greylist.db. */
+static int serve_greylist_open(const struct config *cfg, const char *data_dir,
+			       struct auth_greylist **greylist_r)
+{
+	struct auth_greylist_config gcfg = {
+		.delay_s = (uint32_t)cfg->greylist_delay,
+		.retry_window_s = (uint32_t)cfg->greylist_retry_window,
+		.expire_s = (uint32_t)cfg->greylist_expire,
+		.max_entries = LIMIT_GREYLIST_ENTRIES,
+	};
+	char *path = xasprintf("%s/greylist.db", data_dir);
+	char err[512];
+	int rc = auth_greylist_open(path, &gcfg, greylist_r, err, sizeof(err));
+
+	free(path);
+	if (rc < 0)
+		fprintf(stderr, "roost: %s\n", err);
+	return rc;
+}
+
 int cmd_serve(struct config *cfg, int argc, char **argv)
 {
 	struct serve_context ctx = { .tls = NULL, .delivery = NULL };
 	struct auth_directory *dir = NULL;
 	struct auth_penalty *penalty = NULL;
+	struct auth_greylist *greylist = NULL;
 	struct net_server *srv = NULL;
 	struct store *store = NULL;
 	struct queue *queue = NULL;
@@ -227,7 +251,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	}
 	/* The protocols get their dependencies below, after the switch; no connection is
 	 * accepted before net_server_run. */
-	struct smtp_deps smtp = { cfg, NULL, NULL, NULL };
+	struct smtp_deps smtp = { cfg, NULL, NULL, NULL, NULL };
 	struct imap_deps imap = { cfg, NULL, NULL, NULL };
 	struct pop3_deps pop3 = { cfg, NULL, NULL, NULL };
 	struct net_server_options opts = {
@@ -287,6 +311,10 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		goto out;
 	}
 	delivery = delivery_new(cfg, dir, store, queue);
+	if (delivery_srs_setup(delivery, err, sizeof(err)) < 0) {
+		fprintf(stderr, "roost: cannot set up SRS: %s\n", err);
+		goto out;
+	}
 
 	ctx.delivery = delivery;
 	/* Checks, in the order they run. mailauth first: its DMARC reject is the cheapest refusal
@@ -302,7 +330,9 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		store_set_copy_observer(store, spam_learn_on_copy, cli_spam_settings(spam));
 		delivery_add_check(delivery, "spam", spam_check, cli_spam_settings(spam));
 	}
-	smtp = (struct smtp_deps){ cfg, dir, penalty, delivery };
+	if (cfg->greylist_enabled && serve_greylist_open(cfg, data_dir, &greylist) < 0)
+		goto out;
+	smtp = (struct smtp_deps){ cfg, dir, penalty, delivery, greylist };
 	imap = (struct imap_deps){ cfg, dir, penalty, store };
 	pop3 = (struct pop3_deps){ cfg, dir, penalty, store };
 	struct queue_runner_config qcfg = {
@@ -343,6 +373,7 @@ out:
 	store_close(&store);
 	cli_spam_free(&spam);
 	auth_penalty_free(&penalty);
+	auth_greylist_close(&greylist);
 	auth_directory_close(&dir);
 	tls_context_free(&ctx.tls);
 	privsep_free(&ctx.privsep);

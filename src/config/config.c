@@ -133,6 +133,22 @@ static const struct setting settings[] = {
 	{ "smtp", "rate_per_user", T_INT, OFF(smtp_rate_per_user), "1000", 0, 10000000, NULL,
 	  "messages per hour one user may submit; 0 = no limit" },
 
+	{ "greylist", "enabled", T_BOOL, OFF(greylist_enabled), "no", 0, 0, NULL,
+	  "451 4.7.1 at RCPT for a new (client /24 or /64, sender, recipient) on the MX" },
+	{ "greylist", "delay", T_SECONDS, OFF(greylist_delay), "300s", 1, DAY, NULL,
+	  "how long a new triplet waits before a retry is accepted" },
+	{ "greylist", "expire", T_SECONDS, OFF(greylist_expire), "35d", 60, 365 * DAY, NULL,
+	  "how long a passed triplet is remembered after its last message" },
+	{ "greylist", "retry_window", T_SECONDS, OFF(greylist_retry_window), "1d", 60, 30 * DAY,
+	  NULL, "a new triplet not retried within this is forgotten" },
+
+	{ "srs", "enabled", T_BOOL, OFF(srs_enabled), "yes", 0, 0, NULL,
+	  "rewrite the sender of mail an alias forwards to another domain (SRS0/SRS1)" },
+	{ "srs", "domain", T_STR, OFF(srs_domain), "", 0, 0, NULL,
+	  "domain of the rewritten senders; its MX must be this server; empty = [server] hostname" },
+	{ "srs", "max_age", T_SECONDS, OFF(srs_max_age), "21d", DAY, 1000 * DAY, NULL,
+	  "how long a rewritten sender takes bounces back (whole days)" },
+
 	{ "imap", "idle_keepalive", T_SECONDS, OFF(imap_idle_keepalive), "2m", 0, DAY, NULL,
 	  "interval of '* OK Still here' during IDLE; 0 = off" },
 	{ "imap", "timeout_preauth", T_SECONDS, OFF(imap_timeout_preauth), "60", 10, DAY, NULL,

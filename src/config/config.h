@@ -106,6 +106,17 @@ struct config {
 	int64_t smtp_rate_per_ip;   /* MX messages per hour per client address; 0 = off */
 	int64_t smtp_rate_per_user; /* submitted messages per hour per user; 0 = off */
 
+	/* [greylist] */
+	bool greylist_enabled;
+	int64_t greylist_delay;	       /* seconds a new triplet waits */
+	int64_t greylist_expire;       /* seconds a passed triplet is kept after its last use */
+	int64_t greylist_retry_window; /* seconds a new triplet waits for its retry */
+
+	/* [srs] */
+	bool srs_enabled;
+	char *srs_domain; /* "" = hostname */
+	int64_t srs_max_age; /* seconds; counted in whole days */
+
 	/* [imap] */
 	int64_t imap_idle_keepalive;
 	int64_t imap_timeout_preauth;

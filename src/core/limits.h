@@ -173,4 +173,8 @@
 #define LIMIT_SPF_TERMS 128
 #define LIMIT_SPF_DEPTH 10
 
+/* Greylisting: triplets kept in DATA_DIR/greylist.db (about 150 octets each with the index, so
+ * some 150 MB at most); past it the least recently seen go, checked every 1,000 new ones. */
+#define LIMIT_GREYLIST_ENTRIES 1000000
+
 #endif

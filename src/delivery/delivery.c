@@ -40,6 +40,8 @@ void delivery_free(struct delivery **dp)
 	free((*dp)->checks);
 	free((*dp)->spool_dir);
 	free((*dp)->data_dir);
+	free((*dp)->srs_domain);
+	mem_wipe((*dp)->srs_secret, sizeof((*dp)->srs_secret));
 	free(*dp);
 	*dp = NULL;
 }
@@ -157,11 +159,14 @@ enum delivery_rcpt_status delivery_resolve(struct delivery *d, const char *addre
 	const char *at = strrchr(address, '@');
 	char *normalized;
 	struct resolve_ctx ctx = { out };
+	enum delivery_rcpt_status srs_status;
 	int n;
 
 	if (at == NULL || at == address)
 		return DELIVERY_RCPT_UNKNOWN;
 	out->address = xstrdup(address);
+	if (delivery_srs_resolve(d, address, out, &srs_status))
+		return srs_status;
 	if (is_postmaster(address, at) && !delivery_domain_is_local(d, at + 1)) {
 		/* postmaster@<our host name> is ours even when the host name is no mail domain */
 		char *dom = domain_key(at + 1), *host = domain_key(d->cfg->hostname);
@@ -172,6 +177,7 @@ enum delivery_rcpt_status delivery_resolve(struct delivery *d, const char *addre
 			n = resolve_postmaster_fallback(d, &ctx);
 			if (n < 0)
 				return DELIVERY_RCPT_TEMPFAIL;
+			out->forwarded = out->remote_count > 0;
 			return n > 0 ? DELIVERY_RCPT_OK : DELIVERY_RCPT_UNKNOWN;
 		}
 	}
@@ -204,6 +210,8 @@ enum delivery_rcpt_status delivery_resolve(struct delivery *d, const char *addre
 		return DELIVERY_RCPT_TEMPFAIL;
 	if (n == 0 || (out->local_count == 0 && out->remote_count == 0))
 		return DELIVERY_RCPT_UNKNOWN;
+	/* remote targets of a local address can only come from aliases and catch-alls */
+	out->forwarded = out->remote_count > 0;
 	return DELIVERY_RCPT_OK;
 }
 
@@ -278,6 +286,8 @@ static void txn_free(struct delivery_txn *t)
 	free(t->received);
 	store_save_abort(&t->save);
 	queue_entry_abort(&t->queued);
+	queue_entry_abort(&t->queued_srs);
+	free(t->srs_sender);
 	for (size_t i = 0; i < t->mailbox_count; i++) {
 		if (t->accounts && t->accounts[i])
 			store_account_close(&t->accounts[i]);
@@ -334,14 +344,24 @@ static int txn_open_local(struct delivery_txn *t, const char *received,
 	return 0;
 }
 
-static int txn_open_queued(struct delivery_txn *t, const char *received, char *err,
-			   size_t errlen)
+/* Does this recipient's copy leave with the SRS sender (the entry queued_srs)? */
+static bool rcpt_uses_srs(const struct delivery_txn *t, const struct delivery_rcpt *r)
+{
+	return t->srs_sender != NULL && r->forwarded;
+}
+
+/* Opens one queue entry for the remote recipients whose rcpt_uses_srs is `srs`; none when
+ * there are none. */
+static int txn_open_queue_entry(struct delivery_txn *t, bool srs, const char *received,
+				struct queue_entry_writer **entry_r, char *err, size_t errlen)
 {
 	const struct delivery_envelope *env = &t->env;
 	struct queue_recipient *qr = NULL;
 	size_t qr_count = 0;
 
 	for (size_t i = 0; i < env->rcpt_count; i++) {
+		if (rcpt_uses_srs(t, &env->rcpts[i]) != srs)
+			continue;
 		for (size_t k = 0; k < env->rcpts[i].remote_count; k++) {
 			qr = xrealloc(qr, (qr_count + 1) * sizeof(*qr));
 			qr[qr_count].address = env->rcpts[i].remote[k];
@@ -353,7 +373,7 @@ static int txn_open_queued(struct delivery_txn *t, const char *received, char *e
 	if (qr_count == 0)
 		return 0;
 	struct queue_envelope qenv = {
-		.sender = env->sender,
+		.sender = srs ? t->srs_sender : env->sender,
 		.envid = env->envid,
 		.ret = env->ret,
 		.auth_user = env->auth_user,
@@ -363,13 +383,21 @@ static int txn_open_queued(struct delivery_txn *t, const char *received, char *e
 	if (t->d->queue == NULL) {
 		snprintf(err, errlen, "outbound queue unavailable");
 	} else {
-		t->queued = queue_entry_begin(t->d->queue, &qenv, err, errlen);
-		if (t->queued != NULL &&
-		    queue_entry_write(t->queued, received, strlen(received), err, errlen) < 0)
-			queue_entry_abort(&t->queued);
+		*entry_r = queue_entry_begin(t->d->queue, &qenv, err, errlen);
+		if (*entry_r != NULL &&
+		    queue_entry_write(*entry_r, received, strlen(received), err, errlen) < 0)
+			queue_entry_abort(entry_r);
 	}
 	free(qr);
-	return t->queued == NULL ? -1 : 0;
+	return *entry_r == NULL ? -1 : 0;
+}
+
+static int txn_open_queued(struct delivery_txn *t, const char *received, char *err,
+			   size_t errlen)
+{
+	if (txn_open_queue_entry(t, false, received, &t->queued, err, errlen) < 0)
+		return -1;
+	return txn_open_queue_entry(t, true, received, &t->queued_srs, err, errlen);
 }
 
 int delivery_txn_open_outputs(struct delivery_txn *t, const char *received,
@@ -390,6 +418,7 @@ static struct delivery_txn *txn_begin(struct delivery *d, const struct delivery_
 	t->env = *env;
 	t->env.received = NULL; /* valid only during begin; the spooled path keeps a copy */
 	t->spool_fd = -1;
+	t->srs_sender = delivery_srs_sender(d, env);
 	for (size_t i = 0; i < env->rcpt_count; i++)
 		for (size_t k = 0; k < env->rcpts[i].local_count; k++)
 			add_unique(&t->mailboxes, &t->mailbox_count, env->rcpts[i].local[k]);
@@ -438,7 +467,8 @@ int delivery_txn_write_outputs(struct delivery_txn *t, const void *data, size_t 
 		t->write_failed = true;
 		return -1;
 	}
-	if (t->queued && queue_entry_write(t->queued, data, len, err, sizeof(err)) < 0) {
+	if ((t->queued && queue_entry_write(t->queued, data, len, err, sizeof(err)) < 0) ||
+	    (t->queued_srs && queue_entry_write(t->queued_srs, data, len, err, sizeof(err)) < 0)) {
 		log_error("msg=\"queue write failed\" error=\"%s\"", err);
 		t->write_failed = true;
 		return -1;
@@ -475,6 +505,23 @@ static int txn_finish_refused(struct delivery_txn **tp, struct delivery_outcome 
 	return -1;
 }
 
+/* Commits one queue entry (none open: nothing to do); false when it failed. id_r: its id. */
+static bool txn_commit_queued(struct queue_entry_writer **entry, const char *sender,
+			      char id_r[32])
+{
+	char err[256];
+
+	if (*entry == NULL)
+		return true;
+	if (queue_entry_commit(entry, id_r, err, sizeof(err)) < 0) {
+		log_error("msg=\"queueing failed\" error=\"%s\"", err);
+		id_r[0] = '\0';
+		return false;
+	}
+	log_info("msg=queued queue_id=%s sender=<%s>", id_r, sender);
+	return true;
+}
+
 int delivery_txn_finish(struct delivery_txn **tp, struct delivery_outcome *outcomes,
 			struct delivery_refusal *refusal_r)
 {
@@ -482,7 +529,6 @@ int delivery_txn_finish(struct delivery_txn **tp, struct delivery_outcome *outco
 	const struct delivery_envelope *env = &t->env;
 	struct store_save_result *results = NULL;
 	struct delivery_refusal refusal = { DELIVERY_CHECK_ACCEPT, "", "" };
-	bool queue_ok = true;
 	int failures = 0;
 
 	if (t->spool_fd >= 0) {
@@ -523,24 +569,18 @@ int delivery_txn_finish(struct delivery_txn **tp, struct delivery_outcome *outco
 			}
 		}
 	}
-	char id[32] = "";
-	if (t->queued) {
-		char err[256];
-		if (queue_entry_commit(&t->queued, id, err, sizeof(err)) < 0) {
-			log_error("msg=\"queueing failed\" error=\"%s\"", err);
-			queue_ok = false;
-			id[0] = '\0';
-		} else {
-			log_info("msg=queued queue_id=%s sender=<%s>", id, env->sender);
-		}
-	}
+	char id[32] = "", srs_id[32] = "";
+	bool queue_ok = txn_commit_queued(&t->queued, env->sender, id);
+	bool srs_ok = txn_commit_queued(&t->queued_srs, t->srs_sender, srs_id);
 	for (size_t i = 0; i < env->rcpt_count; i++) {
-		if (env->rcpts[i].remote_count > 0 && !queue_ok) {
+		bool srs = rcpt_uses_srs(t, &env->rcpts[i]);
+		if (env->rcpts[i].remote_count > 0 && !(srs ? srs_ok : queue_ok)) {
 			outcomes[i].ok = false;
 			outcomes[i].temporary = true;
 			outcomes[i].text = "cannot queue the message";
 		} else if (env->rcpts[i].remote_count > 0) {
-			snprintf(outcomes[i].queue_id, sizeof(outcomes[i].queue_id), "%s", id);
+			snprintf(outcomes[i].queue_id, sizeof(outcomes[i].queue_id), "%s",
+				 srs ? srs_id : id);
 		}
 		if (!outcomes[i].ok)
 			failures++;
@@ -570,12 +610,18 @@ int delivery_store_local(struct delivery *d, const char *recipient, const uint8_
 	int ret = -1;
 
 	memset(&rcpt, 0, sizeof(rcpt));
+	/* A report to one of our SRS addresses (about a forwarded copy) goes on to the sender
+	 * the address names, wherever that is, and leaves from the null sender. */
+	bool srs = delivery_srs_domain(d, strrchr(recipient, '@') ? strrchr(recipient, '@') + 1
+								   : "");
 	if (delivery_resolve(d, recipient, false, &rcpt) != DELIVERY_RCPT_OK ||
-	    rcpt.local_count == 0) {
+	    (rcpt.local_count == 0 && !(srs && rcpt.remote_count > 0))) {
 		delivery_rcpt_clear(&rcpt);
 		return -1;
 	}
-	rcpt.remote_count = 0; /* a report goes to the local mailbox only */
+	size_t remote_count = rcpt.remote_count;
+	if (!srs)
+		rcpt.remote_count = 0; /* otherwise a report goes to the local mailbox only */
 	snprintf(received, sizeof(received), "Received: by %s (Roost) for <%s>\r\n",
 		 d->cfg->hostname, recipient);
 	struct delivery_envelope env = { "", NULL, NULL, NULL, received, &rcpt, 1, NULL, NULL };
@@ -584,6 +630,7 @@ int delivery_store_local(struct delivery *d, const char *recipient, const uint8_
 	if (t != NULL && delivery_txn_write(t, msg, len) == 0)
 		ret = delivery_txn_finish(&t, &outcome, NULL);
 	delivery_txn_abort(&t);
+	rcpt.remote_count = remote_count;
 	delivery_rcpt_clear(&rcpt);
 	return ret;
 }

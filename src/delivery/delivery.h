@@ -42,14 +42,29 @@ struct delivery_rcpt {
 	size_t local_count;
 	char **remote; /* remote addresses (the recipient itself, or remote alias targets) */
 	size_t remote_count;
+	/* remote holds alias targets of a local address: from a peer that did not authenticate
+	 * their copy leaves with the SRS sender. False for a relayed recipient and for the
+	 * original sender an SRS address decoded to. */
+	bool forwarded;
 };
 void delivery_rcpt_clear(struct delivery_rcpt *r);
+
+/* Turns SRS on when [srs] enabled says so: reads DATA_DIR/srs.key, creating it on first use.
+ * -1 with a reason in err when the secret cannot be read or made. Call before any session. */
+int delivery_srs_setup(struct delivery *d, char *err, size_t errlen);
+
+/* Is the domain (case-insensitive, trailing dot allowed) the SRS domain, with SRS on? Mail
+ * there is ours to decode: the queue's reports to an SRS sender are handed to
+ * delivery_store_local like those to a local one, never sent to our own MX. */
+bool delivery_srs_domain(struct delivery *d, const char *domain);
 
 /* Is the domain (case-insensitive, trailing dot allowed) one of ours? */
 bool delivery_domain_is_local(struct delivery *d, const char *domain);
 
 /* Resolves address into out (which the caller clears). relay_allowed: may remote domains be
- * accepted (authenticated submission)? */
+ * accepted (authenticated submission)? An SRS address at the SRS domain resolves to the
+ * address it decodes to when its hash and age verify (whatever relay_allowed says: a bounce
+ * to a forwarded message must reach its sender), and is UNKNOWN otherwise. */
 enum delivery_rcpt_status delivery_resolve(struct delivery *d, const char *address,
 					   bool relay_allowed, struct delivery_rcpt *out);
 
@@ -111,7 +126,8 @@ int delivery_txn_finish(struct delivery_txn **t, struct delivery_outcome *outcom
 void delivery_txn_abort(struct delivery_txn **t);
 
 /* Stores a complete message (a delivery report from the queue) for one local recipient,
- * from the null sender. Blocking. 0 when stored. */
+ * from the null sender; for a verified SRS address, queues it (or stores it) for the address
+ * it decodes to. Blocking. 0 when stored. */
 int delivery_store_local(struct delivery *d, const char *recipient, const uint8_t *msg,
 			 size_t len);
 

@@ -22,6 +22,12 @@ struct delivery {
 	char *spool_dir; /* DATA_DIR/tmp: the spooled transactions' unlinked files */
 	struct delivery_check *checks;
 	size_t check_count;
+	/* SRS (delivery_srs_setup): off until set up */
+	bool srs_on;
+	uint8_t srs_secret[AUTH_SRS_SECRET_MAX];
+	size_t srs_secret_len;
+	char *srs_domain; /* lowercase, no trailing dot */
+	int64_t srs_max_age_days;
 };
 
 struct delivery_txn {
@@ -31,7 +37,11 @@ struct delivery_txn {
 	size_t mailbox_count;
 	struct store_account **accounts;
 	struct store_save *save;
-	struct queue_entry_writer *queued;
+	struct queue_entry_writer *queued; /* remote recipients with the envelope's sender */
+	/* The forwarded recipients (alias targets in other domains) when their copy leaves with
+	 * the SRS sender: a second entry, as a queue entry has one sender. */
+	struct queue_entry_writer *queued_srs;
+	char *srs_sender; /* NULL: no rewriting, every remote recipient is in `queued` */
 	bool write_failed;
 	/* Spooled transactions only (checks registered): the unlinked file holding the data,
 	 * its length, and our copy of the Received: field, needed again at the end. */
@@ -47,6 +57,15 @@ int delivery_txn_open_outputs(struct delivery_txn *t, const char *received,
 			      const char *const *mailbox_names, char *err, size_t errlen);
 /* Appends bytes to the open save and queue entry; -1 (logged) on a write error. */
 int delivery_txn_write_outputs(struct delivery_txn *t, const void *data, size_t len);
+
+/* SRS (srs.c). When address is an SRS address at our SRS domain, fills out (the decoded
+ * address's targets) and *status_r and returns true; false for any other address. */
+bool delivery_srs_resolve(struct delivery *d, const char *address, struct delivery_rcpt *out,
+			  enum delivery_rcpt_status *status_r);
+/* The sender for the forwarded recipients' queue entry, or NULL when the envelope's sender
+ * stays (SRS off, an authenticated sender, the null sender, one of our domains, no forwarded
+ * recipient). Caller frees. Blocking (a directory lookup). */
+char *delivery_srs_sender(struct delivery *d, const struct delivery_envelope *env);
 
 /* The spooled transaction (spooled.c). */
 int delivery_spool_open(struct delivery_txn *t, char *err, size_t errlen);

@@ -13,6 +13,7 @@ struct smtp_deps {
 	struct auth_directory *dir;
 	struct auth_penalty *penalty;
 	struct delivery *delivery;
+	struct auth_greylist *greylist; /* NULL: [greylist] enabled = no */
 };
 
 extern const struct net_protocol smtp_protocol;

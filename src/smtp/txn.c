@@ -336,14 +336,44 @@ struct rcpt_job {
 	enum delivery_rcpt_status status;
 	struct delivery_rcpt rcpt;
 	char *address;
+	/* greylisting: greylist NULL when this session is not greylisted */
+	struct auth_greylist *greylist;
+	char *client_ip;
+	char *sender;
+	uint32_t greylist_wait_s; /* > 0: answer 451 */
 };
+
+/* Greylisting applies to the MX only: never to LMTP (our own front end), submission or a
+ * client that authenticated. The null sender is greylisted too: the MTAs that send bounces
+ * retry like any other. Only a recipient that exists is greylisted, so an unknown one still
+ * gets its 550 at once. */
+static bool smtp_greylisted_session(const struct smtp_session *s)
+{
+	return s->deps->greylist != NULL && !s->lmtp && !s->submission && s->user == NULL;
+}
 
 static void rcpt_job_work(void *arg)
 {
 	struct rcpt_job *job = arg;
+	struct timespec now;
 
 	job->status = delivery_resolve(job->delivery, job->address, job->relay_allowed,
 				       &job->rcpt);
+	if (job->status != DELIVERY_RCPT_OK || job->greylist == NULL)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	auth_greylist_check(job->greylist, job->client_ip, job->sender, job->address,
+			    (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
+			    &job->greylist_wait_s);
+}
+
+static void rcpt_job_free(struct rcpt_job *job)
+{
+	delivery_rcpt_clear(&job->rcpt);
+	free(job->address);
+	free(job->client_ip);
+	free(job->sender);
+	free(job);
 }
 
 static void rcpt_job_done(void *session, void *arg)
@@ -352,6 +382,13 @@ static void rcpt_job_done(void *session, void *arg)
 	struct rcpt_job *job = arg;
 	struct smtp_txn *t = &s->txn;
 
+	if (job->status == DELIVERY_RCPT_OK && job->greylist_wait_s > 0) {
+		smtp_log_rcpt_rejected(s, job->address, "greylisted", "451 4.7.1");
+		smtp_reply(s, "451 4.7.1 <%s>: Greylisted, please try again in %u second%s",
+			   job->address, job->greylist_wait_s, job->greylist_wait_s == 1 ? "" : "s");
+		rcpt_job_free(job);
+		return;
+	}
 	switch (job->status) {
 	case DELIVERY_RCPT_OK:
 		t->rcpts = xrealloc(t->rcpts, (t->rcpt_count + 1) * sizeof(*t->rcpts));
@@ -388,9 +425,7 @@ static void rcpt_job_done(void *session, void *arg)
 		smtp_reply(s, "553 5.1.3 <%s>: Address cannot be relayed", job->address);
 		break;
 	}
-	delivery_rcpt_clear(&job->rcpt);
-	free(job->address);
-	free(job);
+	rcpt_job_free(job);
 }
 
 /* Checks the RCPT parameters; returns the error reply or NULL. */
@@ -464,6 +499,11 @@ void smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		job->rcpt.notify = xstrdup(smtp_path_param(&path, "NOTIFY", NULL));
 	if (smtp_path_param(&path, "ORCPT", NULL))
 		job->rcpt.orcpt = xstrdup(smtp_path_param(&path, "ORCPT", NULL));
+	if (smtp_greylisted_session(s)) {
+		job->greylist = s->deps->greylist;
+		job->client_ip = xstrdup(net_conn_peer_ip(s->conn));
+		job->sender = xstrdup(s->txn.sender);
+	}
 	smtp_path_clear(&path);
 	net_conn_offload(s->conn, rcpt_job_work, rcpt_job_done, job);
 }

@@ -11,7 +11,8 @@ import pytest
 
 from conftest import DEMO_PASSWORD, DEMO_USER, ROOST_BIN
 
-SECTIONS = ("server", "tls", "listen", "limits", "auth", "smtp", "imap", "pop3", "relay", "dns",
+SECTIONS = ("server", "tls", "listen", "limits", "auth", "smtp", "greylist", "srs", "imap", "pop3",
+            "relay", "dns",
             "mailauth", "dmarc", "spam",
             "queue", "log", "virus")
 
