@@ -78,6 +78,8 @@ void mailauth_evaluate(const struct mailauth_settings *s, struct mailauth_dns *d
 		r->dmarc.result = strcmp(why, "no From field") == 0 ? DMARC_NONE : DMARC_PERMERROR;
 		snprintf(r->dmarc.reason, sizeof(r->dmarc.reason), "%s", why);
 	}
+	arc_verify(msg, len, mailauth_dkim_key_lookup, dns, time_wall_seconds(), &r->arc);
+	snprintf(r->arc.remote_ip, sizeof(r->arc.remote_ip), "%s", ip != NULL ? ip : "");
 	mailauth_write_field(s->authserv_id, r);
 }
 
@@ -131,6 +133,15 @@ static enum delivery_auth_result dmarc_auth(enum dmarc_result r)
 	}
 }
 
+static enum delivery_auth_result arc_auth(enum arc_result r)
+{
+	switch (r) {
+	case ARC_PASS: return DELIVERY_AUTH_PASS;
+	case ARC_FAIL: return DELIVERY_AUTH_FAIL;
+	default: return DELIVERY_AUTH_NONE;
+	}
+}
+
 static void junk_all(const struct delivery_check_input *in, struct delivery_verdict *v)
 {
 	for (size_t i = 0; v->junk != NULL && i < in->mailbox_count; i++)
@@ -168,6 +179,7 @@ void mailauth_apply(const struct mailauth_settings *s, struct mailauth_report *r
 	verdict->spf = spf_auth(r->spf.result);
 	verdict->dkim = dkim_auth(r);
 	verdict->dmarc = dmarc_auth(r->dmarc.result);
+	verdict->arc = arc_auth(r->arc.result);
 	apply_policy(s, r, in, verdict);
 }
 
