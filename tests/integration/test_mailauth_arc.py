@@ -159,7 +159,7 @@ def test_smtp_delivery_reports_the_chain(make_roost, resolver, keys):  # noqa: F
     assert len(msgs) == 1
     ours = [v for v in header_fields(msgs[0], "Authentication-Results")
             if v.startswith("mail.example.test;")]
-    assert len(ours) == 1 and "arc=pass" in ours[0], ours
+    assert len(ours) == 1 and re.search(r"; arc=pass ", ours[0]), ours
 
 
 # ---- sealing what an alias forwards ----
@@ -207,7 +207,7 @@ def test_forwarded_mail_is_sealed_and_verifies(make_roost, resolver):
     assert cv == dkim.CV_Pass, (reason, results, out[:1500])
     aar = header_fields(out, "ARC-Authentication-Results")
     assert len(aar) == 1 and aar[0].startswith("i=1; mail.example.test;"), aar
-    assert "spf=pass" in aar[0] and "arc=none" in aar[0], aar
+    assert "; spf=pass " in aar[0] and re.search(r"; arc=none(;|$)", aar[0]), aar
 
 
 def test_forwarded_chain_is_continued_with_cv_pass(make_roost, resolver, keys):  # noqa: F811
