@@ -95,14 +95,17 @@ static unsigned field_instance(const struct arc_field *f, enum arc_kind kind)
 	return instance_value(i->val, i->val_len);
 }
 
-/* cv= of an ARC-Seal; ARC_FAIL for anything but none or pass, an unreadable seal too. */
+/* cv= of an ARC-Seal; ARC_FAIL for anything but none or pass, an unreadable seal too. A
+ * missing seal says nothing (ARC_NONE): the structure check reports the set incomplete. */
 static enum arc_result seal_cv(const struct arc_field *f)
 {
-	size_t voff = value_offset(f);
 	struct dkim_tags t;
 	const struct dkim_tag *cv;
 
-	if (f->p == NULL || dkim_tags_parse(f->p + voff, f->len - voff, &t) < 0)
+	if (f->p == NULL)
+		return ARC_NONE;
+	size_t voff = value_offset(f);
+	if (dkim_tags_parse(f->p + voff, f->len - voff, &t) < 0)
 		return ARC_FAIL;
 	cv = dkim_tag_find(&t, "cv");
 	if (dkim_tag_is(cv, "none"))

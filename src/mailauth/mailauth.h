@@ -216,7 +216,8 @@ struct arc_field {
 struct arc_chain {
 	struct arc_field aar[LIMIT_ARC_SETS], ams[LIMIT_ARC_SETS], seal[LIMIT_ARC_SETS];
 	unsigned count;		  /* N, the highest instance seen (at most LIMIT_ARC_SETS) */
-	enum arc_result newest_cv; /* cv= of the ARC-Seal with i=N (ARC_FAIL when unreadable) */
+	enum arc_result newest_cv; /* cv= of the ARC-Seal with i=N: FAIL when unreadable, NONE
+				    * when there is no such seal */
 };
 
 /* Collects the ARC sets of msg and checks their structure (§5.2 steps 1-3: at most 50 sets,
