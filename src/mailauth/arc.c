@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/evp.h>
 
@@ -415,6 +416,12 @@ static void verify_chain(const struct arc_chain *c, struct dkim_header *h, const
 			snprintf(out->domain, sizeof(out->domain), "%s", domain);
 	}
 	out->result = ARC_PASS;
+	size_t voff = value_offset(&c->aar[c->count - 1]);
+	char dmarc[16];
+	out->sealer_dmarc_pass =
+		authres_method_result(c->aar[c->count - 1].p + voff, c->aar[c->count - 1].len - voff,
+				      "dmarc", dmarc, sizeof(dmarc)) &&
+		strcasecmp(dmarc, "pass") == 0;
 	snprintf(out->reason, sizeof(out->reason), "%u ARC set%s verified", c->count,
 		 c->count == 1 ? "" : "s");
 }
@@ -430,6 +437,7 @@ void arc_verify(const uint8_t *msg, size_t len, dkim_lookup_fn lookup, void *ctx
 	out->result = ARC_NONE;
 	out->sets = 0;
 	out->oldest_pass = 0;
+	out->sealer_dmarc_pass = false;
 	out->domain[0] = '\0';
 	out->reason[0] = '\0';
 	int parsed = arc_chain_parse(msg, len, chain, &reason);

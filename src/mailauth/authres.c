@@ -251,7 +251,10 @@ void mailauth_write_field(const char *authserv_id, struct mailauth_report *r)
 	}
 	buf_append_str(out, ";\r\n\tdmarc=");
 	buf_append_str(out, dmarc_result_name(r->dmarc.result));
-	if (r->dmarc.result == DMARC_PASS || r->dmarc.result == DMARC_FAIL)
+	if (r->dmarc_arc_override)
+		snprintf(comment, sizeof(comment), "p=%s dis=none, trusted ARC sealer %.100s saw a pass",
+			 dmarc_policy_name(r->dmarc.policy), r->arc.domain);
+	else if (r->dmarc.result == DMARC_PASS || r->dmarc.result == DMARC_FAIL)
 		snprintf(comment, sizeof(comment), "p=%s dis=%s",
 			 dmarc_policy_name(r->dmarc.policy),
 			 dmarc_policy_name(r->dmarc.disposition));
@@ -262,5 +265,7 @@ void mailauth_write_field(const char *authserv_id, struct mailauth_report *r)
 		buf_append_str(out, " header.from=");
 		put_value(out, r->dmarc.from_domain);
 	}
+	if (r->dmarc_arc_override)
+		buf_append_str(out, " policy.override=arc");
 	write_arc(out, &r->arc);
 }

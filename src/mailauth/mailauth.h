@@ -234,6 +234,7 @@ struct arc_outcome {
 	unsigned oldest_pass; /* §5.2 step 5 for a pass: 0 when every AMS verifies */
 	char domain[254];     /* d= of the newest ARC-Seal, "" when none was read */
 	char remote_ip[64];   /* the SMTP client, for smtp.remote-ip */
+	bool sealer_dmarc_pass; /* a pass whose newest ARC-Authentication-Results says dmarc=pass */
 	char reason[128];
 };
 
@@ -272,6 +273,7 @@ struct mailauth_settings {
 	unsigned time_budget_ms;   /* [mailauth] time_budget */
 	bool verify;		   /* [mailauth] verify */
 	bool reject_quarantines;   /* [dmarc] reject = quarantine */
+	char *arc_trusted;	   /* [mailauth] arc_trusted: domains, space separated */
 };
 
 struct mailauth_settings *mailauth_settings_new(const struct config *cfg);
@@ -285,6 +287,9 @@ struct mailauth_report {
 	int dkim_count; /* -1: the header block could not be read */
 	struct dmarc_outcome dmarc;
 	struct arc_outcome arc;
+	/* DMARC failed but a trusted ARC sealer saw it pass: the policy is not applied (RFC 7489
+	 * §6.7 local policy), and the field says so */
+	bool dmarc_arc_override;
 	struct buf field; /* "Authentication-Results: ...", folded, without the final CRLF */
 	/* Authentication-Results fields that claim our authserv-id (forged): whole fields with
 	 * their line end, to be left out of the stored message. */

@@ -26,7 +26,9 @@ AUTHSERV = "mx.roost.test"
 @pytest.fixture(scope="module")
 def resolver(keys):  # noqa: F811
     args = [txt_args("origin.test", "v=spf1 ip4:192.0.2.10 ip4:127.0.0.0/8 -all"),
-            txt_args("_dmarc.origin.test", "v=DMARC1; p=none")]
+            txt_args("_dmarc.origin.test", "v=DMARC1; p=none"),
+            txt_args("strict.test", "v=spf1 ip4:198.51.100.1 -all"),
+            txt_args("_dmarc.strict.test", "v=DMARC1; p=reject")]
     for domain in ("origin.test", "list.test", "hop2.test"):
         args.append(txt_args("rsa._domainkey." + domain, keys["rsa_record"]))
         args.append(txt_args("ed._domainkey." + domain, keys["ed_record"]))
@@ -34,18 +36,27 @@ def resolver(keys):  # noqa: F811
         yield address
 
 
-@pytest.fixture(scope="module")
-def conf(resolver, tmp_path_factory):
-    d = tmp_path_factory.mktemp("arc")
+def write_conf(d, resolver, extra=""):
     path = str(d / "roost.conf")
     with open(path, "w") as f:
-        f.write("[server]\nhostname = %s\ndata_dir = %s\n[dns]\nresolvers = %s\n"
-                % (AUTHSERV, d / "data", resolver))
+        f.write("[server]\nhostname = %s\ndata_dir = %s\n[dns]\nresolvers = %s\n%s"
+                % (AUTHSERV, d / "data", resolver, extra))
     return path
 
 
-def message(body=b"Meeting moved to 3pm.\r\n"):
-    return (b"From: alice@origin.test\r\nTo: list@list.test\r\nSubject: agenda\r\n"
+@pytest.fixture(scope="module")
+def conf(resolver, tmp_path_factory):
+    return write_conf(tmp_path_factory.mktemp("arc"), resolver)
+
+
+@pytest.fixture(scope="module")
+def conf_trusted(resolver, tmp_path_factory):
+    return write_conf(tmp_path_factory.mktemp("arc-trusted"), resolver,
+                      "[mailauth]\narc_trusted = other.test, List.Test\n")
+
+
+def message(body=b"Meeting moved to 3pm.\r\n", sender=b"alice@origin.test"):
+    return (b"From: " + sender + b"\r\nTo: list@list.test\r\nSubject: agenda\r\n"
             b"Date: Fri, 1 Jan 2027 00:00:00 +0000\r\nMessage-ID: <a1@origin.test>\r\n"
             b"\r\n" + body)
 
@@ -160,6 +171,39 @@ def test_smtp_delivery_reports_the_chain(make_roost, resolver, keys):  # noqa: F
     ours = [v for v in header_fields(msgs[0], "Authentication-Results")
             if v.startswith("mail.example.test;")]
     assert len(ours) == 1 and re.search(r"; arc=pass ", ours[0]), ours
+
+
+# ---- trusted sealers (RFC 7489 §6.7 local policy) ----
+
+def test_trusted_sealer_overrides_a_dmarc_fail(conf, conf_trusted, keys):  # noqa: F811
+    msg = seal(keys, message(sender=b"alice@strict.test"), "list.test", "mx.list.test",
+               b"spf=pass smtp.mailfrom=alice@strict.test; dmarc=pass header.from=strict.test")
+    arc, out = check(conf, msg)
+    assert arc.startswith("arc=pass "), out
+    assert "dmarc: fail policy=reject disposition=reject" in out and "action: reject" in out
+    arc, out = check(conf_trusted, msg)
+    assert arc.startswith("arc=pass "), out
+    assert "dmarc: fail policy=reject disposition=none" in out, out
+    assert "action: inbox" in out, out
+    assert "policy.override=arc" in out and "trusted ARC sealer list.test" in out, out
+
+
+def test_override_needs_the_sealers_dmarc_pass_and_trust(conf_trusted, keys):  # noqa: F811
+    # the trusted sealer saw DMARC fail too: nothing to vouch for
+    msg = seal(keys, message(sender=b"alice@strict.test"), "list.test", "mx.list.test",
+               b"spf=fail smtp.mailfrom=alice@strict.test; dmarc=fail header.from=strict.test")
+    _, out = check(conf_trusted, msg)
+    assert "action: reject" in out and "policy.override" not in out, out
+    # a sealer not on the list
+    msg = seal(keys, message(sender=b"alice@strict.test"), "hop2.test", "mx.hop2.test",
+               b"dmarc=pass header.from=strict.test")
+    _, out = check(conf_trusted, msg)
+    assert "action: reject" in out and "policy.override" not in out, out
+    # a broken chain vouches for nothing
+    msg = seal(keys, message(sender=b"alice@strict.test"), "list.test", "mx.list.test",
+               b"dmarc=pass header.from=strict.test").replace(b"3pm", b"4pm")
+    arc, out = check(conf_trusted, msg)
+    assert arc.startswith("arc=fail ") and "action: reject" in out, out
 
 
 # ---- sealing what an alias forwards ----
