@@ -1,6 +1,7 @@
 /* Mail authentication: who really sent a message. DKIM (RFC 6376, ed25519-sha256 RFC 8463)
  * signing for the queue's outbound mail and verification of inbound mail, SPF (RFC 7208),
- * DMARC (RFC 7489), and the Authentication-Results field (RFC 8601) that reports them, run as a
+ * DMARC (RFC 7489), ARC (RFC 8617: chain verification, and sealing of the mail the queue
+ * forwards), and the Authentication-Results field (RFC 8601) that reports them, run as a
  * delivery check (delivery/check.h) on mail received from other servers.
  *
  * Every DNS lookup goes through dns/ with a deadline; a failed lookup gives a temporary result
