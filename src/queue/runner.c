@@ -370,7 +370,7 @@ static void runner_arc_seal(struct queue_runner *r, const struct queue_entry *e,
 	const struct dkim_signer *signer;
 	const char *domain;
 
-	if (r->signers == NULL || data == NULL ||
+	if (!r->cfg.arc_seal || r->signers == NULL || data == NULL ||
 	    !arc_has_own_results(data, e->data_size, r->cfg.hostname))
 		return;
 	domain = arc_seal_domain(r);

@@ -224,11 +224,12 @@ def dkim_records(r, domain):
     return out
 
 
-def forward(make_roost, resolver, msg):
+def forward(make_roost, resolver, msg, mailauth=None):
     """A server whose alias fwd@example.test points to a remote address, with its queue
     relaying to a recording smarthost; returns (server, the message the smarthost got)."""
     smarthost = FakeSmarthost()
     r = make_roost(extra={"dns": {"resolvers": resolver},
+                          "mailauth": mailauth or {},
                           "relay": {"smarthost": "127.0.0.1:%d" % smarthost.port,
                                     "user": "relay", "password": "relay secret",
                                     "tls": "none"}})
@@ -263,6 +264,15 @@ def test_forwarded_chain_is_continued_with_cv_pass(make_roost, resolver, keys): 
     assert cv == dkim.CV_Pass, (reason, results, out[:2500])
     seal_i2 = header_fields(out, "ARC-Seal")[0]
     assert "cv=pass" in seal_i2, seal_i2
+
+
+def test_nothing_is_sealed_when_our_check_does_not_run(make_roost, resolver):
+    """With [mailauth] verify = no nobody removes a field that claims our name, so a sender
+    could have us seal results it wrote itself."""
+    forged = b"Authentication-Results: mail.example.test; spf=pass; dmarc=pass\r\n"
+    _, out = forward(make_roost, resolver, forged + message(), {"verify": "no"})
+    head = out.split(b"\r\n\r\n")[0]
+    assert not head.startswith(b"ARC-") and b"\r\nARC-" not in head, head
 
 
 def test_submitted_mail_is_not_sealed(make_roost):
