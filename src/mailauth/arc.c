@@ -280,9 +280,35 @@ static bool check_signature(EVP_PKEY *pkey, bool ed, const struct buf *data,
 	return ok;
 }
 
+/* The whole-body hashes computed so far, [0] simple, [1] relaxed: a chain of 50 sets must
+ * not cost 50 passes over a large body. */
+struct body_hashes {
+	bool have[2];
+	uint8_t hash[2][32];
+};
+
+/* The body hash an AMS asks for. An l= limit is hashed afresh, and only for the newest AMS
+ * (older ones are checked for oldest-pass alone, where an l= just ends the walk). */
+static int ams_body_hash(struct dkim_header *h, const uint8_t *msg, size_t len, bool relaxed,
+			 uint64_t l, bool newest, struct body_hashes *bh, uint8_t hash_r[32])
+{
+	if (l != UINT64_MAX)
+		return newest ? dkim_body_hash(msg + h->body_off, len - h->body_off, relaxed, l,
+					       hash_r, NULL)
+			      : -1;
+	if (!bh->have[relaxed]) {
+		dkim_body_hash(msg + h->body_off, len - h->body_off, relaxed, UINT64_MAX,
+			       bh->hash[relaxed], NULL);
+		bh->have[relaxed] = true;
+	}
+	memcpy(hash_r, bh->hash[relaxed], 32);
+	return 0;
+}
+
 /* §4.1.2: verifies one ARC-Message-Signature over msg as RFC 6376 §6 verifies a signature. */
 static bool ams_verify(struct dkim_header *h, const struct arc_field *f, const uint8_t *msg,
-		       size_t len, dkim_lookup_fn lookup, void *ctx, const char **reason_r)
+		       size_t len, bool newest, struct body_hashes *cache, dkim_lookup_fn lookup,
+		       void *ctx, const char **reason_r)
 {
 	size_t voff = value_offset(f);
 	struct dkim_tags t;
@@ -315,7 +341,7 @@ static bool ams_verify(struct dkim_header *h, const struct arc_field *f, const u
 	pkey = signature_key(&t, lookup, ctx, &ed, domain, sizeof(domain), reason_r);
 	if (pkey == NULL)
 		goto out;
-	if (dkim_body_hash(msg + h->body_off, len - h->body_off, brel, l, hash, NULL) < 0 ||
+	if (ams_body_hash(h, msg, len, brel, l, newest, cache, hash) < 0 ||
 	    !mem_equal_ct(hash, bh.data, 32)) {
 		*reason_r = "ARC-Message-Signature body hash mismatch";
 		goto out;
@@ -395,14 +421,15 @@ static void verify_chain(const struct arc_chain *c, struct dkim_header *h, const
 {
 	const char *reason = NULL;
 	char domain[254];
+	struct body_hashes cache = { { false, false }, { { 0 } } };
 
-	if (!ams_verify(h, &c->ams[c->count - 1], msg, len, lookup, ctx, &reason)) {
+	if (!ams_verify(h, &c->ams[c->count - 1], msg, len, true, &cache, lookup, ctx, &reason)) {
 		set_fail(out, reason);
 		return;
 	}
 	out->oldest_pass = 0;
 	for (unsigned i = c->count - 1; i >= 1; i--) {
-		if (!ams_verify(h, &c->ams[i - 1], msg, len, lookup, ctx, &reason)) {
+		if (!ams_verify(h, &c->ams[i - 1], msg, len, false, &cache, lookup, ctx, &reason)) {
 			out->oldest_pass = i + 1;
 			break;
 		}

@@ -397,6 +397,26 @@ static void test_claimed_pass_without_chain_is_sealed_as_fail(void **state)
 	free(m);
 }
 
+static void test_fifty_hops_then_no_more(void **state)
+{
+	(void)state;
+	char *m = seal_hop(MESSAGE, "spf=pass", false, 1);
+
+	for (unsigned i = 2; i <= LIMIT_ARC_SETS; i++) {
+		char *next = seal_hop(m, "spf=pass; arc=pass", false, 1);
+		free(m);
+		m = next;
+	}
+	struct arc_outcome o = verify(m);
+	if (o.result != ARC_PASS)
+		fail_msg("%s", o.reason);
+	assert_int_equal(o.sets, LIMIT_ARC_SETS);
+	assert_int_equal(o.oldest_pass, 0);
+	char *more = seal_hop(m, "spf=pass; arc=pass", false, 0);
+	free(more);
+	free(m);
+}
+
 static void test_no_results_of_ours_no_seal(void **state)
 {
 	(void)state;
@@ -434,6 +454,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_key_fails),
 		cmocka_unit_test(test_failed_chain_sealed_alone_and_not_continued),
 		cmocka_unit_test(test_claimed_pass_without_chain_is_sealed_as_fail),
+		cmocka_unit_test(test_fifty_hops_then_no_more),
 		cmocka_unit_test(test_no_results_of_ours_no_seal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
