@@ -10,7 +10,7 @@ set -eu
 PACKAGES="build-essential pkg-config clang libevent-dev libssl-dev libsqlite3-dev libinih-dev
 libc-ares-dev libcrypt-dev zlib1g-dev libcmocka-dev python3 python3-pytest python3-pytest-xdist openssl curl swaks
 libnet-ssleay-perl libclang-rt-14-dev fetchmail dnsmasq-base isync mount
-dpkg-dev adduser systemd nodejs clamav-daemon libpsl-dev publicsuffix python3-dkim
+dpkg-dev adduser systemd nodejs clamav-daemon libpsl-dev publicsuffix python3-dkim python3-authres
 bogofilter"
 
 missing=""

@@ -1,6 +1,6 @@
 /* roost mailauth check --ip IP --helo NAME --mail-from ADDR < MESSAGE: runs the inbound
  * mail-authentication check (SPF, DKIM, DMARC) on one message as if it came from IP, and prints
- * the Authentication-Results field, the DMARC result and disposition, and what delivery would
+ * the Authentication-Results field, the DMARC and ARC results, and what delivery would
  * do with it. Lookups use [dns] resolvers and the [mailauth] time budget. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +45,8 @@ static void print_outcome(const struct mailauth_report *r, const struct delivery
 {
 	printf("dmarc: %s policy=%s disposition=%s\n", dmarc_result_name(r->dmarc.result),
 	       dmarc_policy_name(r->dmarc.policy), dmarc_policy_name(r->dmarc.disposition));
+	printf("arc: %s sets=%u (%s)\n", arc_result_name(r->arc.result), r->arc.sets,
+	       r->arc.reason[0] != '\0' ? r->arc.reason : "no ARC sets");
 	if (r->spf.explanation[0] != '\0')
 		printf("spf-explanation: %s\n", r->spf.explanation);
 	if (r->forged_count > 0)

@@ -351,6 +351,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		.time_scale = cfg->queue_time_scale,
 		.threads = (unsigned)cfg->queue_threads,
 		.data_dir = data_dir,
+		.arc_seal = cfg->mailauth_verify,
 	};
 	struct queue_hooks hooks = {
 		.ctx = &ctx,

@@ -183,6 +183,8 @@ static const struct setting settings[] = {
 	  "SPF, DKIM and DMARC on mail from other servers (never on authenticated submission)" },
 	{ "mailauth", "time_budget", T_SECONDS, OFF(mailauth_time_budget), "10s", 1, 120, NULL,
 	  "DNS time for all checks of one message; past it a check gives temperror" },
+	{ "mailauth", "arc_trusted", T_STR, OFF(mailauth_arc_trusted), "", 0, 0, NULL,
+	  "ARC sealer domains whose pass, with their recorded dmarc=pass, overrides a DMARC fail" },
 	{ "dmarc", "reject", T_ENUM, OFF(dmarc_reject), "reject", 0, 0, dmarc_reject_names,
 	  "a failing message under p=reject: reject (550 5.7.1) or quarantine (into Junk)" },
 	{ "spam", "enabled", T_BOOL, OFF(spam_enabled), "yes", 0, 0, NULL,

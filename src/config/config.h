@@ -150,6 +150,7 @@ struct config {
 	/* [mailauth], [dmarc] */
 	bool mailauth_verify;
 	int64_t mailauth_time_budget; /* seconds for all lookups of one message */
+	char *mailauth_arc_trusted;   /* ARC sealer domains trusted to override a DMARC fail */
 	enum dmarc_reject_action dmarc_reject;
 
 	/* [queue] */

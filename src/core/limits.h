@@ -163,6 +163,10 @@
 #define LIMIT_DKIM_RSA_BITS_MIN 1024
 #define LIMIT_DKIM_RSA_BITS_MAX 8192
 
+/* ARC (RFC 8617 §5.2 step 1): ARC sets per message; a chain with more is "fail", and a message
+ * that already carries this many is forwarded without our set. Fixed by the RFC. */
+#define LIMIT_ARC_SETS 50
+
 /* SPF (RFC 7208 §4.6.4): DNS-querying terms per check_host() evaluation, lookups that find
  * nothing, MX and PTR names followed per mechanism; terms of one record and include/redirect
  * depth (ours: the lookup limit already bounds depth, these keep a hostile record small). */

@@ -53,6 +53,69 @@ bool authres_authserv_id(const uint8_t *value, size_t len, char *out, size_t out
 	return true;
 }
 
+/* Moves *i past one resinfo (or the authserv-id part) to just after its ';', stepping over
+ * comments and quoted strings, which may hold a ';' of their own. */
+static void skip_to_semicolon(const uint8_t *v, size_t len, size_t *i)
+{
+	bool quoted = false;
+
+	while (*i < len) {
+		uint8_t c = v[*i];
+		if (quoted) {
+			if (c == '\\')
+				(*i)++;
+			else if (c == '"')
+				quoted = false;
+		} else if (c == '(') {
+			skip_cfws(v, len, i);
+			continue;
+		} else if (c == '"') {
+			quoted = true;
+		} else if (c == ';') {
+			(*i)++;
+			return;
+		}
+		(*i)++;
+	}
+}
+
+static size_t token_end(const uint8_t *v, size_t len, size_t i)
+{
+	while (i < len && v[i] != '=' && v[i] != ';' && v[i] != '(' && v[i] != '/' &&
+	       !dkim_is_fws(v[i]))
+		i++;
+	return i;
+}
+
+bool authres_method_result(const uint8_t *value, size_t len, const char *method, char *out,
+			   size_t outlen)
+{
+	size_t i = 0, mlen = strlen(method);
+
+	skip_to_semicolon(value, len, &i); /* authserv-id [version] ";" */
+	while (i < len) {
+		skip_cfws(value, len, &i);
+		size_t m0 = i, m1 = token_end(value, len, i);
+		i = m1;
+		if (i < len && value[i] == '/') /* method "/" version */
+			i = token_end(value, len, i + 1);
+		skip_cfws(value, len, &i);
+		if (i < len && value[i] == '=' && m1 - m0 == mlen &&
+		    str_nieq((const char *)value + m0, method, mlen)) {
+			i++;
+			skip_cfws(value, len, &i);
+			size_t r1 = token_end(value, len, i);
+			if (r1 == i || r1 - i >= outlen)
+				return false;
+			memcpy(out, value + i, r1 - i);
+			out[r1 - i] = '\0';
+			return true;
+		}
+		skip_to_semicolon(value, len, &i);
+	}
+	return false;
+}
+
 size_t mailauth_find_forged(const uint8_t *msg, size_t len, const char *authserv_id,
 			    struct mailauth_report *r)
 {
@@ -128,6 +191,26 @@ static const char *dkim_status_name(enum dkim_status s)
 	}
 }
 
+/* RFC 8617 §6: the chain status, the client that handed us the chain and, for a pass, the
+ * oldest set whose AMS still verifies (0: all do) and who sealed last. */
+static void write_arc(struct buf *out, const struct arc_outcome *a)
+{
+	char num[16];
+
+	buf_append_str(out, ";\r\n\tarc=");
+	buf_append_str(out, arc_result_name(a->result));
+	put_comment(out, a->reason);
+	if (a->sets > 0 && a->remote_ip[0] != '\0') {
+		buf_append_str(out, " smtp.remote-ip=");
+		put_value(out, a->remote_ip);
+	}
+	if (a->result == ARC_PASS) {
+		snprintf(num, sizeof(num), "%u", a->oldest_pass);
+		buf_append_str(out, " header.oldest-pass=");
+		buf_append_str(out, num);
+	}
+}
+
 /* One resinfo per line: "Authentication-Results: id;\r\n\tspf=...;\r\n\tdkim=..." */
 void mailauth_write_field(const char *authserv_id, struct mailauth_report *r)
 {
@@ -168,7 +251,10 @@ void mailauth_write_field(const char *authserv_id, struct mailauth_report *r)
 	}
 	buf_append_str(out, ";\r\n\tdmarc=");
 	buf_append_str(out, dmarc_result_name(r->dmarc.result));
-	if (r->dmarc.result == DMARC_PASS || r->dmarc.result == DMARC_FAIL)
+	if (r->dmarc_arc_override)
+		snprintf(comment, sizeof(comment), "p=%s dis=none, trusted ARC sealer %.100s saw a pass",
+			 dmarc_policy_name(r->dmarc.policy), r->arc.domain);
+	else if (r->dmarc.result == DMARC_PASS || r->dmarc.result == DMARC_FAIL)
 		snprintf(comment, sizeof(comment), "p=%s dis=%s",
 			 dmarc_policy_name(r->dmarc.policy),
 			 dmarc_policy_name(r->dmarc.disposition));
@@ -179,4 +265,7 @@ void mailauth_write_field(const char *authserv_id, struct mailauth_report *r)
 		buf_append_str(out, " header.from=");
 		put_value(out, r->dmarc.from_domain);
 	}
+	if (r->dmarc_arc_override)
+		buf_append_str(out, " policy.override=arc");
+	write_arc(out, &r->arc);
 }

@@ -20,6 +20,7 @@ struct mailauth_settings *mailauth_settings_new(const struct config *cfg)
 	s->time_budget_ms = (unsigned)cfg->mailauth_time_budget * 1000u;
 	s->verify = cfg->mailauth_verify;
 	s->reject_quarantines = cfg->dmarc_reject == DMARC_REJECT_QUARANTINE;
+	s->arc_trusted = xstrdup(cfg->mailauth_arc_trusted != NULL ? cfg->mailauth_arc_trusted : "");
 	return s;
 }
 
@@ -31,6 +32,7 @@ void mailauth_settings_free(struct mailauth_settings **sp)
 		return;
 	free(s->authserv_id);
 	free(s->resolvers);
+	free(s->arc_trusted);
 	free(s);
 	*sp = NULL;
 }
@@ -44,6 +46,33 @@ void mailauth_report_free(struct mailauth_report *r)
 static const char *spf_pass_domain(const struct mailauth_report *r)
 {
 	return r->spf.result == SPF_PASS ? r->spf.domain : NULL;
+}
+
+/* Whether domain is one of the space- or comma-separated names of list (case-insensitive). */
+static bool sealer_trusted(const char *list, const char *domain)
+{
+	size_t dlen = strlen(domain);
+
+	for (const char *p = list; dlen > 0 && *p != '\0';) {
+		size_t n = strcspn(p, " \t,");
+		if (n == dlen && str_nieq(p, domain, n))
+			return true;
+		p += n;
+		p += strspn(p, " \t,");
+	}
+	return false;
+}
+
+/* RFC 7489 §6.7 local policy, RFC 8617 §7.2: mail a trusted intermediary saw pass DMARC and
+ * then changed (a list footer, a forward that breaks SPF) arrives failing; its seal vouches
+ * for the original result, so the From domain's policy is not applied. */
+static void arc_override(const struct mailauth_settings *s, struct mailauth_report *r)
+{
+	if (r->dmarc.result != DMARC_FAIL || r->arc.result != ARC_PASS ||
+	    !r->arc.sealer_dmarc_pass || !sealer_trusted(s->arc_trusted, r->arc.domain))
+		return;
+	r->dmarc.disposition = DMARC_POLICY_NONE;
+	r->dmarc_arc_override = true;
 }
 
 void mailauth_evaluate(const struct mailauth_settings *s, struct mailauth_dns *dns,
@@ -78,6 +107,9 @@ void mailauth_evaluate(const struct mailauth_settings *s, struct mailauth_dns *d
 		r->dmarc.result = strcmp(why, "no From field") == 0 ? DMARC_NONE : DMARC_PERMERROR;
 		snprintf(r->dmarc.reason, sizeof(r->dmarc.reason), "%s", why);
 	}
+	arc_verify(msg, len, mailauth_dkim_key_lookup, dns, time_wall_seconds(), &r->arc);
+	snprintf(r->arc.remote_ip, sizeof(r->arc.remote_ip), "%s", ip != NULL ? ip : "");
+	arc_override(s, r);
 	mailauth_write_field(s->authserv_id, r);
 }
 
@@ -131,6 +163,15 @@ static enum delivery_auth_result dmarc_auth(enum dmarc_result r)
 	}
 }
 
+static enum delivery_auth_result arc_auth(enum arc_result r)
+{
+	switch (r) {
+	case ARC_PASS: return DELIVERY_AUTH_PASS;
+	case ARC_FAIL: return DELIVERY_AUTH_FAIL;
+	default: return DELIVERY_AUTH_NONE;
+	}
+}
+
 static void junk_all(const struct delivery_check_input *in, struct delivery_verdict *v)
 {
 	for (size_t i = 0; v->junk != NULL && i < in->mailbox_count; i++)
@@ -168,6 +209,7 @@ void mailauth_apply(const struct mailauth_settings *s, struct mailauth_report *r
 	verdict->spf = spf_auth(r->spf.result);
 	verdict->dkim = dkim_auth(r);
 	verdict->dmarc = dmarc_auth(r->dmarc.result);
+	verdict->arc = arc_auth(r->arc.result);
 	apply_policy(s, r, in, verdict);
 }
 

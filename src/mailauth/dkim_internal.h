@@ -81,6 +81,49 @@ void dkim_hash_header_data(struct dkim_header *h, const struct name_ref *names, 
 int dkim_body_hash(const uint8_t *body, size_t len, bool relaxed, uint64_t limit,
 		   uint8_t hash_r[32], uint64_t *total_r);
 
+/* ---- tag-lists and key records (dkim_verify.c), shared with ARC (arc.c) ---- */
+
+#define DKIM_MAX_TAGS 32
+
+/* One tag=value of a tag-list (RFC 6376 §3.2); value trimmed of FWS, val_start/val_end the raw
+ * span after '=' up to the ';' (what §3.7 empties for b=). */
+struct dkim_tag {
+	const uint8_t *name;
+	size_t name_len;
+	const uint8_t *val;
+	size_t val_len;
+	size_t val_start, val_end;
+};
+
+struct dkim_tags {
+	struct dkim_tag tag[DKIM_MAX_TAGS];
+	size_t count;
+};
+
+/* Parses p[0..len); offsets are relative to p. -1 on a syntax error or a duplicate tag. */
+int dkim_tags_parse(const uint8_t *p, size_t len, struct dkim_tags *t);
+const struct dkim_tag *dkim_tag_find(const struct dkim_tags *t, const char *name);
+bool dkim_tag_is(const struct dkim_tag *tag, const char *value);
+/* Decodes a base64 value in which FWS may appear anywhere (§3.5 b=, bh=; §3.6.1 p=). */
+int dkim_b64_decode_fws(const struct dkim_tag *tag, struct buf *out);
+/* A domain name or selector: labels of letters, digits, '-' and '_' joined by dots. */
+bool dkim_copy_name(const struct dkim_tag *tag, char *dst, size_t size);
+/* c= (§3.5; default simple/simple). */
+int dkim_parse_canon(const struct dkim_tag *tag, bool *hrelaxed_r, bool *brelaxed_r);
+int dkim_parse_h(const struct dkim_tag *tag, bool need_from, struct name_ref *names,
+		 size_t *n_r);
+/* RFC 6376 §3.6.1 key record -> public key; NULL with *reason set. */
+EVP_PKEY *dkim_key_from_record(const struct buf *txt, bool want_ed25519, const char **reason,
+			       bool *strict_r);
+
+/* Header fields folded at 78 columns for the fields we sign (dkim_sign.c). */
+struct dkim_fold {
+	struct buf *out;
+	size_t col;
+};
+void dkim_fold_put(struct dkim_fold *f, const char *piece, size_t n, const char *sep);
+void dkim_fold_value(struct dkim_fold *f, const uint8_t *data, size_t len);
+
 int dkim_sign_data(const struct dkim_key *key, const uint8_t *data, size_t len,
 		   struct buf *sig_r);
 bool dkim_verify_data(EVP_PKEY *pkey, bool ed25519, const uint8_t *data, size_t len,

@@ -14,12 +14,7 @@
  * the line would grow too long, in which case they join with CRLF SP, which relaxed header
  * canonicalisation reads as one space — allowed wherever we fold (RFC 6376 §3.5: FWS between
  * tags, around ':' in h=, anywhere inside b= and bh=). */
-struct fold {
-	struct buf *out;
-	size_t col;
-};
-
-static void fold_put(struct fold *f, const char *piece, size_t n, const char *sep)
+void dkim_fold_put(struct dkim_fold *f, const char *piece, size_t n, const char *sep)
 {
 	size_t sep_len = strlen(sep);
 
@@ -35,7 +30,7 @@ static void fold_put(struct fold *f, const char *piece, size_t n, const char *se
 }
 
 /* Continues a base64 value from the current column, cut to the room left on each line. */
-static void fold_value(struct fold *f, const uint8_t *data, size_t len)
+void dkim_fold_value(struct dkim_fold *f, const uint8_t *data, size_t len)
 {
 	size_t off = 0;
 
@@ -97,7 +92,7 @@ int dkim_sign(const struct dkim_signer *signer, const uint8_t *msg, size_t len, 
 	for (size_t i = 0; i < signer->key_count; i++) {
 		const struct dkim_key *key = &signer->keys[i];
 		struct buf field, data, sig, b64;
-		struct fold f = { .out = &field, .col = 0 };
+		struct dkim_fold f = { .out = &field, .col = 0 };
 		char tag[300];
 
 		buf_init(&field);
@@ -106,33 +101,33 @@ int dkim_sign(const struct dkim_signer *signer, const uint8_t *msg, size_t len, 
 		buf_init(&b64);
 		buf_append_str(&field, "DKIM-Signature:");
 		f.col = field.len;
-		fold_put(&f, "v=1;", 4, " ");
+		dkim_fold_put(&f, "v=1;", 4, " ");
 		snprintf(tag, sizeof(tag), "a=%s;", key->ed25519 ? "ed25519-sha256" : "rsa-sha256");
-		fold_put(&f, tag, strlen(tag), " ");
-		fold_put(&f, "c=relaxed/relaxed;", 18, " ");
+		dkim_fold_put(&f, tag, strlen(tag), " ");
+		dkim_fold_put(&f, "c=relaxed/relaxed;", 18, " ");
 		snprintf(tag, sizeof(tag), "d=%s;", signer->domain);
-		fold_put(&f, tag, strlen(tag), " ");
+		dkim_fold_put(&f, tag, strlen(tag), " ");
 		snprintf(tag, sizeof(tag), "s=%s;", key->selector);
-		fold_put(&f, tag, strlen(tag), " ");
+		dkim_fold_put(&f, tag, strlen(tag), " ");
 		snprintf(tag, sizeof(tag), "t=%lld;", (long long)now);
-		fold_put(&f, tag, strlen(tag), " ");
+		dkim_fold_put(&f, tag, strlen(tag), " ");
 		for (size_t k = 0; k < n_names; k++) {
 			snprintf(tag, sizeof(tag), "%s%s%s", k == 0 ? "h=" : "", names[k].p,
 				 k + 1 < n_names ? ":" : ";");
-			fold_put(&f, tag, strlen(tag), k == 0 ? " " : "");
+			dkim_fold_put(&f, tag, strlen(tag), k == 0 ? " " : "");
 		}
 		b64_encode(&b64, bh, sizeof(bh));
 		buf_append_byte(&b64, ';');
-		fold_put(&f, "bh=", 3, " ");
-		fold_value(&f, b64.data, b64.len);
-		fold_put(&f, "b=", 2, " ");
+		dkim_fold_put(&f, "bh=", 3, " ");
+		dkim_fold_value(&f, b64.data, b64.len);
+		dkim_fold_put(&f, "b=", 2, " ");
 
 		dkim_hash_header_data(&h, names, n_names, true, field.data, field.len, &data);
 		int r = dkim_sign_data(key, data.data, data.len, &sig);
 		if (r == 0) {
 			buf_reset(&b64);
 			b64_encode(&b64, sig.data, sig.len);
-			fold_value(&f, b64.data, b64.len);
+			dkim_fold_value(&f, b64.data, b64.len);
 			buf_append_str(&field, "\r\n");
 			buf_append(header_out, field.data, field.len);
 		} else {

@@ -13,25 +13,8 @@
 
 /* ---- verifying ---- */
 
-#define DKIM_MAX_TAGS 32
-
-/* One tag=value of a tag-list (RFC 6376 §3.2); value trimmed of FWS, val_start/val_end the raw
- * span after '=' up to the ';' (what §3.7 empties for b=). */
-struct dkim_tag {
-	const uint8_t *name;
-	size_t name_len;
-	const uint8_t *val;
-	size_t val_len;
-	size_t val_start, val_end;
-};
-
-struct dkim_tags {
-	struct dkim_tag tag[DKIM_MAX_TAGS];
-	size_t count;
-};
-
 /* Parses p[0..len); offsets are relative to p. -1 on a syntax error or a duplicate tag. */
-static int tags_parse(const uint8_t *p, size_t len, struct dkim_tags *t)
+int dkim_tags_parse(const uint8_t *p, size_t len, struct dkim_tags *t)
 {
 	size_t pos = 0;
 
@@ -87,7 +70,7 @@ static int tags_parse(const uint8_t *p, size_t len, struct dkim_tags *t)
 	return 0;
 }
 
-static const struct dkim_tag *tag_find(const struct dkim_tags *t, const char *name)
+const struct dkim_tag *dkim_tag_find(const struct dkim_tags *t, const char *name)
 {
 	size_t n = strlen(name);
 
@@ -97,7 +80,7 @@ static const struct dkim_tag *tag_find(const struct dkim_tags *t, const char *na
 	return NULL;
 }
 
-static bool tag_is(const struct dkim_tag *tag, const char *value)
+bool dkim_tag_is(const struct dkim_tag *tag, const char *value)
 {
 	size_t n = strlen(value);
 
@@ -105,7 +88,7 @@ static bool tag_is(const struct dkim_tag *tag, const char *value)
 }
 
 /* Decodes a base64 value in which FWS may appear anywhere (§3.5 b=, bh=; §3.6.1 p=). */
-static int b64_decode_fws(const struct dkim_tag *tag, struct buf *out)
+int dkim_b64_decode_fws(const struct dkim_tag *tag, struct buf *out)
 {
 	struct buf clean;
 	int r;
@@ -120,7 +103,7 @@ static int b64_decode_fws(const struct dkim_tag *tag, struct buf *out)
 }
 
 /* A domain name or selector: labels of letters, digits, '-' and '_' joined by dots. */
-static bool copy_name(const struct dkim_tag *tag, char *dst, size_t size)
+bool dkim_copy_name(const struct dkim_tag *tag, char *dst, size_t size)
 {
 	if (tag == NULL || tag->val_len == 0 || tag->val_len >= size)
 		return false;
@@ -136,7 +119,7 @@ static bool copy_name(const struct dkim_tag *tag, char *dst, size_t size)
 }
 
 /* Parses "simple" / "relaxed" from the c= tag (§3.5; default simple/simple). */
-static int parse_canon(const struct dkim_tag *tag, bool *hrelaxed_r, bool *brelaxed_r)
+int dkim_parse_canon(const struct dkim_tag *tag, bool *hrelaxed_r, bool *brelaxed_r)
 {
 	*hrelaxed_r = *brelaxed_r = false;
 	if (tag == NULL)
@@ -159,8 +142,9 @@ static int parse_canon(const struct dkim_tag *tag, bool *hrelaxed_r, bool *brela
 	return 0;
 }
 
-/* Splits h= at ':' (FWS allowed around it). -1 when empty, too long or without From. */
-static int parse_h(const struct dkim_tag *tag, struct name_ref *names, size_t *n_r)
+/* Splits h= at ':' (FWS allowed around it). -1 when empty, too long, or without From when
+ * need_from (DKIM requires it, §6.1.1; an ARC-Message-Signature does not). */
+int dkim_parse_h(const struct dkim_tag *tag, bool need_from, struct name_ref *names, size_t *n_r)
 {
 	size_t pos = 0, n = 0;
 	bool from = false;
@@ -184,7 +168,7 @@ static int parse_h(const struct dkim_tag *tag, struct name_ref *names, size_t *n
 		pos = end + 1;
 	}
 	*n_r = n;
-	return from ? 0 : -1; /* §6.1.1: a signature not covering From is unacceptable */
+	return from || !need_from ? 0 : -1;
 }
 
 static int parse_u64(const struct dkim_tag *tag, uint64_t *v_r)
@@ -195,7 +179,7 @@ static int parse_u64(const struct dkim_tag *tag, uint64_t *v_r)
 }
 
 /* RFC 6376 §3.6.1 key record -> public key. Sets *reason on failure. */
-static EVP_PKEY *key_from_record(const struct buf *txt, bool want_ed25519, const char **reason,
+EVP_PKEY *dkim_key_from_record(const struct buf *txt, bool want_ed25519, const char **reason,
 				 bool *strict_r)
 {
 	struct dkim_tags t;
@@ -204,17 +188,17 @@ static EVP_PKEY *key_from_record(const struct buf *txt, bool want_ed25519, const
 	struct buf raw;
 
 	*strict_r = false;
-	if (tags_parse(txt->data, txt->len, &t) < 0) {
+	if (dkim_tags_parse(txt->data, txt->len, &t) < 0) {
 		*reason = "malformed key record";
 		return NULL;
 	}
-	v = tag_find(&t, "v");
-	k = tag_find(&t, "k");
-	h = tag_find(&t, "h");
-	p = tag_find(&t, "p");
-	s = tag_find(&t, "s");
-	flags = tag_find(&t, "t");
-	if ((v != NULL && (!tag_is(v, "DKIM1") || v != &t.tag[0])) || p == NULL) {
+	v = dkim_tag_find(&t, "v");
+	k = dkim_tag_find(&t, "k");
+	h = dkim_tag_find(&t, "h");
+	p = dkim_tag_find(&t, "p");
+	s = dkim_tag_find(&t, "s");
+	flags = dkim_tag_find(&t, "t");
+	if ((v != NULL && (!dkim_tag_is(v, "DKIM1") || v != &t.tag[0])) || p == NULL) {
 		*reason = "malformed key record";
 		return NULL;
 	}
@@ -222,8 +206,8 @@ static EVP_PKEY *key_from_record(const struct buf *txt, bool want_ed25519, const
 		*reason = "key revoked";
 		return NULL;
 	}
-	bool ed = tag_is(k, "ed25519");
-	if (k != NULL && !ed && !tag_is(k, "rsa")) {
+	bool ed = dkim_tag_is(k, "ed25519");
+	if (k != NULL && !ed && !dkim_tag_is(k, "rsa")) {
 		*reason = "unknown key type";
 		return NULL;
 	}
@@ -255,7 +239,7 @@ static EVP_PKEY *key_from_record(const struct buf *txt, bool want_ed25519, const
 			return NULL;
 		}
 	}
-	if (s != NULL && !tag_is(s, "*") && !tag_is(s, "email")) {
+	if (s != NULL && !dkim_tag_is(s, "*") && !dkim_tag_is(s, "email")) {
 		*reason = "key not for email";
 		return NULL;
 	}
@@ -267,7 +251,7 @@ static EVP_PKEY *key_from_record(const struct buf *txt, bool want_ed25519, const
 			     dkim_is_fws(flags->val[i + 1])))
 				*strict_r = true;
 	buf_init(&raw);
-	if (b64_decode_fws(p, &raw) < 0) {
+	if (dkim_b64_decode_fws(p, &raw) < 0) {
 		*reason = "malformed public key";
 		goto out;
 	}
@@ -321,16 +305,16 @@ static void verify_one(struct dkim_header *h, size_t idx, const uint8_t *msg, si
 	buf_init(&txt);
 	buf_init(&sigf);
 	buf_init(&data);
-	if (tags_parse(f->p + voff, f->len - voff, &t) < 0) {
+	if (dkim_tags_parse(f->p + voff, f->len - voff, &t) < 0) {
 		r->reason = "malformed signature";
 		goto out;
 	}
-	const struct dkim_tag *a = tag_find(&t, "a"), *tb = tag_find(&t, "b"),
-			      *tbh = tag_find(&t, "bh"), *th = tag_find(&t, "h"),
-			      *ti = tag_find(&t, "i"), *tl = tag_find(&t, "l"),
-			      *tx = tag_find(&t, "x");
-	if (!copy_name(tag_find(&t, "d"), r->domain, sizeof(r->domain)) ||
-	    !copy_name(tag_find(&t, "s"), r->selector, sizeof(r->selector))) {
+	const struct dkim_tag *a = dkim_tag_find(&t, "a"), *tb = dkim_tag_find(&t, "b"),
+			      *tbh = dkim_tag_find(&t, "bh"), *th = dkim_tag_find(&t, "h"),
+			      *ti = dkim_tag_find(&t, "i"), *tl = dkim_tag_find(&t, "l"),
+			      *tx = dkim_tag_find(&t, "x");
+	if (!dkim_copy_name(dkim_tag_find(&t, "d"), r->domain, sizeof(r->domain)) ||
+	    !dkim_copy_name(dkim_tag_find(&t, "s"), r->selector, sizeof(r->selector))) {
 		r->reason = "missing or malformed d= or s=";
 		goto out;
 	}
@@ -338,20 +322,20 @@ static void verify_one(struct dkim_header *h, size_t idx, const uint8_t *msg, si
 		memcpy(r->algorithm, a->val, a->val_len);
 		r->algorithm[a->val_len] = '\0';
 	}
-	if (!tag_is(tag_find(&t, "v"), "1") || tb == NULL || tbh == NULL || th == NULL) {
+	if (!dkim_tag_is(dkim_tag_find(&t, "v"), "1") || tb == NULL || tbh == NULL || th == NULL) {
 		r->reason = "missing required tag";
 		goto out;
 	}
-	ed = tag_is(a, "ed25519-sha256");
-	if (!ed && !tag_is(a, "rsa-sha256")) { /* RFC 8301 §3.1: rsa-sha1 is not accepted */
+	ed = dkim_tag_is(a, "ed25519-sha256");
+	if (!ed && !dkim_tag_is(a, "rsa-sha256")) { /* RFC 8301 §3.1: rsa-sha1 is not accepted */
 		r->reason = "unsupported algorithm";
 		goto out;
 	}
-	if (parse_canon(tag_find(&t, "c"), &hrel, &brel) < 0) {
+	if (dkim_parse_canon(dkim_tag_find(&t, "c"), &hrel, &brel) < 0) {
 		r->reason = "unsupported canonicalization";
 		goto out;
 	}
-	if (parse_h(th, names, &n_names) < 0) {
+	if (dkim_parse_h(th, true, names, &n_names) < 0) {
 		r->reason = "h= is malformed or does not cover From";
 		goto out;
 	}
@@ -381,7 +365,7 @@ static void verify_one(struct dkim_header *h, size_t idx, const uint8_t *msg, si
 			goto out;
 		}
 	}
-	if (b64_decode_fws(tbh, &bh) < 0 || bh.len != 32 || b64_decode_fws(tb, &b) < 0 ||
+	if (dkim_b64_decode_fws(tbh, &bh) < 0 || bh.len != 32 || dkim_b64_decode_fws(tb, &b) < 0 ||
 	    b.len == 0) {
 		r->reason = "malformed b= or bh=";
 		goto out;
@@ -398,7 +382,7 @@ static void verify_one(struct dkim_header *h, size_t idx, const uint8_t *msg, si
 		r->reason = found > 0 ? "no key record" : "key record too large";
 		goto out;
 	}
-	pkey = key_from_record(&txt, ed, &r->reason, &strict);
+	pkey = dkim_key_from_record(&txt, ed, &r->reason, &strict);
 	if (pkey == NULL)
 		goto out;
 	if (strict && ti != NULL && ilen != dlen) {

@@ -1,6 +1,7 @@
 /* Mail authentication: who really sent a message. DKIM (RFC 6376, ed25519-sha256 RFC 8463)
  * signing for the queue's outbound mail and verification of inbound mail, SPF (RFC 7208),
- * DMARC (RFC 7489), and the Authentication-Results field (RFC 8601) that reports them, run as a
+ * DMARC (RFC 7489), ARC (RFC 8617: chain verification, and sealing of the mail the queue
+ * forwards), and the Authentication-Results field (RFC 8601) that reports them, run as a
  * delivery check (delivery/check.h) on mail received from other servers.
  *
  * Every DNS lookup goes through dns/ with a deadline; a failed lookup gives a temporary result
@@ -202,6 +203,64 @@ void dmarc_check(struct mailauth_dns *dns, const char *from_domain, const char *
 		 struct dmarc_outcome *out);
 
 
+/* ---- ARC (RFC 8617) ---- */
+
+enum arc_result { ARC_NONE, ARC_PASS, ARC_FAIL };
+
+/* One header field of an ARC set, as it stands in the message, without its final line end. */
+struct arc_field {
+	const uint8_t *p;
+	size_t len;
+};
+
+/* The ARC sets of a message by instance: set[i - 1] holds the fields with i=i. */
+struct arc_chain {
+	struct arc_field aar[LIMIT_ARC_SETS], ams[LIMIT_ARC_SETS], seal[LIMIT_ARC_SETS];
+	unsigned count;		  /* N, the highest instance seen (at most LIMIT_ARC_SETS) */
+	enum arc_result newest_cv; /* cv= of the ARC-Seal with i=N: FAIL when unreadable, NONE
+				    * when there is no such seal */
+};
+
+/* Collects the ARC sets of msg and checks their structure (§5.2 steps 1-3: at most 50 sets,
+ * the newest not cv=fail, exactly one AAR, AMS and AS per instance, instances 1..N without
+ * gaps, cv=none for i=1 and cv=pass above, no h= in a seal). Returns 0 with count 0 for no
+ * chain, 0 for a well-formed chain, -1 with *reason_r (static text) for a broken one; count
+ * and newest_cv are filled as far as the fields could be read either way. */
+int arc_chain_parse(const uint8_t *msg, size_t len, struct arc_chain *chain,
+		    const char **reason_r);
+
+struct arc_outcome {
+	enum arc_result result;
+	unsigned sets;	      /* N: how many ARC sets the message carried */
+	unsigned oldest_pass; /* §5.2 step 5 for a pass: 0 when every AMS verifies */
+	char domain[254];     /* d= of the newest ARC-Seal, "" when none was read */
+	char remote_ip[64];   /* the SMTP client, for smtp.remote-ip */
+	bool sealer_dmarc_pass; /* a pass whose newest ARC-Authentication-Results says dmarc=pass */
+	char reason[128];
+};
+
+/* The Chain Validation Status of msg (RFC 8617 §5.2): structure, the newest
+ * ARC-Message-Signature (a DKIM signature without v=, over header and body), every older one
+ * for oldest-pass, and every ARC-Seal over the ARC sets up to its own. Keys come through
+ * lookup like DKIM's. Every error, a failed key lookup too, is "fail" (§5.2.1). */
+void arc_verify(const uint8_t *msg, size_t len, dkim_lookup_fn lookup, void *ctx, int64_t now,
+		struct arc_outcome *out);
+const char *arc_result_name(enum arc_result r);
+
+/* Adds the next ARC set (RFC 8617 §5.1) to a message that carries our Authentication-Results
+ * field (authserv-id = authserv_id): an ARC-Authentication-Results with its results, an
+ * ARC-Message-Signature and an ARC-Seal whose cv= is that field's arc= result, signed with the
+ * signer's RSA key (its Ed25519 key when it has no RSA one). Appends the three fields, CRLF
+ * terminated, to header_out, to be put in front of the message. Returns 1 sealed, 0 nothing to
+ * seal (no field of ours, a chain already ended by cv=fail, or LIMIT_ARC_SETS sets), -1 with
+ * err. */
+/* Whether msg carries an Authentication-Results field of authserv_id (what arc_seal seals). */
+bool arc_has_own_results(const uint8_t *msg, size_t len, const char *authserv_id);
+int arc_seal(const struct dkim_signer *signer, const uint8_t *msg, size_t len,
+	     const char *authserv_id, int64_t now, struct buf *header_out, char *err,
+	     size_t errlen);
+
+
 /* ---- Authentication-Results (RFC 8601) and the whole check ---- */
 
 struct config;
@@ -215,6 +274,7 @@ struct mailauth_settings {
 	unsigned time_budget_ms;   /* [mailauth] time_budget */
 	bool verify;		   /* [mailauth] verify */
 	bool reject_quarantines;   /* [dmarc] reject = quarantine */
+	char *arc_trusted;	   /* [mailauth] arc_trusted: domains, space separated */
 };
 
 struct mailauth_settings *mailauth_settings_new(const struct config *cfg);
@@ -227,6 +287,10 @@ struct mailauth_report {
 	struct dkim_result dkim[LIMIT_DKIM_SIGNATURES];
 	int dkim_count; /* -1: the header block could not be read */
 	struct dmarc_outcome dmarc;
+	struct arc_outcome arc;
+	/* DMARC failed but a trusted ARC sealer saw it pass: the policy is not applied (RFC 7489
+	 * §6.7 local policy), and the field says so */
+	bool dmarc_arc_override;
 	struct buf field; /* "Authentication-Results: ...", folded, without the final CRLF */
 	/* Authentication-Results fields that claim our authserv-id (forged): whole fields with
 	 * their line end, to be left out of the stored message. */
@@ -245,6 +309,12 @@ void mailauth_report_free(struct mailauth_report *r);
 /* The authserv-id of an Authentication-Results field value (after the colon), CFWS skipped;
  * false when there is none. */
 bool authres_authserv_id(const uint8_t *value, size_t len, char *out, size_t outlen);
+
+/* The result of the first resinfo for method ("arc", "dmarc", ...) in an
+ * Authentication-Results field value (after the colon); false when there is none. Comments
+ * and quoted strings are stepped over. */
+bool authres_method_result(const uint8_t *value, size_t len, const char *method, char *out,
+			   size_t outlen);
 
 /* Turns a report into the verdict: forged fields dropped, our field added, the results for
  * later checks, and the DMARC policy (REJECT with 550 5.7.1, or every mailbox's copy into

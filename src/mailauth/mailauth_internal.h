@@ -13,4 +13,8 @@ size_t mailauth_find_forged(const uint8_t *msg, size_t len, const char *authserv
 /* Writes r->field from the results in r (authres.c). */
 void mailauth_write_field(const char *authserv_id, struct mailauth_report *r);
 
+/* The data an ARC-Seal signs (RFC 8617 §5.1.1): the sets first..inst of chain, each AAR, AMS,
+ * AS relaxed, the last seal as given (its b= emptied) without the final CRLF (arc.c). */
+void arc_seal_data(const struct arc_chain *c, unsigned first, unsigned inst, struct buf *out);
+
 #endif

@@ -102,6 +102,9 @@ struct queue_runner_config {
 	int64_t time_scale;	 /* every delay is divided by this */
 	unsigned threads;
 	const char *data_dir;	 /* DKIM keys: DATA_DIR/dkim/DOMAIN/ */
+	/* ARC-seal forwarded mail ([mailauth] verify): only when our check runs is an
+	 * Authentication-Results field with our name one we wrote, forgeries dropped */
+	bool arc_seal;
 };
 
 /* Hooks the runner calls up through (cli wires them; the queue includes no higher layer):

@@ -345,6 +345,51 @@ static void runner_dkim_sign(struct queue_runner *r, const struct queue_entry *e
 	dkim_signer_cache_put(r->signers, signer);
 }
 
+/* The domain whose key seals what we forward: [server] hostname or the nearest parent of it
+ * that is one of our domains (mail.example.org seals as example.org). NULL when none is. */
+static const char *arc_seal_domain(struct queue_runner *r)
+{
+	const char *d = r->cfg.hostname;
+
+	while (d != NULL && d[0] != '\0') {
+		if (r->hooks.local_domain(r->hooks.ctx, d))
+			return d;
+		const char *dot = strchr(d, '.');
+		d = dot != NULL && strchr(dot + 1, '.') != NULL ? dot + 1 : NULL;
+	}
+	return NULL;
+}
+
+/* ARC (RFC 8617 §5.1): mail from another server that we pass on (an alias pointing
+ * elsewhere) carries the Authentication-Results our delivery check added; the next hop gets
+ * those results sealed under our key, so it can trust them when our forwarding breaks SPF. */
+static void runner_arc_seal(struct queue_runner *r, const struct queue_entry *e,
+			    const uint8_t *data, struct buf *prefix)
+{
+	char err[256];
+	const struct dkim_signer *signer;
+	const char *domain;
+
+	if (!r->cfg.arc_seal || r->signers == NULL || data == NULL ||
+	    !arc_has_own_results(data, e->data_size, r->cfg.hostname))
+		return;
+	domain = arc_seal_domain(r);
+	signer = domain != NULL ? dkim_signer_cache_get(r->signers, domain, err, sizeof(err)) : NULL;
+	if (signer == NULL) {
+		log_warn("queue_id=%s msg=\"no key to ARC-seal forwarded mail with; sending unsealed\" "
+			 "error=\"%s\"",
+			 e->id, domain != NULL ? err : "[server] hostname is in none of our domains");
+		return;
+	}
+	if (arc_seal(signer, data, e->data_size, r->cfg.hostname, time_wall_seconds(), prefix,
+		     err, sizeof(err)) < 0) {
+		buf_reset(prefix);
+		log_warn("queue_id=%s msg=\"ARC sealing failed; sending unsealed\" error=\"%s\"",
+			 e->id, err);
+	}
+	dkim_signer_cache_put(r->signers, signer);
+}
+
 static void runner_deliver(struct queue_runner *r, const char *id, struct smtpc **session)
 {
 	struct queue_entry *e = NULL;
@@ -376,6 +421,8 @@ static void runner_deliver(struct queue_runner *r, const char *id, struct smtpc 
 	if (e->auth_user && r->hooks.local_domain &&
 	    r->hooks.local_domain(r->hooks.ctx, domain_of(e->sender)))
 		runner_dkim_sign(r, e, data, &prefix);
+	else if (!e->auth_user && r->hooks.local_domain)
+		runner_arc_seal(r, e, data, &prefix);
 
 	bool smarthost = r->cfg.smarthost && r->cfg.smarthost[0];
 	bool *done = xcalloc(e->rcpt_count, sizeof(bool));

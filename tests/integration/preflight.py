@@ -94,6 +94,7 @@ MODULES = [
     ("smtplib", "libpython3-stdlib"),
     ("dkim", "python3-dkim"),  # an independent DKIM signer for the mailauth tests
     ("nacl", "python3-nacl"),  # its ed25519-sha256
+    ("authres", "python3-authres"),  # what python3-dkim needs for ARC
 ]
 
 
