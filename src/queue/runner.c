@@ -345,15 +345,22 @@ static void runner_dkim_sign(struct queue_runner *r, const struct queue_entry *e
 	dkim_signer_cache_put(r->signers, signer);
 }
 
-/* The domain whose key seals what we forward: [server] hostname or the nearest parent of it
- * that is one of our domains (mail.example.org seals as example.org). NULL when none is. */
-static const char *arc_seal_domain(struct queue_runner *r)
+/* The key that seals what we forward: that of [server] hostname or of the nearest parent of
+ * it that is one of our domains with a DKIM key (mail.example.org seals as example.org; the
+ * hostname may be ours only as the SRS domain, which has no key). NULL, with the reason in
+ * err, when there is none; the caller puts it back in the cache. */
+static const struct dkim_signer *arc_seal_signer(struct queue_runner *r, char *err, size_t errlen)
 {
 	const char *d = r->cfg.hostname;
 
+	snprintf(err, errlen, "[server] hostname is in none of our domains");
 	while (d != NULL && d[0] != '\0') {
-		if (r->hooks.local_domain(r->hooks.ctx, d))
-			return d;
+		if (r->hooks.local_domain(r->hooks.ctx, d)) {
+			const struct dkim_signer *signer =
+				dkim_signer_cache_get(r->signers, d, err, errlen);
+			if (signer != NULL)
+				return signer;
+		}
 		const char *dot = strchr(d, '.');
 		d = dot != NULL && strchr(dot + 1, '.') != NULL ? dot + 1 : NULL;
 	}
@@ -368,17 +375,15 @@ static void runner_arc_seal(struct queue_runner *r, const struct queue_entry *e,
 {
 	char err[256];
 	const struct dkim_signer *signer;
-	const char *domain;
 
 	if (!r->cfg.arc_seal || r->signers == NULL || data == NULL ||
 	    !arc_has_own_results(data, e->data_size, r->cfg.hostname))
 		return;
-	domain = arc_seal_domain(r);
-	signer = domain != NULL ? dkim_signer_cache_get(r->signers, domain, err, sizeof(err)) : NULL;
+	signer = arc_seal_signer(r, err, sizeof(err));
 	if (signer == NULL) {
 		log_warn("queue_id=%s msg=\"no key to ARC-seal forwarded mail with; sending unsealed\" "
 			 "error=\"%s\"",
-			 e->id, domain != NULL ? err : "[server] hostname is in none of our domains");
+			 e->id, err);
 		return;
 	}
 	if (arc_seal(signer, data, e->data_size, r->cfg.hostname, time_wall_seconds(), prefix,
