@@ -26,6 +26,8 @@ int cmd_status(struct config *cfg, int argc, char **argv);
 /* `mailauth check` (cmd_mailauth.c): the inbound SPF/DKIM/DMARC check on one message. */
 int cmd_mailauth(struct config *cfg, int argc, char **argv);
 int cmd_spam(struct config *cfg, int argc, char **argv);
+/* `dmarc report` (cmd_dmarc.c): DMARC aggregate reports, printed or queued. */
+int cmd_dmarc(struct config *cfg, int argc, char **argv);
 
 /* The spam check's settings (cmd_spam.c): the store, the [spam] values and the per-account
  * threshold read from the accounts directory (dir may be NULL: the server default). */

@@ -24,6 +24,7 @@
 #include "../store/store.h"
 #include "../tls/tls.h"
 #include "cli.h"
+#include "cli_dmarc.h"
 
 struct serve_context {
 	struct tls_context *tls;
@@ -180,6 +181,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	struct delivery *delivery = NULL;
 	struct virus_scanner *virus = NULL;
 	struct mailauth_settings *mailauth = NULL;
+	struct serve_dmarc *dmarc = NULL;
 	struct cli_spam *spam = NULL;
 	struct queue_runner *runner = NULL;
 	struct serve_pidfile *pidfile = NULL;
@@ -295,6 +297,8 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	 * of Junk. */
 	mailauth = mailauth_settings_new(cfg);
 	delivery_add_check(delivery, "mailauth", mailauth_check, mailauth);
+	if (serve_dmarc_start(cfg, data_dir, queue, mailauth, &dmarc) < 0)
+		goto out;
 	if (serve_virus_start(cfg, delivery, &virus) < 0)
 		goto out;
 	if (cfg->spam_enabled) {
@@ -338,6 +342,7 @@ out:
 	net_server_free(&srv);
 	delivery_free(&delivery);
 	serve_virus_stop(&virus);
+	serve_dmarc_stop(&dmarc);
 	mailauth_settings_free(&mailauth);
 	queue_close(&queue);
 	store_close(&store);

@@ -140,6 +140,8 @@ struct config {
 	bool mailauth_verify;
 	int64_t mailauth_time_budget; /* seconds for all lookups of one message */
 	enum dmarc_reject_action dmarc_reject;
+	bool dmarc_reports;	    /* record evaluations, send aggregate reports */
+	char *dmarc_report_from;    /* "" = postmaster@hostname */
 
 	/* [queue] */
 	int64_t queue_retry_first;
