@@ -71,9 +71,12 @@ void spam_check(void *arg, const struct delivery_check_input *in, struct deliver
 	buf_init(&tests);
 	if (spam_is_gtube(in->msg, in->len))
 		buf_append_str(&tests, ",GTUBE");
-	/* A submission comes from our own user: where it connects from says nothing. */
-	if (in->auth_user == NULL)
+	/* A submission comes from our own user: where it connects from, and how its client
+	 * writes headers, say nothing. */
+	if (in->auth_user == NULL) {
 		signals += spam_network_points(set, in->client_ip, &tests);
+		signals += spam_anomaly_points(in->msg, in->len, time_wall_seconds(), &tests);
+	}
 	double best = signals, best_threshold = set->default_threshold;
 	bool any_junk = false;
 	char field[640];
