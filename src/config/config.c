@@ -183,6 +183,10 @@ static const struct setting settings[] = {
 	  "points for a client whose address has no forward-confirmed reverse DNS" },
 	{ "spam", "dnsbl", T_STR, OFF(spam_dnsbl), "", 0, 0, NULL,
 	  "DNS blocklist zones (space-separated, at most 4); empty = none" },
+	{ "spam", "rspamd", T_STR, OFF(spam_rspamd), "", 0, 0, NULL,
+	  "http://IP:PORT of an rspamd whose score is added to ours; empty = none" },
+	{ "spam", "rspamd_timeout", T_SECONDS, OFF(spam_rspamd_timeout), "5", 1, 120, NULL,
+	  "seconds one rspamd check may take; then our score alone" },
 
 	{ "queue", "retry_first", T_SECONDS, OFF(queue_retry_first), "5m", 1, DAY, NULL, NULL },
 	{ "queue", "retry_max", T_SECONDS, OFF(queue_retry_max), "4h", 1, 7 * DAY, NULL, NULL },

@@ -158,6 +158,8 @@ struct config {
 	int64_t spam_max_tokens; /* rows of each account's token table */
 	bool spam_fcrdns;	 /* points for a client without forward-confirmed reverse DNS */
 	char *spam_dnsbl;	 /* blocklist zones; "" = none */
+	char *spam_rspamd;	 /* "http://IP:PORT" of rspamd; "" = none */
+	int64_t spam_rspamd_timeout; /* seconds for one rspamd check */
 };
 
 /* The settings one account may override (`roost user set ADDRESS NAME VALUE`, stored in the

@@ -106,6 +106,8 @@ struct spam_settings {
 	const char *resolvers; /* [dns] resolvers */
 	bool fcrdns;	       /* [spam] fcrdns */
 	const char *dnsbl;     /* [spam] dnsbl: zones, space- or comma-separated; "" = none */
+	/* [spam] rspamd: its score is added to ours (score = ours + rspamd's); NULL = none */
+	struct spam_rspamd *rspamd;
 };
 
 /* ---- the connecting host (network.c) ---- */
@@ -139,6 +141,26 @@ double spam_network_points(const struct spam_settings *set, const char *ip, stru
 /* The points of every rule msg matches, ",NAME" appended to tests for each. now: the wall
  * clock (seconds) the Date rules compare with. */
 double spam_anomaly_points(const uint8_t *msg, size_t len, int64_t now, struct buf *tests);
+
+/* ---- the rspamd hand-off (rspamd.c) ---- */
+
+struct spam_rspamd;
+/* url: "http://IP:port" (numeric). timeout_ms bounds one whole check. */
+struct spam_rspamd *spam_rspamd_new(const char *url, unsigned timeout_ms, char *err,
+				    size_t errlen);
+void spam_rspamd_free(struct spam_rspamd **r);
+
+struct spam_rspamd_result {
+	double score;
+	char action[32]; /* rspamd's action, spaces made '_' ("add_header") */
+};
+/* POSTs the message to /checkv2 with the envelope; 0 with the result, -1 when rspamd is
+ * down, slow or answers nonsense (logged at most once a minute). Blocks up to the time limit. */
+int spam_rspamd_check(struct spam_rspamd *r, const struct delivery_check_input *in,
+		      struct spam_rspamd_result *res);
+/* Reads an HTTP answer of /checkv2: 0 with score and action, -1 when it is not a 200 with a
+ * JSON object holding a numeric top-level "score". For tests. */
+int spam_rspamd_parse_reply(const char *reply, size_t len, struct spam_rspamd_result *res);
 
 /* Points the sender checks' results add (negative for a pass). */
 double spam_auth_points(const struct delivery_verdict *v);
