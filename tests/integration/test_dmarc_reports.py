@@ -219,3 +219,36 @@ def test_reports_off_records_nothing(make_roost, resolver):
     assert server.cli("dmarc", "report", "--day", "today", "--list").stdout == ""
     assert server.cli("dmarc", "report", "--day", "today", "--print", "rep.test",
                       check=False).returncode == 1
+
+
+def test_server_sends_yesterdays_reports_when_it_starts(make_roost, resolver, sink):
+    """The nightly run also covers a day missed while the server was down: counts left for
+    yesterday in the store are reported as soon as the server starts, once."""
+    import sqlite3
+    server = start(make_roost, resolver, "on", sink.port)
+    server.stop()
+    yesterday = int(time.time()) // 86400 - 1
+    db = sqlite3.connect(server.data_dir + "/dmarc-reports.db")
+    db.execute("INSERT INTO rows VALUES (?, 'rep.test', 'rep.test', '192.0.2.44', 'none',"
+               " 'fail', 'pass', '', 'none', 'rep.test', 'mfrom', 'pass', 5)", (yesterday,))
+    db.execute("INSERT INTO policies VALUES (?, 'rep.test', 0, 0, 100, 0, 0, ?)",
+               (yesterday, RUA))
+    db.commit()
+    db.close()
+    server.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not sink.messages:
+        time.sleep(0.1)
+    assert len(sink.messages) == 1
+    msg = email.message_from_bytes(sink.messages[0][1])
+    [part] = [p for p in msg.walk() if p.get_content_type() == "application/gzip"]
+    root = ET.fromstring(gzip.decompress(part.get_payload(decode=True)))
+    assert int(root.findtext("report_metadata/date_range/begin")) == yesterday * 86400
+    assert records(root) == {("rep.test", "192.0.2.44"): {
+        "count": 5, "disposition": "none", "dkim": "fail", "spf": "pass",
+        "spf_domain": "rep.test", "spf_result": "pass"}}
+    # a restart does not send it again
+    server.stop()
+    server.start()
+    assert server.cli("dmarc", "report", "--day", "yesterday", "--send").stdout.strip() == \
+        "0 reports queued"
