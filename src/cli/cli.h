@@ -108,6 +108,7 @@ struct serve_status_source {
 	struct net_server *srv;
 	struct queue *queue;
 	struct store *store; /* for "catch-up ADDRESS" after `roost import` */
+	struct serve_dmarc *dmarc; /* for "dmarc-send DAY", NULL when [dmarc] reports is off */
 };
 struct serve_status;
 /* cmd_status.c: sends one request line to the running server's status socket and copies its

@@ -39,5 +39,8 @@ struct mailauth_settings;
 int serve_dmarc_start(const struct config *cfg, const char *data_dir, struct queue *q,
 		      struct mailauth_settings *mailauth, struct serve_dmarc **sd_r);
 void serve_dmarc_stop(struct serve_dmarc **sd);
+/* The reports of day not sent yet, queued now through the server's queue (the status
+ * socket's "dmarc-send DAY"): a line per destination, then "N reports queued", to out. */
+void serve_dmarc_send(struct serve_dmarc *sd, int64_t day, struct buf *out);
 
 #endif

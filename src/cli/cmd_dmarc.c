@@ -2,10 +2,15 @@
  * DMARC aggregate reports (RFC 7489 §7.2) out of DATA_DIR/dmarc-reports.db for operators and
  * tests. --print writes one domain's XML to standard output; --send queues the day's reports
  * not sent yet, as the server does each night (the day defaults to yesterday, the one the
- * server reports). Works on the files directly, like `roost queue`. */
+ * server reports), through the running server when it counts reports (so the spool is not
+ * opened beside it), else on the files directly, like `roost queue`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "../core/core.h"
 #include "../queue/queue.h"
@@ -61,13 +66,67 @@ static int report_print(struct store_dmarc *st, const struct config *cfg, int64_
 	return rc > 0 ? 0 : 1;
 }
 
+/* Building and queueing reports may wait on DNS (the §7.1 check) and fsyncs. */
+#define DMARC_SEND_REPLY_SECONDS 120
+
+/* Asks the running server to send (its status socket, "dmarc-send DAY") and prints its
+ * answer. -1 when no server answers or it does not count reports: the caller sends itself. */
+static int send_through_server(const char *data_dir, int64_t day, int *status_r)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct timeval tv = { DMARC_SEND_REPLY_SECONDS, 0 };
+	char *path = cli_status_socket_path(data_dir);
+	char request[64];
+	struct buf reply;
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		free(path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	free(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	snprintf(request, sizeof(request), "dmarc-send %lld\n", (long long)day);
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    send(fd, request, strlen(request), MSG_NOSIGNAL) != (ssize_t)strlen(request)) {
+		close(fd);
+		return -1;
+	}
+	buf_init(&reply);
+	for (;;) {
+		buf_reserve(&reply, 4096);
+		ssize_t n = read(fd, reply.data + reply.len, 4096);
+		if (n <= 0)
+			break;
+		reply.len += (size_t)n;
+	}
+	close(fd);
+	const char *text = buf_cstr(&reply);
+	int rc = 0;
+	if (reply.len == 0 || strncmp(text, "error: [dmarc] reports is off", 29) == 0) {
+		rc = -1;
+	} else {
+		fputs(text, stdout);
+		*status_r = strstr(text, "error:") != NULL ? 1 : 0;
+	}
+	buf_free(&reply);
+	return rc;
+}
+
 static int report_send(struct store_dmarc *st, const struct config *cfg, const char *data_dir,
 		       int64_t day)
 {
 	char err[512];
-	struct queue *q = queue_open(data_dir, err, sizeof(err));
-	int n;
+	struct queue *q;
+	int n, status;
 
+	if (send_through_server(data_dir, day, &status) == 0)
+		return status;
+	q = queue_open(data_dir, err, sizeof(err));
 	if (q == NULL) {
 		fprintf(stderr, "roost: cannot open the queue: %s\n", err);
 		return 1;

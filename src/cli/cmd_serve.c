@@ -160,9 +160,9 @@ static int claim_pidfile(const struct config *cfg, const char *data_dir,
 
 static struct serve_status *start_status_socket(const struct config *cfg, const char *data_dir,
 						struct net_server *srv, struct queue *queue,
-						struct store *store)
+						struct store *store, struct serve_dmarc *dmarc)
 {
-	struct serve_status_source src = { cfg, srv, queue, store };
+	struct serve_status_source src = { cfg, srv, queue, store, dmarc };
 	char *path = cli_status_socket_path(data_dir);
 	struct serve_status *st = serve_status_start(path, &src);
 
@@ -332,7 +332,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		.deliver_local = serve_deliver_local,
 	};
 	runner = queue_runner_start(queue, &qcfg, &hooks);
-	status_socket = start_status_socket(cfg, data_dir, srv, queue, store);
+	status_socket = start_status_socket(cfg, data_dir, srv, queue, store, dmarc);
 	cli_notify_service_manager("READY=1");
 	status = net_server_run(srv) < 0 ? 1 : 0;
 	cli_notify_service_manager("STOPPING=1");

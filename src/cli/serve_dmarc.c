@@ -61,6 +61,27 @@ static void *dmarc_thread(void *arg)
 	return NULL;
 }
 
+void serve_dmarc_send(struct serve_dmarc *sd, int64_t day, struct buf *out)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	int n;
+
+	if (f == NULL) {
+		buf_printf(out, "error: out of memory\n");
+		return;
+	}
+	n = dmarc_reports_send(sd->store, sd->queue, sd->cfg, day, f);
+	fclose(f);
+	buf_append(out, text, len);
+	free(text);
+	if (n < 0)
+		buf_printf(out, "error: some reports could not be queued; see the log\n");
+	else
+		buf_printf(out, "%d report%s queued\n", n, n == 1 ? "" : "s");
+}
+
 int serve_dmarc_start(const struct config *cfg, const char *data_dir, struct queue *q,
 		      struct mailauth_settings *mailauth, struct serve_dmarc **sd_r)
 {

@@ -190,6 +190,8 @@ def test_send_queues_a_gzip_report_to_the_rua_address(make_roost, resolver, sink
     assert "skipped fail.test to " + REPORTS in out  # no _report._dmarc authorisation
     assert "skipped big.test to " + REPORTS in out   # larger than !1k
     assert "1 report queued" in out
+    # the running server queued it (the command did not open the spool beside it)
+    assert 'msg="DMARC report queued" domain=rep.test' in server.log_text()
 
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not sink.messages:
@@ -219,6 +221,9 @@ def test_reports_off_records_nothing(make_roost, resolver):
     assert server.cli("dmarc", "report", "--day", "today", "--list").stdout == ""
     assert server.cli("dmarc", "report", "--day", "today", "--print", "rep.test",
                       check=False).returncode == 1
+    # the server does not count reports: the command sends on the files itself
+    assert server.cli("dmarc", "report", "--day", "today", "--send").stdout.strip() == \
+        "0 reports queued"
 
 
 def test_server_sends_yesterdays_reports_when_it_starts(make_roost, resolver, sink):
