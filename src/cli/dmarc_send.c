@@ -23,6 +23,9 @@
 
 #define DMARC_VERIFY_TIMEOUT_MS 5000
 
+/* store.h cannot name the limit (it includes no core header): the two must agree. */
+_Static_assert(STORE_DMARC_RUA_TEXT == LIMIT_DMARC_RUA_TEXT, "rua text sizes differ");
+
 char *dmarc_report_sender(const struct config *cfg)
 {
 	if (cfg->dmarc_report_from != NULL && cfg->dmarc_report_from[0] != '\0')
