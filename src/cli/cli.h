@@ -26,6 +26,8 @@ int cmd_status(struct config *cfg, int argc, char **argv);
 /* `mailauth check` (cmd_mailauth.c): the inbound SPF/DKIM/DMARC check on one message. */
 int cmd_mailauth(struct config *cfg, int argc, char **argv);
 int cmd_spam(struct config *cfg, int argc, char **argv);
+/* `dmarc report` (cmd_dmarc.c): DMARC aggregate reports, printed or queued. */
+int cmd_dmarc(struct config *cfg, int argc, char **argv);
 
 /* The spam check's settings (cmd_spam.c): the store, the [spam] values and the per-account
  * threshold read from the accounts directory (dir may be NULL: the server default). */
@@ -106,6 +108,7 @@ struct serve_status_source {
 	struct net_server *srv;
 	struct queue *queue;
 	struct store *store; /* for "catch-up ADDRESS" after `roost import` */
+	struct serve_dmarc *dmarc; /* for "dmarc-send DAY", NULL when [dmarc] reports is off */
 };
 struct serve_status;
 /* cmd_status.c: sends one request line to the running server's status socket and copies its

@@ -24,6 +24,7 @@
 #include "../store/store.h"
 #include "../tls/tls.h"
 #include "cli.h"
+#include "cli_dmarc.h"
 
 struct serve_context {
 	struct tls_context *tls;
@@ -162,9 +163,9 @@ static int claim_pidfile(const struct config *cfg, const char *data_dir,
 
 static struct serve_status *start_status_socket(const struct config *cfg, const char *data_dir,
 						struct net_server *srv, struct queue *queue,
-						struct store *store)
+						struct store *store, struct serve_dmarc *dmarc)
 {
-	struct serve_status_source src = { cfg, srv, queue, store };
+	struct serve_status_source src = { cfg, srv, queue, store, dmarc };
 	char *path = cli_status_socket_path(data_dir);
 	struct serve_status *st = serve_status_start(path, &src);
 
@@ -204,6 +205,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	struct delivery *delivery = NULL;
 	struct virus_scanner *virus = NULL;
 	struct mailauth_settings *mailauth = NULL;
+	struct serve_dmarc *dmarc = NULL;
 	struct cli_spam *spam = NULL;
 	struct queue_runner *runner = NULL;
 	struct serve_pidfile *pidfile = NULL;
@@ -323,6 +325,8 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	 * of Junk. */
 	mailauth = mailauth_settings_new(cfg);
 	delivery_add_check(delivery, "mailauth", mailauth_check, mailauth);
+	if (serve_dmarc_start(cfg, data_dir, queue, mailauth, &dmarc) < 0)
+		goto out;
 	if (serve_virus_start(cfg, delivery, &virus) < 0)
 		goto out;
 	if (cfg->spam_enabled) {
@@ -359,7 +363,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		.deliver_local = serve_deliver_local,
 	};
 	runner = queue_runner_start(queue, &qcfg, &hooks);
-	status_socket = start_status_socket(cfg, data_dir, srv, queue, store);
+	status_socket = start_status_socket(cfg, data_dir, srv, queue, store, dmarc);
 	cli_notify_service_manager("READY=1");
 	status = net_server_run(srv) < 0 ? 1 : 0;
 	cli_notify_service_manager("STOPPING=1");
@@ -369,6 +373,7 @@ out:
 	net_server_free(&srv);
 	delivery_free(&delivery);
 	serve_virus_stop(&virus);
+	serve_dmarc_stop(&dmarc);
 	mailauth_settings_free(&mailauth);
 	queue_close(&queue);
 	store_close(&store);

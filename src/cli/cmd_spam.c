@@ -234,6 +234,15 @@ struct cli_spam *cli_spam_new(const struct config *cfg, struct auth_directory *d
 	s->settings.resolvers = cfg->dns_resolvers;
 	s->settings.fcrdns = cfg->spam_fcrdns;
 	s->settings.dnsbl = cfg->spam_dnsbl;
+	if (cfg->spam_rspamd[0] != '\0') {
+		char err[256];
+		s->settings.rspamd = spam_rspamd_new(cfg->spam_rspamd,
+						     (unsigned)cfg->spam_rspamd_timeout * 1000u, err,
+						     sizeof(err));
+		/* roost check and serve refuse an unusable address first (preflight.c) */
+		if (s->settings.rspamd == NULL)
+			log_error("msg=\"rspamd not used\" error=\"%s\"", err);
+	}
 	return s;
 }
 
@@ -242,6 +251,7 @@ void cli_spam_free(struct cli_spam **sp)
 	if (*sp == NULL)
 		return;
 	free((*sp)->settings.threshold_ctx);
+	spam_rspamd_free(&(*sp)->settings.rspamd);
 	free(*sp);
 	*sp = NULL;
 }

@@ -25,6 +25,8 @@ static const struct cli_command commands[] = {
 	{ "reload", "reload", cmd_reload, false },
 	{ "mailauth", "mailauth check --ip IP --helo NAME --mail-from ADDR < MESSAGE", cmd_mailauth,
 	  false },
+	{ "dmarc", "dmarc report [--day today|yesterday|YYYY-MM-DD] --print DOMAIN | --send | --list",
+	  cmd_dmarc, true },
 };
 
 static void usage(FILE *out)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../core/core.h"
+#include "../spam/spam.h"
 #include "../tls/tls.h"
 #include "cli.h"
 
@@ -77,6 +78,23 @@ static int preflight_relay_ca(const struct config *cfg)
 	return problems;
 }
 
+/* [spam] rspamd must be an address a check can use without a name lookup. */
+static int preflight_rspamd(const struct config *cfg)
+{
+	char err[256];
+	struct spam_rspamd *r;
+
+	if (!cfg->spam_enabled || cfg->spam_rspamd[0] == '\0')
+		return 0;
+	r = spam_rspamd_new(cfg->spam_rspamd, 1000, err, sizeof(err));
+	if (r == NULL) {
+		fprintf(stderr, "roost: %s\n", err);
+		return 1;
+	}
+	spam_rspamd_free(&r);
+	return 0;
+}
+
 int cli_preflight(const struct config *cfg)
 {
 	int problems = preflight_listeners(cfg);
@@ -84,5 +102,6 @@ int cli_preflight(const struct config *cfg)
 	problems += preflight_run_as(cfg);
 	problems += preflight_tls(cfg);
 	problems += preflight_relay_ca(cfg);
+	problems += preflight_rspamd(cfg);
 	return problems == 0 ? 0 : -1;
 }

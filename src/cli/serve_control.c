@@ -26,6 +26,7 @@
 #include "../queue/queue.h"
 #include "../store/store.h"
 #include "cli.h"
+#include "cli_dmarc.h"
 
 #define CONTROL_IO_TIMEOUT_SECONDS 2
 #define CONTROL_REQUEST_MAX 512 /* "catch-up " and an address of up to 254 octets */
@@ -264,6 +265,20 @@ static void catch_up_answer(struct serve_status *st, char *address, struct buf *
 		buf_printf(out, "ok %zu\n", added);
 }
 
+/* `roost dmarc report --send`: the day's reports queued by the server itself, whose queue
+ * handle is already open (the command opening the spool beside it would clear its tmp/). */
+static void dmarc_send_answer(struct serve_status *st, char *day_text, struct buf *out)
+{
+	uint64_t day;
+
+	day_text[strcspn(day_text, "\r\n")] = '\0';
+	if (st->src.dmarc == NULL || str_to_u64(day_text, strlen(day_text), INT64_MAX, &day) < 0) {
+		buf_printf(out, "error: [dmarc] reports is off\n");
+		return;
+	}
+	serve_dmarc_send(st->src.dmarc, (int64_t)day, out);
+}
+
 /* Only root and the server's own user may ask (the socket's mode says the same; this holds
  * even if the socket is moved somewhere laxer). */
 static bool status_peer_allowed(int fd)
@@ -299,6 +314,8 @@ static void status_answer(struct serve_status *st, int fd)
 		status_report(st, &out);
 	else if (strncmp(request, "catch-up ", 9) == 0)
 		catch_up_answer(st, request + 9, &out);
+	else if (strncmp(request, "dmarc-send ", 11) == 0)
+		dmarc_send_answer(st, request + 11, &out);
 	else
 		buf_printf(&out, "error: unknown request\n");
 	for (size_t sent = 0; sent < out.len;) {

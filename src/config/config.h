@@ -152,6 +152,8 @@ struct config {
 	int64_t mailauth_time_budget; /* seconds for all lookups of one message */
 	char *mailauth_arc_trusted;   /* ARC sealer domains trusted to override a DMARC fail */
 	enum dmarc_reject_action dmarc_reject;
+	bool dmarc_reports;	    /* record evaluations, send aggregate reports */
+	char *dmarc_report_from;    /* "" = postmaster@hostname */
 
 	/* [queue] */
 	int64_t queue_retry_first;
@@ -168,6 +170,8 @@ struct config {
 	int64_t spam_max_tokens; /* rows of each account's token table */
 	bool spam_fcrdns;	 /* points for a client without forward-confirmed reverse DNS */
 	char *spam_dnsbl;	 /* blocklist zones; "" = none */
+	char *spam_rspamd;	 /* "http://IP:PORT" of rspamd; "" = none */
+	int64_t spam_rspamd_timeout; /* seconds for one rspamd check */
 };
 
 /* The settings one account may override (`roost user set ADDRESS NAME VALUE`, stored in the

@@ -180,5 +180,14 @@
 /* Greylisting: triplets kept in DATA_DIR/greylist.db (about 150 octets each with the index, so
  * some 150 MB at most); past it the least recently seen go, checked every 1,000 new ones. */
 #define LIMIT_GREYLIST_ENTRIES 1000000
+/* DMARC aggregate reports (RFC 7489 §7.2): distinct rows (sender IP, results, disposition) one
+ * UTC day may record, the days kept before they are deleted, the text of a policy's rua= tag
+ * kept per domain, and the mailto: addresses of one rua= used. Evaluations past the row cap
+ * still increment the rows they match; new combinations are dropped (and counted in the log),
+ * so a flood of forged mail from many addresses cannot grow the file without bound. */
+#define LIMIT_DMARC_REPORT_ROWS_PER_DAY 20000
+#define LIMIT_DMARC_REPORT_KEEP_DAYS 7
+#define LIMIT_DMARC_RUA_TEXT 512
+#define LIMIT_DMARC_RUA_ADDRESSES 4
 
 #endif

@@ -225,6 +225,7 @@ void mailauth_check(void *arg, const struct delivery_check_input *in,
 		return;
 	r = xmalloc(sizeof(*r));
 	mailauth_evaluate(s, NULL, in->msg, in->len, in->client_ip, in->helo, in->sender, r);
+	dmarc_report_record(s, r, in->client_ip);
 	mailauth_apply(s, r, in, verdict);
 	mailauth_report_free(r);
 	free(r);

@@ -1,7 +1,8 @@
 /* DMARC (RFC 7489): the From domain, policy discovery at _dmarc.<From domain> then at the
  * organisational domain (the Public Suffix List through libpsl and Debian's publicsuffix data,
- * loaded once), identifier alignment of SPF and DKIM, and p=/sp=/pct=. Aggregate and failure
- * reports are not sent. */
+ * loaded once), identifier alignment of SPF and DKIM, and p=/sp=/pct=; and the row an aggregate
+ * report (§7.2) counts for each evaluation of a policy with rua=, handed to the recorder cli/
+ * wires (this layer opens no files). Failure reports (ruf=) are not sent. */
 #include <libpsl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -86,6 +87,18 @@ static int record_fail(char *err, size_t errlen, const char *why)
 	return -1;
 }
 
+/* A longer list is cut after its last whole address: those that fit are still usable. */
+static void rua_copy(char *out, size_t outlen, const char *val, size_t len)
+{
+	if (len >= outlen) {
+		len = outlen - 1;
+		while (len > 0 && val[len] != ',')
+			len--;
+	}
+	memcpy(out, val, len);
+	out[len] = '\0';
+}
+
 int dmarc_record_parse(const char *text, size_t len, struct dmarc_record *rec, char *err,
 		       size_t errlen)
 {
@@ -95,6 +108,7 @@ int dmarc_record_parse(const char *text, size_t len, struct dmarc_record *rec, c
 	rec->p = rec->sp = DMARC_POLICY_NONE;
 	rec->pct = 100;
 	rec->strict_dkim = rec->strict_spf = false;
+	rec->rua[0] = '\0';
 	while (pos < len) {
 		const char *semi = memchr(text + pos, ';', len - pos);
 		size_t end = semi != NULL ? (size_t)(semi - text) : len;
@@ -137,6 +151,7 @@ int dmarc_record_parse(const char *text, size_t len, struct dmarc_record *rec, c
 			rec->strict_spf = tag_value_is(val, val_len, "s");
 		} else if (tag_value_is(name, name_len, "rua")) {
 			has_rua = val_len > 0;
+			rua_copy(rec->rua, sizeof(rec->rua), val, val_len);
 		}
 	}
 	if (index == 0)
@@ -336,10 +351,15 @@ void dmarc_check(struct mailauth_dns *dns, const char *from_domain, const char *
 		return;
 	}
 	out->policy = at_org ? rec.sp : rec.p;
+	out->published = rec;
+	snprintf(out->published_domain, sizeof(out->published_domain), "%s",
+		 at_org ? org : from_domain);
 	bool spf_ok = spf_domain != NULL && aligned(spf_domain, from_domain, rec.strict_spf);
 	bool dkim_ok = false;
 	for (size_t i = 0; i < dkim_count && !dkim_ok; i++)
 		dkim_ok = aligned(dkim_domains[i], from_domain, rec.strict_dkim);
+	out->spf_aligned = spf_ok;
+	out->dkim_aligned = dkim_ok;
 	if (spf_ok || dkim_ok) {
 		out->result = DMARC_PASS;
 		out->disposition = DMARC_POLICY_NONE;
@@ -354,4 +374,68 @@ void dmarc_check(struct mailauth_dns *dns, const char *from_domain, const char *
 		out->disposition--;
 	snprintf(out->reason, sizeof(out->reason), "neither SPF nor DKIM aligned with %.100s",
 		 from_domain);
+}
+
+/* ---- aggregate report data (§7.2) ---- */
+
+static const char *dkim_status_report_name(enum dkim_status st)
+{
+	switch (st) {
+	case DKIM_PASS: return "pass";
+	case DKIM_FAIL: return "fail";
+	case DKIM_TEMPERROR: return "temperror";
+	default: return "permerror";
+	}
+}
+
+/* The signature a report shows: the first that passed, else the first there is. Appendix C
+ * allows several; one keeps the rows few, and the aligned flag says the rest. */
+static void report_dkim(const struct mailauth_report *r, struct dmarc_report_row *row)
+{
+	int pick = -1;
+
+	for (int i = 0; i < r->dkim_count && pick < 0; i++)
+		if (r->dkim[i].status == DKIM_PASS && !r->dkim[i].body_partial)
+			pick = i;
+	if (pick < 0 && r->dkim_count > 0)
+		pick = 0;
+	row->dkim_result = pick < 0 ? "none" : dkim_status_report_name(r->dkim[pick].status);
+	if (pick >= 0)
+		lower_copy(row->dkim_domain, sizeof(row->dkim_domain), r->dkim[pick].domain,
+			   strlen(r->dkim[pick].domain));
+}
+
+bool dmarc_report_row_make(const struct mailauth_report *r, const char *ip,
+			   struct dmarc_report_row *row)
+{
+	const struct dmarc_outcome *d = &r->dmarc;
+
+	if ((d->result != DMARC_PASS && d->result != DMARC_FAIL) || d->published.rua[0] == '\0')
+		return false;
+	memset(row, 0, sizeof(*row));
+	snprintf(row->header_from, sizeof(row->header_from), "%s", d->from_domain);
+	snprintf(row->source_ip, sizeof(row->source_ip), "%s", ip != NULL ? ip : "");
+	row->disposition = dmarc_policy_name(d->disposition);
+	row->dkim_aligned = d->dkim_aligned ? "pass" : "fail";
+	row->spf_aligned = d->spf_aligned ? "pass" : "fail";
+	report_dkim(r, row);
+	lower_copy(row->spf_domain, sizeof(row->spf_domain), r->spf.domain, strlen(r->spf.domain));
+	row->spf_scope = r->spf.helo_identity ? "helo" : "mfrom";
+	row->spf_result = spf_result_name(r->spf.result);
+	snprintf(row->policy_domain, sizeof(row->policy_domain), "%s", d->published_domain);
+	row->policy = d->published;
+	return true;
+}
+
+void dmarc_report_record(const struct mailauth_settings *s, const struct mailauth_report *r,
+			 const char *ip)
+{
+	struct dmarc_report_row *row;
+
+	if (s->dmarc_recorder == NULL)
+		return;
+	row = xmalloc(sizeof(*row)); /* about 2 KiB: kept off the worker's stack */
+	if (dmarc_report_row_make(r, ip, row))
+		s->dmarc_recorder(s->dmarc_recorder_ctx, row);
+	free(row);
 }

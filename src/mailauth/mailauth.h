@@ -167,6 +167,7 @@ struct dmarc_record {
 	enum dmarc_policy p, sp; /* sp = p when absent */
 	unsigned pct;		 /* 0..100 */
 	bool strict_dkim, strict_spf;
+	char rua[LIMIT_DMARC_RUA_TEXT]; /* the rua= value as published, "" when none */
 };
 
 /* Parses a DMARC record ("v=DMARC1; p=...; ..."), §6.3. 0 valid, -1 with the reason. */
@@ -185,6 +186,11 @@ struct dmarc_outcome {
 	enum dmarc_policy policy;      /* the policy that applies (p or sp), for the comment */
 	enum dmarc_policy disposition; /* what to do: policy after pct, NONE unless FAIL */
 	char reason[160];
+	/* For aggregate reports (§7.2): the record found and where, and which identifier
+	 * aligned. Filled when result is PASS or FAIL. */
+	struct dmarc_record published;
+	char published_domain[256];
+	bool spf_aligned, dkim_aligned;
 };
 
 const char *dmarc_result_name(enum dmarc_result r);
@@ -247,6 +253,8 @@ void arc_verify(const uint8_t *msg, size_t len, dkim_lookup_fn lookup, void *ctx
 		struct arc_outcome *out);
 const char *arc_result_name(enum arc_result r);
 
+/* Whether msg carries an Authentication-Results field of authserv_id (what arc_seal seals). */
+bool arc_has_own_results(const uint8_t *msg, size_t len, const char *authserv_id);
 /* Adds the next ARC set (RFC 8617 §5.1) to a message that carries our Authentication-Results
  * field (authserv-id = authserv_id): an ARC-Authentication-Results with its results, an
  * ARC-Message-Signature and an ARC-Seal whose cv= is that field's arc= result, signed with the
@@ -254,12 +262,76 @@ const char *arc_result_name(enum arc_result r);
  * terminated, to header_out, to be put in front of the message. Returns 1 sealed, 0 nothing to
  * seal (no field of ours, a chain already ended by cv=fail, or LIMIT_ARC_SETS sets), -1 with
  * err. */
-/* Whether msg carries an Authentication-Results field of authserv_id (what arc_seal seals). */
-bool arc_has_own_results(const uint8_t *msg, size_t len, const char *authserv_id);
 int arc_seal(const struct dkim_signer *signer, const uint8_t *msg, size_t len,
 	     const char *authserv_id, int64_t now, struct buf *header_out, char *err,
 	     size_t errlen);
 
+/* ---- aggregate report data (RFC 7489 §7.2) ---- */
+
+/* One evaluation as an aggregate report counts it: the identifiers and results of Appendix
+ * C's <record>, and the policy published. Text fields are NUL-terminated, lower case. */
+struct dmarc_report_row {
+	char header_from[256];
+	char source_ip[46];
+	const char *disposition;    /* none, quarantine, reject (static text) */
+	const char *dkim_aligned;   /* policy_evaluated: pass or fail */
+	const char *spf_aligned;
+	char dkim_domain[254];	    /* auth_results: one signature, "" when unsigned */
+	const char *dkim_result;    /* none, pass, fail, temperror, permerror */
+	char spf_domain[256];	    /* the domain SPF checked */
+	const char *spf_scope;	    /* mfrom or helo */
+	const char *spf_result;	    /* none, neutral, pass, fail, softfail, temperror, permerror */
+	char policy_domain[256];    /* where the record was found */
+	struct dmarc_record policy; /* as published, rua included */
+};
+
+/* Called once per evaluated message whose DMARC record has rua= (cli/ stores it). May run
+ * on any worker thread at once. */
+typedef void (*dmarc_recorder_fn)(void *ctx, const struct dmarc_report_row *row);
+
+struct mailauth_report;
+/* Fills row from one evaluation; false when there is nothing to report (no DMARC record, or
+ * one without rua=). ip is the client's address. */
+bool dmarc_report_row_make(const struct mailauth_report *r, const char *ip,
+			   struct dmarc_report_row *row);
+struct mailauth_settings;
+/* Hands the row of one evaluation to the settings' recorder, when there is one and the row
+ * is worth reporting. */
+void dmarc_report_record(const struct mailauth_settings *s, const struct mailauth_report *r,
+			 const char *ip);
+
+/* What one aggregate report says about itself (Appendix C report_metadata and
+ * policy_published). begin/end: the UTC day covered, in seconds since the epoch. */
+struct dmarc_report_meta {
+	const char *org_name;	   /* our host name: also the submitter and the file's receiver */
+	const char *email;	   /* [dmarc] report_from */
+	const char *report_id;	   /* unique per report: letters, digits, '.', '-' */
+	int64_t begin, end;
+	const char *policy_domain; /* the domain reported on */
+	const struct dmarc_record *policy;
+};
+
+/* Appends the XML of Appendix C: one <record> per row with its count. */
+void dmarc_report_xml(const struct dmarc_report_meta *m, const struct dmarc_report_row *rows,
+		      const uint64_t *counts, size_t n, struct buf *out);
+/* Appends data compressed in gzip format (RFC 1952). -1 when zlib fails. */
+int dmarc_report_gzip(const uint8_t *data, size_t len, struct buf *out);
+/* §7.2.1.1: "receiver!policy-domain!begin!end.xml.gz". */
+void dmarc_report_file_name(const struct dmarc_report_meta *m, char *out, size_t outlen);
+/* Appends the report mail to `to` (CRLF line ends): the §7.2.1.1 subject, a short text part
+ * and the gzip'd XML as an application/gzip attachment under the file name above. */
+void dmarc_report_message(const struct dmarc_report_meta *m, const char *to, int64_t now,
+			  const uint8_t *gz, size_t gz_len, struct buf *out);
+
+/* One destination of a rua= list (§6.2): a mailto: address and its !size limit in bytes
+ * (0: none). domain is the address's domain, lower case. */
+struct dmarc_rua {
+	char address[320];
+	char domain[256];
+	uint64_t max_size;
+};
+/* The mailto: URIs of a rua= value, at most max (other schemes are skipped). */
+size_t dmarc_rua_parse(const char *rua, struct dmarc_rua *out, size_t max);
 
 /* ---- Authentication-Results (RFC 8601) and the whole check ---- */
 
@@ -275,6 +347,9 @@ struct mailauth_settings {
 	bool verify;		   /* [mailauth] verify */
 	bool reject_quarantines;   /* [dmarc] reject = quarantine */
 	char *arc_trusted;	   /* [mailauth] arc_trusted: domains, space separated */
+	/* [dmarc] reports = on: cli/ sets a recorder of evaluations; NULL records nothing. */
+	dmarc_recorder_fn dmarc_recorder;
+	void *dmarc_recorder_ctx;
 };
 
 struct mailauth_settings *mailauth_settings_new(const struct config *cfg);

@@ -67,13 +67,23 @@ void spam_check(void *arg, const struct delivery_check_input *in, struct deliver
 	const struct spam_settings *set = arg;
 	struct buf tests;
 	double signals = spam_auth_points(v);
+	struct spam_rspamd_result rspamd;
+	char rspamd_text[64] = "";
 
 	buf_init(&tests);
 	if (spam_is_gtube(in->msg, in->len))
 		buf_append_str(&tests, ",GTUBE");
-	/* A submission comes from our own user: where it connects from says nothing. */
-	if (in->auth_user == NULL)
+	/* A submission comes from our own user: where it connects from, and how its client
+	 * writes headers, say nothing. */
+	if (in->auth_user == NULL) {
 		signals += spam_network_points(set, in->client_ip, &tests);
+		signals += spam_anomaly_points(in->msg, in->len, time_wall_seconds(), &tests);
+		if (set->rspamd != NULL && spam_rspamd_check(set->rspamd, in, &rspamd) == 0) {
+			signals += rspamd.score;
+			snprintf(rspamd_text, sizeof(rspamd_text), " rspamd=%.1f/%s", rspamd.score,
+				 rspamd.action);
+		}
+	}
 	double best = signals, best_threshold = set->default_threshold;
 	bool any_junk = false;
 	char field[640];
@@ -94,9 +104,9 @@ void spam_check(void *arg, const struct delivery_check_input *in, struct deliver
 	v->spam_score = best;
 	snprintf(field, sizeof(field), "X-Spam-Score: %.1f", best);
 	delivery_verdict_add_header(v, field);
-	snprintf(field, sizeof(field), "X-Spam-Status: %s, score=%.1f threshold=%.1f%s%s",
-		 any_junk ? "Yes" : "No", best, best_threshold, tests.len > 0 ? " tests=" : "",
-		 tests.len > 0 ? buf_cstr(&tests) + 1 : "");
+	snprintf(field, sizeof(field), "X-Spam-Status: %s, score=%.1f threshold=%.1f%s%s%s",
+		 any_junk ? "Yes" : "No", best, best_threshold, rspamd_text,
+		 tests.len > 0 ? " tests=" : "", tests.len > 0 ? buf_cstr(&tests) + 1 : "");
 	delivery_verdict_add_header(v, field);
 	buf_free(&tests);
 }

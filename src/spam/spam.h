@@ -106,6 +106,8 @@ struct spam_settings {
 	const char *resolvers; /* [dns] resolvers */
 	bool fcrdns;	       /* [spam] fcrdns */
 	const char *dnsbl;     /* [spam] dnsbl: zones, space- or comma-separated; "" = none */
+	/* [spam] rspamd: its score is added to ours (score = ours + rspamd's); NULL = none */
+	struct spam_rspamd *rspamd;
 };
 
 /* ---- the connecting host (network.c) ---- */
@@ -118,6 +120,47 @@ bool spam_dnsbl_name(const char *ip, const char *zone, char *out, size_t outlen)
 /* Points for a host without forward-confirmed reverse DNS and for each blocklist that lists
  * it; appends ",NAME" for each to tests. Blocks on DNS within its own deadlines. */
 double spam_network_points(const struct spam_settings *set, const char *ip, struct buf *tests);
+
+/* ---- header and MIME anomalies (anomaly.c) ---- */
+
+/* Points of each rule; the names are what X-Spam-Status shows. */
+#define SPAM_POINTS_MISSING_DATE 1.0       /* MISSING_DATE: no Date field */
+#define SPAM_POINTS_DATE_FUTURE 1.5        /* DATE_IN_FUTURE: more than a day ahead */
+#define SPAM_POINTS_DATE_PAST 1.0          /* DATE_IN_PAST: older than the days below */
+#define SPAM_ANOMALY_DATE_PAST_DAYS 365
+#define SPAM_POINTS_MISSING_MESSAGE_ID 0.5 /* MISSING_MESSAGE_ID */
+#define SPAM_POINTS_FROM_NAME_SPOOF 2.0    /* FROM_NAME_SPOOF: an encoded display name showing
+					    * an address of another domain */
+#define SPAM_POINTS_SUBJECT_CAPS 0.5       /* SUBJECT_ALL_CAPS: letters, none lower case */
+#define SPAM_ANOMALY_CAPS_LETTERS 10       /* ...at least this many */
+#define SPAM_POINTS_MANY_RECIPIENTS 1.0    /* MANY_RECIPIENTS: To and Cc beyond the number */
+#define SPAM_ANOMALY_MAX_RECIPIENTS 50
+#define SPAM_POINTS_EXECUTABLE 3.0         /* EXECUTABLE_ATTACHMENT: .exe, .scr, .js, ... */
+#define SPAM_POINTS_NO_TEXT_PART 1.0       /* NO_TEXT_PART: multipart without any text part */
+
+/* The points of every rule msg matches, ",NAME" appended to tests for each. now: the wall
+ * clock (seconds) the Date rules compare with. */
+double spam_anomaly_points(const uint8_t *msg, size_t len, int64_t now, struct buf *tests);
+
+/* ---- the rspamd hand-off (rspamd.c) ---- */
+
+struct spam_rspamd;
+/* url: "http://IP:port" (numeric). timeout_ms bounds one whole check. */
+struct spam_rspamd *spam_rspamd_new(const char *url, unsigned timeout_ms, char *err,
+				    size_t errlen);
+void spam_rspamd_free(struct spam_rspamd **r);
+
+struct spam_rspamd_result {
+	double score;
+	char action[32]; /* rspamd's action, spaces made '_' ("add_header") */
+};
+/* POSTs the message to /checkv2 with the envelope; 0 with the result, -1 when rspamd is
+ * down, slow or answers nonsense (logged at most once a minute). Blocks up to the time limit. */
+int spam_rspamd_check(struct spam_rspamd *r, const struct delivery_check_input *in,
+		      struct spam_rspamd_result *res);
+/* Reads an HTTP answer of /checkv2: 0 with score and action, -1 when it is not a 200 with a
+ * JSON object holding a numeric top-level "score". For tests. */
+int spam_rspamd_parse_reply(const char *reply, size_t len, struct spam_rspamd_result *res);
 
 /* Points the sender checks' results add (negative for a pass). */
 double spam_auth_points(const struct delivery_verdict *v);

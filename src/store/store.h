@@ -458,6 +458,48 @@ enum store_error store_counts_get(struct store_account *acct, const uint64_t *ke
 enum store_error store_counts_size(struct store_account *acct, uint64_t *rows_r,
 				   struct store_err *err_r);
 
+/* ---- DMARC aggregate report counts (dmarc_reports.c) ---- */
+
+/* DATA_DIR/dmarc-reports.db: how often each combination of columns was seen per UTC day
+ * (days since the epoch) and policy domain, with the policy published that day, for the
+ * reports cli/ sends (RFC 7489 §7.2). The columns are the caller's text, in this order:
+ * header_from, source_ip, disposition, dkim_aligned, spf_aligned, dkim_domain, dkim_result,
+ * spf_domain, spf_scope, spf_result. Bounded by LIMIT_DMARC_REPORT_ROWS_PER_DAY and
+ * LIMIT_DMARC_REPORT_KEEP_DAYS. Thread-safe; -1 with err on failure. */
+#define STORE_DMARC_COLUMNS 10
+#define STORE_DMARC_RUA_TEXT 512 /* LIMIT_DMARC_RUA_TEXT */
+
+struct store_dmarc_policy {
+	unsigned p, sp, pct; /* the caller's numbers for the policies */
+	bool strict_dkim, strict_spf;
+	char rua[STORE_DMARC_RUA_TEXT];
+};
+
+struct store_dmarc;
+int64_t store_dmarc_today(void);
+/* Opens (creating) the file and deletes the days past the keep limit. */
+struct store_dmarc *store_dmarc_open(const char *data_dir, char *err, size_t errlen);
+void store_dmarc_close(struct store_dmarc **st);
+int store_dmarc_prune(struct store_dmarc *st, int64_t today, char *err, size_t errlen);
+/* Counts one evaluation: 1 counted, 0 dropped by the day's row cap (logged once a minute). */
+int store_dmarc_add(struct store_dmarc *st, int64_t day, const char *policy_domain,
+		    const char *const columns[STORE_DMARC_COLUMNS],
+		    const struct store_dmarc_policy *policy, char *err, size_t errlen);
+/* Calls cb for each policy domain with counts on day (not yet marked sent, when
+ * unsent_only), without the store's lock. Returns how many. */
+int store_dmarc_domains(struct store_dmarc *st, int64_t day, bool unsent_only,
+			void (*cb)(const char *domain, void *ctx), void *ctx, char *err,
+			size_t errlen);
+/* The policy of domain on day and each row with its count (most first); cb runs under the
+ * store's lock and must not call it. 1 found, 0 nothing that day (err says so), -1. */
+typedef void store_dmarc_row_cb(const char *const columns[STORE_DMARC_COLUMNS], uint64_t count,
+				void *ctx);
+int store_dmarc_read(struct store_dmarc *st, int64_t day, const char *domain,
+		     struct store_dmarc_policy *policy_r, store_dmarc_row_cb *cb, void *ctx,
+		     char *err, size_t errlen);
+int store_dmarc_mark_sent(struct store_dmarc *st, int64_t day, const char *domain, char *err,
+			  size_t errlen);
+
 /* ---- copy and move observer ---- */
 
 /* Called after store_copy committed (and after its change-feed events), on the thread that
