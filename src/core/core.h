@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "limits.h"
 
@@ -121,6 +122,13 @@ uint64_t time_now_ms(void);      /* monotonic milliseconds */
 int64_t time_wall_seconds(void); /* seconds since the epoch */
 /* Days from 1970-01-01 to year-month-day of the proleptic Gregorian calendar (calendar.c). */
 int64_t time_days_from_civil(int64_t year, unsigned month, unsigned day);
+
+/* ---- sockets with a deadline (deadline_io.c; deadline in time_now_ms units): -1 with errno
+ * set on failure, ETIMEDOUT when the deadline passed ---- */
+/* 0 when fd is ready for events (POLLIN, POLLOUT) before the deadline. */
+int fd_wait_ready(int fd, short events, uint64_t deadline);
+/* A connected non-blocking, close-on-exec stream socket to addr; the caller closes it. */
+int fd_connect_within(const struct sockaddr *addr, socklen_t addr_len, uint64_t deadline);
 
 /* ---- files (fs.c): -1 with errno set on failure ---- */
 /* fsync of a directory, so that what was renamed or created in it survives a crash. */

@@ -92,45 +92,6 @@ void spam_rspamd_free(struct spam_rspamd **r)
 	*r = NULL;
 }
 
-static int wait_ready(int fd, short events, uint64_t deadline)
-{
-	for (;;) {
-		uint64_t now = time_now_ms();
-		struct pollfd p = { fd, events, 0 };
-		if (now >= deadline) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		int n = poll(&p, 1, (int)(deadline - now));
-		if (n > 0)
-			return 0;
-		if (n < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
-static int connect_within(const struct spam_rspamd *r, uint64_t deadline)
-{
-	int fd = socket(r->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int soerr = 0;
-	socklen_t solen = sizeof(soerr);
-
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (const struct sockaddr *)&r->addr, r->addr_len) == 0)
-		return fd;
-	if (errno != EINPROGRESS || wait_ready(fd, POLLOUT, deadline) < 0 ||
-	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &solen) < 0 || soerr != 0) {
-		if (soerr != 0)
-			errno = soerr;
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	return fd;
-}
-
 static int send_all(int fd, const uint8_t *p, size_t len, uint64_t deadline)
 {
 	while (len > 0) {
@@ -139,7 +100,7 @@ static int send_all(int fd, const uint8_t *p, size_t len, uint64_t deadline)
 			p += n;
 			len -= (size_t)n;
 		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-			if (wait_ready(fd, POLLOUT, deadline) < 0)
+			if (fd_wait_ready(fd, POLLOUT, deadline) < 0)
 				return -1;
 		} else {
 			return -1;
@@ -163,7 +124,7 @@ static int read_all(int fd, struct buf *out, uint64_t deadline)
 		} else if (n == 0) {
 			return 0;
 		} else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-			if (wait_ready(fd, POLLIN, deadline) < 0)
+			if (fd_wait_ready(fd, POLLIN, deadline) < 0)
 				return -1;
 		} else {
 			return -1;
@@ -284,7 +245,7 @@ int spam_rspamd_check(struct spam_rspamd *r, const struct delivery_check_input *
 	for (size_t i = 0; i < in->mailbox_count && i < 100; i++)
 		field(&req, "Rcpt", in->mailboxes[i]);
 	buf_append_str(&req, "\r\n");
-	fd = connect_within(r, deadline);
+	fd = fd_connect_within((const struct sockaddr *)&r->addr, r->addr_len, deadline);
 	if (fd >= 0) {
 		what = "send";
 		if (send_all(fd, req.data, req.len, deadline) == 0 &&

@@ -112,49 +112,13 @@ void virus_scanner_free(struct virus_scanner **sp)
 	*sp = NULL;
 }
 
-/* 0 when fd is ready for events before the deadline; -1 with errno (ETIMEDOUT) otherwise. */
-static int wait_ready(int fd, short events, uint64_t deadline)
-{
-	for (;;) {
-		uint64_t now = time_now_ms();
-		struct pollfd p = { fd, events, 0 };
-		if (now >= deadline) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		int r = poll(&p, 1, (int)(deadline - now));
-		if (r > 0)
-			return 0;
-		if (r < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
 static int clamd_connect(const struct virus_scanner *s, uint64_t deadline, char *err,
 			 size_t errlen)
 {
-	int fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int soerr = 0;
-	socklen_t solen = sizeof(soerr);
+	int fd = fd_connect_within((const struct sockaddr *)&s->addr, s->addr_len, deadline);
 
-	if (fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	if (connect(fd, (const struct sockaddr *)&s->addr, s->addr_len) == 0)
-		return fd;
-	if (errno != EINPROGRESS && errno != EAGAIN) {
+	if (fd < 0)
 		snprintf(err, errlen, "connect to %s: %s", s->display, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (wait_ready(fd, POLLOUT, deadline) < 0 ||
-	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &solen) < 0 || soerr != 0) {
-		snprintf(err, errlen, "connect to %s: %s", s->display,
-			 strerror(soerr ? soerr : errno));
-		close(fd);
-		return -1;
-	}
 	return fd;
 }
 
@@ -168,7 +132,7 @@ static int send_all(int fd, struct iovec *iov, int iovcnt, uint64_t deadline, ch
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (wait_ready(fd, POLLOUT, deadline) < 0)
+			if (fd_wait_ready(fd, POLLOUT, deadline) < 0)
 				goto fail;
 			continue;
 		}
@@ -211,7 +175,7 @@ static int read_reply(int fd, char *reply, size_t replylen, uint64_t deadline, c
 			break; /* clamd closed: what came is the reply */
 		if (errno == EINTR)
 			continue;
-		if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_ready(fd, POLLIN, deadline) == 0)
+		if ((errno == EAGAIN || errno == EWOULDBLOCK) && fd_wait_ready(fd, POLLIN, deadline) == 0)
 			continue;
 		snprintf(err, errlen, "reading clamd's reply: %s", strerror(errno));
 		return -1;
