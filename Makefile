@@ -98,15 +98,16 @@ build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libroost.a
 		$(PKG_CFLAGS) -Isrc \
 		-o $@ $< build-fuzz/libroost.a $(PKG_LIBS)
 
+# The targets run FUZZ_JOBS at a time (each is one process on one core).
+FUZZ_JOBS ?= 2
+
 fuzz-smoke: fuzz
-	@set -e; for t in $(FUZZ_BIN); do name=$${t#build-fuzz/fuzz_}; \
-		mkdir -p build-fuzz/corpus/$$name; \
-		echo "== fuzz $$name for $(FUZZ_SECONDS)s"; \
+	@printf '%s\n' $(FUZZ_BIN) | xargs -P $(FUZZ_JOBS) -I{} sh -c '\
+		t={}; name=$${t#build-fuzz/fuzz_}; mkdir -p build-fuzz/corpus/$$name; \
 		if ! $$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 			build-fuzz/corpus/$$name tests/fuzz/corpus/$$name > build-fuzz/$$name.log 2>&1; then \
-			tail -60 build-fuzz/$$name.log; echo "fuzz $$name: FAILED"; exit 1; fi; \
-		grep -E 'stat::number_of_executed_units|stat::peak_rss' build-fuzz/$$name.log; \
-	done
+			tail -60 build-fuzz/$$name.log; echo "fuzz $$name: FAILED"; exit 255; fi; \
+		echo "== fuzz $$name for $(FUZZ_SECONDS)s: $$(grep -E "stat::number_of_executed_units|stat::peak_rss" build-fuzz/$$name.log | tr -s " " | tr "\n" " ")"'
 
 # ---- store durability tests and store benchmark (tests/durability/, bench/store/) ----
 # `make durability` builds the append driver and the fsync-failure shim, then runs the kill -9
