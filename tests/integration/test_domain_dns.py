@@ -92,6 +92,7 @@ def check(r, recs, resolver_opts=()):
         with open(r.conf, "a") as f:
             f.write("\n[dns]\nresolvers = %s\n" % resolver)
         res = r.cli("domain", "check", DOMAIN, check=False)
+    assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr, res.stderr
     lines = {}
     for line in res.stdout.splitlines():
         word, rest = line.split(None, 1)
