@@ -246,7 +246,7 @@ static enum check_result check_txt(const struct zone_item *it, const char *conta
 
 	for (size_t i = 0; i < a->count; i++) {
 		const struct dns_record *r = &a->records[i];
-		/* A DKIM key record may leave v= out (RFC 6376 §3.6.1): any record there counts. */
+		/* A DKIM key record may leave v= out (RFC 6376 §3.6.1): any record counts. */
 		if (it->match != ZONE_MATCH_DKIM && !is_record_of(r->text, version))
 			continue;
 		ours++;
@@ -256,7 +256,7 @@ static enum check_result check_txt(const struct zone_item *it, const char *conta
 	}
 	if (ours == 0)
 		return CHECK_MISSING;
-	/* Two SPF or DMARC records make both void for a receiver (RFC 7208 §4.5, RFC 7489 §6.6.3). */
+	/* Two SPF or DMARC records void both for a receiver (RFC 7208 §4.5, RFC 7489 §6.6.3). */
 	return match && ours == 1 ? CHECK_OK : CHECK_WRONG;
 }
 
@@ -283,9 +283,10 @@ static enum check_result check_host(const struct zone_item *it, const struct dns
 			snprintf(shown, sizeof(shown), "%s", r->text);
 		} else if (it->type == DNS_SRV) {
 			/* The target "." says "not offered" whatever the port (RFC 2782). */
-			same = str_ieq(it->text, r->text) && (it->text[0] == '\0' || it->port == r->port);
-			snprintf(shown, sizeof(shown), "%u %u %u %s.", r->priority, r->weight, r->port,
-				 r->text);
+			same = str_ieq(it->text, r->text) &&
+			       (it->text[0] == '\0' || it->port == r->port);
+			snprintf(shown, sizeof(shown), "%u %u %u %s.", r->priority, r->weight,
+				 r->port, r->text);
 		} else {
 			same = str_ieq(it->text, r->text);
 			snprintf(shown, sizeof(shown), "%s.", r->text);
@@ -330,7 +331,8 @@ static enum check_result check_item(const struct config *cfg, const struct zone 
 	case DNS_NODATA: res = CHECK_MISSING; break;
 	case DNS_TEMPFAIL:
 	case DNS_BADNAME:
-		buf_printf(found, "lookup failed: %s", a.status == DNS_BADNAME ? "bad name" : a.error);
+		buf_printf(found, "lookup failed: %s",
+			   a.status == DNS_BADNAME ? "bad name" : a.error);
 		res = CHECK_ERROR;
 		break;
 	case DNS_OK:

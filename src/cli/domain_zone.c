@@ -28,7 +28,8 @@ static struct zone_item *zone_add(struct zone *z, enum zone_item_kind kind, cons
 	return it;
 }
 
-static void zone_comment(struct zone *z, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void zone_comment(struct zone *z, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 static void zone_comment(struct zone *z, const char *fmt, ...)
 {
 	struct buf line;
@@ -153,8 +154,8 @@ static void add_mtasts(struct zone *z, const struct config *cfg, const char *dom
 	char id[17];
 	zone_mtasts_id(policy, id);
 	zone_comment(z, "MTA-STS (RFC 8461), [mtasts] mode = %s. The policy below must be served "
-			"at https://mta-sts.%s/.well-known/mta-sts.txt", mtasts_mode_text[cfg->mtasts_mode],
-		     domain);
+			"at https://mta-sts.%s/.well-known/mta-sts.txt",
+		     mtasts_mode_text[cfg->mtasts_mode], domain);
 	zone_comment(z, "(this version of roost does not serve it); its id changes with its text:");
 	for (char *line = policy, *eol; (eol = strstr(line, "\r\n")) != NULL; line = eol + 2)
 		zone_comment(z, "  %.*s", (int)(eol - line), line);
@@ -187,9 +188,12 @@ static void add_srv(struct zone *z, const struct config *cfg, const char *domain
 		const char *label;
 		enum listen_kind kind;
 	} services[] = {
-		{ "_submissions._tcp", LISTEN_SUBMISSIONS }, { "_submission._tcp", LISTEN_SUBMISSION },
-		{ "_imaps._tcp", LISTEN_IMAPS },	     { "_imap._tcp", LISTEN_IMAP },
-		{ "_pop3s._tcp", LISTEN_POP3S },	     { "_pop3._tcp", LISTEN_POP3 },
+		{ "_submissions._tcp", LISTEN_SUBMISSIONS },
+		{ "_submission._tcp", LISTEN_SUBMISSION },
+		{ "_imaps._tcp", LISTEN_IMAPS },
+		{ "_imap._tcp", LISTEN_IMAP },
+		{ "_pop3s._tcp", LISTEN_POP3S },
+		{ "_pop3._tcp", LISTEN_POP3 },
 	};
 
 	zone_comment(z, "Client settings (RFC 6186, RFC 8314): a service this server does not "

@@ -35,7 +35,7 @@ struct zone_item {
 	uint16_t priority;    /* MX, SRV */
 	uint16_t weight;      /* SRV */
 	uint16_t port;	      /* SRV; 0 with target "" (".") for a service not offered */
-	bool published_elsewhere; /* printed as a comment: the PTR lives in the address owner's zone */
+	bool published_elsewhere; /* printed as a comment: the PTR is in the address owner's zone */
 	enum zone_match match;
 	char *address;	      /* PTR: the address whose reverse name this is */
 };

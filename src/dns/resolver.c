@@ -1,6 +1,7 @@
-/* The c-ares channel and the generic query of dns.h (TXT, A, AAAA, MX, PTR, SRV, CNAME). Each query sets the AD bit in its
- * header, which asks a validating resolver to say whether the answer was DNSSEC-validated
- * (RFC 6840 §5.7); the answer's AD bit is reported, never trusted for anything else. */
+/* The c-ares channel and the generic query of dns.h (TXT, A, AAAA, MX, PTR, SRV, CNAME).
+ * Each query sets the AD bit in its header, which asks a validating resolver to say whether
+ * the answer was DNSSEC-validated (RFC 6840 §5.7); the answer's AD bit is reported, never
+ * trusted for anything else. */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <netdb.h>
