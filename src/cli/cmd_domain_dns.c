@@ -362,7 +362,8 @@ static void report(enum check_result res, const struct zone_item *it, const stru
 	line.len--; /* its newline */
 	printf("%-7s %s", check_result_word[res], buf_cstr(&line));
 	if (res != CHECK_OK && res != CHECK_MISSING && found->len > 0)
-		printf("  (found: %.*s)", (int)found->len, (const char *)found->data);
+		printf("  (%s%.*s)", res == CHECK_WRONG ? "found: " : "", (int)found->len,
+		       (const char *)found->data);
 	printf("\n");
 	buf_free(&line);
 }

@@ -96,7 +96,7 @@ def check(r, recs, resolver_opts=()):
     lines = {}
     for line in res.stdout.splitlines():
         word, rest = line.split(None, 1)
-        lines[rest.split("  (found:")[0]] = (word, line)
+        lines[re.split(r"  \((?:found: |lookup failed)", rest)[0]] = (word, line)
     return res.returncode, lines, res
 
 
@@ -240,3 +240,15 @@ def test_check_ptr_must_be_forward_confirmed(server):
     status, lines, res = check(r, moved, ["--ptr-record=%s,%s" % (ptr[0], HOST)])
     word, line = lines[record_key(ptr)]
     assert word == "WRONG" and "does not resolve to %s" % PUBLIC in line, line
+
+
+def test_check_without_an_answering_resolver_is_an_error(server):
+    """A lookup that fails is ERROR, never MISSING: nothing says the record is absent."""
+    r = server()  # [dns] resolvers of the harness: 127.0.0.1:9, where nothing answers
+    n = len(records(r.cli("domain", "dns", DOMAIN).stdout))
+    res = r.cli("domain", "check", DOMAIN, check=False)
+    assert res.returncode == 1
+    lines = res.stdout.splitlines()
+    assert len(lines) == n, res.stdout  # one line per record, the PTR included
+    assert all(line.startswith("ERROR ") and "(lookup failed: " in line for line in lines), \
+        res.stdout
