@@ -43,6 +43,10 @@ void cli_spam_free(struct cli_spam **s);
  * warning and returns -1), and `domain dkim DOMAIN` printing the TXT records to publish. */
 int cli_dkim_generate(struct config *cfg, const char *domain);
 int cmd_domain_dkim(struct config *cfg, const char *domain);
+/* `domain dns DOMAIN` (cmd_domain_dns.c): every record to publish, as zone-file lines; and
+ * `domain check DOMAIN`: each looked up, OK/MISSING/WRONG, exit 1 unless all are OK. */
+int cmd_domain_dns(struct config *cfg, const char *domain);
+int cmd_domain_check(struct config *cfg, const char *domain);
 /* `domain dkim-sign DOMAIN`: signs the message on standard input, writes it to standard output. */
 int cmd_domain_dkim_sign(struct config *cfg, const char *domain);
 

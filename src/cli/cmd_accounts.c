@@ -55,7 +55,7 @@ static int fail(const char *err)
 
 static const char domain_usage[] =
 	"domain add DOMAIN | domain del DOMAIN | domain list | domain dkim DOMAIN | "
-	"domain dkim-sign DOMAIN < message";
+	"domain dkim-sign DOMAIN < message | domain dns DOMAIN | domain check DOMAIN";
 
 int cmd_domain(struct config *cfg, int argc, char **argv)
 {
@@ -69,6 +69,10 @@ int cmd_domain(struct config *cfg, int argc, char **argv)
 		return cmd_domain_dkim(cfg, argv[1]);
 	if (strcmp(argv[0], "dkim-sign") == 0 && argc == 2)
 		return cmd_domain_dkim_sign(cfg, argv[1]);
+	if (strcmp(argv[0], "dns") == 0 && argc == 2)
+		return cmd_domain_dns(cfg, argv[1]);
+	if (strcmp(argv[0], "check") == 0 && argc == 2)
+		return cmd_domain_check(cfg, argv[1]);
 	bool one = strcmp(argv[0], "add") == 0 || strcmp(argv[0], "del") == 0;
 	if (!(one && argc == 2) && !(strcmp(argv[0], "list") == 0 && argc == 1))
 		return usage_error(domain_usage);

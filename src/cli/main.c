@@ -11,7 +11,7 @@
 static const struct cli_command commands[] = {
 	{ "serve", "serve", cmd_serve, false },
 	{ "check", "check", cmd_check, false },
-	{ "domain", "domain add|del|list|dkim|dkim-sign [DOMAIN]", cmd_domain, true },
+	{ "domain", "domain add|del|list|dkim|dkim-sign|dns|check [DOMAIN]", cmd_domain, true },
 	{ "user",
 	  "user add|passwd ADDRESS | user del [--purge] ADDRESS | user list [DOMAIN] | "
 	  "user import-passwd FILE DOMAIN",

@@ -36,6 +36,7 @@ static const char *const log_format_names[] = { "logfmt", "json", NULL };
 static const char *const virus_action_names[] = { "reject", "junk", "quarantine", NULL };
 static const char *const virus_on_error_names[] = { "tempfail", "accept", NULL };
 static const char *const dmarc_reject_names[] = { "reject", "quarantine", NULL };
+static const char *const mtasts_mode_names[] = { "none", "testing", "enforce", NULL };
 
 static const char *const listen_names[LISTEN_KIND_COUNT] = {
 	"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "metrics",
@@ -191,6 +192,8 @@ static const struct setting settings[] = {
 	  "record DMARC evaluations and send daily aggregate reports to the rua= addresses" },
 	{ "dmarc", "report_from", T_STR, OFF(dmarc_report_from), "", 0, 0, NULL,
 	  "sender of aggregate reports; empty = postmaster@[server] hostname" },
+	{ "mtasts", "mode", T_ENUM, OFF(mtasts_mode), "none", 0, 0, mtasts_mode_names,
+	  "MTA-STS policy that `roost domain dns` publishes: none, testing or enforce" },
 	{ "spam", "enabled", T_BOOL, OFF(spam_enabled), "yes", 0, 0, NULL,
 	  "score received mail, file junk into the account's Junk" },
 	{ "spam", "threshold", T_INT, OFF(spam_threshold), "4", 1, 1000, NULL,

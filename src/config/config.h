@@ -54,6 +54,9 @@ enum relay_tls {
 /* [virus]: what happens to an infected message, and to one clamd could not scan. */
 enum virus_action { VIRUS_ACTION_REJECT, VIRUS_ACTION_JUNK, VIRUS_ACTION_QUARANTINE };
 enum virus_on_error { VIRUS_ON_ERROR_TEMPFAIL, VIRUS_ON_ERROR_ACCEPT };
+/* [mtasts] mode: the MTA-STS policy (RFC 8461 §3.2) `roost domain dns` publishes; none prints
+ * no MTA-STS records (this version does not serve the policy file itself). */
+enum mtasts_mode { MTASTS_MODE_NONE, MTASTS_MODE_TESTING, MTASTS_MODE_ENFORCE };
 
 struct config {
 	char *path;     /* the file read, or NULL when running on defaults */
@@ -154,6 +157,8 @@ struct config {
 	enum dmarc_reject_action dmarc_reject;
 	bool dmarc_reports;	    /* record evaluations, send aggregate reports */
 	char *dmarc_report_from;    /* "" = postmaster@hostname */
+	/* [mtasts] */
+	enum mtasts_mode mtasts_mode;
 
 	/* [queue] */
 	int64_t queue_retry_first;

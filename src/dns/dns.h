@@ -1,6 +1,7 @@
 /* DNS lookups with c-ares for every layer that needs them: MX resolution for outbound
- * delivery (RFC 5321 §5.1, null MX RFC 7505), and the TXT, address and PTR queries of the
- * inbound checks (SPF, DKIM keys, DMARC policies, blocklists, reverse DNS).
+ * delivery (RFC 5321 §5.1, null MX RFC 7505), the TXT, address and PTR queries of the
+ * inbound checks (SPF, DKIM keys, DMARC policies, blocklists, reverse DNS), and the SRV and
+ * CNAME queries with which `roost domain check` reads a domain's published records.
  *
  * Every call blocks, bounded by a deadline: call from queue delivery threads or the worker
  * pool, never from an event loop. resolvers: "ADDR[:PORT] ..." ([dns] resolvers) or "" for
@@ -22,13 +23,16 @@ enum dns_status {
 	DNS_BADNAME,	 /* the name cannot be queried (too long, empty label) */
 };
 
-enum dns_type { DNS_TXT, DNS_A, DNS_AAAA, DNS_MX, DNS_PTR };
+enum dns_type { DNS_TXT, DNS_A, DNS_AAAA, DNS_MX, DNS_PTR, DNS_SRV, DNS_CNAME };
 
 struct dns_record {
 	char *text;	   /* TXT: the strings of one record concatenated (RFC 7208 §3.3);
-			      A/AAAA: the address in text form; MX/PTR: the host name, no trailing dot */
+			      A/AAAA: the address in text form; MX/PTR/SRV/CNAME: the host name,
+			      no trailing dot ("" for the root, the SRV "no service" target) */
 	size_t text_len;   /* TXT may contain NUL octets: the exact length */
-	uint16_t priority; /* MX only */
+	uint16_t priority; /* MX and SRV */
+	uint16_t weight;   /* SRV only */
+	uint16_t port;	   /* SRV only */
 };
 
 struct dns_answer {

@@ -1,6 +1,7 @@
-/* The c-ares channel and the generic query of dns.h. Each query sets the AD bit in its
- * header, which asks a validating resolver to say whether the answer was DNSSEC-validated
- * (RFC 6840 §5.7); the answer's AD bit is reported, never trusted for anything else. */
+/* The c-ares channel and the generic query of dns.h (TXT, A, AAAA, MX, PTR, SRV, CNAME).
+ * Each query sets the AD bit in its header, which asks a validating resolver to say whether
+ * the answer was DNSSEC-validated (RFC 6840 §5.7); the answer's AD bit is reported, never
+ * trusted for anything else. */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <netdb.h>
@@ -127,6 +128,8 @@ static void add_record(struct dns_answer *a, const void *text, size_t len, uint1
 	r->text[len] = '\0';
 	r->text_len = len;
 	r->priority = priority;
+	r->weight = 0;
+	r->port = 0;
 }
 
 /* Host names without the trailing dot some resolvers leave. */
@@ -218,6 +221,70 @@ static void parse_ptr(struct dns_answer *a, const unsigned char *abuf, int alen)
 	ares_free_hostent(h);
 }
 
+static void parse_srv(struct dns_answer *a, const unsigned char *abuf, int alen)
+{
+	struct ares_srv_reply *srv = NULL;
+
+	if (ares_parse_srv_reply(abuf, alen, &srv) != ARES_SUCCESS) {
+		a->status = DNS_TEMPFAIL;
+		snprintf(a->error, sizeof(a->error), "malformed SRV answer");
+		return;
+	}
+	for (struct ares_srv_reply *r = srv; r != NULL; r = r->next) {
+		size_t before = a->count;
+		add_host_record(a, r->host, r->priority);
+		if (a->count > before) {
+			a->records[before].weight = r->weight;
+			a->records[before].port = r->port;
+		}
+	}
+	ares_free_data(srv);
+}
+
+static unsigned wire_u16(const unsigned char *p)
+{
+	return (unsigned)p[0] << 8 | p[1];
+}
+
+/* c-ares 1.18 has no CNAME parser: the answer section is walked here, each name expanded by
+ * ares_expand_name (which bounds compression pointers), each RDATA length checked against the
+ * message. Only the CNAME records of the answer are kept. */
+static void parse_cname(struct dns_answer *a, const unsigned char *abuf, int alen)
+{
+	const unsigned char *p = abuf + 12, *end = abuf + alen;
+	unsigned questions = wire_u16(abuf + 4), answers = wire_u16(abuf + 6);
+	char *name = NULL;
+	long used = 0;
+
+	for (unsigned i = 0; i < questions + answers; i++) {
+		if (ares_expand_name(p, abuf, alen, &name, &used) != ARES_SUCCESS)
+			goto malformed;
+		ares_free_string(name);
+		p += used;
+		size_t fixed = i < questions ? 4 : 10; /* type, class[, ttl, rdlength] */
+		if (end - p < (long)fixed)
+			goto malformed;
+		if (i < questions) {
+			p += fixed;
+			continue;
+		}
+		unsigned type = wire_u16(p), rdlength = wire_u16(p + 8);
+		if (end - p - 10 < (long)rdlength)
+			goto malformed;
+		if (type == ns_t_cname) {
+			if (ares_expand_name(p + 10, abuf, alen, &name, &used) != ARES_SUCCESS)
+				goto malformed;
+			add_host_record(a, name, 0);
+			ares_free_string(name);
+		}
+		p += 10 + rdlength;
+	}
+	return;
+malformed:
+	a->status = DNS_TEMPFAIL;
+	snprintf(a->error, sizeof(a->error), "malformed CNAME answer");
+}
+
 static void query_callback(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
 	struct query_state *q = arg;
@@ -262,6 +329,8 @@ static void query_callback(void *arg, int status, int timeouts, unsigned char *a
 	case DNS_AAAA: parse_addresses(a, abuf, alen, AF_INET6); break;
 	case DNS_MX: parse_mx(a, abuf, alen); break;
 	case DNS_PTR: parse_ptr(a, abuf, alen); break;
+	case DNS_SRV: parse_srv(a, abuf, alen); break;
+	case DNS_CNAME: parse_cname(a, abuf, alen); break;
 	}
 	if (a->status == DNS_OK && a->count == 0)
 		a->status = DNS_NODATA;
@@ -275,6 +344,8 @@ static int wire_type(enum dns_type type)
 	case DNS_AAAA: return ns_t_aaaa;
 	case DNS_MX: return ns_t_mx;
 	case DNS_PTR: return ns_t_ptr;
+	case DNS_SRV: return ns_t_srv;
+	case DNS_CNAME: return ns_t_cname;
 	}
 	return ns_t_txt;
 }
