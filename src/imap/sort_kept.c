@@ -5,10 +5,11 @@
  * sort or a threading of 100,000 messages.
  *
  * Invariants:
- *  1. An entry is used only when the index version (store_account_index_version: this
- *     process's writes, other processes' commits, the account's opening) equals the one read
- *     before the entry's inputs were, and the mailbox's UID list equals the entry's one: new
- *     mail, expunges, flag changes and a cached envelope written since all make it a miss.
+ *  1. An entry is used only when the index version (store_account_index_version: envelopes
+ *     this process wrote, other processes' commits, the account's opening) equals the one
+ *     read before the entry's inputs were, and the mailbox's UID list equals the entry's one:
+ *     new mail, expunges and a cached envelope written since all make it a miss. Flags change
+ *     no key (the search that filters the order runs afresh each time).
  *  2. Memory is bounded by LIMIT_IMAP_SORT_KEPT_BYTES over all entries and
  *     LIMIT_IMAP_SORT_KEPT_ENTRIES entries; the least recently used entry goes first, and one
  *     that would take more than a quarter of the bound is not kept.

@@ -113,11 +113,12 @@ enum store_error store_account_usage(struct store_account *acct, uint64_t *bytes
  * opened earlier compares it with the value read before that open: unchanged means every one
  * of those messages still exists. Never blocks; safe on any thread, including event loops. */
 uint64_t store_account_removals(struct store_account *acct);
-/* What a cache kept above the store (IMAP's kept sort orders) compares to know that nothing it
- * was computed from changed: every field differs after any commit of this process (saves,
- * expunges, flags, a cached envelope written) or of another process (PRAGMA data_version),
- * and `opened` tells two openings of the account apart. Equal versions of one account mean
- * no message and no cached envelope changed in between. */
+/* What a cache kept above the store (IMAP's kept sort orders) compares, with the UID list of
+ * the mailbox, to know that no message's cached envelope changed since it read them: `writes`
+ * goes up whenever this process writes the envelope of a message that already existed (or
+ * reopens the index), `others` after any commit of another process (PRAGMA data_version), and
+ * `opened` tells two openings of the account apart. Saves and expunges of this process do
+ * not count (the UID list shows them: UIDs are never used twice), nor do flag changes. */
 struct store_index_version {
 	uint64_t opened, writes, others;
 };

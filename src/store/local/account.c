@@ -244,7 +244,6 @@ void local_write_end(struct store_account *acct)
 {
 	if (acct->index_suspect)
 		index_recover(acct);
-	local_note_index_write(acct);
 	flock(acct->lock_fd, LOCK_UN);
 	pthread_mutex_unlock(&acct->lock);
 }

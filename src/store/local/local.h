@@ -147,8 +147,9 @@ struct store_account {
 	_Atomic uint64_t quota_messages;
 	/* store_account_removals: bumped after every commit that takes messages away. */
 	_Atomic uint64_t removals;
-	/* store_account_index_version: bumped after every write of this process to the index
-	 * (the sort keys' own table aside, which only ever repeats what it was derived from). */
+	/* store_account_index_version: bumped when this process writes the cached envelope of
+	 * a message that already existed (store_message_cache) or reopens the index; other
+	 * writes add or remove messages (the UID list tells), or change flags (no key). */
 	_Atomic uint64_t index_writes;
 	uint64_t opened_serial; /* unique per opening in this process */
 
