@@ -130,6 +130,13 @@
 #define LIMIT_IMAP_CONTEXTS 16
 #define LIMIT_IMAP_CONTEXT_RESULT (100 * 1000)
 
+/* SORT and THREAD answers kept between commands (imap/sort_kept.c), for the whole process:
+ * at most this many bytes (4 per message for its UID, 4 more for a sort order, or a THREAD's
+ * text) in at most this many entries; an entry above a quarter of the bytes is not kept.
+ * 32 MiB keep 40 orders of 100,000-message mailboxes. */
+#define LIMIT_IMAP_SORT_KEPT_BYTES (32u * 1024 * 1024)
+#define LIMIT_IMAP_SORT_KEPT_ENTRIES 64
+
 /* Login penalty records (per IP, per user) and user+IP session counts kept in memory, each
  * table; beyond it the least recently touched entry is dropped. 65536 entries cost ~10 MiB. */
 #define LIMIT_AUTH_PENALTY_ENTRIES 65536

@@ -45,6 +45,9 @@ struct sort_job {
 	/* while the command works: the keys it compares, and those it derived */
 	struct imap_sort_keys_arena arena;
 	struct buf derived;
+	/* SORT: keys of every message of the mailbox are collected and ordered, not only of
+	 * those that match, so that the order can be kept for the next command */
+	bool whole;
 };
 
 static void sort_job_free(struct sort_job **jobp)
@@ -217,11 +220,14 @@ static struct imap_sort_msg *collect_keys(struct sort_job *job, const struct sto
 	for (size_t i = 0; i < n; i++) { /* msgs and the view both in UID order */
 		while (v < job->view_count && job->view[v] < msgs[i].uid)
 			v++;
-		if (!match[i] || v == job->view_count || job->view[v] != msgs[i].uid)
+		bool in_view = v < job->view_count && job->view[v] == msgs[i].uid;
+		if (!job->whole && (!match[i] || !in_view))
 			continue;
 		struct imap_sort_msg *m = &ms[count++];
 		m->uid = msgs[i].uid;
-		m->msn = (uint32_t)v + 1;
+		/* whole: every message, ranked by UID as the view numbers them (invariant of
+		 * sort_whole_mailbox) */
+		m->msn = job->whole ? (uint32_t)i + 1 : (uint32_t)v + 1;
 		m->arrival = msgs[i].internal_date;
 		m->size = msgs[i].size;
 		/* ARRIVAL and SIZE come from the index rows: no keys are read for them */
@@ -238,54 +244,182 @@ static struct imap_sort_msg *collect_keys(struct sort_job *job, const struct sto
 	return ms;
 }
 
+/* The key under which the job's answer is kept; false when the index version is unknown. */
+static bool kept_key(const struct sort_job *job, struct imap_kept_key *key)
+{
+	memset(key, 0, sizeof(*key));
+	if (store_account_index_version(job->acct, &key->version, NULL) != STORE_OK)
+		return false;
+	key->mailbox_id = job->mailbox_id;
+	key->thread = job->kind != SORT_KIND_SORT;
+	key->by_uid = key->thread && job->uid;
+	key->algorithm = (int)job->kind;
+	key->crit_count = key->thread ? 0 : job->crit_count;
+	memcpy(key->crit, job->crit, key->crit_count * sizeof(*key->crit));
+	return true;
+}
+
+/* Each message's sequence number in the client's view, 0 when the view has it not. */
+static uint32_t *view_numbers(const struct sort_job *job, const struct store_msg *msgs, size_t n)
+{
+	uint32_t *msn = xmalloc((n + 1) * sizeof(*msn));
+	size_t v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		while (v < job->view_count && job->view[v] < msgs[i].uid)
+			v++;
+		msn[i] = v < job->view_count && job->view[v] == msgs[i].uid ? (uint32_t)v + 1 : 0;
+	}
+	return msn;
+}
+
+/* The SORT answer from the order of every message of the mailbox: the messages that match
+ * and that the client's view has, in that order. Sorting all messages with ties broken by
+ * UID and then filtering gives what sorting the filtered ones by sequence number gives,
+ * since the view numbers messages in UID order. */
+static void sort_answer_from_order(struct sort_job *job, const struct store_msg *msgs, size_t n,
+				   const bool *match, const uint32_t *order)
+{
+	uint32_t *msn = view_numbers(job, msgs, n);
+	size_t count = 0;
+
+	job->numbers = xmalloc((n + 1) * sizeof(*job->numbers));
+	if (job->ret & IMAP_RET_UPDATE)
+		job->order_uids = xmalloc((n + 1) * sizeof(*job->order_uids));
+	for (size_t k = 0; k < n; k++) {
+		uint32_t i = order[k];
+		if (!match[i] || msn[i] == 0)
+			continue;
+		if (job->order_uids != NULL)
+			job->order_uids[count] = msgs[i].uid;
+		job->numbers[count++] = job->uid ? msgs[i].uid : msn[i];
+	}
+	job->number_count = count;
+	free(msn);
+}
+
+/* Orders (or threads) the collected keys into the job's answer. */
+static void order_keys(struct sort_job *job, struct imap_sort_msg **order, size_t count)
+{
+	switch (job->kind) {
+	case SORT_KIND_SORT:
+		imap_sort_msgs(order, count, job->crit, job->crit_count);
+		job->numbers = xmalloc((count + 1) * sizeof(*job->numbers));
+		for (size_t i = 0; i < count; i++)
+			job->numbers[i] = job->uid ? order[i]->uid : order[i]->msn;
+		job->number_count = count;
+		if (job->ret & IMAP_RET_UPDATE) {
+			job->order_uids = xmalloc((count + 1) * sizeof(uint32_t));
+			for (size_t i = 0; i < count; i++)
+				job->order_uids[i] = order[i]->uid;
+		}
+		break;
+	case SORT_KIND_ORDEREDSUBJECT:
+		imap_thread_orderedsubject(order, count, job->uid, &job->threads);
+		break;
+	case SORT_KIND_REFERENCES:
+		imap_thread_references(order, count, job->uid, &job->threads);
+		break;
+	}
+}
+
+/* SORT of every message of the mailbox (job->whole): the order is kept for the commands
+ * that follow, the answer filtered from it. */
+static void sort_whole_mailbox(struct sort_job *job, const struct imap_kept_key *key,
+			       const struct store_msg *msgs, size_t n, const bool *match,
+			       struct imap_sort_msg *keys, struct imap_sort_msg **order)
+{
+	uint32_t *indices = xmalloc((n + 1) * sizeof(*indices));
+
+	imap_sort_msgs(order, n, job->crit, job->crit_count);
+	for (size_t k = 0; k < n; k++)
+		indices[k] = (uint32_t)(order[k] - keys); /* keys holds msgs in their order */
+	imap_kept_put(key, msgs, n, indices, NULL, 0);
+	sort_answer_from_order(job, msgs, n, match, indices);
+	free(indices);
+}
+
+/* Whether every message of the mailbox matched and the view holds exactly them: a THREAD of
+ * the whole mailbox, whose answer can be kept. */
+static bool thread_of_whole_mailbox(const struct sort_job *job, const struct store_msg *msgs,
+				    size_t n, const bool *match)
+{
+	if (job->view_count != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!match[i] || job->view[i] != msgs[i].uid)
+			return false;
+	return true;
+}
+
+/* SORT keeps the order of the whole mailbox when the search matches at least this share of
+ * it (1/N): ordering all costs less than a second ordering of most of them. A narrow search
+ * orders only its matches, as ordering all would cost far more than it answers. */
+#define SORT_WHOLE_SHARE 4
+
+/* An answer kept from an earlier command, when one fits: true when the job is answered. */
+static bool answer_from_kept(struct sort_job *job, const struct imap_kept_key *key,
+			     const struct store_msg *msgs, size_t n, const bool *match,
+			     bool whole_thread)
+{
+	uint32_t *order = NULL;
+
+	if (job->kind == SORT_KIND_SORT) {
+		if (!imap_kept_find(key, msgs, n, &order, NULL))
+			return false;
+		sort_answer_from_order(job, msgs, n, match, order);
+		free(order);
+		return true;
+	}
+	return whole_thread && imap_kept_find(key, msgs, n, NULL, &job->threads);
+}
+
 static void sort_work(void *arg)
 {
 	struct sort_job *job = arg;
 	struct store_list_query q = { 0, 0, 0 };
 	struct store_msg *msgs = NULL;
-	size_t n = 0, count = 0;
-	struct imap_sort_msg *keys;
+	size_t n = 0, count = 0, matched = 0;
+	struct imap_sort_msg *keys = NULL;
 	struct imap_sort_msg **order;
-	bool *match;
+	struct imap_kept_key key;
+	bool *match, keep, whole_thread = false;
 
 	if (net_conn_gone(job->conn)) {
 		job->outcome = IMAP_SEARCH_CANCELLED;
 		return;
 	}
+	/* read before the listing: a change after it makes what is kept now a miss later */
+	keep = kept_key(job, &key);
 	job->error = store_msg_list(job->acct, job->mailbox_id, &q, &msgs, &n, &job->err);
 	if (job->error != STORE_OK)
 		return;
 	match = xmalloc((n + 1) * sizeof(*match));
 	job->outcome = imap_search_match(job->conn, job->acct, job->mailbox_id, job->keys,
 					 job->budget, msgs, n, match);
-	keys = job->outcome == IMAP_SEARCH_DONE ? collect_keys(job, msgs, n, match, &count) : NULL;
-	free(match);
-	store_msg_list_free(&msgs, n);
+	if (job->outcome != IMAP_SEARCH_DONE)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		matched += match[i];
+	if (job->kind != SORT_KIND_SORT)
+		whole_thread = thread_of_whole_mailbox(job, msgs, n, match);
+	if (keep && answer_from_kept(job, &key, msgs, n, match, whole_thread))
+		goto out;
+	job->whole = keep && job->kind == SORT_KIND_SORT && matched * SORT_WHOLE_SHARE >= n;
+	keys = collect_keys(job, msgs, n, match, &count);
 	if (keys == NULL)
-		return;
+		goto out;
 	order = xmalloc((count + 1) * sizeof(*order));
 	for (size_t i = 0; i < count; i++)
 		order[i] = &keys[i];
 	if (job->outcome == IMAP_SEARCH_DONE) {
-		switch (job->kind) {
-		case SORT_KIND_SORT:
-			imap_sort_msgs(order, count, job->crit, job->crit_count);
-			job->numbers = xmalloc((count + 1) * sizeof(*job->numbers));
-			for (size_t i = 0; i < count; i++)
-				job->numbers[i] = job->uid ? order[i]->uid : order[i]->msn;
-			job->number_count = count;
-			if (job->ret & IMAP_RET_UPDATE) {
-				job->order_uids = xmalloc((count + 1) * sizeof(uint32_t));
-				for (size_t i = 0; i < count; i++)
-					job->order_uids[i] = order[i]->uid;
-			}
-			break;
-		case SORT_KIND_ORDEREDSUBJECT:
-			imap_thread_orderedsubject(order, count, job->uid, &job->threads);
-			break;
-		case SORT_KIND_REFERENCES:
-			imap_thread_references(order, count, job->uid, &job->threads);
-			break;
+		if (job->whole) {
+			sort_whole_mailbox(job, &key, msgs, n, match, keys, order);
+		} else {
+			order_keys(job, order, count);
+			if (keep && whole_thread)
+				imap_kept_put(&key, msgs, n, NULL, job->threads.data,
+					      job->threads.len);
 		}
 	}
 	for (size_t i = 0; i < count; i++)
@@ -295,6 +429,9 @@ static void sort_work(void *arg)
 	/* the answer is made: what the keys borrowed from can go before it is sent */
 	imap_sort_keys_arena_free(&job->arena);
 	buf_free(&job->derived);
+out:
+	free(match);
+	store_msg_list_free(&msgs, n);
 }
 
 static unsigned sort_needs(const struct sort_job *job);
@@ -337,6 +474,21 @@ enum imap_search_outcome imap_sort_uids(struct net_conn *conn, struct store_acco
 
 /* ---------------- answer (loop) ---------------- */
 
+/* sep and n in decimal: the answer to a SORT of 100,000 messages is that many numbers, and a
+ * printf per number cost a tenth of a kept order's answer. */
+static void append_number(struct buf *line, char sep, uint32_t n)
+{
+	char digits[11];
+	size_t at = sizeof(digits);
+
+	do {
+		digits[--at] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n != 0);
+	digits[--at] = sep;
+	buf_append(line, digits + at, sizeof(digits) - at);
+}
+
 /* RFC 5267 §3.2: for ESORT, MIN and MAX are the first and last in sort order, ALL lists the
  * numbers in that order. */
 static void esort_line(const struct sort_job *job, struct buf *line)
@@ -353,9 +505,9 @@ static void esort_line(const struct sort_job *job, struct buf *line)
 	if ((job->ret & IMAP_RET_MAX) && n > 0)
 		buf_printf(line, " MAX %u", job->numbers[n - 1]);
 	if ((job->ret & IMAP_RET_ALL) && n > 0) {
-		buf_append_str(line, " ALL ");
+		buf_append_str(line, " ALL");
 		for (size_t i = 0; i < n; i++)
-			buf_printf(line, "%s%u", i ? "," : "", job->numbers[i]);
+			append_number(line, i ? ',' : ' ', job->numbers[i]);
 	}
 	if (job->ret & IMAP_RET_PARTIAL) /* RFC 5267 §4.4, in sort order */
 		imap_append_partial(line, &job->partial, job->numbers, n, false);
@@ -411,8 +563,9 @@ static void sort_done(void *session, void *arg)
 			esort_line(job, &line);
 		} else {
 			buf_append_str(&line, "* SORT");
+			buf_reserve(&line, job->number_count * 8 + 2);
 			for (size_t i = 0; i < job->number_count; i++)
-				buf_printf(&line, " %u", job->numbers[i]);
+				append_number(&line, ' ', job->numbers[i]);
 		}
 		buf_append_str(&line, "\r\n");
 		net_conn_write(s->conn, line.data, line.len);

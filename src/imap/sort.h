@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "../core/core.h"
+#include "../store/store.h"
 
 struct imap_session;
 struct imap_parser;
@@ -102,6 +103,8 @@ enum imap_sort_key {
 	IMAP_SORT_DISPLAYTO,
 };
 
+#define IMAP_SORT_CRITERIA_MAX 16
+
 struct imap_sort_criterion {
 	enum imap_sort_key key;
 	bool reverse;
@@ -161,8 +164,6 @@ void imap_append_partial(struct buf *out, const struct imap_partial *p, const ui
 
 /* ---- context.c: searches kept alive (RFC 5267 §4, CONTEXT=SEARCH and CONTEXT=SORT) ---- */
 
-#define IMAP_SORT_CRITERIA_MAX 16
-
 struct imap_search_keys;
 
 /* What an UPDATE search leaves behind once it has answered. */
@@ -196,6 +197,30 @@ bool imap_context_refresh(struct imap_session *s, void (*then)(struct imap_sessi
 /* The selection ends: every live search ends with it. */
 void imap_contexts_free(struct imap_session *s);
 void imap_cmd_cancelupdate(struct imap_session *s, const char *tag, struct imap_parser *ps);
+
+/* ---- sort_kept.c: answers kept between commands ---- */
+
+/* What a kept answer was computed for: the index version read before its inputs, the
+ * mailbox, and the command (SORT criteria, or a THREAD algorithm and its numbering). */
+struct imap_kept_key {
+	struct store_index_version version;
+	uint64_t mailbox_id;
+	bool thread;	 /* THREAD: text; SORT: order */
+	bool by_uid;	 /* THREAD: numbered by UID */
+	int algorithm;	 /* THREAD: which one */
+	struct imap_sort_criterion crit[IMAP_SORT_CRITERIA_MAX]; /* SORT */
+	size_t crit_count;
+};
+
+/* msgs (n, ascending UIDs) is the mailbox as listed now. A SORT's kept order of all of them
+ * (indices into msgs, heap, into *order_r) or a THREAD's kept thread-list (appended to
+ * text_r), true when one is kept for key and exactly these messages. Safe on any thread. */
+bool imap_kept_find(const struct imap_kept_key *key, const struct store_msg *msgs, size_t n,
+		    uint32_t **order_r, struct buf *text_r);
+/* Keeps the order of all of msgs (order: n indices) or a thread-list of all of them (order
+ * NULL, text), within the memory bound of sort_kept.c; copies what it keeps. */
+void imap_kept_put(const struct imap_kept_key *key, const struct store_msg *msgs, size_t n,
+		   const uint32_t *order, const uint8_t *text, size_t text_len);
 
 /* ---- cmd_sort.c ---- */
 

@@ -113,6 +113,20 @@ enum store_error store_account_usage(struct store_account *acct, uint64_t *bytes
  * opened earlier compares it with the value read before that open: unchanged means every one
  * of those messages still exists. Never blocks; safe on any thread, including event loops. */
 uint64_t store_account_removals(struct store_account *acct);
+/* What a cache kept above the store (IMAP's kept sort orders) compares, with the UID list of
+ * the mailbox, to know that no message's cached envelope changed since it read them: `writes`
+ * goes up whenever this process writes the envelope of a message that already existed (or
+ * reopens the index), `others` after any commit of another process (PRAGMA data_version), and
+ * `opened` tells two openings of the account apart. Saves and expunges of this process do
+ * not count (the UID list shows them: UIDs are never used twice), nor do flag changes. */
+struct store_index_version {
+	uint64_t opened, writes, others;
+};
+enum store_error store_account_index_version(struct store_account *acct,
+					     struct store_index_version *version_r,
+					     struct store_err *err_r);
+bool store_index_version_equal(const struct store_index_version *a,
+			       const struct store_index_version *b);
 /* Another process (roost import) committed to ADDRESS's index: when this process has the
  * account open, messages it added beyond what this process last published are announced on
  * the change feed now, as APPEND events. Nothing happens when the account is not open (the

@@ -124,6 +124,9 @@ void local_mbox_clear(struct local_mbox *m)
 
 static void index_recover(struct store_account *acct);
 
+/* Serial numbers of account openings (store_account_index_version). */
+static _Atomic uint64_t accounts_opened;
+
 /* Design note 9: false (and the handle marked gone, once) when the account's path no longer
  * leads to the directory this handle opened. */
 static bool account_still_here(struct store_account *acct)
@@ -218,6 +221,9 @@ static void index_recover(struct store_account *acct)
 {
 	bool rebuild;
 
+	/* a new connection counts its data_version afresh */
+	local_note_index_write(acct);
+
 	if (atomic_load(&acct->gone))
 		return; /* the path now leads elsewhere: never reopen through it (note 9) */
 	acct->index_suspect = false;
@@ -289,6 +295,46 @@ void local_note_removal(struct store_account *acct)
 uint64_t store_account_removals(struct store_account *acct)
 {
 	return atomic_load(&acct->removals);
+}
+
+void local_note_index_write(struct store_account *acct)
+{
+	atomic_fetch_add(&acct->index_writes, 1);
+}
+
+/* Read under the index lock so that a write of this process is either counted or not begun. */
+enum store_error store_account_index_version(struct store_account *acct,
+					     struct store_index_version *version_r,
+					     struct store_err *err_r)
+{
+	sqlite3_stmt *st;
+	enum store_error e = STORE_OK;
+
+	memset(version_r, 0, sizeof(*version_r));
+	local_read_begin(acct);
+	if (!local_db_ready(acct, err_r)) {
+		pthread_mutex_unlock(&acct->lock);
+		return STORE_ERR_IO;
+	}
+	version_r->opened = acct->opened_serial;
+	version_r->writes = atomic_load(&acct->index_writes);
+	if (sqlite3_prepare_v2(acct->db, "PRAGMA data_version", -1, &st, NULL) != SQLITE_OK) {
+		e = local_db_fail(acct, err_r, "version");
+	} else {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			version_r->others = (uint64_t)sqlite3_column_int64(st, 0);
+		else
+			e = local_db_fail(acct, err_r, "version");
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&acct->lock);
+	return e;
+}
+
+bool store_index_version_equal(const struct store_index_version *a,
+			       const struct store_index_version *b)
+{
+	return a->opened == b->opened && a->writes == b->writes && a->others == b->others;
 }
 
 struct store_subscription *store_subscribe(struct store_account *acct, uint64_t mailbox_id,
@@ -857,6 +903,7 @@ enum store_error store_account_open(struct store *store, const char *address,
 	acct = xcalloc(1, sizeof(*acct));
 	acct->store = store;
 	acct->address = norm;
+	acct->opened_serial = atomic_fetch_add(&accounts_opened, 1) + 1;
 	acct->dir = xasprintf("%s/%s/%s", store->mail_dir, domain, local);
 	acct->refs = 1;
 	acct->lock_fd = -1;

@@ -147,6 +147,11 @@ struct store_account {
 	_Atomic uint64_t quota_messages;
 	/* store_account_removals: bumped after every commit that takes messages away. */
 	_Atomic uint64_t removals;
+	/* store_account_index_version: bumped when this process writes the cached envelope of
+	 * a message that already existed (store_message_cache) or reopens the index; other
+	 * writes add or remove messages (the UID list tells), or change flags (no key). */
+	_Atomic uint64_t index_writes;
+	uint64_t opened_serial; /* unique per opening in this process */
 
 	/* The uidnext of each mailbox as this process last published it (foreign.c): what a
 	 * commit of another process added beyond it has not reached our subscribers yet. Under
@@ -261,6 +266,7 @@ void local_unlock_publish(struct store_account *acct, bool write, const struct s
 			  size_t count);
 /* Counts a commit that took messages away (see store_account_removals); called after it. */
 void local_note_removal(struct store_account *acct);
+void local_note_index_write(struct store_account *acct);
 enum store_error local_mbox_by_name(struct store_account *acct, const char *canon,
 				    struct local_mbox *m_r, struct store_err *err_r);
 enum store_error local_mbox_by_id(struct store_account *acct, uint64_t id, struct local_mbox *m_r,

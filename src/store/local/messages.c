@@ -1268,6 +1268,8 @@ enum store_error store_message_cache(struct store_account *acct, uint64_t mailbo
 		sqlite3_bind_text(st, 4, *bodystructure_r, -1, SQLITE_STATIC);
 		sqlite3_step(st);
 		sqlite3_finalize(st);
+		/* a message's envelope appeared: the keys derived without it are stale */
+		local_note_index_write(acct);
 	}
 	pthread_mutex_unlock(&acct->lock);
 	return STORE_OK;
