@@ -44,7 +44,12 @@
  *     gone: it never writes again (not into the archive it now points at through its open
  *     files, nor into a new directory at the path), is never recovered, and is no longer
  *     shared; the next open of the address makes a fresh handle. Reads through a gone handle
- *     still see the old index; message files are opened by path and are then missing. */
+ *     still see the old index; message files are opened by path and are then missing.
+ * 10. Quota usage is the quota_usage row, which triggers on messages keep in the transaction
+ *     of every row inserted or deleted, so it always equals the sum over the rows; a rebuilt
+ *     or recovered index recounts it. A commit that would take it past the account's limits
+ *     (acct->quota_*) is refused inside that transaction (quota.c). acct->warn_lock is taken
+ *     with no other store lock held. */
 #ifndef ROOST_STORE_LOCAL_H
 #define ROOST_STORE_LOCAL_H
 
