@@ -61,6 +61,13 @@ int auth_user_setting_set(struct auth_directory *dir, const char *address, const
  * on a storage error. An unknown user simply has none. */
 int auth_user_settings(struct auth_directory *dir, const char *address,
 		       void (*cb)(const char *name, const char *value, void *ctx), void *ctx);
+/* Per-domain settings, the same way (the names and values are checked by the caller,
+ * config_domain_setting_check), removed with the domain. -1 with err (unknown domain,
+ * storage error); auth_domain_settings: 0, or -1 on a storage error. */
+int auth_domain_setting_set(struct auth_directory *dir, const char *domain, const char *name,
+			    const char *value, char *err, size_t errlen);
+int auth_domain_settings(struct auth_directory *dir, const char *domain,
+			 void (*cb)(const char *name, const char *value, void *ctx), void *ctx);
 /* Dovecot passwd-file lines `user:{SCHEME}hash[:...]` (or `user@dom:...`); users without a
  * domain get default_domain. Keeps {SHA512-CRYPT}, {BLF-CRYPT}, {SHA256-CRYPT}, {CRYPT} hashes
  * as they are (crypt(3) verifies them), converts {PLAIN} to our hash. Returns the number of

@@ -43,7 +43,14 @@ static const char *const schema_sql =
 	" address TEXT NOT NULL REFERENCES users(address) ON DELETE CASCADE,"
 	" name TEXT NOT NULL,"
 	" value TEXT NOT NULL,"
-	" PRIMARY KEY (address, name));";
+	" PRIMARY KEY (address, name));"
+	/* Likewise added later: a domain's settings (quota limits of the sum over its accounts),
+	 * removed with the domain. */
+	"CREATE TABLE IF NOT EXISTS domain_settings ("
+	" domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	" name TEXT NOT NULL,"
+	" value TEXT NOT NULL,"
+	" PRIMARY KEY (domain, name));";
 
 void auth_random_bytes(void *buf, size_t len)
 {

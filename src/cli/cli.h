@@ -41,6 +41,16 @@ void cli_spam_free(struct cli_spam **s);
 
 /* DKIM keys of a domain (cmd_dkim.c): generation after `domain add` (a failure is printed as a
  * warning and returns -1), and `domain dkim DOMAIN` printing the TXT records to publish. */
+/* quota.c: the store's quota policy (store_quota_policy_fn) from the accounts directory and
+ * [quota]; ctx is a struct cli_quota that outlives the store. */
+struct auth_directory;
+struct store_quota_policy;
+struct cli_quota {
+	const struct config *cfg;
+	struct auth_directory *dir;
+};
+void cli_quota_policy(void *ctx, const char *address, struct store_quota_policy *policy_r);
+
 int cli_dkim_generate(struct config *cfg, const char *domain);
 int cmd_domain_dkim(struct config *cfg, const char *domain);
 /* `domain dns DOMAIN` (cmd_domain_dns.c): every record to publish, as zone-file lines; and

@@ -55,7 +55,49 @@ static int fail(const char *err)
 
 static const char domain_usage[] =
 	"domain add DOMAIN | domain del DOMAIN | domain list | domain dkim DOMAIN | "
-	"domain dkim-sign DOMAIN < message | domain dns DOMAIN | domain check DOMAIN";
+	"domain dkim-sign DOMAIN < message | domain dns DOMAIN | domain check DOMAIN | "
+	"domain set DOMAIN NAME VALUE | "
+	"domain unset DOMAIN NAME | domain settings DOMAIN\n"
+	"(set: quota.storage SIZE (500M, 2G, octets; 0 or none = unlimited) or quota.messages N, "
+	"limits of the sum over the domain's accounts)";
+
+static void print_domain_setting(const char *name, const char *value, void *ctx)
+{
+	(void)ctx;
+	printf("%s = %s\n", name, value);
+}
+
+/* `domain set|unset|settings`: the values are checked here, as `user set` does. */
+static int domain_settings_command(struct config *cfg, int argc, char **argv)
+{
+	struct auth_directory *dir;
+	char err[512];
+	int status = 0;
+
+	if (strcmp(argv[0], "set") == 0 &&
+	    config_domain_setting_check(argv[2], argv[3], NULL, err, sizeof(err)) < 0)
+		return fail(err);
+	if (strcmp(argv[0], "unset") == 0 &&
+	    config_domain_setting_check(argv[2], "0", NULL, err, sizeof(err)) < 0)
+		return fail(err);
+	dir = open_directory(cfg);
+	if (dir == NULL)
+		return 1;
+	if (strcmp(argv[0], "settings") == 0) {
+		if (!auth_domain_exists(dir, argv[1])) {
+			fprintf(stderr, "roost: domain %s does not exist\n", argv[1]);
+			status = 1;
+		} else if (auth_domain_settings(dir, argv[1], print_domain_setting, NULL) < 0) {
+			status = fail("cannot read the accounts database");
+		}
+	} else if (auth_domain_setting_set(dir, argv[1], argv[2],
+					   strcmp(argv[0], "set") == 0 ? argv[3] : NULL, err,
+					   sizeof(err)) < 0) {
+		status = fail(err);
+	}
+	auth_directory_close(&dir);
+	return status;
+}
 
 int cmd_domain(struct config *cfg, int argc, char **argv)
 {
@@ -73,6 +115,10 @@ int cmd_domain(struct config *cfg, int argc, char **argv)
 		return cmd_domain_dns(cfg, argv[1]);
 	if (strcmp(argv[0], "check") == 0 && argc == 2)
 		return cmd_domain_check(cfg, argv[1]);
+	if ((strcmp(argv[0], "set") == 0 && argc == 4) ||
+	    (strcmp(argv[0], "unset") == 0 && argc == 3) ||
+	    (strcmp(argv[0], "settings") == 0 && argc == 2))
+		return domain_settings_command(cfg, argc, argv);
 	bool one = strcmp(argv[0], "add") == 0 || strcmp(argv[0], "del") == 0;
 	if (!(one && argc == 2) && !(strcmp(argv[0], "list") == 0 && argc == 1))
 		return usage_error(domain_usage);
@@ -97,13 +143,14 @@ int cmd_domain(struct config *cfg, int argc, char **argv)
 static const char user_usage[] =
 	"user add ADDRESS | user del [--purge] ADDRESS | user passwd ADDRESS | "
 	"user list [DOMAIN] | user import-passwd FILE DOMAIN | user set ADDRESS NAME VALUE | "
-	"user unset ADDRESS NAME | user settings ADDRESS\n"
+	"user unset ADDRESS NAME | user settings ADDRESS (with the quota used)\n"
 	"(add and passwd read the password from standard input, asking twice on a terminal; it "
 	"needs [auth] min_password_length characters and must not be the address. del moves the "
 	"mail to DATA_DIR/archive/DOMAIN/USER-TIME, --purge removes it. import-passwd keeps "
 	"crypt hashes: those users have PLAIN/LOGIN at once and SCRAM-SHA-256 after their first "
 	"plaintext login or a user passwd. set overrides a server setting for one account: "
-	"pop3.delete_action, pop3.include_junk, spam.threshold)";
+	"pop3.delete_action, pop3.include_junk, spam.threshold, quota.storage (500M, 2G, "
+	"octets; 0 or none = unlimited), quota.messages)";
 
 static void collect_setting(const char *name, const char *value, void *ctx)
 {
@@ -113,6 +160,49 @@ static void collect_setting(const char *name, const char *value, void *ctx)
 	/* A value stored by another version that this one does not know is shown, not used. */
 	if (config_account_apply(as, name, value, err, sizeof(err)) < 0)
 		fprintf(stderr, "roost: ignoring stored setting: %s\n", err);
+}
+
+static void print_limit(const char *what, uint64_t used, uint64_t limit, const char *unit)
+{
+	if (limit == STORE_QUOTA_NONE)
+		printf("%s = %llu%s of unlimited\n", what, (unsigned long long)used, unit);
+	else
+		printf("%s = %llu%s of %llu%s (%llu%%)\n", what, (unsigned long long)used, unit,
+		       (unsigned long long)limit, unit,
+		       (unsigned long long)(limit != 0 ? used * 100 / limit : 100));
+}
+
+/* The quota lines of `user settings`: usage from the account's index and the limits in
+ * effect (the account's own, lowered to what its domain has left). */
+static int print_quota_usage(struct config *cfg, struct auth_directory *dir, const char *user)
+{
+	char *data_dir = config_resolve_path(cfg, cfg->data_dir);
+	struct store_settings set = { .data_dir = data_dir };
+	struct store_err serr = { 0 };
+	struct cli_quota policy = { cfg, dir };
+	struct store_account *acct = NULL;
+	struct store_quota q;
+	int status = 0;
+	struct store *store = store_open(&set, &serr);
+
+	free(data_dir);
+	if (store == NULL)
+		return fail(serr.text);
+	store_set_quota_policy(store, cli_quota_policy, &policy);
+	if (store_account_open(store, user, &acct, &serr) != STORE_OK ||
+	    store_account_quota(acct, &q, &serr) != STORE_OK) {
+		status = fail(serr.text);
+	} else {
+		print_limit("quota.storage.used", q.used_bytes, q.limit_bytes, " octets");
+		print_limit("quota.messages.used", q.used_messages, q.limit_messages, "");
+		if (q.policy.domain_storage != 0 || q.policy.domain_messages != 0)
+			printf("quota.domain.used = %llu octets, %llu messages\n",
+			       (unsigned long long)q.domain_used_bytes,
+			       (unsigned long long)q.domain_used_messages);
+	}
+	store_account_close(&acct);
+	store_close(&store);
+	return status;
 }
 
 /* `user settings`: every per-account setting with the value that applies and where it
@@ -129,7 +219,7 @@ static int print_user_settings(struct config *cfg, struct auth_directory *dir, c
 	if (auth_user_settings(dir, user, collect_setting, &effective) < 0)
 		return fail("cannot read the accounts database");
 	config_account_print(&effective, stdout);
-	return 0;
+	return print_quota_usage(cfg, dir, user);
 }
 
 static int set_user_setting(struct auth_directory *dir, int argc, char **argv)

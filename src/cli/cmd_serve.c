@@ -201,6 +201,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	struct auth_greylist *greylist = NULL;
 	struct net_server *srv = NULL;
 	struct store *store = NULL;
+	struct cli_quota quota = { cfg, NULL };
 	struct queue *queue = NULL;
 	struct delivery *delivery = NULL;
 	struct virus_scanner *virus = NULL;
@@ -312,6 +313,8 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		fprintf(stderr, "roost: cannot open the queue: %s\n", err);
 		goto out;
 	}
+	quota = (struct cli_quota){ cfg, dir };
+	store_set_quota_policy(store, cli_quota_policy, &quota);
 	delivery = delivery_new(cfg, dir, store, queue);
 	if (delivery_srs_setup(delivery, err, sizeof(err)) < 0) {
 		fprintf(stderr, "roost: cannot set up SRS: %s\n", err);

@@ -37,6 +37,7 @@ static const char *const virus_action_names[] = { "reject", "junk", "quarantine"
 static const char *const virus_on_error_names[] = { "tempfail", "accept", NULL };
 static const char *const dmarc_reject_names[] = { "reject", "quarantine", NULL };
 static const char *const mtasts_mode_names[] = { "none", "testing", "enforce", NULL };
+static const char *const quota_smtp_over_names[] = { "temporary", "permanent", NULL };
 
 static const char *const listen_names[LISTEN_KIND_COUNT] = {
 	"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "metrics",
@@ -233,6 +234,17 @@ static const struct setting settings[] = {
 	  "larger messages pass unscanned (clamd's StreamMaxLength must be at least this)" },
 	{ "virus", "timeout", T_SECONDS, OFF(virus_timeout), "30", 1, 3600, NULL,
 	  "one scan, connect to verdict" },
+
+	{ "quota", "storage", T_SIZE, OFF(quota_storage), "0", 0, INT64_MAX, NULL,
+	  "octets of mail per account (K, M, G, T); 0 or none = unlimited; per account and "
+	  "domain: quota.storage" },
+	{ "quota", "messages", T_INT, OFF(quota_messages), "0", 0, INT64_MAX, NULL,
+	  "messages per account; 0 = unlimited; per account and domain: quota.messages" },
+	{ "quota", "smtp_over", T_ENUM, OFF(quota_smtp_over), "temporary", 0, 0,
+	  quota_smtp_over_names,
+	  "mail for a full mailbox: temporary (452 4.2.2, retried) or permanent (552 5.2.2)" },
+	{ "quota", "warn", T_STR, OFF(quota_warn), "80,95", 0, 0, NULL,
+	  "percents of a limit at which one warning goes to the INBOX; none = no warnings" },
 };
 
 const char *config_listen_name(enum listen_kind kind)
@@ -322,9 +334,15 @@ static int parse_number(const char *value, enum setting_type type, int64_t *out,
 	uint64_t mult = 1;
 	uint64_t n;
 
+	if (type == T_SIZE && str_ieq(value, "none")) {
+		*out = 0;
+		return 0;
+	}
 	if (len > 0 && (type == T_SIZE || type == T_SECONDS)) {
 		char unit = value[len - 1];
-		if (type == T_SIZE && (unit == 'K' || unit == 'k'))
+		if (type == T_SIZE && (unit == 'T' || unit == 't'))
+			mult = 1024ULL * 1024 * 1024 * 1024;
+		else if (type == T_SIZE && (unit == 'K' || unit == 'k'))
 			mult = 1024;
 		else if (type == T_SIZE && (unit == 'M' || unit == 'm'))
 			mult = 1024 * 1024;
@@ -458,7 +476,83 @@ static const struct account_setting {
 	{ "pop3.include_junk", OFF(pop3_include_junk),
 	  offsetof(struct account_settings, pop3_include_junk) },
 	{ "spam.threshold", OFF(spam_threshold), offsetof(struct account_settings, spam_threshold) },
+	{ "quota.storage", OFF(quota_storage), offsetof(struct account_settings, quota_storage) },
+	{ "quota.messages", OFF(quota_messages),
+	  offsetof(struct account_settings, quota_messages) },
 };
+
+int config_parse_size(const char *text, uint64_t *bytes_r)
+{
+	const char *why;
+	int64_t v;
+
+	if (parse_number(text, T_SIZE, &v, &why) < 0)
+		return -1;
+	*bytes_r = (uint64_t)v;
+	return 0;
+}
+
+int config_quota_warn(const char *text, unsigned percent_r[2])
+{
+	const char *p = text;
+
+	percent_r[0] = percent_r[1] = 0;
+	if (text[0] == '\0' || str_ieq(text, "none"))
+		return 0;
+	for (int i = 0; i < 2; i++) {
+		uint64_t n;
+		size_t len = strcspn(p, ",");
+
+		while (len > 0 && p[0] == ' ') {
+			p++;
+			len--;
+		}
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (str_to_u64(p, len, 100, &n) < 0 || n == 0 ||
+		    (i == 1 && n <= percent_r[0]))
+			return -1;
+		percent_r[i] = (unsigned)n;
+		p += strcspn(p, ",");
+		if (*p == '\0')
+			return 0;
+		p++;
+	}
+	return -1; /* a third value */
+}
+
+int config_domain_setting_check(const char *name, const char *value, uint64_t *value_r,
+				char *err, size_t errlen)
+{
+	uint64_t v = 0;
+	int64_t n;
+	const char *why;
+
+	if (strcmp(name, "quota.storage") == 0) {
+		if (config_parse_size(value, &v) < 0) {
+			snprintf(err, errlen, "%s: expected a size such as 500M, 2G or a number of "
+				 "octets; 0 or none = unlimited", name);
+			return -1;
+		}
+	} else if (strcmp(name, "quota.messages") == 0) {
+		if (str_ieq(value, "none")) {
+			v = 0;
+		} else if (parse_number(value, T_INT, &n, &why) < 0) {
+			snprintf(err, errlen, "%s: expected a whole number; 0 or none = unlimited",
+				 name);
+			return -1;
+		} else {
+			v = (uint64_t)n;
+		}
+	} else {
+		snprintf(err, errlen, "%s is not a domain setting (those are: quota.storage "
+			 "quota.messages)", name);
+		return -1;
+	}
+	if (value_r != NULL)
+		*value_r = v;
+	return 0;
+}
 
 static const struct setting *setting_at(size_t offset)
 {
@@ -474,9 +568,9 @@ void config_account_defaults(const struct config *cfg, struct account_settings *
 	for (size_t i = 0; i < ARRAY_LEN(account_settings_table); i++) {
 		const struct account_setting *a = &account_settings_table[i];
 		const struct setting *s = setting_at(a->config_offset);
-		size_t size = s->type == T_BOOL ? sizeof(bool)
-			      : s->type == T_INT ? sizeof(int64_t)
-						 : sizeof(int);
+		size_t size = s->type == T_BOOL				 ? sizeof(bool)
+			      : s->type == T_INT || s->type == T_SIZE ? sizeof(int64_t)
+								   : sizeof(int);
 
 		memcpy((char *)as + a->account_offset, const_field_of(cfg, s), size);
 	}
@@ -504,14 +598,21 @@ int config_account_apply(struct account_settings *as, const char *name, const ch
 			as->overridden |= 1u << i;
 			return 0;
 		}
-		if (s->type == T_INT) {
+		if (s->type == T_INT || s->type == T_SIZE) {
 			const char *num_why = NULL;
 			int64_t v;
 
-			if (parse_number(value, T_INT, &v, &num_why) < 0 || v < s->min ||
+			/* A quota of "none" is 0, as in the file. */
+			if (s->type == T_INT && s->min == 0 && str_ieq(value, "none"))
+				value = "0";
+			if (parse_number(value, s->type, &v, &num_why) < 0 || v < s->min ||
 			    v > s->max) {
-				snprintf(err, errlen, "%s: expected a whole number from %lld to %lld",
-					 name, (long long)s->min, (long long)s->max);
+				if (s->type == T_SIZE)
+					snprintf(err, errlen, "%s: expected a size such as 500M, 2G or "
+						 "a number of octets; 0 or none = unlimited", name);
+				else
+					snprintf(err, errlen, "%s: expected a whole number from %lld "
+						 "to %lld", name, (long long)s->min, (long long)s->max);
 				return -1;
 			}
 			memcpy((char *)as + a->account_offset, &v, sizeof(v));
@@ -534,7 +635,7 @@ int config_account_apply(struct account_settings *as, const char *name, const ch
 
 const char *config_account_names(void)
 {
-	return "pop3.delete_action pop3.include_junk spam.threshold";
+	return "pop3.delete_action pop3.include_junk spam.threshold quota.storage quota.messages";
 }
 
 bool config_account_known(const char *name)
@@ -552,15 +653,20 @@ void config_account_print(const struct account_settings *as, void *stream)
 		const struct setting *s = setting_at(a->config_offset);
 		const char *field = (const char *)as + a->account_offset;
 		char number[32];
+		bool numeric = s->type == T_INT || s->type == T_SIZE;
 		const char *value = s->type == T_BOOL ? (*(const bool *)field ? "yes" : "no")
-				    : s->type == T_INT	  ? number
+				    : numeric		  ? number
 							  : s->enum_names[*(const int *)field];
 
-		if (s->type == T_INT) {
+		if (numeric) {
 			int64_t v;
 
 			memcpy(&v, field, sizeof(v));
-			snprintf(number, sizeof(number), "%lld", (long long)v);
+			/* A quota of 0 is no limit: say so rather than print a limit of nothing. */
+			if (v == 0 && strncmp(a->name, "quota.", 6) == 0)
+				snprintf(number, sizeof(number), "none");
+			else
+				snprintf(number, sizeof(number), "%lld", (long long)v);
 		}
 		fprintf(stream, "%s = %s (%s)\n", a->name, value,
 			as->overridden & (1u << i) ? "account" : "server");
@@ -791,6 +897,13 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
 	if (cfg->failure_delay_max_ms < cfg->failure_delay_ms) {
 		config_where(cfg, "auth", "failure_delay_max", where, sizeof(where));
 		snprintf(err, errlen, "%s: [auth] failure_delay_max is below failure_delay", where);
+		return -1;
+	}
+	unsigned warn[2];
+	if (config_quota_warn(cfg->quota_warn, warn) < 0) {
+		config_where(cfg, "quota", "warn", where, sizeof(where));
+		snprintf(err, errlen, "%s: [quota] warn: expected one or two percents from 1 to 100, "
+			 "ascending, such as 80,95 (or none)", where);
 		return -1;
 	}
 	if (cfg->data_dir[0] == '\0') {

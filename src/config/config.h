@@ -52,6 +52,8 @@ enum relay_tls {
 };
 
 /* [virus]: what happens to an infected message, and to one clamd could not scan. */
+/* A delivery the quota refuses: 452 4.2.2 (the sender retries) or 552 5.2.2 (RFC 3463). */
+enum quota_smtp_over { QUOTA_SMTP_TEMPORARY, QUOTA_SMTP_PERMANENT };
 enum virus_action { VIRUS_ACTION_REJECT, VIRUS_ACTION_JUNK, VIRUS_ACTION_QUARANTINE };
 enum virus_on_error { VIRUS_ON_ERROR_TEMPFAIL, VIRUS_ON_ERROR_ACCEPT };
 /* [mtasts] mode: the MTA-STS policy (RFC 8461 §3.2) `roost domain dns` publishes; none prints
@@ -177,6 +179,12 @@ struct config {
 	char *spam_dnsbl;	 /* blocklist zones; "" = none */
 	char *spam_rspamd;	 /* "http://IP:PORT" of rspamd; "" = none */
 	int64_t spam_rspamd_timeout; /* seconds for one rspamd check */
+
+	/* [quota] (RFC 9208): defaults of quota.storage and quota.messages, 0 = none */
+	int64_t quota_storage;
+	int64_t quota_messages;
+	enum quota_smtp_over quota_smtp_over;
+	char *quota_warn; /* "80,95": percents of a limit that get a warning (config_quota_warn) */
 };
 
 /* The settings one account may override (`roost user set ADDRESS NAME VALUE`, stored in the
@@ -185,6 +193,8 @@ struct account_settings {
 	enum pop3_delete_action pop3_delete_action; /* "pop3.delete_action" */
 	bool pop3_include_junk;			    /* "pop3.include_junk" */
 	int64_t spam_threshold;			    /* "spam.threshold" */
+	int64_t quota_storage;			    /* "quota.storage", octets, 0 = none */
+	int64_t quota_messages;			    /* "quota.messages", 0 = none */
 	unsigned overridden; /* bit i: the i-th per-account setting came from the account */
 };
 
@@ -201,6 +211,18 @@ bool config_account_known(const char *name);
 /* Prints "name = value (account|server)" for every per-account setting to the stream
  * (FILE *): where the value in effect comes from. */
 void config_account_print(const struct account_settings *as, void *stream);
+
+/* A size as `roost user set ... quota.storage` and [quota] storage take it: a whole number
+ * of octets, or with K, M, G or T (powers of 1024); "none" is 0. -1 when it is none of those. */
+int config_parse_size(const char *text, uint64_t *bytes_r);
+/* The warning thresholds of [quota] warn ("80,95": at most two percents from 1 to 100,
+ * ascending; "" or "none" = no warnings); unused entries 0. -1 when malformed. */
+int config_quota_warn(const char *text, unsigned percent_r[2]);
+/* The settings a domain may have (`roost domain set DOMAIN NAME VALUE`): quota.storage and
+ * quota.messages, limits of the sum over the domain's accounts. -1 with a reason when the
+ * name or value is bad; *value_r (may be NULL) gets the number. */
+int config_domain_setting_check(const char *name, const char *value, uint64_t *value_r,
+				char *err, size_t errlen);
 
 /* Fills *cfg with the defaults of every setting. */
 void config_defaults(struct config *cfg);

@@ -153,6 +153,32 @@ static bool is_postmaster(const char *address, const char *at)
 	return at - address == 10 && str_nieq(address, "postmaster", 10);
 }
 
+/* RCPT time (RFC 9208 §4.3's spirit for SMTP): a mailbox already at a limit cannot take any
+ * message, so say so before the data is sent. The exact check is the store's, at commit. */
+static bool mailbox_full(struct delivery *d, const char *mailbox)
+{
+	struct store_account *acct = NULL;
+	struct store_quota q;
+	bool full = false;
+
+	if (store_account_open(d->store, mailbox, &acct, NULL) != STORE_OK)
+		return false; /* the delivery itself reports what is wrong */
+	if (store_account_quota(acct, &q, NULL) == STORE_OK)
+		full = q.used_bytes >= q.limit_bytes || q.used_messages >= q.limit_messages;
+	store_account_close(&acct);
+	return full;
+}
+
+/* True when the recipient leads to local mailboxes only and every one of them is full: an
+ * alias with one full member still reaches the others. */
+static bool all_mailboxes_full(struct delivery *d, const struct delivery_rcpt *r)
+{
+	for (size_t i = 0; i < r->local_count; i++)
+		if (!mailbox_full(d, r->local[i]))
+			return false;
+	return r->local_count > 0;
+}
+
 enum delivery_rcpt_status delivery_resolve(struct delivery *d, const char *address,
 					   bool relay_allowed, struct delivery_rcpt *out)
 {
@@ -212,6 +238,8 @@ enum delivery_rcpt_status delivery_resolve(struct delivery *d, const char *addre
 		return DELIVERY_RCPT_UNKNOWN;
 	/* remote targets of a local address can only come from aliases and catch-alls */
 	out->forwarded = out->remote_count > 0;
+	if (out->remote_count == 0 && all_mailboxes_full(d, out))
+		return DELIVERY_RCPT_OVER_QUOTA;
 	return DELIVERY_RCPT_OK;
 }
 
@@ -499,7 +527,7 @@ static int txn_finish_refused(struct delivery_txn **tp, struct delivery_outcome 
 	if (io_error != NULL)
 		log_error("msg=\"delivery failed\" error=\"%s\"", io_error);
 	for (size_t i = 0; i < t->env.rcpt_count; i++)
-		outcomes[i] = (struct delivery_outcome){ false, temporary, text, "" };
+		outcomes[i] = (struct delivery_outcome){ false, temporary, text, "", false };
 	txn_free(t);
 	*tp = NULL;
 	return -1;
@@ -544,7 +572,7 @@ int delivery_txn_finish(struct delivery_txn **tp, struct delivery_outcome *outco
 		*refusal_r = refusal;
 	}
 	for (size_t i = 0; i < env->rcpt_count; i++)
-		outcomes[i] = (struct delivery_outcome){ true, false, "delivered", "" };
+		outcomes[i] = (struct delivery_outcome){ true, false, "delivered", "", false };
 
 	if (t->save) {
 		struct store_err serr = { STORE_OK, "" };
@@ -561,6 +589,7 @@ int delivery_txn_finish(struct delivery_txn **tp, struct delivery_outcome *outco
 					continue;
 				outcomes[i].ok = false;
 				outcomes[i].temporary = true;
+				outcomes[i].over_quota = results[m].error == STORE_ERR_OVER_QUOTA;
 				outcomes[i].text = results[m].error == STORE_ERR_OVER_QUOTA
 							   ? "mailbox full"
 						   : results[m].error == STORE_ERR_NO_SPACE

@@ -31,6 +31,7 @@ enum delivery_rcpt_status {
 	DELIVERY_RCPT_RELAY_DENIED, /* a remote domain and relaying is not allowed */
 	DELIVERY_RCPT_TEMPFAIL,	    /* the directory could not be read */
 	DELIVERY_RCPT_UNSUPPORTED,  /* a remote address the queue cannot carry (white space) */
+	DELIVERY_RCPT_OVER_QUOTA,   /* every mailbox it leads to is full already (RFC 9208) */
 };
 
 /* One accepted envelope recipient and what it resolved to. */
@@ -104,6 +105,7 @@ struct delivery_outcome {
 	bool temporary; /* when !ok: a temporary failure (disk, quota, I/O) */
 	const char *text;
 	char queue_id[32]; /* when the recipient (or one of its targets) was queued: the entry */
+	bool over_quota;   /* when !ok: a mailbox it leads to would pass its quota */
 };
 
 /* Opens the local saves and the queue entry. NULL with a reason in err on failure. The

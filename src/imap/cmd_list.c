@@ -1,6 +1,6 @@
 /* LIST with RFC 5258 LIST-EXTENDED selection and return options, RFC 5819 LIST-STATUS,
  * RFC 3348 CHILDREN and RFC 6154 SPECIAL-USE attributes; LSUB (RFC 3501 §6.3.9); NAMESPACE
- * (RFC 2342); STATUS (RFC 9051 §6.3.11, RFC 8438 SIZE). Hierarchy separator is "/". */
+ * (RFC 2342); STATUS (RFC 9051 §6.3.11, RFC 8438 SIZE, RFC 9208 DELETED-STORAGE). Hierarchy separator is "/". */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,10 +17,11 @@ enum {
 	STATUS_RECENT = 1 << 6,
 	STATUS_HIGHESTMODSEQ = 1 << 7, /* RFC 7162 §3.1.6 */
 	STATUS_MAILBOXID = 1 << 8,     /* RFC 8474 §4.2 */
+	STATUS_DELETED_STORAGE = 1 << 9, /* RFC 9208 §4.1.4 */
 };
 
 struct status_items {
-	unsigned order[10]; /* items in the order asked */
+	unsigned order[11]; /* items in the order asked */
 	size_t count;
 };
 
@@ -32,6 +33,7 @@ static const struct {
 	{ "UIDVALIDITY", STATUS_UIDVALIDITY }, { "UNSEEN", STATUS_UNSEEN },
 	{ "DELETED", STATUS_DELETED }, { "SIZE", STATUS_SIZE }, { "RECENT", STATUS_RECENT },
 	{ "HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ }, { "MAILBOXID", STATUS_MAILBOXID },
+	{ "DELETED-STORAGE", STATUS_DELETED_STORAGE },
 };
 
 static bool parse_status_items(struct imap_parser *ps, struct status_items *it)
@@ -87,13 +89,15 @@ static enum store_error status_line(struct store_account *acct, const char *user
 {
 	struct store_mailbox_status st;
 	uint32_t deleted = 0;
+	uint64_t deleted_size = 0; /* what an EXPUNGE would free */
 	enum store_error e = store_mailbox_status(acct, name, &st, err);
 	bool want_deleted = false;
 
 	if (e != STORE_OK)
 		return e;
 	for (size_t i = 0; i < it->count; i++)
-		want_deleted |= it->order[i] == STATUS_DELETED;
+		want_deleted |= it->order[i] == STATUS_DELETED ||
+				it->order[i] == STATUS_DELETED_STORAGE;
 	if (want_deleted) {
 		struct store_list_query q = { 0, 0, 0 };
 		struct store_msg *msgs = NULL;
@@ -101,8 +105,12 @@ static enum store_error status_line(struct store_account *acct, const char *user
 		e = store_msg_list(acct, st.id, &q, &msgs, &n, err);
 		if (e != STORE_OK)
 			return e;
-		for (size_t i = 0; i < n; i++)
-			deleted += (msgs[i].flags & STORE_FLAG_DELETED) != 0;
+		for (size_t i = 0; i < n; i++) {
+			if ((msgs[i].flags & STORE_FLAG_DELETED) == 0)
+				continue;
+			deleted++;
+			deleted_size += msgs[i].size;
+		}
 		store_msg_list_free(&msgs, n);
 	}
 	buf_append_str(out, "* STATUS ");
@@ -129,6 +137,9 @@ static enum store_error status_line(struct store_account *acct, const char *user
 			break;
 		case STATUS_SIZE:
 			buf_printf(out, "SIZE %llu", (unsigned long long)st.size);
+			break;
+		case STATUS_DELETED_STORAGE:
+			buf_printf(out, "DELETED-STORAGE %llu", (unsigned long long)deleted_size);
 			break;
 		case STATUS_RECENT:
 			buf_printf(out, "RECENT %u", status_recent(acct, user, &st));

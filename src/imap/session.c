@@ -36,6 +36,9 @@ static const struct imap_command imap_commands[] = {
 	{ "NAMESPACE", IMAP_STATES_AUTHED, imap_cmd_namespace },
 	{ "STATUS", IMAP_STATES_AUTHED, imap_cmd_status },
 	{ "APPEND", IMAP_STATES_AUTHED, imap_cmd_append },
+	{ "GETQUOTA", IMAP_STATES_AUTHED, imap_cmd_getquota },
+	{ "GETQUOTAROOT", IMAP_STATES_AUTHED, imap_cmd_getquotaroot },
+	{ "SETQUOTA", IMAP_STATES_AUTHED, imap_cmd_setquota },
 	{ "IDLE", IMAP_STATES_AUTHED, imap_cmd_idle },
 	{ "CHECK", IMAP_STATE_SELECTED, imap_cmd_check },
 	{ "CLOSE", IMAP_STATE_SELECTED, imap_cmd_close },
@@ -194,6 +197,8 @@ void imap_capabilities(struct imap_session *s, struct buf *out)
 		buf_append_str(out, " CONTEXT=SEARCH CONTEXT=SORT"); /* RFC 5267 §4, context.c */
 		buf_append_str(out, " MULTIAPPEND"); /* RFC 3502, cmd_append.c */
 		buf_append_str(out, " OBJECTID SAVEDATE"); /* RFC 8474, RFC 8514 */
+		/* RFC 9208, cmd_quota.c; no QUOTASET: SETQUOTA is refused */
+		buf_append_str(out, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE");
 	}
 	if (s->state == IMAP_STATE_NOT_AUTHENTICATED) {
 		const char *mechs = sasl_mechanisms(imap_plaintext_allowed(s));

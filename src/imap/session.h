@@ -303,7 +303,8 @@ imap_command_fn imap_cmd_enable, imap_cmd_select, imap_cmd_examine, imap_cmd_clo
 	imap_cmd_unselect, imap_cmd_check, imap_cmd_create, imap_cmd_delete, imap_cmd_rename,
 	imap_cmd_subscribe, imap_cmd_unsubscribe, imap_cmd_list, imap_cmd_lsub, imap_cmd_namespace,
 	imap_cmd_status, imap_cmd_append, imap_cmd_idle, imap_cmd_expunge, imap_cmd_search,
-	imap_cmd_fetch, imap_cmd_store, imap_cmd_copy, imap_cmd_move, imap_cmd_uid;
+	imap_cmd_fetch, imap_cmd_store, imap_cmd_copy, imap_cmd_move, imap_cmd_uid,
+	imap_cmd_getquota, imap_cmd_getquotaroot, imap_cmd_setquota;
 /* Same handlers with uid = true (UID FETCH, ...). */
 void imap_fetch_run(struct imap_session *s, const char *tag, struct imap_parser *ps, bool uid);
 void imap_store_run(struct imap_session *s, const char *tag, struct imap_parser *ps, bool uid);

@@ -20,6 +20,12 @@
 
 static const char *smtp_enhanced_ok = "250 2.0.0";
 
+/* RFC 3463: a full mailbox is 4.2.2 (the sender retries) or 5.2.2 ([quota] smtp_over). */
+static const char *smtp_over_quota_code(const struct smtp_session *s)
+{
+	return s->deps->cfg->quota_smtp_over == QUOTA_SMTP_PERMANENT ? "552 5.2.2" : "452 4.2.2";
+}
+
 /* ---------------- the outcome lines ----------------
  * One line per recipient and outcome, so an operator can follow a message by its queue ID,
  * Message-ID or addresses: event=rcpt outcome=delivered|queued|rejected stage=rcpt|data, then
@@ -424,6 +430,13 @@ static void rcpt_job_done(void *session, void *arg)
 				       "553 5.1.3");
 		smtp_reply(s, "553 5.1.3 <%s>: Address cannot be relayed", job->address);
 		break;
+	case DELIVERY_RCPT_OVER_QUOTA: {
+		const char *code = smtp_over_quota_code(s);
+
+		smtp_log_rcpt_rejected(s, job->address, "mailbox full", code);
+		smtp_reply(s, "%s <%s>: Mailbox full", code, job->address);
+		break;
+	}
 	}
 	rcpt_job_free(job);
 }
@@ -783,7 +796,7 @@ static void finish_job_done(void *session, void *arg)
 		if (!oc->ok) {
 			o.outcome = "rejected";
 			o.reason = oc->text;
-			o.reply = "451 4.3.0";
+			o.reply = oc->over_quota ? smtp_over_quota_code(s) : "451 4.3.0";
 		} else if (!s->lmtp && job->result != 0) {
 			/* Stored, but the client is told to send the whole message again. */
 			o.reason = "another recipient failed; the client will retry";
@@ -796,8 +809,10 @@ static void finish_job_done(void *session, void *arg)
 			if (job->outcomes[i].ok)
 				smtp_reply(s, "250 2.0.0 <%s> delivered", s->txn.rcpts[i].address);
 			else
-				smtp_reply(s, "452 4.3.0 <%s> %s", s->txn.rcpts[i].address,
-					   job->outcomes[i].text);
+				smtp_reply(s, "%s <%s> %s",
+					   job->outcomes[i].over_quota ? smtp_over_quota_code(s)
+								       : "452 4.3.0",
+					   s->txn.rcpts[i].address, job->outcomes[i].text);
 		}
 	} else if (job->result == 0) {
 		smtp_reply(s, "%s Message accepted for delivery", smtp_enhanced_ok);
@@ -808,10 +823,19 @@ static void finish_job_done(void *session, void *arg)
 		/* Some recipient could not be stored. The client will retry the whole message;
 		 * a recipient that did get it may see it twice, but none loses it. */
 		const char *text = "local delivery failed";
-		for (size_t i = 0; i < job->count; i++)
-			if (!job->outcomes[i].ok)
-				text = job->outcomes[i].text;
-		smtp_reply(s, "451 4.3.0 Message not accepted: %s; try again later", text);
+		bool all_over_quota = true;
+		for (size_t i = 0; i < job->count; i++) {
+			if (job->outcomes[i].ok)
+				continue;
+			text = job->outcomes[i].text;
+			all_over_quota &= job->outcomes[i].over_quota;
+		}
+		/* One reply covers every recipient: the quota's code only when the quota is all
+		 * that failed, so a permanent 552 never stands for a disk error. */
+		if (all_over_quota)
+			smtp_reply(s, "%s Message not accepted: %s", smtp_over_quota_code(s), text);
+		else
+			smtp_reply(s, "451 4.3.0 Message not accepted: %s; try again later", text);
 	}
 done:
 	free(job->from_bad);

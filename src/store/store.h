@@ -104,7 +104,42 @@ void store_account_close(struct store_account **acct);
  * STORE_ERR_NOT_FOUND when the account has no directory. */
 enum store_error store_account_remove(const char *data_dir, const char *address, bool purge,
 				      char **archived_r, struct store_err *err_r);
-/* Quota: 0 = unlimited. Saves beyond it fail with STORE_ERR_OVER_QUOTA. */
+/* ---- quota (RFC 9208 STORAGE and MESSAGE) ----
+ * Usage is kept in the account's index, in the same transaction as every message row that
+ * comes or goes, so it is exact after concurrent saves and after a crash. A commit that would
+ * take the account past a limit fails with STORE_ERR_OVER_QUOTA and stores nothing; a MOVE
+ * within the account does not grow usage and is always allowed. */
+
+/* Limits of one account as the accounts directory and the configuration give them, 0 = none.
+ * A domain limit applies to the sum over the domain's accounts. */
+struct store_quota_policy {
+	uint64_t storage, messages;
+	uint64_t domain_storage, domain_messages;
+	unsigned warn_percent[2]; /* ascending; 0 = not used */
+};
+/* Asked before each save and copy, and by store_account_quota; runs on the caller's thread
+ * without store locks held (it may block on the accounts directory). */
+typedef void store_quota_policy_fn(void *ctx, const char *address,
+				   struct store_quota_policy *policy_r);
+/* One policy per store; set it before the store is used by other threads. Without one, the
+ * limits are those of store_account_set_quota and no warnings are sent. */
+void store_set_quota_policy(struct store *store, store_quota_policy_fn *fn, void *ctx);
+
+#define STORE_QUOTA_NONE UINT64_MAX
+struct store_quota {
+	uint64_t used_bytes, used_messages;     /* this account */
+	/* What applies to it now, STORE_QUOTA_NONE = no limit. Lower than the account's own
+	 * limit when its domain has less room left; 0 when the domain has none. */
+	uint64_t limit_bytes, limit_messages;
+	uint64_t domain_used_bytes, domain_used_messages; /* every account of the domain */
+	struct store_quota_policy policy;
+};
+/* Usage and the limits in effect: the account's own, lowered to what its domain has left.
+ * Also sets those limits for the account's next commits. */
+enum store_error store_account_quota(struct store_account *acct, struct store_quota *quota_r,
+				     struct store_err *err_r);
+/* Sets the limits directly (0 = unlimited), for a store without a policy. Saves beyond them
+ * fail with STORE_ERR_OVER_QUOTA. */
 void store_account_set_quota(struct store_account *acct, uint64_t max_bytes, uint64_t max_messages);
 enum store_error store_account_usage(struct store_account *acct, uint64_t *bytes_r,
 				     uint64_t *messages_r, struct store_err *err_r);

@@ -14,7 +14,7 @@ from conftest import DEMO_PASSWORD, DEMO_USER, ROOST_BIN
 SECTIONS = ("server", "tls", "listen", "limits", "auth", "smtp", "greylist", "srs", "imap", "pop3",
             "relay", "dns",
             "mailauth", "dmarc", "mtasts", "spam",
-            "queue", "log", "virus")
+            "queue", "log", "virus", "quota")
 
 
 def roost(*args, input=None, cwd=None):

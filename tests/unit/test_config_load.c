@@ -335,7 +335,9 @@ static void test_account_settings(void **state)
 	assert_false(config_account_known("pop3.lock"));
 	assert_account_print(&as, "pop3.delete_action = keep (account)\n"
 				  "pop3.include_junk = no (account)\n"
-				  "spam.threshold = 4 (server)\n");
+				  "spam.threshold = 4 (server)\n"
+				  "quota.storage = none (server)\n"
+				  "quota.messages = none (server)\n");
 	/* A whole number within the bounds of [spam] threshold. */
 	assert_int_equal(config_account_apply(&as, "spam.threshold", "7", err, sizeof(err)), 0);
 	assert_int_equal(as.spam_threshold, 7);
@@ -345,7 +347,9 @@ static void test_account_settings(void **state)
 	config_account_defaults(&cfg, &as);
 	assert_account_print(&as, "pop3.delete_action = trash (server)\n"
 				  "pop3.include_junk = yes (server)\n"
-				  "spam.threshold = 4 (server)\n");
+				  "spam.threshold = 4 (server)\n"
+				  "quota.storage = none (server)\n"
+				  "quota.messages = none (server)\n");
 	config_free(&cfg);
 }
 

@@ -72,7 +72,27 @@ static const char *const schema_sql =
 	/* store_counts_*: key chosen by the caller; `days` counts the distinct days the row was
 	 * touched and `day` is the last one, which is what pruning orders by (counts.c). */
 	"CREATE TABLE IF NOT EXISTS counts(key INTEGER PRIMARY KEY, c0 INTEGER NOT NULL,"
-	" c1 INTEGER NOT NULL, day INTEGER NOT NULL, days INTEGER NOT NULL);";
+	" c1 INTEGER NOT NULL, day INTEGER NOT NULL, days INTEGER NOT NULL);"
+	/* Quota usage (quota.c): one row that the triggers keep in the same transaction as
+	 * every insert and delete of a message row, whoever writes it (save, copy, move,
+	 * expunge, mailbox delete, the sync of the Maildir), so it is as exact as the rows and
+	 * reading it costs one lookup instead of a scan. An index that predates it starts it
+	 * from the rows; a rebuilt or recovered one recomputes it (local_quota_recount). */
+	"CREATE TABLE IF NOT EXISTS quota_usage(id INTEGER PRIMARY KEY CHECK(id = 1),"
+	" bytes INTEGER NOT NULL, messages INTEGER NOT NULL);"
+	"INSERT OR IGNORE INTO quota_usage(id, bytes, messages)"
+	" SELECT 1, COALESCE(SUM(size), 0), COUNT(*) FROM messages"
+	" WHERE NOT EXISTS(SELECT 1 FROM quota_usage);"
+	"CREATE TRIGGER IF NOT EXISTS quota_usage_on_insert AFTER INSERT ON messages BEGIN"
+	" UPDATE quota_usage SET bytes = bytes + new.size, messages = messages + 1; END;"
+	"CREATE TRIGGER IF NOT EXISTS quota_usage_on_delete AFTER DELETE ON messages BEGIN"
+	" UPDATE quota_usage SET bytes = bytes - old.size, messages = messages - 1; END;"
+	"CREATE TRIGGER IF NOT EXISTS quota_usage_on_resize AFTER UPDATE OF size ON messages"
+	" BEGIN UPDATE quota_usage SET bytes = bytes - old.size + new.size; END;"
+	/* The quota warning last sent per resource (percent, 0 = none): a warning goes out
+	 * when usage crosses a threshold above it, and the value falls with the usage. */
+	"CREATE TABLE IF NOT EXISTS quota_warned(resource INTEGER PRIMARY KEY,"
+	" percent INTEGER NOT NULL);";
 
 static const struct {
 	const char *name;
@@ -236,7 +256,8 @@ static void index_recover(struct store_account *acct)
 	/* Until the sync succeeds, rows may name files that were taken back: refuse reads. */
 	acct->index_broken = !(account_open_db(acct, &rebuild) == 0 &&
 			       local_rename_intent_finish(acct) >= 0 &&
-			       local_sync_account(acct, NULL) == STORE_OK && !acct->index_suspect);
+			       local_sync_account(acct, NULL) == STORE_OK && !acct->index_suspect &&
+			       local_quota_recount(acct) == STORE_OK);
 	acct->index_suspect = false;
 }
 
@@ -911,6 +932,9 @@ enum store_error store_account_open(struct store *store, const char *address,
 	free(domain);
 	pthread_mutex_init(&acct->lock, NULL);
 	pthread_mutex_init(&acct->feed_lock, NULL);
+	pthread_mutex_init(&acct->warn_lock, NULL);
+	atomic_init(&acct->quota_bytes, LOCAL_QUOTA_NONE);
+	atomic_init(&acct->quota_messages, LOCAL_QUOTA_NONE);
 	local_commit_queue_init(acct);
 
 	char *lock_path = xasprintf("%s/%s", acct->dir, LOCAL_LOCK_FILE);
@@ -960,6 +984,8 @@ enum store_error store_account_open(struct store *store, const char *address,
 	}
 	if (e == STORE_OK && rebuild)
 		e = ensure_defaults(acct, err_r);
+	if (e == STORE_OK && rebuild)
+		e = local_quota_recount(acct);
 	if (e == STORE_OK)
 		local_seen_load(acct);
 	local_write_end(acct);
@@ -1023,33 +1049,22 @@ void store_account_close(struct store_account **acctp)
 
 void store_account_set_quota(struct store_account *acct, uint64_t max_bytes, uint64_t max_messages)
 {
-	atomic_store(&acct->quota_bytes, max_bytes);
-	atomic_store(&acct->quota_messages, max_messages);
+	atomic_store(&acct->quota_bytes, max_bytes != 0 ? max_bytes : LOCAL_QUOTA_NONE);
+	atomic_store(&acct->quota_messages, max_messages != 0 ? max_messages : LOCAL_QUOTA_NONE);
 }
 
 enum store_error store_account_usage(struct store_account *acct, uint64_t *bytes_r,
 				     uint64_t *messages_r, struct store_err *err_r)
 {
-	sqlite3_stmt *st;
 	enum store_error e = STORE_OK;
 
 	*bytes_r = 0;
 	*messages_r = 0;
 	local_read_begin(acct);
-	if (!local_db_ready(acct, err_r)) {
+	if (!local_db_ready(acct, err_r))
 		e = STORE_ERR_IO;
-	} else if (sqlite3_prepare_v2(acct->db, "SELECT COUNT(*), TOTAL(size) FROM messages", -1,
-				      &st, NULL) != SQLITE_OK) {
+	else if (local_quota_usage(acct, bytes_r, messages_r) != STORE_OK)
 		e = local_db_fail(acct, err_r, "usage");
-	} else {
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			*messages_r = (uint64_t)sqlite3_column_int64(st, 0);
-			*bytes_r = (uint64_t)sqlite3_column_double(st, 1);
-		} else {
-			e = local_db_fail(acct, err_r, "usage");
-		}
-		sqlite3_finalize(st);
-	}
 	pthread_mutex_unlock(&acct->lock);
 	return e;
 }

@@ -44,7 +44,12 @@
  *     gone: it never writes again (not into the archive it now points at through its open
  *     files, nor into a new directory at the path), is never recovered, and is no longer
  *     shared; the next open of the address makes a fresh handle. Reads through a gone handle
- *     still see the old index; message files are opened by path and are then missing. */
+ *     still see the old index; message files are opened by path and are then missing.
+ * 10. Quota usage is the quota_usage row, which triggers on messages keep in the transaction
+ *     of every row inserted or deleted, so it always equals the sum over the rows; a rebuilt
+ *     or recovered index recounts it. A commit that would take it past the account's limits
+ *     (acct->quota_*) is refused inside that transaction (quota.c). acct->warn_lock is taken
+ *     with no other store lock held. */
 #ifndef ROOST_STORE_LOCAL_H
 #define ROOST_STORE_LOCAL_H
 
@@ -76,6 +81,8 @@ struct store {
 	struct local_synced *synced; /* accounts already fully synced by this process */
 	store_copy_cb *copy_cb; /* store_set_copy_observer; set before other threads use it */
 	void *copy_ctx;
+	store_quota_policy_fn *quota_fn; /* store_set_quota_policy; likewise */
+	void *quota_ctx;
 };
 
 struct commit_item {
@@ -94,6 +101,7 @@ struct commit_item {
 	 * this one included, follow it in the queue and commit or fail together. 0 = alone. */
 	size_t group_len;
 	uint64_t thread_id; /* 0 = none */
+	bool quota_exempt;  /* a quota warning: stored even when the account is full */
 	/* output */
 	bool done;
 	enum store_error error;
@@ -143,8 +151,13 @@ struct store_account {
 	 * every local_read_begin/local_write_begin tries the recovery again. */
 	bool index_broken;
 
+	/* The limits a commit enforces (LOCAL_QUOTA_NONE = none): the account's own, or less
+	 * when its domain has less room left (quota.c, refreshed before each save and copy). */
 	_Atomic uint64_t quota_bytes;
 	_Atomic uint64_t quota_messages;
+	/* Serialises the quota warning decision, so that two commits crossing a threshold
+	 * together send one warning. */
+	pthread_mutex_t warn_lock;
 	/* store_account_removals: bumped after every commit that takes messages away. */
 	_Atomic uint64_t removals;
 	/* store_account_index_version: bumped when this process writes the cached envelope of
@@ -352,6 +365,24 @@ void local_ranges_sql(struct buf *sql, const struct store_uid_range *ranges, siz
 
 /* Hard link, or a durable copy when the file system refuses links. */
 int local_link_or_copy(const char *from, const char *to);
+
+/* ---- quota.c ---- */
+#define LOCAL_QUOTA_NONE STORE_QUOTA_NONE
+/* The quota_usage row; caller holds acct->lock. */
+enum store_error local_quota_usage(struct store_account *acct, uint64_t *bytes_r,
+				   uint64_t *messages_r);
+/* Whether usage past the account's limits (the row as the current transaction sees it). */
+bool local_quota_exceeded(struct store_account *acct, uint64_t bytes, uint64_t messages);
+/* Recomputes the row from the message rows (a rebuilt or recovered index); caller holds the
+ * write lock. */
+enum store_error local_quota_recount(struct store_account *acct);
+/* Asks the policy (when there is one) and sets the account's limits; no lock held. */
+void local_quota_refresh(struct store_account *acct);
+/* After a commit that changed usage, with no lock held: sends the warning of a threshold
+ * crossed upwards and forgets thresholds usage fell below. Nothing without a policy. */
+void local_quota_after_change(struct store_account *acct);
+/* Stores a complete message in INBOX whatever the quota (save.c). */
+enum store_error local_save_exempt(struct store_account *acct, const char *text, size_t len);
 
 /* ---- mimecache.c ---- */
 /* IMAP ENVELOPE and BODYSTRUCTURE of a message, from the MIME layer; NULL when unavailable. */

@@ -331,6 +331,7 @@ out:
 		local_events_clear(&evs);
 		if (local_rm_rf(aside) < 0)
 			log_warn("store=local op=delete-cleanup account=%s", acct->address);
+		local_quota_after_change(acct);
 	}
 	free(aside);
 	local_mbox_clear(&m);

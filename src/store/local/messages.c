@@ -701,6 +701,7 @@ enum store_error store_expunge(struct store_account *acct, uint64_t mailbox_id,
 	local_mbox_clear(&m);
 	*uids_r = uids;
 	*count_r = n;
+	local_quota_after_change(acct); /* the space is free now: a warning may be forgotten */
 	return STORE_OK;
 out:
 	local_write_end(acct);
@@ -914,6 +915,21 @@ enum store_error local_copy_locked(struct store_account *acct, struct local_mbox
 		e = local_db_fail(acct, err_r, "copy");
 		goto fail;
 	}
+	/* RFC 9208 §4.3: a copy that would pass a limit stores nothing. The triggers have
+	 * already counted the new rows, so the row is the usage after the commit. */
+	if (!move && done_count > 0) {
+		uint64_t bytes, messages;
+
+		if (local_quota_usage(acct, &bytes, &messages) != STORE_OK) {
+			e = local_db_fail(acct, err_r, "copy-quota");
+			goto fail;
+		}
+		if (local_quota_exceeded(acct, bytes, messages)) {
+			e = local_fail(err_r, STORE_ERR_OVER_QUOTA, "%s",
+				       store_error_str(STORE_ERR_OVER_QUOTA));
+			goto fail;
+		}
+	}
 	if (done_count > 0) {
 		char *d = xasprintf("%s/cur", dst->dir);
 		int r = fs_fsync_dir(d);
@@ -1016,6 +1032,8 @@ enum store_error store_copy(struct store_account *acct, uint64_t src_id,
 
 	if (map_r != NULL)
 		memset(map_r, 0, sizeof(*map_r));
+	if (!move)
+		local_quota_refresh(acct);
 	local_write_begin(acct);
 	e = local_mbox_by_id(acct, src_id, &src, err_r);
 	if (e != STORE_OK) {
@@ -1045,6 +1063,8 @@ enum store_error store_copy(struct store_account *acct, uint64_t src_id,
 	store_uid_map_clear(&own_map);
 	local_mbox_clear(&src);
 	local_mbox_clear(&dst);
+	if (e == STORE_OK && !move)
+		local_quota_after_change(acct);
 	return e;
 }
 

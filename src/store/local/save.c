@@ -33,6 +33,7 @@ struct store_save {
 	char *envelope;          /* cached at seal time; NULL when the MIME layer could not */
 	char *bodystructure;
 	uint64_t thread_id;      /* RFC 8474 THREADID, 0 = none */
+	bool quota_exempt;       /* local_save_exempt */
 };
 
 void local_commit_queue_init(struct store_account *acct)
@@ -68,23 +69,6 @@ static struct batch_mbox *batch_mbox_get(struct store_account *acct, struct batc
 	if (b->lookup != STORE_OK)
 		b->m.name = xstrdup(name); /* remember the miss */
 	return b;
-}
-
-static enum store_error usage_now(struct store_account *acct, uint64_t *bytes, uint64_t *msgs)
-{
-	sqlite3_stmt *st;
-	enum store_error e = STORE_ERR_IO;
-
-	if (sqlite3_prepare_v2(acct->db, "SELECT COUNT(*), TOTAL(size) FROM messages", -1, &st,
-			       NULL) != SQLITE_OK)
-		return e;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		*msgs = (uint64_t)sqlite3_column_int64(st, 0);
-		*bytes = (uint64_t)sqlite3_column_double(st, 1);
-		e = STORE_OK;
-	}
-	sqlite3_finalize(st);
-	return e;
 }
 
 /* A new RFC 8474 EMAILID: 62 random bits. Ids of messages saved before the index kept them
@@ -126,8 +110,8 @@ static enum store_error group_precheck(struct store_account *acct, struct batch_
 			return STORE_ERR_LIMIT;
 		bytes += it->size;
 	}
-	if ((quota_bytes != 0 && used_bytes + bytes > quota_bytes) ||
-	    (quota_msgs != 0 && used_msgs + n > quota_msgs))
+	if (!first->quota_exempt &&
+	    (used_bytes + bytes > quota_bytes || used_msgs + n > quota_msgs))
 		return STORE_ERR_OVER_QUOTA;
 	return STORE_OK;
 }
@@ -161,8 +145,7 @@ static void commit_batch(struct store_account *acct, struct commit_item *batch)
 		batch_err = local_db_fail(acct, NULL, "save-begin");
 		goto fail;
 	}
-	if ((quota_bytes != 0 || quota_msgs != 0) &&
-	    usage_now(acct, &used_bytes, &used_msgs) != STORE_OK) {
+	if (local_quota_usage(acct, &used_bytes, &used_msgs) != STORE_OK) {
 		batch_err = local_db_fail(acct, NULL, "save-quota");
 		goto fail;
 	}
@@ -189,8 +172,8 @@ static void commit_batch(struct store_account *acct, struct commit_item *batch)
 			it->error = b->lookup;
 			continue;
 		}
-		if ((quota_bytes != 0 && used_bytes + it->size > quota_bytes) ||
-		    (quota_msgs != 0 && used_msgs + 1 > quota_msgs)) {
+		if (!it->quota_exempt &&
+		    (used_bytes + it->size > quota_bytes || used_msgs + 1 > quota_msgs)) {
 			it->error = STORE_ERR_OVER_QUOTA;
 			continue;
 		}
@@ -462,6 +445,7 @@ enum store_error store_save_begin_multi(const struct store_save_target *targets,
 		struct local_mbox m;
 
 		t->acct = targets[i].acct;
+		local_quota_refresh(t->acct);
 		e = store_mailbox_name_check(targets[i].mailbox != NULL ? targets[i].mailbox : "INBOX",
 					     canon, err_r);
 		if (e != STORE_OK)
@@ -603,6 +587,7 @@ static void item_fill(struct commit_item *item, struct save_target *t, const str
 	item->envelope = save->envelope;
 	item->bodystructure = save->bodystructure;
 	item->thread_id = save->thread_id;
+	item->quota_exempt = save->quota_exempt;
 	item->group_len = 0;
 }
 
@@ -670,6 +655,9 @@ enum store_error store_save_finish(struct store_save **savep, const struct store
 	e = first_err;
 	if (e != STORE_OK)
 		local_fail(err_r, e, "%s", store_error_str(e));
+	for (size_t i = 0; i < save->count && !save->quota_exempt; i++)
+		if (save->targets[i].item.error == STORE_OK)
+			local_quota_after_change(save->targets[i].acct);
 out:
 	if (e != STORE_OK && results_r != NULL)
 		for (size_t i = 0; i < save->count; i++)
@@ -767,5 +755,22 @@ enum store_error store_save_finish_all(struct store_save **saves, size_t count,
 		t->tmp_path = NULL;
 		store_save_abort(&saves[i]);
 	}
+	local_quota_after_change(acct);
 	return STORE_OK;
+}
+
+enum store_error local_save_exempt(struct store_account *acct, const char *text, size_t len)
+{
+	struct store_save *save;
+	enum store_error e = store_save_begin(acct, NULL, &save, NULL);
+
+	if (e != STORE_OK)
+		return e;
+	save->quota_exempt = true;
+	e = store_save_write(save, text, len, NULL);
+	if (e != STORE_OK) {
+		store_save_abort(&save);
+		return e;
+	}
+	return store_save_finish(&save, NULL, NULL, NULL);
 }
