@@ -112,10 +112,10 @@ void http_autoconfig_xml(struct buf *out, const struct http_mail_ports *ports,
 static void autodiscover_protocol(struct buf *out, const struct http_mail_ports *p,
 				  const struct mail_endpoint *e, const char *address)
 {
-	char type[8];
+	const char *type = strcmp(e->type, "imap") == 0	  ? "IMAP"
+			   : strcmp(e->type, "pop3") == 0 ? "POP3"
+							  : "SMTP";
 
-	for (size_t i = 0; i < sizeof(type) - 1 && e->type[i] != '\0'; i++)
-		type[i] = (char)(e->type[i] - 'a' + 'A'), type[i + 1] = '\0';
 	buf_printf(out, "      <Protocol>\n        <Type>%s</Type>\n        <Server>", type);
 	http_xml_escape(out, p->hostname);
 	buf_printf(out, "</Server>\n        <Port>%u</Port>\n        <LoginName>", (unsigned)e->port);
