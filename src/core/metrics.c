@@ -53,8 +53,8 @@ static const struct {
 	  "Time of one group commit of the mail store (index transaction and renames)." },
 	{ "roost_fsync_duration_seconds", "Time of one fsync of a message file." },
 	{ "roost_push_latency_seconds",
-	  "Time from a store change to the untagged response queued for an IDLE or NOTIFY "
-	  "session." },
+	  "Time from a store change posted by the committing thread to the loop of a selected "
+	  "or NOTIFY session taking it (IDLE writes it at once)." },
 };
 
 enum metrics_protocol metrics_protocol_named(const char *name)

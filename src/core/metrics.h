@@ -44,7 +44,7 @@ enum metrics_spam_verdict { METRICS_SPAM_HAM, METRICS_SPAM_SPAM, METRICS_SPAM_JU
 enum metrics_histogram {
 	METRICS_HIST_STORE_COMMIT, /* one group commit of the store (SQLite COMMIT and renames) */
 	METRICS_HIST_FSYNC,	   /* one fsync of a message file */
-	METRICS_HIST_PUSH,	   /* change-feed event posted -> untagged response queued */
+	METRICS_HIST_PUSH,	   /* change-feed event posted -> the session's loop takes it */
 	METRICS_HIST_COUNT
 };
 
