@@ -25,6 +25,7 @@ allowed() {
 	smtp) echo "core config net mime auth delivery smtp" ;;
 	imap) echo "core config net mime auth store imap" ;;
 	pop3) echo "core config net auth store pop3" ;;
+	http) echo "core config tls http" ;;
 	cli) echo "*" ;;
 	*) echo "" ;;
 	esac
@@ -46,12 +47,15 @@ private_header_allowed() {
 }
 
 # Reserved libraries a layer may include: an entry ending in / allows the whole family.
+# http runs libevent's own HTTP server (evhttp) and wraps its TLS connections in
+# bufferevent_openssl with an SSL object from tls/, as net does.
 # auth computes SCRAM-SHA-256 (RFC 7677) and the login cache's keyed hashes with OpenSSL's
 # digests, HMAC and random bytes, never its TLS.
 libraries_allowed() {
 	case "$1" in
 	tls) echo "openssl/" ;;
 	net) echo "event2/ openssl/ssl.h openssl/err.h" ;;
+	http) echo "event2/ openssl/ssl.h" ;;
 	auth) echo "sqlite3.h openssl/evp.h openssl/hmac.h openssl/rand.h openssl/sha.h" ;;
 	store) echo "sqlite3.h" ;;
 	mailauth) echo "openssl/evp.h openssl/pem.h openssl/bio.h openssl/x509.h" ;;

@@ -11,7 +11,7 @@ PACKAGES="build-essential pkg-config clang libevent-dev libssl-dev libsqlite3-de
 libc-ares-dev libcrypt-dev zlib1g-dev libcmocka-dev python3 python3-pytest python3-pytest-xdist openssl curl swaks
 libnet-ssleay-perl libclang-rt-14-dev fetchmail dnsmasq-base isync mount
 dpkg-dev adduser systemd nodejs clamav-daemon libpsl-dev publicsuffix python3-dkim python3-authres
-bogofilter"
+bogofilter prometheus"
 
 missing=""
 for p in $PACKAGES; do

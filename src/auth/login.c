@@ -74,6 +74,7 @@ enum auth_login_outcome auth_login_succeeded(struct auth_login *l, const char *u
 		return AUTH_LOGIN_LIMIT;
 	}
 	auth_penalty_success(l->penalty, l->ip, user);
+	metrics_login(l->proto, true);
 	free(l->user);
 	l->user = xstrdup(user);
 	return AUTH_LOGIN_OK;
@@ -85,6 +86,7 @@ uint32_t auth_login_failed(struct auth_login *l, const char *claimed, const char
 	uint32_t delay = auth_penalty_fail(l->penalty, l->ip, claimed);
 
 	auth_log_login_failure(l->proto, l->conn, l->ip, claimed, reason, delay);
+	metrics_login(l->proto, false);
 	auth_login_hold_reply(l, reply);
 	return delay;
 }

@@ -8,12 +8,14 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../auth/auth.h"
 #include "../core/core.h"
 #include "../delivery/check.h"
 #include "../delivery/delivery.h"
+#include "../http/http.h"
 #include "../imap/imap.h"
 #include "../mailauth/mailauth.h"
 #include "../net/net.h"
@@ -30,6 +32,7 @@ struct serve_context {
 	struct tls_context *tls;
 	struct privsep *privsep; /* the privileged parent, when there is one (privsep.c) */
 	struct delivery *delivery;
+	struct queue *queue;
 };
 
 /* The queue calls up through these (it may not include the delivery layer). */
@@ -48,6 +51,41 @@ static int serve_deliver_local(void *arg, const char *recipient, const uint8_t *
 	struct serve_context *ctx = arg;
 
 	return delivery_store_local(ctx->delivery, recipient, msg, len);
+}
+
+/* The HTTP layer asks through these: autoconfiguration only for our domains, and the queue's
+ * gauges read afresh for each scrape (a scrape is rare; the queue has no counter of its own). */
+static bool serve_http_local_domain(void *arg, const char *domain)
+{
+	struct serve_context *ctx = arg;
+
+	return delivery_domain_is_local(ctx->delivery, domain);
+}
+
+struct serve_queue_gauges {
+	uint64_t entries;
+	int64_t oldest_arrived;
+};
+
+static void serve_queue_gauge_add(const struct queue_entry_info *info, void *arg)
+{
+	struct serve_queue_gauges *g = arg;
+
+	if (g->entries == 0 || info->arrived < g->oldest_arrived)
+		g->oldest_arrived = info->arrived;
+	g->entries++;
+}
+
+static void serve_http_before_scrape(void *arg)
+{
+	struct serve_context *ctx = arg;
+	struct serve_queue_gauges g = { 0, 0 };
+	char err[256];
+
+	if (queue_list(ctx->queue, serve_queue_gauge_add, &g, err, sizeof(err)) < 0)
+		return; /* the gauges keep their last values */
+	int64_t age = g.entries > 0 ? (int64_t)time(NULL) - g.oldest_arrived : 0;
+	metrics_set_queue(g.entries, (uint64_t)(age > 0 ? age : 0));
 }
 
 /* After the switch to run_as the files may be readable by root only: the privileged parent
@@ -211,6 +249,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	struct queue_runner *runner = NULL;
 	struct serve_pidfile *pidfile = NULL;
 	struct serve_status *status_socket = NULL;
+	struct http_server *http = NULL;
 	struct store_err serr = { STORE_OK, "" };
 	char err[1024];
 	char *data_dir;
@@ -281,6 +320,11 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 		fprintf(stderr, "roost: %s\n", err);
 		goto out;
 	}
+	http = http_server_new(cfg, ctx.tls, err, sizeof(err));
+	if (http == NULL && err[0] != '\0') {
+		fprintf(stderr, "roost: %s\n", err);
+		goto out;
+	}
 	if (serve_pidfile_write(pidfile) < 0)
 		goto out;
 	/* ...then become run_as before any data is opened or any client byte is read. */
@@ -322,6 +366,7 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	}
 
 	ctx.delivery = delivery;
+	ctx.queue = queue;
 	/* Checks, in the order they run. mailauth first: its DMARC reject is the cheapest refusal
 	 * and its Authentication-Results is in place before the content checks. Then virus
 	 * (clamd), then spam, which scores what got through and learns from moves into and out
@@ -367,10 +412,16 @@ int cmd_serve(struct config *cfg, int argc, char **argv)
 	};
 	runner = queue_runner_start(queue, &qcfg, &hooks);
 	status_socket = start_status_socket(cfg, data_dir, srv, queue, store, dmarc);
+	struct http_hooks http_hooks = { &ctx, serve_http_local_domain, serve_http_before_scrape };
+	if (http != NULL && http_server_start(http, &http_hooks) < 0) {
+		fprintf(stderr, "roost: cannot start the HTTP thread\n");
+		goto out;
+	}
 	cli_notify_service_manager("READY=1");
 	status = net_server_run(srv) < 0 ? 1 : 0;
 	cli_notify_service_manager("STOPPING=1");
 out:
+	http_server_free(&http);
 	serve_status_stop(&status_socket);
 	queue_runner_stop(&runner);
 	net_server_free(&srv);

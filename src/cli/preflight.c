@@ -1,7 +1,6 @@
 /* What `serve` refuses before it binds a port, checked the same way for `serve` and `check`,
  * so that `roost check` passing means `roost serve` will not stop on the configuration:
- * listeners this version cannot serve, a run_as user that does not exist, a certificate or
- * key that cannot be read or do not match, a relay CA file that cannot be read. */
+ * a run_as user that does not exist, a certificate or key that cannot be read or do not match, a relay CA file that cannot be read. */
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -13,23 +12,6 @@
 #include "../spam/spam.h"
 #include "../tls/tls.h"
 #include "cli.h"
-
-static int preflight_listeners(const struct config *cfg)
-{
-	/* The metrics endpoint has no server in this version; binding it would accept
-	 * connections that can only fail. Say so instead of pretending. */
-	static const enum listen_kind unserved[] = { LISTEN_METRICS };
-	int problems = 0;
-
-	for (size_t i = 0; i < ARRAY_LEN(unserved); i++) {
-		if (cfg->listen[unserved[i]].count > 0) {
-			fprintf(stderr, "roost: [listen] %s is not supported by this version\n",
-				config_listen_name(unserved[i]));
-			problems++;
-		}
-	}
-	return problems;
-}
 
 static int preflight_run_as(const struct config *cfg)
 {
@@ -97,9 +79,7 @@ static int preflight_rspamd(const struct config *cfg)
 
 int cli_preflight(const struct config *cfg)
 {
-	int problems = preflight_listeners(cfg);
-
-	problems += preflight_run_as(cfg);
+	int problems = preflight_run_as(cfg);
 	problems += preflight_tls(cfg);
 	problems += preflight_relay_ca(cfg);
 	problems += preflight_rspamd(cfg);

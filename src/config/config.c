@@ -41,6 +41,7 @@ static const char *const quota_smtp_over_names[] = { "temporary", "permanent", N
 
 static const char *const listen_names[LISTEN_KIND_COUNT] = {
 	"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "metrics",
+	"http",	"https",
 };
 
 #define OFF(field) offsetof(struct config, field)
@@ -86,7 +87,11 @@ static const struct setting settings[] = {
 	{ "listen", "lmtp", T_LISTEN, LISTEN_OFF(LISTEN_LMTP), "", 0, 0, NULL,
 	  "LMTP from another MTA" },
 	{ "listen", "metrics", T_LISTEN, LISTEN_OFF(LISTEN_METRICS), "", 0, 0, NULL,
-	  "Prometheus counters over HTTP" },
+	  "Prometheus /metrics only over HTTP (a private address)" },
+	{ "listen", "http", T_LISTEN, LISTEN_OFF(LISTEN_HTTP), "", 0, 0, NULL,
+	  "/metrics and mail client autoconfiguration" },
+	{ "listen", "https", T_LISTEN, LISTEN_OFF(LISTEN_HTTPS), "", 0, 0, NULL,
+	  "the same over TLS" },
 
 	FROM_LIMITS("limits", "imap_line_preauth", T_SIZE, imap_line_preauth,
 		    LIMIT_IMAP_LINE_PREAUTH, NULL),
@@ -877,7 +882,7 @@ static int first_listener(const struct config *cfg, const enum listen_kind *kind
 int config_validate(const struct config *cfg, char *err, size_t errlen)
 {
 	static const enum listen_kind tls_kinds[] = { LISTEN_SUBMISSIONS, LISTEN_IMAPS,
-						      LISTEN_POP3S };
+						      LISTEN_POP3S, LISTEN_HTTPS };
 	char where[512];
 	int tls_listener = first_listener(cfg, tls_kinds, ARRAY_LEN(tls_kinds));
 
@@ -885,7 +890,7 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
 		config_where(cfg, "listen", listen_names[tls_listener], where, sizeof(where));
 		snprintf(err, errlen,
 			 "%s: [listen] %s: [tls] cert and key are required by the implicit-TLS "
-			 "listeners (submissions, imaps, pop3s)",
+			 "listeners (submissions, imaps, pop3s, https)",
 			 where, listen_names[tls_listener]);
 		return -1;
 	}

@@ -136,4 +136,7 @@ int fs_fsync_dir(const char *path);
 /* mkdir -p, mode 0700 for what it creates; existing directories are left as they are. */
 int fs_mkdir_p(const char *path);
 
+/* The counters behind /metrics, which every layer increments. */
+#include "metrics.h"
+
 #endif

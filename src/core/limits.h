@@ -197,4 +197,16 @@
 #define LIMIT_DMARC_RUA_TEXT 512
 #define LIMIT_DMARC_RUA_ADDRESSES 4
 
+/* HTTP listeners (http/): the request line and header fields together, and a body (only the
+ * Autodiscover POST has one: a few hundred octets in practice). The idle timeout closes a
+ * connection that sends nothing; the request deadline closes one that sends a request too
+ * slowly to finish (one octet a second keeps an idle timeout alive forever), counted from
+ * the connection or the end of its previous request. An e-mail address taken from a request
+ * is at most RFC 5321's path length. Clients fetch these rarely, so the bounds are tight. */
+#define LIMIT_HTTP_HEADERS 8192
+#define LIMIT_HTTP_BODY 16384
+#define LIMIT_HTTP_IDLE_SECONDS 10
+#define LIMIT_HTTP_REQUEST_SECONDS 10
+#define LIMIT_HTTP_ADDRESS 256
+
 #endif

@@ -613,6 +613,8 @@ int delivery_txn_finish(struct delivery_txn **tp, struct delivery_outcome *outco
 		}
 		if (!outcomes[i].ok)
 			failures++;
+		else if (env->rcpts[i].local_count > 0)
+			metrics_message_delivered();
 	}
 	free(results);
 	txn_free(t);

@@ -166,11 +166,13 @@ static void run_checks(struct delivery_txn *t, const uint8_t *msg, size_t len,
 		const struct delivery_check *c = &t->d->checks[i];
 		enum delivery_check_action before = v->action;
 		c->fn(c->arg, &in, v);
-		if (v->action != before)
+		if (v->action != before) {
+			metrics_message_rejected(metrics_reject_reason_of_check(c->name));
 			log_info("msg=\"check refused the message\" check=%s action=%s "
 				 "reason=\"%s\"",
 				 c->name, v->action == DELIVERY_CHECK_REJECT ? "reject" : "tempfail",
 				 v->reason);
+		}
 	}
 }
 

@@ -70,6 +70,7 @@ struct notify_feed {
 
 struct notify_post {
 	struct notify_feed *feed;
+	uint64_t posted_ns; /* for the push latency histogram */
 	bool overflow; /* the feed stopped posting: too many in flight */
 	enum store_event_kind kind;
 	uint64_t mailbox_id;
@@ -635,6 +636,7 @@ static void notify_deliver(void *session, void *arg)
 		else if (!s->notify->overflow)
 			take_event(s, p);
 		notify_kick(s);
+		metrics_observe_since(METRICS_HIST_PUSH, p->posted_ns);
 	}
 	feed_unref(p->feed);
 	post_free(p);
@@ -656,6 +658,7 @@ static void notify_event(const struct store_event *ev, void *ctx)
 	}
 	p = xcalloc(1, sizeof(*p));
 	p->feed = feed;
+	p->posted_ns = metrics_now_ns();
 	p->overflow = overflow;
 	p->kind = ev->kind;
 	p->mailbox_id = ev->mailbox_id;

@@ -49,6 +49,7 @@ struct imap_feed {
  * string once (a STORE on 1:* gives every message the same ones). */
 struct feed_post {
 	struct imap_feed *feed;
+	uint64_t posted_ns; /* for the push latency histogram */
 	enum store_event_kind kind;
 	unsigned generation;
 	size_t count;
@@ -134,8 +135,10 @@ static void feed_deliver(void *session, void *arg)
 	feed_unref(p->feed);
 	/* The current selection, or the one a SELECT job is opening (its events must not be
 	 * lost between the subscription and the SELECT reply). */
-	if (s != NULL && p->generation == s->sel_generation && !net_conn_is_closing(s->conn))
+	if (s != NULL && p->generation == s->sel_generation && !net_conn_is_closing(s->conn)) {
 		updates_take(s, p);
+		metrics_observe_since(METRICS_HIST_PUSH, p->posted_ns);
+	}
 	post_free(p);
 }
 
@@ -194,6 +197,7 @@ static void feed_event(const struct store_event *ev, void *ctx)
 		return;
 	p = xcalloc(1, sizeof(*p));
 	p->feed = feed;
+	p->posted_ns = metrics_now_ns();
 	p->kind = ev->kind;
 	p->generation = feed->generation;
 	p->count = ev->count;

@@ -69,6 +69,7 @@ static void conn_unlink(struct net_conn *c)
 	c->prev = c->next = NULL;
 	w->conn_count--;
 	atomic_fetch_sub(&w->srv->kind_connections[c->kind], 1);
+	metrics_connection_closed(config_listen_name(c->kind));
 }
 
 static void conn_finalize(struct net_conn *c)
@@ -279,6 +280,7 @@ void net_conn_accept(struct net_worker *w, int fd, const struct sockaddr *addr,
 	w->conns = c;
 	w->conn_count++;
 	atomic_fetch_add(&srv->kind_connections[kind], 1);
+	metrics_connection_opened(config_listen_name(kind));
 
 	if (!net_iplimit_acquire(srv->iplimit, c->peer_ip)) {
 		static struct log_limiter limiter;

@@ -49,6 +49,7 @@ static void queue_push(struct pool_queue *q, struct pool_job *job)
 	else
 		q->head = job;
 	q->tail = job;
+	metrics_pool_queued(1);
 }
 
 static struct pool_job *queue_pop(struct pool_queue *q)
@@ -59,6 +60,7 @@ static struct pool_job *queue_pop(struct pool_queue *q)
 		q->head = job->next;
 		if (q->head == NULL)
 			q->tail = NULL;
+		metrics_pool_queued(-1);
 	}
 	return job;
 }

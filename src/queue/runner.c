@@ -195,6 +195,13 @@ static void runner_log_rcpt(const struct queue_entry *e, const char *message_id,
 		snprintf(relay, sizeof(relay), " relay=%s", l->relay_host);
 	if (l->next_retry_s >= 0)
 		snprintf(retry, sizeof(retry), " next_retry_s=%lld", (long long)l->next_retry_s);
+	/* every recipient outcome is logged here once, so it is counted here too */
+	if (strcmp(l->outcome, "delivered") == 0)
+		metrics_message_delivered();
+	else if (strcmp(l->outcome, "deferred") == 0)
+		metrics_message_deferred();
+	else
+		metrics_message_bounced();
 	/* status= is the older word for outcome, kept for scripts that read it */
 	log_info("event=rcpt outcome=%s stage=%s queue_id=%s%s%s from=<%s> to=<%s> size=%llu%s "
 		 "status=%s reply=\"%s\"%s",

@@ -390,6 +390,7 @@ static void rcpt_job_done(void *session, void *arg)
 
 	if (job->status == DELIVERY_RCPT_OK && job->greylist_wait_s > 0) {
 		smtp_log_rcpt_rejected(s, job->address, "greylisted", "451 4.7.1");
+		metrics_message_rejected(METRICS_REJECT_GREYLIST);
 		smtp_reply(s, "451 4.7.1 <%s>: Greylisted, please try again in %u second%s",
 			   job->address, job->greylist_wait_s, job->greylist_wait_s == 1 ? "" : "s");
 		rcpt_job_free(job);
@@ -412,12 +413,14 @@ static void rcpt_job_done(void *session, void *arg)
 					"no such user here",
 					job->address);
 		smtp_log_rcpt_rejected(s, job->address, "unknown user", reply);
+		metrics_message_rejected(METRICS_REJECT_RECIPIENT);
 		auth_login_hold_reply(&s->login, reply);
 		smtp_reply_after(s, s->lmtp ? 0 : auth_login_probe_failed(&s->login));
 		break;
 	}
 	case DELIVERY_RCPT_RELAY_DENIED:
 		smtp_log_rcpt_rejected(s, job->address, "relay denied", "554 5.7.1");
+		metrics_message_rejected(METRICS_REJECT_RELAY);
 		smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", job->address);
 		break;
 	case DELIVERY_RCPT_TEMPFAIL:
@@ -803,6 +806,8 @@ static void finish_job_done(void *session, void *arg)
 		}
 		smtp_log_outcome(s, &o);
 	}
+	if (job->result == 0)
+		metrics_message_accepted();
 	if (s->lmtp) {
 		/* RFC 2033 §4.2: one reply per accepted recipient, in order. */
 		for (size_t i = 0; i < job->count; i++) {
@@ -896,6 +901,7 @@ static void smtp_data_complete(struct smtp_session *s, bool bare_line_ends, bool
 		return;
 	}
 	if (t->too_big) {
+		metrics_message_rejected(METRICS_REJECT_SIZE);
 		smtp_data_refuse(s, end_of_data,
 				 "552 5.3.4 Message size exceeds fixed maximum message size",
 				 "message too big");

@@ -95,6 +95,8 @@ void spam_check(void *arg, const struct delivery_check_input *in, struct deliver
 
 		if (v->junk != NULL)
 			v->junk[i] = v->junk[i] || junk;
+		if (junk)
+			metrics_spam_verdict(METRICS_SPAM_JUNK);
 		any_junk = any_junk || junk;
 		if (i == 0 || score > best) {
 			best = score;
@@ -102,6 +104,7 @@ void spam_check(void *arg, const struct delivery_check_input *in, struct deliver
 		}
 	}
 	v->spam_score = best;
+	metrics_spam_verdict(any_junk ? METRICS_SPAM_SPAM : METRICS_SPAM_HAM);
 	snprintf(field, sizeof(field), "X-Spam-Score: %.1f", best);
 	delivery_verdict_add_header(v, field);
 	snprintf(field, sizeof(field), "X-Spam-Status: %s, score=%.1f threshold=%.1f%s%s%s",

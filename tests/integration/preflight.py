@@ -81,6 +81,7 @@ PROGRAMS = [
     ("systemd-analyze", "systemd", "the package test's check of the unit", None),
     ("node", "nodejs", "the imapflow CONDSTORE/QRESYNC client test", _imapflow_installed),
     ("clamd", "clamav-daemon", "virus scanning tests", _version_runs("--version")),
+    ("promtool", "prometheus", "the /metrics exposition format check", _version_runs("--version")),
 ]
 
 # Python modules beyond pytest are the standard library, but Debian splits some of it out.

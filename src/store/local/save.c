@@ -388,7 +388,9 @@ static void queue_wait(struct store_account *acct, struct commit_item *item)
 		acct->q_leader = true;
 		pthread_mutex_unlock(&acct->q_lock);
 
+		uint64_t commit_start = metrics_now_ns();
 		commit_batch(acct, batch);
+		metrics_observe_since(METRICS_HIST_STORE_COMMIT, commit_start);
 
 		pthread_mutex_lock(&acct->q_lock);
 		for (struct commit_item *it = batch, *nx; it != NULL; it = nx) {
@@ -542,7 +544,10 @@ static enum store_error save_seal(struct store_save *save, struct store_err *err
 		return local_fail(err_r, save->failed, "%s", store_error_str(save->failed));
 	if (save->sealed)
 		return STORE_OK;
-	if (fsync(save->fd) < 0) {
+	uint64_t fsync_start = metrics_now_ns();
+	int fsync_rc = fsync(save->fd);
+	metrics_observe_since(METRICS_HIST_FSYNC, fsync_start);
+	if (fsync_rc < 0) {
 		int err = errno;
 
 		log_error("store=local op=save-fsync account=%s errno=%s", t0->acct->address,
