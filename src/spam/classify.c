@@ -4,11 +4,18 @@
  *  - Each token w gets p(w) = b / (b + g), b and g being the share of trained spam and of
  *    trained ham that contained it, then f(w) = (s * x + n * p(w)) / (s + n) with n the
  *    number of trained messages that contained w: a token seen rarely stays near x.
- *  - Tokens with |f(w) - 0.5| < MIN_DEV say nothing and are left out; of the rest the
- *    SPAM_MAX_CLUES most decisive are kept.
+ *  - Tokens with |f(w) - 0.5| < MIN_DEV say nothing and are left out; all the rest count (as
+ *    in bogofilter; SPAM_MAX_CLUES only bounds the work).
  *  - Fisher's combining: H = Q(-2 sum ln f, 2n) and S = Q(-2 sum ln (1 - f), 2n), and the
  *    spamminess is I = (1 + H - S) / 2: near 1 when the tokens lean to spam, near 0 when they
- *    lean to ham, and 0.5 when they disagree or say nothing.
+ *    lean to ham, and 0.5 when they disagree or say nothing. Each f is first kept within
+ *    [CLUE_CLAMP, 1 - CLUE_CLAMP]: with the weak prior a token seen in a hundred spam and no
+ *    ham has f = 1 - 1e-4, and a few such tokens would outweigh dozens of hammy ones; the
+ *    clamp makes the number of clues on each side count, not how extreme each one is.
+ *
+ * How the constants were chosen (bench/RESULTS-spam.md): s, x and MIN_DEV are bogofilter's
+ * published defaults or close to them; MIN_DEV, the clue bound and the clamp were compared on
+ * the benchmark's tuning halves (its training halves split again), never on a test half.
  *
  * Per-message records make training idempotent: a message's key holds (trained as ham,
  * trained as spam); training it again as the same class does nothing, as the other class
@@ -19,12 +26,12 @@
 
 #include "spam.h"
 
-/* Tuned on the benchmark's corpus (bench/RESULTS-spam.md), starting from bogofilter's published
- * defaults: a weak prior (a token seen in a few messages already counts) and only decisive
- * tokens in the combining. */
+/* bogofilter's published defaults: a weak prior (a token seen in a few messages already
+ * counts) and only decisive tokens in the combining. */
 #define ROBINSON_S 0.0178 /* strength of the prior x */
 #define ROBINSON_X 0.52	  /* the prior for a token never seen */
 #define MIN_DEV 0.4
+#define CLUE_CLAMP 0.01
 #define TOTALS_KEY 1u	     /* c0: messages trained as ham, c1: as spam */
 #define MESSAGE_SALT 0x5bd1e995u
 
@@ -70,8 +77,10 @@ double spam_combine(const double *probs, size_t n)
 	if (n == 0)
 		return 0.5;
 	for (size_t i = 0; i < n; i++) {
-		/* Clamped away from 0 and 1: one certain token must not decide alone. */
-		double f = probs[i] < 1e-6 ? 1e-6 : probs[i] > 1 - 1e-6 ? 1 - 1e-6 : probs[i];
+		/* Clamped away from 0 and 1: one certain token must not decide alone (above). */
+		double f = probs[i] < CLUE_CLAMP	 ? CLUE_CLAMP
+			   : probs[i] > 1 - CLUE_CLAMP ? 1 - CLUE_CLAMP
+						       : probs[i];
 
 		ln_f += log(f);
 		ln_not_f += log(1.0 - f);

@@ -35,8 +35,9 @@
 /* Token length in bytes; shorter and longer words are skipped. */
 #define SPAM_TOKEN_MIN 3
 #define SPAM_TOKEN_MAX 40
-/* The most decisive tokens the combining uses (the rest add little and cost time). */
-#define SPAM_MAX_CLUES 50
+/* The most decisive tokens the combining uses: every decisive token of a message (a bound on
+ * the work, not a choice of clues). */
+#define SPAM_MAX_CLUES SPAM_MAX_TOKENS
 
 /* ---- tokens ---- */
 

@@ -1,5 +1,6 @@
 /* Unit tests for the spam layer: the tokenizer (field prefixes, RFC 2047 and base64 decoding,
- * case folding, length and count bounds, our own X-Spam fields left out), GTUBE, the
+ * case kept with a lower-case form beside it, domains of hosts and addresses, the shape of
+ * over-long words, length and count bounds, our own X-Spam fields left out), GTUBE, the
  * combining maths against values worked out by hand, and the store's bounded counters with
  * training that counts a message once and moves it between classes. */
 #include <math.h>
@@ -93,6 +94,59 @@ static void test_tokenizer_bounds(void **state)
 	buf_free(&big);
 }
 
+/* The general forms of a word: lower case, the domain of a host or address, the /24 of an
+ * IPv4 address, and the shape of an over-long run. */
+static void test_tokenizer_general_forms(void **state)
+{
+	struct seen s;
+
+	(void)state;
+	tokenize("Subject: FREE Money\r\n"
+		 "From: Alice <alice@mail.example.org>\r\n"
+		 "Received: from relay [192.0.2.7]\r\n\r\n"
+		 "see www.shop.example.com or 10.1.2.3.4 "
+		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n", &s);
+	assert_true(has(&s, "subject:FREE") && has(&s, "subject:free"));
+	assert_true(has(&s, "subject:Money") && has(&s, "subject:money"));
+	assert_true(has(&s, "from:dom:example.org"));
+	assert_true(has(&s, "received:net:192.0.2"));
+	assert_true(has(&s, "dom:example.com"));
+	assert_false(has(&s, "net:10.1.2.3")); /* five numbers: no IPv4 address */
+	assert_true(has(&s, "skip:a 50"));
+}
+
+static const char spam_fmt[] = "Subject: offer %d\r\n\r\nBuy VIAGRA at www%d.pills.example today\r\n";
+static const char ham_fmt[] = "Subject: notes %d\r\n\r\nthe minutes of meeting %d are attached\r\n";
+
+static void train_one(struct fixture *f, const char *fmt, int i, enum spam_class cls)
+{
+	char msg[200];
+	bool changed;
+
+	snprintf(msg, sizeof(msg), fmt, i, i);
+	assert_int_equal(spam_train(f->acct, (const uint8_t *)msg, strlen(msg), cls, 0, &changed,
+				    NULL),
+			 STORE_OK);
+	assert_true(changed);
+}
+
+/* A spelling and a host name never trained still count through their general forms. */
+static void test_unseen_spelling_and_host_count(void **state)
+{
+	static const char msg[] = "Subject: hi\r\n\r\nviagra from store.pills.example\r\n";
+	struct fixture *f = *state;
+	struct spam_result r;
+
+	for (int i = 0; i < SPAM_MIN_TRAINED; i++) {
+		train_one(f, spam_fmt, i, SPAM_CLASS_SPAM);
+		train_one(f, ham_fmt, i, SPAM_CLASS_HAM);
+	}
+	assert_int_equal(spam_classify(f->acct, (const uint8_t *)msg, strlen(msg), &r, NULL),
+			 STORE_OK);
+	assert_true(r.trained);
+	assert_true(r.score >= 4.0);
+}
+
 /* Found by fuzzing: strchr() matched the terminator, so a NUL byte joined two words. */
 static void test_tokenizer_nul_ends_a_word(void **state)
 {
@@ -148,6 +202,18 @@ static void test_combining_maths(void **state)
 	assert_true(spam_token_prob(0, 8, 10, 10) < 0.5);
 	/* Shares, not raw counts: 10 of 100 ham weigh as 1 of 10 spam. */
 	assert_true(fabs(spam_token_prob(1, 10, 10, 100) - 0.5) < 1e-3);
+}
+
+/* Three tokens seen only in spam, and often (f = 1 - 1e-5), against ten clearly hammy ones:
+ * the clues are clamped, so the many outweigh the few extreme ones. */
+static void test_few_extreme_clues_do_not_outweigh_many(void **state)
+{
+	double probs[13];
+
+	(void)state;
+	for (int i = 0; i < 13; i++)
+		probs[i] = i < 3 ? 1.0 - 1e-5 : 0.05;
+	assert_true(spam_combine(probs, 13) < 0.45);
 }
 
 static void test_counts_clamp_and_cap(void **state)
@@ -262,10 +328,14 @@ int main(void)
 		cmocka_unit_test(test_tokenizer_fields_and_bodies),
 		cmocka_unit_test(test_tokenizer_bounds),
 		cmocka_unit_test(test_tokenizer_nul_ends_a_word),
+		cmocka_unit_test(test_tokenizer_general_forms),
+		cmocka_unit_test_setup_teardown(test_unseen_spelling_and_host_count, setup,
+						teardown),
 		cmocka_unit_test(test_gtube),
 		cmocka_unit_test(test_network_names),
 		cmocka_unit_test(test_network_points_dead_resolver),
 		cmocka_unit_test(test_combining_maths),
+		cmocka_unit_test(test_few_extreme_clues_do_not_outweigh_many),
 		cmocka_unit_test_setup_teardown(test_counts_clamp_and_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_train_once_and_move_between_classes, setup,
 						teardown),
