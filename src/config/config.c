@@ -1007,3 +1007,22 @@ void config_free(struct config *cfg)
 	free(cfg->base_dir);
 	cfg->base_dir = NULL;
 }
+
+socklen_t listen_addr_sockaddr(const struct listen_addr *la, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strcmp(la->host, "*") == 0 || strchr(la->host, ':') != NULL) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_addr = in6addr_any;
+		if (strcmp(la->host, "*") != 0)
+			inet_pton(AF_INET6, la->host, &in6->sin6_addr);
+		in6->sin6_port = htons(la->port);
+		return sizeof(*in6);
+	}
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	in->sin_family = AF_INET;
+	inet_pton(AF_INET, la->host, &in->sin_addr);
+	in->sin_port = htons(la->port);
+	return sizeof(*in);
+}

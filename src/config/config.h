@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 enum listen_kind {
 	LISTEN_SMTP,
@@ -28,6 +29,11 @@ struct listen_addr {
 	char host[64];
 	uint16_t port;
 };
+
+/* The socket address to bind for la into ss, and its length: "*" is the IPv6 any address
+ * (which takes IPv4 too unless IPV6_V6ONLY), a host with ':' IPv6, anything else IPv4. The
+ * host was checked when the config was read. */
+socklen_t listen_addr_sockaddr(const struct listen_addr *la, struct sockaddr_storage *ss);
 
 /* In the file a listen key may be repeated or continued on indented lines: the first
  * occurrence replaces the default, later ones add addresses; an empty value means off. */

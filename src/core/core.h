@@ -61,6 +61,8 @@ int str_to_u64(const char *s, size_t len, uint64_t max, uint64_t *value_r);
 /* Writes an error message into a caller's buffer; nothing when err is NULL or errlen 0 (the
  * caller did not ask for a reason). */
 void err_setf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The value of one hexadecimal digit, either case; -1 for any other character. */
+int hex_digit_value(int c);
 /* Constant-time comparison of two equal-length byte strings. */
 bool mem_equal_ct(const void *a, const void *b, size_t len);
 /* Overwrites memory the compiler may not optimise away (passwords). */

@@ -5,17 +5,6 @@
 
 #include "http_internal.h"
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int percent_decode(const char *in, size_t len, char *out, size_t outlen)
 {
 	size_t n = 0;
@@ -28,8 +17,8 @@ static int percent_decode(const char *in, size_t len, char *out, size_t outlen)
 		} else if (c == '%') {
 			if (len - i < 3)
 				return -1;
-			int hi = hex_value(in[i + 1]);
-			int lo = hex_value(in[i + 2]);
+			int hi = hex_digit_value(in[i + 1]);
+			int lo = hex_digit_value(in[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = (char)(hi * 16 + lo);

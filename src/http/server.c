@@ -164,22 +164,7 @@ static int bind_socket(const struct listen_addr *la, char *err, size_t errlen)
 	int one = 1, zero = 0;
 	bool any = strcmp(la->host, "*") == 0;
 
-	memset(&ss, 0, sizeof(ss));
-	if (any || strchr(la->host, ':') != NULL) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_addr = in6addr_any;
-		if (!any)
-			inet_pton(AF_INET6, la->host, &in6->sin6_addr);
-		in6->sin6_port = htons(la->port);
-		sslen = sizeof(*in6);
-	} else {
-		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-		in->sin_family = AF_INET;
-		inet_pton(AF_INET, la->host, &in->sin_addr);
-		in->sin_port = htons(la->port);
-		sslen = sizeof(*in);
-	}
+	sslen = listen_addr_sockaddr(la, &ss);
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, errlen, "socket for %s:%u: %s", la->host, la->port, strerror(errno));

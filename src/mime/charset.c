@@ -159,8 +159,8 @@ static void decode_q(const char *s, size_t len, struct buf *out)
 		if (s[i] == '_') {
 			buf_append_byte(out, ' ');
 		} else if (s[i] == '=' && i + 2 < len &&
-			   (h = mime_hex_value((unsigned char)s[i + 1])) >= 0 &&
-			   (l = mime_hex_value((unsigned char)s[i + 2])) >= 0) {
+			   (h = hex_digit_value((unsigned char)s[i + 1])) >= 0 &&
+			   (l = hex_digit_value((unsigned char)s[i + 2])) >= 0) {
 			buf_append_byte(out, (uint8_t)(h * 16 + l));
 			i += 2;
 		} else {

@@ -28,8 +28,8 @@ void mime_decode_qp(const uint8_t *in, size_t len, struct buf *out)
 				buf_append_byte(out, in[j]);
 			} else if (j + 1 == end) {
 				soft = true;
-			} else if (j + 2 < end && (h = mime_hex_value(in[j + 1])) >= 0 &&
-				   (l = mime_hex_value(in[j + 2])) >= 0) {
+			} else if (j + 2 < end && (h = hex_digit_value(in[j + 1])) >= 0 &&
+				   (l = hex_digit_value(in[j + 2])) >= 0) {
 				buf_append_byte(out, (uint8_t)(h * 16 + l));
 				j += 2;
 			} else {

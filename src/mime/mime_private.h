@@ -28,8 +28,6 @@ char *mime_field_strdup(const struct mime_message *msg, const struct mime_field 
 
 /* Skips whitespace and (nested) comments in s from i; returns the new index. */
 size_t mime_skip_cfws(const char *s, size_t len, size_t i);
-/* Lenient hex digit value, -1 for a non-hex character. */
-int mime_hex_value(int c);
 
 static inline bool mime_is_wsp(int c)
 {

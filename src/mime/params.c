@@ -31,17 +31,6 @@ size_t mime_skip_cfws(const char *s, size_t len, size_t i)
 	return i;
 }
 
-int mime_hex_value(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool is_name_char(unsigned char c)
 {
 	return c > 32 && c != '=' && c != ';' && c != '(' && c != '"' && c != 127;
@@ -117,8 +106,8 @@ static void pct_decode(const char *v, struct buf *out)
 {
 	for (size_t i = 0; v[i] != '\0'; i++) {
 		int h, l;
-		if (v[i] == '%' && (h = mime_hex_value((unsigned char)v[i + 1])) >= 0 &&
-		    (l = mime_hex_value((unsigned char)v[i + 2])) >= 0) {
+		if (v[i] == '%' && (h = hex_digit_value((unsigned char)v[i + 1])) >= 0 &&
+		    (l = hex_digit_value((unsigned char)v[i + 2])) >= 0) {
 			buf_append_byte(out, (uint8_t)(h * 16 + l));
 			i += 2;
 		} else {

@@ -246,26 +246,7 @@ static int bind_one(struct net_server *srv, enum listen_kind kind, const struct 
 	int one = 1;
 	int zero = 0;
 
-	memset(&ss, 0, sizeof(ss));
-	if (strcmp(la->host, "*") == 0) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_addr = in6addr_any;
-		in6->sin6_port = htons(la->port);
-		sslen = sizeof(*in6);
-	} else if (strchr(la->host, ':') != NULL) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-		in6->sin6_family = AF_INET6;
-		inet_pton(AF_INET6, la->host, &in6->sin6_addr);
-		in6->sin6_port = htons(la->port);
-		sslen = sizeof(*in6);
-	} else {
-		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-		in->sin_family = AF_INET;
-		inet_pton(AF_INET, la->host, &in->sin_addr);
-		in->sin_port = htons(la->port);
-		sslen = sizeof(*in);
-	}
+	sslen = listen_addr_sockaddr(la, &ss);
 	family = ss.ss_family;
 	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)

@@ -55,17 +55,6 @@ int local_folder_name(const char *mailbox, char *out, size_t outlen)
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 int local_folder_decode(const char *dirent, char *out, size_t outlen)
 {
 	size_t o = 0;
@@ -78,8 +67,8 @@ int local_folder_decode(const char *dirent, char *out, size_t outlen)
 		if (*p == '.') {
 			c = '/';
 		} else if (*p == '%') {
-			int hi = hexval(p[1]);
-			int lo = hi < 0 ? -1 : hexval(p[2]);
+			int hi = hex_digit_value(p[1]);
+			int lo = hi < 0 ? -1 : hex_digit_value(p[2]);
 
 			if (lo < 0)
 				return -1;
