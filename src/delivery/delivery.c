@@ -161,6 +161,10 @@ static bool mailbox_full(struct delivery *d, const char *mailbox)
 	struct store_quota q;
 	bool full = false;
 
+	/* most accounts have no limit: opening each one's index per RCPT would cost an SQLite
+	 * open and its page cache for nothing */
+	if (!store_quota_limited(d->store, mailbox))
+		return false;
 	if (store_account_open(d->store, mailbox, &acct, NULL) != STORE_OK)
 		return false; /* the delivery itself reports what is wrong */
 	if (store_account_quota(acct, &q, NULL) == STORE_OK)

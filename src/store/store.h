@@ -124,6 +124,9 @@ typedef void store_quota_policy_fn(void *ctx, const char *address,
 /* One policy per store; set it before the store is used by other threads. Without one, the
  * limits are those of store_account_set_quota and no warnings are sent. */
 void store_set_quota_policy(struct store *store, store_quota_policy_fn *fn, void *ctx);
+/* Whether any limit may apply to address (asks the policy; opens nothing), so a caller that
+ * only wants to know whether an account is full skips opening accounts without limits. */
+bool store_quota_limited(struct store *store, const char *address);
 
 #define STORE_QUOTA_NONE UINT64_MAX
 struct store_quota {

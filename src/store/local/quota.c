@@ -72,6 +72,18 @@ void store_set_quota_policy(struct store *store, store_quota_policy_fn *fn, void
 	store->quota_ctx = ctx;
 }
 
+bool store_quota_limited(struct store *store, const char *address)
+{
+	struct store_quota_policy p;
+
+	if (store->quota_fn == NULL)
+		return true; /* limits set on open handles: only the account can say */
+	memset(&p, 0, sizeof(p));
+	store->quota_fn(store->quota_ctx, address, &p);
+	return p.storage != 0 || p.messages != 0 || p.domain_storage != 0 ||
+	       p.domain_messages != 0;
+}
+
 /* Usage of an account this process does not have open, read from its index without opening
  * the account (which would create it). 0 when it has no index yet. */
 static int usage_of_closed(const char *dir, uint64_t *bytes_r, uint64_t *messages_r)
