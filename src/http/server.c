@@ -112,10 +112,11 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
 		if (now >= t->deadline_ms) {
 			evutil_socket_t sock = bufferevent_getfd(t->bev);
 
+			/* logged before the shutdown: once the peer sees the close, the line is there */
+			log_info("proto=http msg=\"request deadline passed; closing\"");
 			if (sock >= 0)
 				shutdown(sock, SHUT_RDWR);
 			t->deadline_ms = UINT64_MAX; /* once; evhttp frees it on the next read */
-			log_info("proto=http msg=\"request deadline passed; closing\"");
 		}
 		tp = &t->next;
 	}
